@@ -1,0 +1,1 @@
+../../stubs/ostinato/_core.pyi
