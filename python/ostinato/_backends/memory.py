@@ -1,0 +1,714 @@
+"""The in-memory backend: the reference implementation of the storage contract.
+
+Everything lives in plain dicts; every method does its work without awaiting in between, so
+each call is atomic for the event loop (a lock also makes calls from other threads safe).
+It is what the test suite and ``ostinato.testing`` run on, usually with a virtual clock:
+``next_visible_time()`` tells a time-skipping driver when the next timer or delayed task is
+due, and ``wake_waiters()`` lets waiting workers look again after the clock moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from .._backend import (
+    ActivityTask,
+    Backend,
+    Clock,
+    InboxEvent,
+    NewRun,
+    ParentRef,
+    RunInfo,
+    RunStatus,
+    WorkflowCommit,
+    WorkflowTask,
+    system_clock,
+)
+from .._errors import (
+    LeaseLostError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
+from . import _common as c
+
+__all__ = ["MemoryBackend"]
+
+
+@dataclass(eq=False)
+class _Run:
+    pk: int  # creation order across all instances
+    instance_id: str
+    run_id: str
+    workflow_name: str
+    queue: str
+    created_at: float
+    updated_at: float
+    parent: ParentRef | None
+    status: RunStatus = RunStatus.RUNNING
+    closed_at: float | None = None
+    history: list[bytes] = field(default_factory=list)
+    result: bytes | None = None
+    blocked_reason: str | None = None
+    failed_attempts: int = 0
+    # Not claimable before this time (start delay, back-off after a failed task).
+    ready_at: float | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    next_run_id: str | None = None
+    vars: dict[str, bytes] = field(default_factory=dict)
+    inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
+
+    def info(self) -> RunInfo:
+        return RunInfo(
+            instance_id=self.instance_id,
+            run_id=self.run_id,
+            workflow_name=self.workflow_name,
+            queue=self.queue,
+            status=self.status,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            closed_at=self.closed_at,
+            history_length=len(self.history),
+            result=self.result,
+            blocked_reason=self.blocked_reason,
+            parent=self.parent,
+            next_run_id=self.next_run_id,
+        )
+
+
+@dataclass(eq=False)
+class _InboxItem:
+    id: int
+    visible_at: float
+    event: bytes
+    timer_id: int | None = None
+
+
+@dataclass(eq=False)
+class _ActivityTask:
+    task_id: int
+    run: _Run
+    activity_id: int
+    name: str
+    queue: str
+    input: bytes
+    options: bytes
+    scheduled_at: float
+    visible_at: float
+    deadline: float | None
+    attempt: int = 0
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    heartbeat_details: bytes | None = None
+    cancel_requested: bool = False
+
+    def is_running(self, now: float) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at > now
+
+
+class MemoryBackend(Backend):
+    """Stores everything in this process's memory; lost when the process ends."""
+
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._waiters = c.Waiters()
+        self._runs: dict[tuple[str, str], _Run] = {}
+        # instance id -> its runs, oldest first
+        self._instances: dict[str, list[_Run]] = {}
+        self._activities: dict[int, _ActivityTask] = {}
+        self._next_pk = 0
+        self._next_inbox_id = 0
+        self._next_task_id = 0
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend(instances={len(self._instances)})"
+
+    async def __aenter__(self) -> MemoryBackend:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self._waiters.notify_all()
+
+    # ---- time skipping (ostinato.testing) ---------------------------------------------------
+
+    async def next_visible_time(self) -> float | None:
+        """The earliest time after now at which a timer, delayed start, back-off or activity
+        retry becomes visible; None when nothing is scheduled."""
+        with self._lock:
+            now = self.clock()
+            times = [
+                item.visible_at
+                for run in self._runs.values()
+                if run.status.is_open
+                for item in run.inbox
+                if item.visible_at > now
+            ]
+            times.extend(
+                run.ready_at
+                for run in self._runs.values()
+                if run.status.is_open and run.ready_at is not None and run.ready_at > now
+            )
+            times.extend(
+                task.visible_at
+                for task in self._activities.values()
+                if task.lease_token is None and task.visible_at > now
+            )
+            return min(times, default=None)
+
+    def wake_waiters(self) -> None:
+        """Wake every ``wait_for_work`` / ``wait_closed`` caller so it looks again (call it
+        after moving a virtual clock forward)."""
+        self._waiters.notify_all()
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _pk(self) -> int:
+        self._next_pk += 1
+        return self._next_pk
+
+    def _latest(self, instance_id: str) -> _Run:
+        runs = self._instances.get(instance_id)
+        if not runs:
+            raise WorkflowNotFoundError(instance_id)
+        return runs[-1]
+
+    def _run(self, instance_id: str, run_id: str | None) -> _Run:
+        if run_id is None:
+            return self._latest(instance_id)
+        run = self._runs.get((instance_id, run_id))
+        if run is None:
+            raise WorkflowNotFoundError(
+                instance_id, f"no workflow with id {instance_id!r} and run id {run_id!r}"
+            )
+        return run
+
+    def _open_run(self, instance_id: str) -> _Run:
+        run = self._latest(instance_id)
+        if not run.status.is_open:
+            raise WorkflowNotRunningError(instance_id, run.status.value)
+        return run
+
+    def _push(
+        self,
+        run: _Run,
+        event: bytes,
+        visible_at: float,
+        wake: set[Hashable],
+        timer_id: int | None = None,
+    ) -> None:
+        self._next_inbox_id += 1
+        run.inbox.append(_InboxItem(self._next_inbox_id, visible_at, event, timer_id))
+        wake.add(("workflow", run.queue))
+
+    def _insert_run(self, new: NewRun, now: float, wake: set[Hashable]) -> _Run:
+        run = _Run(
+            pk=self._pk(),
+            instance_id=new.instance_id,
+            run_id=new.run_id,
+            workflow_name=new.workflow_name,
+            queue=new.queue,
+            created_at=now,
+            updated_at=now,
+            parent=new.parent,
+            ready_at=new.visible_at,
+        )
+        self._runs[(run.instance_id, run.run_id)] = run
+        self._instances.setdefault(run.instance_id, []).append(run)
+        start = now if new.visible_at is None else new.visible_at
+        self._push(run, new.started_event, start, wake)
+        if new.execution_deadline is not None:
+            self._push(run, c.timed_out_event(), new.execution_deadline, wake)
+        return run
+
+    def _start_refusal(self, new: NewRun) -> tuple[bool, bool]:
+        """(refused, because an open run exists) for a run about to be created."""
+        runs = self._instances.get(new.instance_id)
+        if not runs:
+            return False, False
+        if runs[-1].status.is_open:
+            return True, True
+        if new.id_reuse == "refuse" or (new.instance_id, new.run_id) in self._runs:
+            return True, False
+        return False, False
+
+    def _close(
+        self,
+        run: _Run,
+        status: RunStatus,
+        result: bytes | None,
+        now: float,
+        wake: set[Hashable],
+        next_run: NewRun | None = None,
+    ) -> None:
+        run.status = status
+        run.result = result
+        run.closed_at = now
+        run.updated_at = now
+        run.lease_token = None
+        run.lease_expires_at = None
+        run.ready_at = None
+        run.inbox.clear()
+        for task in [t for t in self._activities.values() if t.run is run]:
+            if task.is_running(now):
+                task.cancel_requested = True
+            else:
+                del self._activities[task.task_id]
+        wake.add(("closed", run.instance_id, run.run_id))
+        if status is RunStatus.CONTINUED_AS_NEW:
+            assert next_run is not None
+            carried = next_run.parent if next_run.parent is not None else run.parent
+            if carried is not next_run.parent:
+                next_run = NewRun(
+                    instance_id=next_run.instance_id,
+                    run_id=next_run.run_id,
+                    workflow_name=next_run.workflow_name,
+                    queue=next_run.queue,
+                    started_event=next_run.started_event,
+                    visible_at=next_run.visible_at,
+                    parent=carried,
+                    id_reuse=next_run.id_reuse,
+                    execution_deadline=next_run.execution_deadline,
+                )
+            self._insert_run(next_run, now, wake)
+            run.next_run_id = next_run.run_id
+        elif run.parent is not None:
+            self._notify_parent(run, now, wake)
+
+    def _notify_parent(self, run: _Run, now: float, wake: set[Hashable]) -> None:
+        assert run.parent is not None
+        parent = self._runs.get((run.parent.instance_id, run.parent.run_id))
+        if parent is None or not parent.status.is_open:
+            return
+        event = c.child_closed_event(run.parent.command_id, run.instance_id, run.status, run.result)
+        self._push(parent, event, now, wake)
+
+    def _terminate(self, run: _Run, reason: str, now: float, wake: set[Hashable]) -> None:
+        run.history.append(c.workflow_terminated_event(len(run.history) + 1, reason))
+        failure = c.terminated_failure(run.instance_id, reason)
+        # Closed before its children, so their child_failed events (to a closed run) drop.
+        self._close(run, RunStatus.TERMINATED, failure, now, wake)
+        for child in list(self._runs.values()):
+            if (
+                child.status.is_open
+                and child.parent is not None
+                and child.parent.instance_id == run.instance_id
+                and child.parent.run_id == run.run_id
+            ):
+                self._terminate(child, f"parent workflow was terminated: {reason}", now, wake)
+
+    # ---- client side ------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> None:
+        c.validate_new_run(run)
+        wake: set[Hashable] = set()
+        with self._lock:
+            refused, open_run = self._start_refusal(run)
+            if refused:
+                if open_run:
+                    raise WorkflowAlreadyStartedError(run.instance_id)
+                raise WorkflowAlreadyStartedError(
+                    run.instance_id,
+                    f"workflow id {run.instance_id!r} was used before and this start refuses "
+                    "id reuse (id_reuse='refuse')",
+                )
+            self._insert_run(run, self.clock(), wake)
+        self._waiters.notify(wake)
+
+    async def signal(self, instance_id: str, event: bytes) -> None:
+        await self._deliver(instance_id, event)
+
+    async def request_cancel(self, instance_id: str, event: bytes) -> None:
+        await self._deliver(instance_id, event)
+
+    async def _deliver(self, instance_id: str, event: bytes) -> None:
+        wake: set[Hashable] = set()
+        with self._lock:
+            run = self._open_run(instance_id)
+            self._push(run, bytes(event), self.clock(), wake)
+        self._waiters.notify(wake)
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        wake: set[Hashable] = set()
+        with self._lock:
+            run = self._open_run(instance_id)
+            self._terminate(run, reason, self.clock(), wake)
+        self._waiters.notify(wake)
+
+    async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
+        with self._lock:
+            return self._run(instance_id, run_id).info()
+
+    async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
+        with self._lock:
+            return list(self._run(instance_id, run_id).history)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[RunInfo], str | None]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        before = c.decode_cursor(cursor) if cursor is not None else None
+        with self._lock:
+            latest = sorted(
+                (runs[-1] for runs in self._instances.values()), key=lambda r: r.pk, reverse=True
+            )
+            page: list[_Run] = []
+            more = False
+            for run in latest:
+                if before is not None and run.pk >= before:
+                    continue
+                if status is not None and run.status is not status:
+                    continue
+                if workflow_name is not None and run.workflow_name != workflow_name:
+                    continue
+                if len(page) == limit:
+                    more = True
+                    break
+                page.append(run)
+            next_cursor = c.encode_cursor(page[-1].pk) if more else None
+            return [run.info() for run in page], next_cursor
+
+    async def delete(self, instance_id: str) -> None:
+        with self._lock:
+            runs = self._instances.get(instance_id)
+            if not runs:
+                raise WorkflowNotFoundError(instance_id)
+            if runs[-1].status.is_open:
+                raise WorkflowAlreadyStartedError(
+                    instance_id,
+                    f"workflow {instance_id!r} is still running; terminate it before deleting",
+                )
+            for run in runs:
+                del self._runs[(run.instance_id, run.run_id)]
+            doomed = {id(run) for run in runs}
+            for task in [t for t in self._activities.values() if id(t.run) in doomed]:
+                del self._activities[task.task_id]
+            del self._instances[instance_id]
+
+    async def get_vars(self, instance_id: str) -> dict[str, bytes]:
+        with self._lock:
+            return dict(self._latest(instance_id).vars)
+
+    async def wait_closed(self, instance_id: str, run_id: str, timeout: float | None) -> RunInfo:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            waiter = self._waiters.register([("closed", instance_id, run_id)])
+            try:
+                with self._lock:
+                    info = self._run(instance_id, run_id).info()
+                if not info.status.is_open:
+                    return info
+                if deadline is None:
+                    await waiter.future
+                elif not await c.wait_on(waiter, deadline - loop.time()):
+                    return info
+            finally:
+                self._waiters.unregister(waiter)
+
+    # ---- workflow worker side -----------------------------------------------------------
+
+    def _claimable_at(self, run: _Run, now: float) -> float | None:
+        """When the run can next be claimed (<= now: claimable), None if it has no work."""
+        if not run.status.is_open or not run.inbox:
+            return None
+        at = min(item.visible_at for item in run.inbox)
+        if run.ready_at is not None:
+            at = max(at, run.ready_at)
+        if run.lease_token is not None and run.lease_expires_at is not None:
+            at = max(at, run.lease_expires_at)
+        return at
+
+    async def claim_workflow_tasks(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[WorkflowTask]:
+        wanted = set(queues)
+        tasks: list[WorkflowTask] = []
+        if max_tasks < 1:
+            return tasks
+        with self._lock:
+            now = self.clock()
+            candidates: list[tuple[int, _Run]] = []
+            for run in self._runs.values():
+                if run.queue not in wanted:
+                    continue
+                at = self._claimable_at(run, now)
+                if at is not None and at <= now:
+                    first = min(i.id for i in run.inbox if i.visible_at <= now)
+                    candidates.append((first, run))
+            candidates.sort(key=lambda pair: pair[0])
+            for _, run in candidates[:max_tasks]:
+                run.lease_token = c.new_lease_token()
+                run.lease_expires_at = now + lease_seconds
+                tasks.append(
+                    WorkflowTask(
+                        instance_id=run.instance_id,
+                        run_id=run.run_id,
+                        workflow_name=run.workflow_name,
+                        queue=run.queue,
+                        lease_token=run.lease_token,
+                        history_length=len(run.history),
+                        inbox=[
+                            InboxEvent(item.id, item.event)
+                            for item in run.inbox
+                            if item.visible_at <= now
+                        ],
+                        failed_attempts=run.failed_attempts,
+                    )
+                )
+        return tasks
+
+    def _leased_run(self, task: WorkflowTask) -> _Run:
+        run = self._runs.get((task.instance_id, task.run_id))
+        if run is None or not run.status.is_open or run.lease_token != task.lease_token:
+            raise LeaseLostError(
+                f"the lease on workflow {task.instance_id!r} (run {task.run_id}) was lost: "
+                "another worker took the task over, or the run was closed"
+            )
+        return run
+
+    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
+        wake: set[Hashable] = set()
+        with self._lock:
+            run = self._leased_run(task)
+            c.validate_commit(run.instance_id, len(run.history), commit)
+            now = self.clock()
+            run.history.extend(bytes(e) for e in commit.new_events)
+            consumed = set(commit.consumed_inbox)
+            run.inbox = [item for item in run.inbox if item.id not in consumed]
+            for activity in commit.activities:
+                self._next_task_id += 1
+                self._activities[self._next_task_id] = _ActivityTask(
+                    task_id=self._next_task_id,
+                    run=run,
+                    activity_id=activity.activity_id,
+                    name=activity.name,
+                    queue=activity.queue,
+                    input=bytes(activity.input),
+                    options=bytes(activity.options),
+                    scheduled_at=now,
+                    visible_at=now,
+                    deadline=activity.deadline,
+                )
+                wake.add(("activity", activity.queue))
+            cancelled = set(commit.cancel_activities)
+            for act in [
+                t for t in self._activities.values() if t.run is run and t.activity_id in cancelled
+            ]:
+                if act.is_running(now):
+                    act.cancel_requested = True
+                else:
+                    del self._activities[act.task_id]
+            for timer in commit.timers:
+                self._push(run, bytes(timer.event), timer.fire_at, wake, timer.timer_id)
+            cancelled = set(commit.cancel_timers)
+            run.inbox = [i for i in run.inbox if i.timer_id is None or i.timer_id not in cancelled]
+            for child in commit.children:
+                assert child.parent is not None
+                refused, open_run = self._start_refusal(child)
+                if refused:
+                    event = c.child_start_refused_event(
+                        child.parent.command_id, child.instance_id, open_run
+                    )
+                    self._push(run, event, now, wake)
+                else:
+                    self._insert_run(child, now, wake)
+            for target_id, event in commit.cancel_instances:
+                runs = self._instances.get(target_id)
+                if runs and runs[-1].status.is_open:
+                    self._push(runs[-1], bytes(event), now, wake)
+            for signal in commit.signals:
+                runs = self._instances.get(signal.target_instance_id)
+                failure = None
+                if runs and runs[-1].status.is_open:
+                    self._push(runs[-1], bytes(signal.event), now, wake)
+                else:
+                    failure = c.signal_target_missing(signal.target_instance_id, bool(runs))
+                done = c.signal_external_completed_event(signal.command_id, failure)
+                self._push(run, done, now, wake)
+            run.vars.update({k: bytes(v) for k, v in commit.vars.items()})
+            run.lease_token = None
+            run.lease_expires_at = None
+            run.ready_at = None
+            run.blocked_reason = None
+            run.failed_attempts = 0
+            run.updated_at = now
+            wake.add(("workflow", run.queue))
+            if commit.close is not None:
+                result = None if commit.close.result is None else bytes(commit.close.result)
+                self._close(run, commit.close.status, result, now, wake, commit.close.next_run)
+        self._waiters.notify(wake)
+
+    async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
+        with self._lock:
+            run = self._leased_run(task)
+            run.lease_token = None
+            run.lease_expires_at = None
+            run.blocked_reason = reason
+            run.ready_at = retry_at
+            run.failed_attempts += 1
+            run.updated_at = self.clock()
+        self._waiters.notify([("workflow", run.queue)])
+
+    async def release_workflow_task(self, task: WorkflowTask) -> None:
+        with self._lock:
+            try:
+                run = self._leased_run(task)
+            except LeaseLostError:
+                return
+            run.lease_token = None
+            run.lease_expires_at = None
+        self._waiters.notify([("workflow", run.queue)])
+
+    async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
+        with self._lock:
+            run = self._leased_run(task)
+            run.lease_expires_at = self.clock() + lease_seconds
+
+    # ---- activity worker side -----------------------------------------------------------
+
+    async def claim_activity_tasks(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[ActivityTask]:
+        wanted = set(queues)
+        claimed: list[ActivityTask] = []
+        if max_tasks < 1:
+            return claimed
+        with self._lock:
+            now = self.clock()
+            candidates: list[_ActivityTask] = []
+            for task in list(self._activities.values()):
+                if task.queue not in wanted or task.is_running(now):
+                    continue
+                if task.cancel_requested:
+                    # Cancelled while running and its worker is gone: never run it again.
+                    del self._activities[task.task_id]
+                elif task.visible_at <= now:
+                    candidates.append(task)
+            candidates.sort(key=lambda t: (t.visible_at, t.task_id))
+            for task in candidates[:max_tasks]:
+                task.attempt += 1
+                task.lease_token = c.new_lease_token()
+                task.lease_expires_at = now + lease_seconds
+                claimed.append(
+                    ActivityTask(
+                        task_id=task.task_id,
+                        instance_id=task.run.instance_id,
+                        run_id=task.run.run_id,
+                        activity_id=task.activity_id,
+                        name=task.name,
+                        queue=task.queue,
+                        input=task.input,
+                        options=task.options,
+                        attempt=task.attempt,
+                        lease_token=task.lease_token,
+                        scheduled_at=task.scheduled_at,
+                        deadline=task.deadline,
+                        heartbeat_details=task.heartbeat_details,
+                    )
+                )
+        return claimed
+
+    def _leased_activity(self, task: ActivityTask) -> _ActivityTask:
+        stored = self._activities.get(task.task_id)
+        if stored is None or stored.lease_token != task.lease_token:
+            raise LeaseLostError(
+                f"the lease on activity {task.name!r} (id {task.activity_id}) of workflow "
+                f"{task.instance_id!r}, attempt {task.attempt}, was lost: the task was "
+                "completed, retried or claimed again by another worker"
+            )
+        return stored
+
+    async def heartbeat_activity(
+        self, task: ActivityTask, details: bytes | None, lease_seconds: float
+    ) -> bool:
+        with self._lock:
+            stored = self._leased_activity(task)
+            stored.heartbeat_details = None if details is None else bytes(details)
+            stored.lease_expires_at = self.clock() + lease_seconds
+            return stored.cancel_requested
+
+    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+        wake: set[Hashable] = set()
+        with self._lock:
+            stored = self._leased_activity(task)
+            del self._activities[stored.task_id]
+            if (
+                stored.run.status.is_open
+                and self._runs.get((stored.run.instance_id, stored.run.run_id)) is stored.run
+            ):
+                self._push(stored.run, bytes(event), self.clock(), wake)
+        self._waiters.notify(wake)
+
+    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
+        with self._lock:
+            stored = self._leased_activity(task)
+            stored.lease_token = None
+            stored.lease_expires_at = None
+            stored.visible_at = visible_at
+        self._waiters.notify([("activity", stored.queue)])
+
+    # ---- wake-ups --------------------------------------------------------------------------
+
+    def _work_state(self, kind: str, queues: set[str]) -> tuple[bool, float | None]:
+        """(work is claimable now, earliest future time some becomes claimable)."""
+        now = self.clock()
+        soonest: float | None = None
+        if kind == "workflow":
+            for run in self._runs.values():
+                if run.queue in queues:
+                    at = self._claimable_at(run, now)
+                    if at is not None:
+                        if at <= now:
+                            return True, None
+                        soonest = at if soonest is None else min(soonest, at)
+        else:
+            for task in self._activities.values():
+                if task.queue not in queues or task.cancel_requested:
+                    continue
+                at = task.visible_at
+                if task.lease_token is not None and task.lease_expires_at is not None:
+                    at = max(at, task.lease_expires_at)
+                if at <= now:
+                    return True, None
+                soonest = at if soonest is None else min(soonest, at)
+        return False, soonest
+
+    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+        keys = c.work_keys(kind, queues)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter = self._waiters.register(keys)
+        try:
+            while True:
+                with self._lock:
+                    available, soonest = self._work_state(kind, set(queues))
+                remaining = deadline - loop.time()
+                if available or remaining <= 0:
+                    return
+                wait = remaining
+                if soonest is not None:
+                    wait = min(wait, max(soonest - self.clock(), 0.0))
+                if await c.wait_on(waiter, wait):
+                    return
+        finally:
+            self._waiters.unregister(waiter)
