@@ -1,0 +1,151 @@
+"""Project configuration: the ``[tool.ostinato.lint]`` table of the nearest pyproject.toml.
+
+```toml
+[tool.ostinato.lint]
+# more banned calls: dotted name -> "CODE: advice" ("mylib.*" bans a whole module)
+extra-banned = { "mylib.fetch" = "OST104: call it from an activity" }
+# names the table bans that this project knows to be safe
+allow = ["random.Random"]
+# extra decorators that mark workflow / activity functions (dotted import paths)
+workflow-decorators = ["myapp.durable.workflow"]
+activity-decorators = ["myapp.durable.task"]
+```
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .rules import RULES_BY_CODE
+from .table import Ban, BanTable
+
+WORKFLOW_DECORATORS = frozenset({"ostinato.workflow.defn"})
+ACTIVITY_DECORATORS = frozenset({"ostinato.activity.defn"})
+
+_KEYS = frozenset({"extra-banned", "allow", "workflow-decorators", "activity-decorators"})
+_BAN_VALUE = re.compile(r"^\s*(OST\d{3})\s*:\s*(\S.*?)\s*$")
+
+
+class ConfigError(ValueError):
+    """The ``[tool.ostinato.lint]`` table is malformed; the message says where and how."""
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    extra_banned: Mapping[str, Ban] = field(default_factory=dict)
+    allow: frozenset[str] = frozenset()
+    workflow_decorators: frozenset[str] = WORKFLOW_DECORATORS
+    activity_decorators: frozenset[str] = ACTIVITY_DECORATORS
+    source: Path | None = None
+
+    @functools.cached_property
+    def table(self) -> BanTable:
+        return BanTable(self.extra_banned, self.allow)
+
+
+DEFAULT_CONFIG = LintConfig()
+
+
+def _load_toml(path: Path) -> dict[str, Any] | None:
+    """Parse a TOML file, or return None when this Python has no TOML parser (3.10 w/o tomli)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            warnings.warn(
+                f"ostinato-lint: cannot read [tool.ostinato.lint] from {path}: Python 3.10 "
+                "needs the 'tomli' package for that (pip install 'ostinato-lint[toml]'); "
+                "using the default rules",
+                stacklevel=2,
+            )
+            return None
+    with path.open("rb") as handle:
+        try:
+            data: dict[str, Any] = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    return data
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml in ``start`` (a file or directory) or one of its parents."""
+    directory = start.resolve()
+    if not directory.is_dir():
+        directory = directory.parent
+    for candidate in (directory, *directory.parents):
+        path = candidate / "pyproject.toml"
+        if path.is_file():
+            return path
+    return None
+
+
+def _string_list(path: Path, key: str, value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{path}: [tool.ostinato.lint] {key} must be a list of strings")
+    return frozenset(value)
+
+
+def parse_config(table: Mapping[str, object], path: Path) -> LintConfig:
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) in [tool.ostinato.lint]: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(_KEYS))})"
+        )
+    extra: dict[str, Ban] = {}
+    raw_banned = table.get("extra-banned", {})
+    if not isinstance(raw_banned, Mapping):
+        raise ConfigError(f"{path}: [tool.ostinato.lint] extra-banned must be a table")
+    for name, value in raw_banned.items():
+        match = _BAN_VALUE.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise ConfigError(
+                f'{path}: extra-banned {name!r} must map to "OSTnnn: advice", got {value!r}'
+            )
+        code, advice = match.groups()
+        if code not in RULES_BY_CODE:
+            raise ConfigError(
+                f"{path}: extra-banned {name!r} uses unknown code {code} "
+                f"(known: {', '.join(RULES_BY_CODE)})"
+            )
+        extra[name] = Ban(code, advice)
+    return LintConfig(
+        extra_banned=extra,
+        allow=_string_list(path, "allow", table.get("allow", [])),
+        workflow_decorators=WORKFLOW_DECORATORS
+        | _string_list(path, "workflow-decorators", table.get("workflow-decorators", [])),
+        activity_decorators=ACTIVITY_DECORATORS
+        | _string_list(path, "activity-decorators", table.get("activity-decorators", [])),
+        source=path,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _config_from(path: Path, mtime_ns: int) -> LintConfig:
+    data = _load_toml(path)
+    if data is None:
+        return DEFAULT_CONFIG
+    tool = data.get("tool", {})
+    section = tool.get("ostinato", {}).get("lint") if isinstance(tool, dict) else None
+    if section is None:
+        return DEFAULT_CONFIG
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.ostinato.lint] must be a table")
+    return parse_config(section, path)
+
+
+def config_for(path: Path) -> LintConfig:
+    """The configuration that applies to the file or directory ``path``."""
+    pyproject = find_pyproject(path)
+    if pyproject is None:
+        return DEFAULT_CONFIG
+    return _config_from(pyproject, pyproject.stat().st_mtime_ns)

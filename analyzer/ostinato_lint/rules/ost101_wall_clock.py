@@ -1,0 +1,57 @@
+"""
+## What it does
+Flags reads of the wall clock or of a monotonic clock in workflow code: `time.time()`,
+`time.monotonic()`, `time.perf_counter()` and their `_ns` variants, `datetime.now()`,
+`datetime.utcnow()`, `datetime.today()` and `date.today()`.
+
+## Why is this bad?
+A workflow's code runs again every time its run is rebuilt from history (after a crash, a deploy,
+or when it is evicted from the worker's cache).  Each of those replays reads a different clock
+value, so any decision that depends on it (a branch, a timer length, a value passed to an
+activity) can come out differently from the first run, and the replay no longer matches the
+history.  The run then stops with `NonDeterminismError`.  `workflow.now()` returns the time
+recorded in the history for the current step, so it is the same on every replay.
+
+## Example
+```python
+import time
+from datetime import datetime
+
+from ostinato import workflow
+
+
+@workflow.defn
+async def invoice(order_id: str) -> str:
+    issued = datetime.now()
+    if time.time() > deadline(order_id):
+        return "late"
+    return issued.isoformat()
+```
+
+## Use instead
+```python
+from ostinato import workflow
+
+
+@workflow.defn
+async def invoice(order_id: str) -> str:
+    issued = workflow.now()
+    if issued.timestamp() > deadline(order_id):
+        return "late"
+    return issued.isoformat()
+```
+To measure how long something took, subtract two `workflow.now()` values, or time it inside an
+activity where real clocks are fine.
+"""
+
+from ._rule import Rule
+
+RULE = Rule(
+    code="OST101",
+    name="wall-clock",
+    summary="Wall-clock or monotonic time read in workflow code",
+    problem="reads the clock, which differs on every replay",
+    advice="use workflow.now()",
+    doc=__doc__ or "",
+    module=__name__,
+)

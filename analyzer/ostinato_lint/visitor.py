@@ -1,0 +1,608 @@
+"""Find the workflow code of one module and run every rule over it.
+
+Two passes.  ``ModuleIndex`` reads the module's top level: imports (with their aliases), the
+module-level names, functions, classes and methods, and which of them are workflows or
+activities.  Then ``analyze`` walks outward from each workflow: ``FunctionVisitor`` checks one
+function body and reports which same-module functions and methods it refers to, and those are
+checked in turn (transitively), attributed to the workflow that reached them.  Activities are
+never entered: nondeterminism is their job.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .config import LintConfig
+from .finding import Finding
+from .rules import RULES_BY_CODE, Check, Hit, Resolved, Rule, checks_by_node_type
+from .table import METHOD_BANS
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_CHECKS = checks_by_node_type()
+# Calls whose arguments are not workflow code (side_effect runs its function once and records
+# the result) or whose first argument is a function reference, not a call (activities, children).
+_SIDE_EFFECT = frozenset({"ostinato.workflow.side_effect"})
+_SCHEDULERS = frozenset(
+    {
+        "ostinato.workflow.execute_activity",
+        "ostinato.workflow.start_activity",
+        "ostinato.workflow.execute_child",
+        "ostinato.workflow.start_child",
+    }
+)
+_SET_TYPE_NAMES = frozenset({"set", "frozenset", "Set", "FrozenSet", "AbstractSet", "MutableSet"})
+_SET_METHODS = frozenset({"union", "intersection", "difference", "symmetric_difference", "copy"})
+_SET_OPERATORS = (ast.BitOr, ast.BitAnd, ast.BitXor, ast.Sub)
+
+
+def _is_set_annotation(annotation: ast.expr | None) -> bool:
+    if isinstance(annotation, ast.Subscript):
+        annotation = annotation.value
+    if isinstance(annotation, ast.Name):
+        return annotation.id in _SET_TYPE_NAMES
+    if isinstance(annotation, ast.Attribute):
+        return annotation.attr in _SET_TYPE_NAMES
+    return False
+
+
+def _bound_names(target: ast.expr) -> Iterator[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, ast.Tuple | ast.List):
+        for element in target.elts:
+            yield from _bound_names(element)
+    elif isinstance(target, ast.Starred):
+        yield from _bound_names(target.value)
+
+
+def _import_bindings(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str]]:
+    """(local name, dotted import path) for every name an import statement binds."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.asname:
+                yield alias.asname, alias.name
+            else:
+                top = alias.name.partition(".")[0]
+                yield top, top
+        return
+    module = "." * node.level + (node.module or "")
+    for alias in node.names:
+        if alias.name != "*":
+            dotted = module + alias.name if module.endswith(".") else f"{module}.{alias.name}"
+            yield alias.asname or alias.name, dotted
+
+
+def _chain_root(node: ast.expr) -> tuple[ast.expr, list[str]]:
+    """Strip attributes and calls: ``a.b(x).c`` -> (Name a, ["b", "c"])."""
+    attrs: list[str] = []
+    while True:
+        if isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, ast.Attribute):
+            attrs.append(node.attr)
+            node = node.value
+        else:
+            attrs.reverse()
+            return node, attrs
+
+
+@dataclass(frozen=True)
+class Target:
+    """A function or method to check."""
+
+    node: FunctionNode
+    qualname: str
+    owner: str | None  # class name, for methods
+
+
+@dataclass
+class ClassInfo:
+    node: ast.ClassDef
+    methods: dict[str, FunctionNode] = field(default_factory=dict)
+    bases: list[str] = field(default_factory=list)
+
+
+class ModuleIndex:
+    """What the module's top level defines and imports."""
+
+    def __init__(self, tree: ast.Module, config: LintConfig) -> None:
+        self.config = config
+        self.imports: dict[str, str] = {}
+        self.star_imports: list[str] = []
+        self.names: set[str] = set()
+        self.set_names: set[str] = set()
+        self.functions: dict[str, FunctionNode] = {}
+        self.classes: dict[str, ClassInfo] = {}
+        self._collect(tree.body)
+        self.workflows: list[Target] = []
+        self.activities: dict[str, Target] = {}
+        self._classify()
+
+    # -- collection -------------------------------------------------------------------------
+
+    def _collect(self, body: Iterable[ast.stmt]) -> None:
+        for statement in body:
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                if isinstance(statement, ast.ImportFrom) and any(
+                    alias.name == "*" for alias in statement.names
+                ):
+                    self.star_imports.append(statement.module or "")
+                for name, dotted in _import_bindings(statement):
+                    self.imports[name] = dotted
+                    self.names.add(name)
+            elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.functions[statement.name] = statement
+                self.names.add(statement.name)
+            elif isinstance(statement, ast.ClassDef):
+                self._collect_class(statement)
+            elif isinstance(statement, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets = (
+                    statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+                )
+                value = statement.value
+                is_set = (value is not None and self._is_set_literal(value)) or (
+                    isinstance(statement, ast.AnnAssign)
+                    and _is_set_annotation(statement.annotation)
+                )
+                for target in targets:
+                    for name in _bound_names(target):
+                        self.names.add(name)
+                        self.imports.pop(name, None)
+                        if is_set:
+                            self.set_names.add(name)
+            else:
+                for child in ast.iter_child_nodes(statement):
+                    if isinstance(child, ast.stmt):
+                        self._collect([child])
+                    elif isinstance(child, ast.ExceptHandler | ast.match_case):
+                        self._collect(child.body)
+                    elif isinstance(child, ast.expr):
+                        for node in ast.walk(child):
+                            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                                self.names.add(node.id)
+
+    @staticmethod
+    def _is_set_literal(value: ast.expr) -> bool:
+        if isinstance(value, ast.Set | ast.SetComp):
+            return True
+        return (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in ("set", "frozenset")
+        )
+
+    def _collect_class(self, node: ast.ClassDef) -> None:
+        info = ClassInfo(node)
+        info.bases = [base.id for base in node.bases if isinstance(base, ast.Name)]
+        for statement in node.body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+                info.methods[statement.name] = statement
+        self.classes[node.name] = info
+        self.names.add(node.name)
+
+    def _decorated_with(self, node: FunctionNode | ast.ClassDef, names: frozenset[str]) -> bool:
+        for decorator in node.decorator_list:
+            root, attrs = _chain_root(decorator)
+            if (
+                isinstance(root, ast.Name)
+                and root.id in self.imports
+                and ".".join([self.imports[root.id], *attrs]) in names
+            ):
+                return True
+        return False
+
+    def _classify(self) -> None:
+        workflow_names = self.config.workflow_decorators
+        activity_names = self.config.activity_decorators
+        candidates = [Target(node, name, None) for name, node in self.functions.items()]
+        for class_name, info in self.classes.items():
+            whole_class = self._decorated_with(info.node, workflow_names)
+            for name, method in info.methods.items():
+                target = Target(method, f"{class_name}.{name}", class_name)
+                if whole_class and not self._decorated_with(method, activity_names):
+                    self.workflows.append(target)
+                else:
+                    candidates.append(target)
+        for target in candidates:
+            if self._decorated_with(target.node, activity_names):
+                self.activities[target.qualname] = target
+            elif self._decorated_with(target.node, workflow_names):
+                self.workflows.append(target)
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def resolve_global(self, name: str) -> Resolved | None:
+        if name in self.imports:
+            return Resolved("import", self.imports[name])
+        if name in self.names:
+            return Resolved("module", name)
+        for module in self.star_imports:
+            if self.config.table.lookup(f"{module}.{name}") is not None:
+                return Resolved("import", f"{module}.{name}")
+        if name in _BUILTIN_NAMES:
+            return Resolved("builtin", f"builtins.{name}")
+        return None
+
+    def find_method(self, class_name: str, name: str) -> Target | None:
+        pending, seen = [class_name], set()
+        while pending:
+            current = pending.pop(0)
+            info = self.classes.get(current)
+            if info is None or current in seen:
+                continue
+            seen.add(current)
+            if name in info.methods:
+                return Target(info.methods[name], f"{current}.{name}", current)
+            pending.extend(info.bases)
+        return None
+
+    def target_for(self, resolved: Resolved) -> Target | None:
+        """The same-module function a reference leads to (a class leads to its __init__)."""
+        if resolved.kind not in ("module", "self"):
+            return None
+        head, _, rest = resolved.qualname.partition(".")
+        method = rest.partition(".")[0]
+        if head in self.classes:
+            return self.find_method(head, method or "__init__")
+        if not rest and head in self.functions:
+            return Target(self.functions[head], head, None)
+        return None
+
+
+class _Scope:
+    """Names bound by one function (or lambda) body."""
+
+    __slots__ = ("class_name", "imports", "locals", "self_name", "set_names")
+
+    def __init__(self) -> None:
+        self.imports: dict[str, str] = {}
+        self.locals: set[str] = set()
+        self.set_names: set[str] = set()
+        self.self_name: str | None = None
+        self.class_name: str | None = None
+
+    @classmethod
+    def of(cls, node: FunctionNode | ast.Lambda, owner: str | None) -> _Scope:
+        scope = cls()
+        arguments = node.args
+        params = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        params += [arg for arg in (arguments.vararg, arguments.kwarg) if arg is not None]
+        for param in params:
+            scope.locals.add(param.arg)
+            if _is_set_annotation(param.annotation):
+                scope.set_names.add(param.arg)
+        positional = [*arguments.posonlyargs, *arguments.args]
+        if (
+            owner is not None
+            and positional
+            and not isinstance(node, ast.Lambda)
+            and not any(
+                isinstance(d, ast.Name) and d.id == "staticmethod" for d in node.decorator_list
+            )
+        ):
+            scope.self_name = positional[0].arg
+            scope.class_name = owner
+        body: list[ast.AST] = [node.body] if isinstance(node.body, ast.expr) else [*node.body]
+        scope._collect(body)
+        return scope
+
+    def _collect(self, pending: list[ast.AST]) -> None:
+        declared_global: set[str] = set()
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self.locals.add(node.name)
+                continue
+            if isinstance(node, ast.Lambda):
+                continue
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                self.imports.update(_import_bindings(node))
+            elif isinstance(node, ast.Global):
+                declared_global.update(node.names)
+            elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                self.locals.add(node.id)
+            elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+                self.locals.add(node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                self.locals.add(node.rest)
+            pending.extend(ast.iter_child_nodes(node))
+        self.locals -= declared_global
+
+
+class FunctionVisitor(ast.NodeVisitor):
+    """Checks one workflow function (or a helper it reaches) and records what it refers to."""
+
+    def __init__(
+        self, index: ModuleIndex, target: Target, workflow: str, report: _Reporter
+    ) -> None:
+        self.index = index
+        self.table = index.config.table
+        self.target = target
+        self.workflow = workflow
+        self.report = report
+        self.scopes: list[_Scope] = []
+        self.references: list[Resolved] = []
+        if target.qualname == workflow:
+            self.suffix = ""
+        else:
+            self.suffix = f" (in '{target.qualname}', called from workflow '{workflow}')"
+
+    def run(self) -> None:
+        node = self.target.node
+        # Defaults are evaluated once per process, when the module is imported: a workflow's
+        # defaults are inputs that differ between workers.
+        for default in (*node.args.defaults, *node.args.kw_defaults):
+            if default is not None:
+                self.visit(default)
+        self.scopes.append(_Scope.of(node, self.target.owner))
+        for statement in node.body:
+            self.visit(statement)
+        self.scopes.pop()
+
+    # -- CheckContext -----------------------------------------------------------------------
+
+    def resolve_name(self, name: str) -> Resolved | None:
+        for scope in reversed(self.scopes):
+            if name in scope.imports:
+                return Resolved("import", scope.imports[name])
+            if name == scope.self_name and scope.class_name is not None:
+                return Resolved("self", scope.class_name)
+            if name in scope.locals:
+                return None
+        return self.index.resolve_global(name)
+
+    def resolve(self, node: ast.expr) -> Resolved | None:
+        root, attrs = _chain_root(node)
+        if not isinstance(root, ast.Name):
+            return None
+        base = self.resolve_name(root.id)
+        if base is None or not attrs:
+            return base
+        return Resolved(base.kind, ".".join([base.qualname, *attrs]))
+
+    def is_set_valued(self, node: ast.expr) -> bool:
+        if isinstance(node, ast.Set | ast.SetComp):
+            return True
+        if isinstance(node, ast.Name):
+            for scope in reversed(self.scopes):
+                if node.id in scope.set_names:
+                    return True
+                if node.id in scope.locals or node.id in scope.imports:
+                    return False
+            return node.id in self.index.set_names
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                resolved = self.resolve_name(func.id)
+                return resolved is not None and resolved.qualname in (
+                    "builtins.set",
+                    "builtins.frozenset",
+                )
+            return (
+                isinstance(func, ast.Attribute)
+                and func.attr in _SET_METHODS
+                and self.is_set_valued(func.value)
+            )
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _SET_OPERATORS):
+            if self.is_set_valued(node.left):
+                return True
+            return not isinstance(node.op, ast.Sub) and self.is_set_valued(node.right)
+        return False
+
+    def activity_name(self, node: ast.expr) -> str | None:
+        if not isinstance(node, ast.Name | ast.Attribute):
+            return None
+        resolved = self.resolve(node)
+        if resolved is None or resolved.kind not in ("module", "self"):
+            return None
+        return resolved.qualname if resolved.qualname in self.index.activities else None
+
+    def is_banned(self, node: ast.expr) -> bool:
+        resolved = self.resolve(node)
+        return (
+            resolved is not None
+            and resolved.kind in ("import", "builtin")
+            and self.table.lookup(resolved.qualname) is not None
+        )
+
+    # -- traversal --------------------------------------------------------------------------
+
+    def visit(self, node: ast.AST) -> None:
+        checks = _CHECKS.get(type(node))
+        if checks:
+            self._run_checks(node, checks)
+        super().visit(node)
+
+    def _run_checks(self, node: ast.AST, checks: list[tuple[Rule, Check]]) -> None:
+        for rule, check in checks:
+            for hit in check(self, node):
+                self._emit(rule, hit)
+
+    def _emit(self, rule: Rule, hit: Hit) -> None:
+        line = getattr(hit.node, "lineno", 1)
+        col = getattr(hit.node, "col_offset", 0)
+        advice = hit.advice or rule.advice
+        self.report(line, col, rule.code, f"{hit.detail}; {advice}{self.suffix}", self.workflow)
+
+    def _visit_function_like(self, node: FunctionNode | ast.Lambda) -> None:
+        if not isinstance(node, ast.Lambda):
+            for decorator in node.decorator_list:
+                self.visit(decorator)
+        for default in (*node.args.defaults, *node.args.kw_defaults):
+            if default is not None:
+                self.visit(default)
+        self.scopes.append(_Scope.of(node, None))
+        if isinstance(node, ast.Lambda):
+            self.visit(node.body)
+        else:
+            for statement in node.body:
+                self.visit(statement)
+        self.scopes.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._visit_function_like(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._visit_function_like(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._visit_function_like(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for child in (*node.decorator_list, *node.bases, *node.keywords):
+            self.visit(child)
+        for statement in node.body:
+            self.visit(statement)
+
+    def _track_set_binding(self, target: ast.expr, is_set: bool) -> None:
+        if isinstance(target, ast.Name) and self.scopes:
+            if is_set:
+                self.scopes[-1].set_names.add(target.id)
+            else:
+                self.scopes[-1].set_names.discard(target.id)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+            self._track_set_binding(target, self.is_set_valued(node.value))
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)  # the annotation is not executed code worth checking
+        is_set = _is_set_annotation(node.annotation) or (
+            node.value is not None and self.is_set_valued(node.value)
+        )
+        self._track_set_binding(node.target, is_set)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self._track_set_binding(node.target, self.is_set_valued(node.value))
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        # The exception types are matched, not called; OST111 looks at them directly.
+        for statement in node.body:
+            self.visit(statement)
+
+    def visit_arg(self, node: ast.arg) -> None:
+        return None  # annotations only
+
+    def visit_Name(self, node: ast.Name) -> None:
+        self._visit_chain(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self._visit_chain(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self._visit_chain(node)
+
+    def _visit_chain(self, node: ast.expr) -> None:
+        """Check a whole ``a.b(x).c(y)`` chain once, at its start, then visit its arguments."""
+        calls: list[ast.Call] = []
+        segments: list[tuple[str, bool]] = []  # (name, called), outermost first
+        current, called = node, False
+        while True:
+            if isinstance(current, ast.Call):
+                calls.append(current)
+                current, called = current.func, True
+            elif isinstance(current, ast.Attribute):
+                segments.append((current.attr, called))
+                current, called = current.value, False
+            else:
+                break
+        if isinstance(current, ast.Name):
+            segments.append((current.id, called))
+            if isinstance(current.ctx, ast.Load):
+                self._check_reference(node, current, segments[::-1])
+        else:
+            self.visit(current)
+        for name, was_called in segments[:-1]:
+            ban = METHOD_BANS.get(name)
+            if ban is not None and was_called:
+                rule = RULES_BY_CODE[ban.code]
+                self._emit(rule, Hit(node, f".{name}() {rule.problem}", ban.advice))
+        for call in reversed(calls):
+            if call is not node:
+                inner_checks = _CHECKS.get(ast.Call)
+                if inner_checks:
+                    self._run_checks(call, inner_checks)
+            self._visit_arguments(call)
+
+    def _visit_arguments(self, call: ast.Call) -> None:
+        resolved = self.resolve(call.func)
+        qualname = resolved.qualname if resolved is not None else ""
+        if qualname in _SIDE_EFFECT:
+            return
+        arguments: list[ast.expr] = list(call.args)
+        if (
+            qualname in _SCHEDULERS
+            and arguments
+            and isinstance(arguments[0], ast.Name | ast.Attribute)
+        ):
+            arguments = arguments[1:]
+        for argument in arguments:
+            self.visit(argument)
+        for keyword in call.keywords:
+            self.visit(keyword.value)
+
+    def _check_reference(
+        self, node: ast.expr, root: ast.Name, segments: list[tuple[str, bool]]
+    ) -> None:
+        base = self.resolve_name(root.id)
+        if base is None:
+            return
+        qualname = ".".join([base.qualname, *(name for name, _ in segments[1:])])
+        if base.kind in ("module", "self"):
+            self.references.append(Resolved(base.kind, qualname))
+            return
+        if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load):
+            return  # assigning to a banned name (monkeypatching in a test) is not calling it
+        match = self.table.lookup(qualname)
+        if match is None:
+            return
+        covered = max(0, match.depth - len(base.qualname.split(".")))
+        called = segments[min(covered, len(segments) - 1)][1]
+        rule = RULES_BY_CODE[match.ban.code]
+        shown = f"{match.name}()" if called else match.name
+        self._emit(rule, Hit(node, f"{shown} {rule.problem}", match.ban.advice))
+
+
+class _Reporter:
+    """Collects findings for one file, once per (line, column, code)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.findings: dict[tuple[int, int, str], Finding] = {}
+
+    def __call__(self, line: int, col: int, code: str, message: str, workflow: str) -> None:
+        key = (line, col, code)
+        if key not in self.findings:
+            self.findings[key] = Finding(self.path, line, col + 1, code, message, workflow)
+
+
+def analyze(tree: ast.Module, path: str, config: LintConfig) -> list[Finding]:
+    """Every finding in the workflow code of one parsed module, sorted by position."""
+    index = ModuleIndex(tree, config)
+    report = _Reporter(path)
+    queue: deque[tuple[Target, str]] = deque(
+        (target, target.qualname) for target in index.workflows
+    )
+    seen = {id(target.node) for target in index.workflows}
+    while queue:
+        target, workflow = queue.popleft()
+        visitor = FunctionVisitor(index, target, workflow, report)
+        visitor.run()
+        for reference in visitor.references:
+            callee = index.target_for(reference)
+            if callee is None or callee.qualname in index.activities or id(callee.node) in seen:
+                continue
+            seen.add(id(callee.node))
+            queue.append((callee, workflow))
+    return sorted(report.findings.values())
