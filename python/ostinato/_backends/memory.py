@@ -10,6 +10,7 @@ due, and ``wake_waiters()`` lets waiting workers look again after the clock move
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -270,19 +271,8 @@ class MemoryBackend(Backend):
         wake.add(("closed", run.instance_id, run.run_id))
         if status is RunStatus.CONTINUED_AS_NEW:
             assert next_run is not None
-            carried = next_run.parent if next_run.parent is not None else run.parent
-            if carried is not next_run.parent:
-                next_run = NewRun(
-                    instance_id=next_run.instance_id,
-                    run_id=next_run.run_id,
-                    workflow_name=next_run.workflow_name,
-                    queue=next_run.queue,
-                    started_event=next_run.started_event,
-                    visible_at=next_run.visible_at,
-                    parent=carried,
-                    id_reuse=next_run.id_reuse,
-                    execution_deadline=next_run.execution_deadline,
-                )
+            if next_run.parent is None and run.parent is not None:
+                next_run = dataclasses.replace(next_run, parent=run.parent)
             self._insert_run(next_run, now, wake)
             run.next_run_id = next_run.run_id
         elif run.parent is not None:

@@ -1,0 +1,412 @@
+-- Queries of the PostgreSQL backend, one named block each ("-- name: NAME" up to the next).
+--
+-- {schema} is replaced by the quoted schema name when the file is loaded; everything else is
+-- a %(name)s parameter. Times are the backend clock's, passed in as %(now)s. Rows of runs are
+-- locked FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks that foreign
+-- keys take when other transactions insert inbox rows for the same run.
+
+-- name: run_columns
+-- (not a query: the column list of RunInfo, shared by describe and list_runs)
+r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
+r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
+r.parent_run_id, r.parent_command_id, r.next_run_id
+
+-- ---- schema ---------------------------------------------------------------------------------
+
+-- name: schema_versions
+SELECT version FROM {schema}.schema_version ORDER BY version
+
+-- name: record_schema_version
+INSERT INTO {schema}.schema_version (version, name) VALUES (%(version)s, %(name)s)
+
+-- ---- creating runs ------------------------------------------------------------------------
+
+-- name: insert_instance
+-- A new workflow id; returns nothing when the id is known (then lock_instance decides).
+INSERT INTO {schema}.instances (instance_id, latest_run_id)
+VALUES (%(instance_id)s, %(run_id)s)
+ON CONFLICT (instance_id) DO NOTHING
+RETURNING instance_id
+
+-- name: lock_instance
+SELECT r.status,
+       EXISTS (SELECT 1 FROM {schema}.runs AS same
+               WHERE same.instance_id = i.instance_id AND same.run_id = %(run_id)s)
+           AS run_id_taken
+FROM {schema}.instances AS i
+JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.latest_run_id
+WHERE i.instance_id = %(instance_id)s
+FOR UPDATE OF i
+
+-- name: set_latest_run
+UPDATE {schema}.instances SET latest_run_id = %(run_id)s WHERE instance_id = %(instance_id)s
+
+-- name: insert_run
+-- The run and its first inbox events (workflow_started, and timed_out at the deadline).
+WITH run AS (
+    INSERT INTO {schema}.runs (
+        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at,
+        parent_instance_id, parent_run_id, parent_command_id)
+    VALUES (
+        %(instance_id)s, %(run_id)s, %(workflow_name)s, %(queue)s, %(now)s, %(now)s,
+        %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s)
+    RETURNING instance_id, run_id
+)
+INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+SELECT run.instance_id, run.run_id, e.visible_at, e.event
+FROM run, unnest(%(visible_ats)s::float8[], %(events)s::bytea[]) WITH ORDINALITY
+    AS e(visible_at, event, ord)
+ORDER BY e.ord
+
+-- ---- delivering events --------------------------------------------------------------------
+
+-- name: deliver_to_open_run
+-- Put an event in the inbox of the instance's open run; returns its queue, or nothing.
+WITH target AS (
+    SELECT instance_id, run_id, queue FROM {schema}.runs
+    WHERE instance_id = %(instance_id)s AND status = 'running'
+), delivered AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+    SELECT instance_id, run_id, %(now)s, %(event)s FROM target
+)
+SELECT queue FROM target
+
+-- name: deliver_to_run
+-- Put an event in the inbox of one run if it is open; returns its queue, or nothing.
+WITH target AS (
+    SELECT instance_id, run_id, queue FROM {schema}.runs
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+), delivered AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+    SELECT instance_id, run_id, %(now)s, %(event)s FROM target
+)
+SELECT queue FROM target
+
+-- name: latest_status
+SELECT r.status
+FROM {schema}.instances AS i
+JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.latest_run_id
+WHERE i.instance_id = %(instance_id)s
+
+-- name: notify
+SELECT pg_notify(n.channel, n.payload)
+FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+
+-- ---- reading --------------------------------------------------------------------------------
+
+-- name: describe_latest
+SELECT {run_columns}
+FROM {schema}.instances AS i
+JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.latest_run_id
+WHERE i.instance_id = %(instance_id)s
+
+-- name: describe_run
+SELECT {run_columns}
+FROM {schema}.runs AS r
+WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
+
+-- name: history_latest
+-- One row with a NULL event when the run has no history; no row when there is no such run.
+SELECT h.event
+FROM {schema}.instances AS i
+LEFT JOIN {schema}.history AS h ON h.instance_id = i.instance_id AND h.run_id = i.latest_run_id
+WHERE i.instance_id = %(instance_id)s
+ORDER BY h.seq
+
+-- name: history_run
+SELECT h.event
+FROM {schema}.runs AS r
+LEFT JOIN {schema}.history AS h ON h.instance_id = r.instance_id AND h.run_id = r.run_id
+WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
+ORDER BY h.seq
+
+-- name: list_runs
+SELECT {run_columns}, r.ordinal
+FROM {schema}.runs AS r
+JOIN {schema}.instances AS i ON i.instance_id = r.instance_id AND i.latest_run_id = r.run_id
+WHERE (%(status)s::text IS NULL OR r.status = %(status)s::text)
+  AND (%(workflow_name)s::text IS NULL OR r.workflow_name = %(workflow_name)s::text)
+  AND (%(before)s::bigint IS NULL OR r.ordinal < %(before)s::bigint)
+ORDER BY r.ordinal DESC
+LIMIT %(limit)s
+
+-- name: get_vars
+-- One row with NULL name when the latest run has no variables; no row for an unknown id.
+SELECT v.name, v.value
+FROM {schema}.instances AS i
+LEFT JOIN {schema}.vars AS v ON v.instance_id = i.instance_id AND v.run_id = i.latest_run_id
+WHERE i.instance_id = %(instance_id)s
+
+-- ---- terminate and delete ----------------------------------------------------------------
+
+-- name: lock_latest_run
+SELECT r.run_id, r.status
+FROM {schema}.instances AS i
+JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.latest_run_id
+WHERE i.instance_id = %(instance_id)s
+FOR UPDATE OF i FOR NO KEY UPDATE OF r
+
+-- name: open_children
+SELECT instance_id, run_id FROM {schema}.runs
+WHERE parent_instance_id = %(instance_id)s AND parent_run_id = %(run_id)s
+  AND status = 'running'
+ORDER BY ordinal
+FOR NO KEY UPDATE
+
+-- name: terminate_run
+-- Close an open run as terminated, appending workflow_terminated to its history.
+WITH closed AS (
+    UPDATE {schema}.runs
+    SET status = 'terminated', result = %(failure)s, closed_at = %(now)s, updated_at = %(now)s,
+        history_length = history_length + 1, lease_token = NULL, lease_expires_at = NULL,
+        ready_at = NULL
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+    RETURNING instance_id, run_id, history_length, parent_instance_id, parent_run_id,
+              parent_command_id
+)
+SELECT history_length, parent_instance_id, parent_run_id, parent_command_id FROM closed
+
+-- name: append_history
+INSERT INTO {schema}.history (instance_id, run_id, seq, event)
+SELECT %(instance_id)s, %(run_id)s, %(first_seq)s::integer + e.ord::integer - 1, e.event
+FROM unnest(%(events)s::bytea[]) WITH ORDINALITY AS e(event, ord)
+
+-- name: delete_run_inbox
+DELETE FROM {schema}.inbox WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+
+-- name: cancel_activity_tasks
+-- Queued tasks (not leased, or lease expired) are deleted, running ones get cancel_requested.
+-- activity_ids NULL means every task of the run.
+WITH queued AS (
+    DELETE FROM {schema}.activity_tasks
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+      AND (%(activity_ids)s::integer[] IS NULL OR activity_id = ANY(%(activity_ids)s::integer[]))
+      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+)
+UPDATE {schema}.activity_tasks SET cancel_requested = true
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+  AND (%(activity_ids)s::integer[] IS NULL OR activity_id = ANY(%(activity_ids)s::integer[]))
+  AND lease_expires_at > %(now)s
+
+-- name: delete_instance
+-- Cascades to history, inbox, activity tasks and variables.
+WITH gone AS (
+    DELETE FROM {schema}.runs WHERE instance_id = %(instance_id)s
+)
+DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
+
+-- ---- workflow tasks -------------------------------------------------------------------------
+
+-- name: claim_workflow_tasks
+-- Lease open runs with visible inbox events, oldest pending event first. SKIP LOCKED lets
+-- concurrent workers take disjoint batches without waiting for each other.
+WITH candidates AS (
+    SELECT r.instance_id, r.run_id, pending.first_id
+    FROM {schema}.runs AS r
+    CROSS JOIN LATERAL (
+        SELECT min(i.id) AS first_id FROM {schema}.inbox AS i
+        WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id
+          AND i.visible_at <= %(now)s
+    ) AS pending
+    WHERE r.status = 'running'
+      AND r.queue = ANY(%(queues)s::text[])
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
+      AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
+      AND pending.first_id IS NOT NULL
+    ORDER BY pending.first_id
+    LIMIT %(max_tasks)s
+    FOR NO KEY UPDATE OF r SKIP LOCKED
+)
+UPDATE {schema}.runs AS r
+SET lease_token = gen_random_uuid()::text,
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8,
+    ready_at = NULL
+FROM candidates AS c
+WHERE r.instance_id = c.instance_id AND r.run_id = c.run_id
+RETURNING r.instance_id, r.run_id, r.workflow_name, r.queue, r.lease_token,
+          r.history_length, r.failed_attempts, c.first_id
+
+-- name: visible_inbox
+SELECT i.instance_id, i.run_id, i.id, i.event
+FROM {schema}.inbox AS i
+JOIN unnest(%(instance_ids)s::text[], %(run_ids)s::text[]) AS c(instance_id, run_id)
+  ON i.instance_id = c.instance_id AND i.run_id = c.run_id
+WHERE i.visible_at <= %(now)s
+ORDER BY i.id
+
+-- name: lock_leased_run
+-- The fence of every workflow-task write: no row means the lease is lost.
+SELECT history_length, queue, parent_instance_id, parent_run_id, parent_command_id
+FROM {schema}.runs
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+  AND lease_token = %(lease_token)s
+FOR NO KEY UPDATE
+
+-- name: delete_inbox_events
+DELETE FROM {schema}.inbox
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND id = ANY(%(ids)s::bigint[])
+
+-- name: insert_activity_tasks
+INSERT INTO {schema}.activity_tasks (
+    instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
+    visible_at)
+SELECT %(instance_id)s, %(run_id)s, a.activity_id, a.name, a.queue, a.input, a.options,
+       a.deadline, %(now)s, %(now)s
+FROM unnest(%(activity_ids)s::integer[], %(names)s::text[], %(queues)s::text[],
+            %(inputs)s::bytea[], %(options)s::bytea[], %(deadlines)s::float8[])
+     WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
+ORDER BY a.ord
+
+-- name: insert_timers
+INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
+SELECT %(instance_id)s, %(run_id)s, t.fire_at, t.timer_id, t.event
+FROM unnest(%(timer_ids)s::integer[], %(fire_ats)s::float8[], %(events)s::bytea[])
+     WITH ORDINALITY AS t(timer_id, fire_at, event, ord)
+ORDER BY t.ord
+
+-- name: cancel_timers
+DELETE FROM {schema}.inbox
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+  AND timer_id = ANY(%(timer_ids)s::integer[])
+
+-- name: upsert_vars
+INSERT INTO {schema}.vars (instance_id, run_id, name, value)
+SELECT %(instance_id)s, %(run_id)s, v.name, v.value
+FROM unnest(%(names)s::text[], %(values)s::bytea[]) AS v(name, value)
+ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
+
+-- name: finish_workflow_task
+UPDATE {schema}.runs
+SET history_length = history_length + %(new_events)s, lease_token = NULL,
+    lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL, failed_attempts = 0,
+    updated_at = %(now)s
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+
+-- name: close_run
+UPDATE {schema}.runs
+SET status = %(status)s, result = %(result)s, closed_at = %(now)s, updated_at = %(now)s,
+    next_run_id = %(next_run_id)s
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+
+-- name: fail_workflow_task
+WITH failed AS (
+    UPDATE {schema}.runs
+    SET lease_token = NULL, lease_expires_at = NULL, blocked_reason = %(reason)s,
+        ready_at = %(retry_at)s, failed_attempts = failed_attempts + 1, updated_at = %(now)s
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+      AND lease_token = %(lease_token)s
+    RETURNING queue
+)
+SELECT queue, pg_notify(%(channel)s, queue) FROM failed
+
+-- name: release_workflow_task
+WITH released AS (
+    UPDATE {schema}.runs SET lease_token = NULL, lease_expires_at = NULL
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+      AND lease_token = %(lease_token)s
+    RETURNING queue
+)
+SELECT queue, pg_notify(%(channel)s, queue) FROM released
+
+-- name: extend_workflow_lease
+UPDATE {schema}.runs
+SET lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+  AND lease_token = %(lease_token)s
+RETURNING 1
+
+-- name: next_workflow_work
+-- When workflow work on these queues becomes claimable: <= now means now, NULL means no
+-- work is pending. Runs that are neither leased nor delayed are found from the earliest inbox
+-- event (index on visible_at); the few leased or delayed ones are checked one by one.
+SELECT least(
+    (SELECT i.visible_at
+     FROM {schema}.inbox AS i
+     JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)s::text[])
+       AND r.lease_expires_at IS NULL AND r.ready_at IS NULL
+     ORDER BY i.visible_at
+     LIMIT 1),
+    (SELECT min(greatest(pending.first_visible,
+                         coalesce(r.lease_expires_at, '-infinity'::float8),
+                         coalesce(r.ready_at, '-infinity'::float8)))
+     FROM {schema}.runs AS r
+     CROSS JOIN LATERAL (
+         SELECT min(i.visible_at) AS first_visible FROM {schema}.inbox AS i
+         WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id
+     ) AS pending
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)s::text[])
+       AND (r.lease_expires_at IS NOT NULL OR r.ready_at IS NOT NULL))
+)
+
+-- ---- activity tasks -----------------------------------------------------------------------
+
+-- name: purge_cancelled_activity_tasks
+-- Cancelled while running and their worker is gone (lease expired): never run them again.
+DELETE FROM {schema}.activity_tasks
+WHERE queue = ANY(%(queues)s::text[]) AND cancel_requested
+  AND lease_expires_at <= %(now)s
+
+-- name: claim_activity_tasks
+WITH candidates AS (
+    SELECT task_id FROM {schema}.activity_tasks
+    WHERE queue = ANY(%(queues)s::text[]) AND visible_at <= %(now)s
+      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+      AND NOT cancel_requested
+    ORDER BY visible_at, task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.activity_tasks AS t
+SET attempt = t.attempt + 1, lease_token = gen_random_uuid()::text,
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+FROM candidates AS c
+WHERE t.task_id = c.task_id
+RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.input,
+          t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
+          t.heartbeat_details, t.visible_at
+
+-- name: heartbeat_activity
+UPDATE {schema}.activity_tasks
+SET heartbeat_details = %(details)s,
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+WHERE task_id = %(task_id)s AND lease_token = %(lease_token)s
+RETURNING cancel_requested
+
+-- name: complete_activity
+-- Delete the task and deliver its result to the run if open, in one statement. Returns one
+-- row: deleted = false means the lease was lost (nothing written).
+WITH done AS (
+    DELETE FROM {schema}.activity_tasks
+    WHERE task_id = %(task_id)s AND lease_token = %(lease_token)s
+    RETURNING instance_id, run_id
+), target AS (
+    SELECT r.instance_id, r.run_id, r.queue
+    FROM {schema}.runs AS r JOIN done USING (instance_id, run_id)
+    WHERE r.status = 'running'
+), delivered AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+    SELECT instance_id, run_id, %(now)s, %(event)s FROM target
+)
+SELECT EXISTS (SELECT 1 FROM done) AS deleted,
+       (SELECT pg_notify(%(channel)s, queue) IS NULL FROM target) AS notified,
+       (SELECT queue FROM target) AS queue
+
+-- name: retry_activity
+WITH released AS (
+    UPDATE {schema}.activity_tasks
+    SET lease_token = NULL, lease_expires_at = NULL, visible_at = %(visible_at)s
+    WHERE task_id = %(task_id)s AND lease_token = %(lease_token)s
+    RETURNING queue
+)
+SELECT queue, pg_notify(%(channel)s, queue) FROM released
+
+-- name: next_activity_work
+-- When activity work on these queues becomes claimable (see next_workflow_work).
+SELECT least(
+    (SELECT min(visible_at) FROM {schema}.activity_tasks
+     WHERE queue = ANY(%(queues)s::text[]) AND lease_expires_at IS NULL),
+    (SELECT min(greatest(visible_at, lease_expires_at)) FROM {schema}.activity_tasks
+     WHERE queue = ANY(%(queues)s::text[]) AND lease_expires_at IS NOT NULL
+       AND NOT cancel_requested)
+)
