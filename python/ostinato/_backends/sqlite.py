@@ -215,6 +215,9 @@ class SqliteBackend(Backend):
         self._ready: concurrent.futures.Future[None] | None = None
         self._stopped: concurrent.futures.Future[None] | None = None
         self._closed = False
+        # Counted on the writer thread: transactions committed and operations they carried.
+        self.transactions = 0
+        self.operations = 0
 
     def __repr__(self) -> str:
         return f"SqliteBackend({self.path!r}, durable={self.durable})"
@@ -362,6 +365,8 @@ class SqliteBackend(Backend):
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
         try:
             outcomes, wake = self._retry_busy(lambda: self._transaction(conn, batch))
+            self.transactions += 1
+            self.operations += len(batch)
         except Exception as exc:  # the transaction itself failed (disk full, I/O error ...)
             outcomes = [(op, False, _copy_error(exc)) for op in batch]
             wake = set()
