@@ -16,7 +16,7 @@ from .visitor import analyze
 # Same spelling flake8 accepts: "# noqa" silences everything on the line, "# noqa: OST101,E501"
 # only the listed codes (or code prefixes).
 _NOQA = re.compile(
-    r"#\s*noqa(?::[\s]?(?P<codes>[A-Z][0-9]+(?:[,\s]+[A-Z][0-9]+)*))?", re.IGNORECASE
+    r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE
 )
 _SKIPPED_DIRS = frozenset(
     {".git", ".hg", ".venv", "venv", ".tox", ".nox", "__pycache__", "node_modules", "build", "dist"}

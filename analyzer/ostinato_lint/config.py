@@ -57,7 +57,7 @@ def _load_toml(path: Path) -> dict[str, Any] | None:
     """Parse a TOML file, or return None when this Python has no TOML parser (3.10 w/o tomli)."""
     if sys.version_info >= (3, 11):
         import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
+    else:  # Python 3.10 (tests simulate it)
         try:
             import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
         except ImportError:

@@ -29,6 +29,7 @@ class Match:
     name: str
     depth: int  # how many dotted parts of the resolved name ``name`` covers
     ban: Ban
+    wildcard: bool  # matched through "*" (the whole module is banned)
 
 
 _NOW = Ban("OST101", "use workflow.now()")
@@ -307,8 +308,11 @@ class BanTable:
             names = self._table.get(".".join(parts[:split]))
             if names is None:
                 continue
-            ban = names.get(parts[split]) or names.get("*")
+            ban = names.get(parts[split])
+            wildcard = ban is None
+            if wildcard:
+                ban = names.get("*")
             if ban is not None:
                 shown = parts[: split + 1] if parts[0] != "builtins" else parts[1 : split + 1]
-                return Match(".".join(shown), split + 1, ban)
+                return Match(".".join(shown), split + 1, ban, wildcard)
         return None

@@ -258,12 +258,13 @@ class ModuleIndex:
 class _Scope:
     """Names bound by one function (or lambda) body."""
 
-    __slots__ = ("class_name", "imports", "locals", "self_name", "set_names")
+    __slots__ = ("class_name", "imports", "instances", "locals", "self_name", "set_names")
 
     def __init__(self) -> None:
         self.imports: dict[str, str] = {}
         self.locals: set[str] = set()
         self.set_names: set[str] = set()
+        self.instances: dict[str, str] = {}  # local name -> same-module class it was built from
         self.self_name: str | None = None
         self.class_name: str | None = None
 
@@ -353,6 +354,8 @@ class FunctionVisitor(ast.NodeVisitor):
                 return Resolved("import", scope.imports[name])
             if name == scope.self_name and scope.class_name is not None:
                 return Resolved("self", scope.class_name)
+            if name in scope.instances:
+                return Resolved("self", scope.instances[name])
             if name in scope.locals:
                 return None
         return self.index.resolve_global(name)
@@ -467,11 +470,27 @@ class FunctionVisitor(ast.NodeVisitor):
             else:
                 self.scopes[-1].set_names.discard(target.id)
 
+    def _track_instance(self, target: ast.expr, value: ast.expr) -> None:
+        """``pricing = Pricing()``: later ``pricing.price()`` reaches ``Pricing.price``."""
+        if not isinstance(target, ast.Name) or not self.scopes:
+            return
+        instances = self.scopes[-1].instances
+        instances.pop(target.id, None)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+            resolved = self.resolve_name(value.func.id)
+            if (
+                resolved is not None
+                and resolved.kind == "module"
+                and resolved.qualname in self.index.classes
+            ):
+                instances[target.id] = resolved.qualname
+
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         for target in node.targets:
             self.visit(target)
             self._track_set_binding(target, self.is_set_valued(node.value))
+            self._track_instance(target, node.value)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -567,10 +586,16 @@ class FunctionVisitor(ast.NodeVisitor):
         match = self.table.lookup(qualname)
         if match is None:
             return
-        covered = max(0, match.depth - len(base.qualname.split(".")))
-        called = segments[min(covered, len(segments) - 1)][1]
+        base_depth = len(base.qualname.split("."))
+        last = min(max(0, match.depth - base_depth), len(segments) - 1)
+        shown = match.name
+        if match.wildcard:  # name what was called: requests.Session().get, not requests.Session
+            while last < len(segments) - 1 and not segments[last][1]:
+                last += 1
+            shown = ".".join([base.qualname, *(name for name, _ in segments[1 : last + 1])])
         rule = RULES_BY_CODE[match.ban.code]
-        shown = f"{match.name}()" if called else match.name
+        if segments[last][1]:
+            shown += "()"
         self._emit(rule, Hit(node, f"{shown} {rule.problem}", match.ban.advice))
 
 
