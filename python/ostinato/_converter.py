@@ -31,6 +31,7 @@ import enum
 import functools
 import inspect
 import math
+import re
 import sys
 import types
 import typing
@@ -59,6 +60,7 @@ _SUPPORTED = (
 )
 
 _NoneType = type(None)
+_json_loads = orjson.loads
 _UnionType: Any = getattr(types, "UnionType", typing.Union)
 _MAX_CACHE = 4096
 _INT_MIN = -(1 << 63)
@@ -307,9 +309,21 @@ def _mismatch(expected: str, value: object) -> _Mismatch:
 
 
 def _hint_name(hint: Any) -> str:
-    if hint is _NoneType:
+    """A short, readable name for a type hint (``list[Line]``, ``Card | Bank | None``)."""
+    if hint is _NoneType or hint is None:
         return "None"
-    if isinstance(hint, type) and not typing.get_args(hint):
+    if hint is Ellipsis:
+        return "..."
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or origin is _UnionType:
+        return " | ".join(_hint_name(arg) for arg in args)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(repr(arg) for arg in args)}]"
+    if origin is not None and args:
+        name = getattr(origin, "__qualname__", None) or repr(origin).replace("typing.", "")
+        return f"{name}[{', '.join(_hint_name(arg) for arg in args)}]"
+    if isinstance(hint, type):
         return hint.__qualname__
     return repr(hint).replace("typing.", "")
 
@@ -364,11 +378,29 @@ def _dec_bare_tuple(value: Any) -> Any:
     raise _mismatch("tuple (JSON array)", value)
 
 
+# Python's fromisoformat drops the microseconds of a UTC offset ("+00:19:32.000001"); such
+# offsets are parsed here.
+_FRACTIONAL_OFFSET = re.compile(r"([+-])(\d\d):(\d\d):(\d\d)\.(\d{6})$")
+
+
+def _split_fractional_offset(text: str) -> tuple[str, _dt.tzinfo | None]:
+    match = _FRACTIONAL_OFFSET.search(text)
+    if match is None:
+        return text, None
+    sign, hours, minutes, seconds, micros = match.groups()
+    offset = _dt.timedelta(
+        hours=int(hours), minutes=int(minutes), seconds=int(seconds), microseconds=int(micros)
+    )
+    return text[: match.start()], _dt.timezone(-offset if sign == "-" else offset)
+
+
 def _dec_datetime(value: Any) -> Any:
     if type(value) is str:
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         try:
-            return _dt.datetime.fromisoformat(text)
+            text, zone = _split_fractional_offset(text)
+            parsed = _dt.datetime.fromisoformat(text)
+            return parsed if zone is None else parsed.replace(tzinfo=zone)
         except ValueError:
             pass
     raise _mismatch("datetime (ISO 8601 string)", value)
@@ -386,7 +418,9 @@ def _dec_date(value: Any) -> Any:
 def _dec_time(value: Any) -> Any:
     if type(value) is str:
         try:
-            return _dt.time.fromisoformat(value)
+            text, zone = _split_fractional_offset(value)
+            parsed = _dt.time.fromisoformat(text)
+            return parsed if zone is None else parsed.replace(tzinfo=zone)
         except ValueError:
             pass
     raise _mismatch("time (ISO 8601 string)", value)
@@ -1275,25 +1309,24 @@ class PayloadConverter:
         ``what`` names the callee as in :meth:`encode_args`. Parameters annotated with a plain
         JSON type cost one type check; ``Any`` or missing annotations cost nothing.
         """
-        if what.startswith(_ARGS_PREFIX):
-            what = what[len(_ARGS_PREFIX) :]
         try:
             plan = _PLANS[fn]
         except (KeyError, TypeError):
             plan = _plan(fn)
         try:
-            values = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+            values = _json_loads(data)
+        except (orjson.JSONDecodeError, TypeError) as exc:
             raise PayloadError(
-                f"cannot decode arguments of {what}: not valid JSON ({exc})"
+                f"cannot decode arguments of {_callee(what)}: not valid JSON ({exc})"
             ) from None
         if type(values) is not list:
             raise PayloadError(
-                f"cannot decode arguments of {what}: expected a JSON array, got {_got(values)}"
+                f"cannot decode arguments of {_callee(what)}: expected a JSON array, "
+                f"got {_got(values)}"
             )
         count = len(values)
         if count < plan.n_min or count > plan.n_max:
-            raise PayloadError(_count_message(plan, what, count))
+            raise PayloadError(_count_message(plan, _callee(what), count))
         for index, exact, decoder in plan.fast:
             if index < count and type(values[index]) is not exact:
                 values[index] = _apply_arg(decoder, values, index, what)
@@ -1312,7 +1345,7 @@ class PayloadConverter:
         except (KeyError, TypeError):
             plan = _plan(fn)
         try:
-            value = orjson.loads(data)
+            value = _json_loads(data)
         except (orjson.JSONDecodeError, TypeError):
             value = _loads(data, what)  # raises the PayloadError
         decoder = plan.result
@@ -1322,7 +1355,7 @@ class PayloadConverter:
 
 
 def _apply_arg(decoder: _Decoder, values: list[Any], index: int, what: str) -> Any:
-    return _apply(decoder, values[index], f"argument {index + 1} of {what}")
+    return _apply(decoder, values[index], f"argument {index + 1} of {_callee(what)}")
 
 
 _ARGS_PREFIX = "arguments of "
