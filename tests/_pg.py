@@ -142,8 +142,10 @@ class PgServer:
         pwfile.chmod(0o600)
         self._run(
             str(self.bindir / "initdb"),
-            "-D", str(self.datadir),
-            "-U", self.user,
+            "-D",
+            str(self.datadir),
+            "-U",
+            self.user,
             f"--pwfile={pwfile}",
             "--auth-host=scram-sha-256",
             "--auth-local=scram-sha-256",
@@ -172,8 +174,15 @@ class PgServer:
 
     def start(self) -> None:
         self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
-            "-w", "-t", "60", "start",
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.logfile),
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
         self.running = True
 
@@ -250,8 +259,10 @@ def pg_server() -> Iterator[PgServer | ExternalServer]:
     except Exception as exc:
         server.cleanup()
         pytest.fail(f"could not start a test PostgreSQL from {bindir}: {exc}", pytrace=False)
-    print(f"\n[ostinato] test PostgreSQL from {bindir} on 127.0.0.1:{server.port} "
-          f"(started in {time.monotonic() - started:.1f}s, fsync=off)")
+    print(
+        f"\n[ostinato] test PostgreSQL from {bindir} on 127.0.0.1:{server.port} "
+        f"(started in {time.monotonic() - started:.1f}s, fsync=off)"
+    )
     try:
         yield server
     finally:

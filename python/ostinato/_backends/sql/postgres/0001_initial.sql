@@ -80,7 +80,8 @@ CREATE TABLE {schema}.activity_tasks (
     instance_id       text NOT NULL,
     run_id            text NOT NULL,
     activity_id       integer NOT NULL,
-    name              text NOT NULL,
+    -- UTF-8 of the activity name: text cannot hold NUL characters, Python strings can.
+    name              bytea NOT NULL,
     queue             text NOT NULL,
     input             bytea NOT NULL,
     options           bytea NOT NULL,
@@ -104,7 +105,7 @@ CREATE INDEX activity_tasks_by_run ON {schema}.activity_tasks (instance_id, run_
 CREATE TABLE {schema}.vars (
     instance_id text NOT NULL,
     run_id      text NOT NULL,
-    name        text NOT NULL,
+    name        bytea NOT NULL,  -- UTF-8 of the name (may contain NUL, unlike text)
     value       bytea NOT NULL,
     PRIMARY KEY (instance_id, run_id, name),
     FOREIGN KEY (instance_id, run_id) REFERENCES {schema}.runs ON DELETE CASCADE

@@ -218,7 +218,7 @@ WITH candidates AS (
     FOR NO KEY UPDATE OF r SKIP LOCKED
 )
 UPDATE {schema}.runs AS r
-SET lease_token = gen_random_uuid()::text,
+SET lease_token = replace(gen_random_uuid()::text, '-', ''),
     lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8,
     ready_at = NULL
 FROM candidates AS c
@@ -252,12 +252,13 @@ INSERT INTO {schema}.activity_tasks (
     visible_at)
 SELECT %(instance_id)s, %(run_id)s, a.activity_id, a.name, a.queue, a.input, a.options,
        a.deadline, %(now)s, %(now)s
-FROM unnest(%(activity_ids)s::integer[], %(names)s::text[], %(queues)s::text[],
+FROM unnest(%(activity_ids)s::integer[], %(names)s::bytea[], %(queues)s::text[],
             %(inputs)s::bytea[], %(options)s::bytea[], %(deadlines)s::float8[])
      WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
 ORDER BY a.ord
 
--- name: insert_timers
+-- name: insert_inbox_events
+-- Timers (timer_id set, visible at the fire time) and other events for one run.
 INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
 SELECT %(instance_id)s, %(run_id)s, t.fire_at, t.timer_id, t.event
 FROM unnest(%(timer_ids)s::integer[], %(fire_ats)s::float8[], %(events)s::bytea[])
@@ -272,7 +273,7 @@ WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
 -- name: upsert_vars
 INSERT INTO {schema}.vars (instance_id, run_id, name, value)
 SELECT %(instance_id)s, %(run_id)s, v.name, v.value
-FROM unnest(%(names)s::text[], %(values)s::bytea[]) AS v(name, value)
+FROM unnest(%(names)s::bytea[], %(values)s::bytea[]) AS v(name, value)
 ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
 
 -- name: finish_workflow_task
@@ -358,7 +359,7 @@ WITH candidates AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.activity_tasks AS t
-SET attempt = t.attempt + 1, lease_token = gen_random_uuid()::text,
+SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
     lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
 FROM candidates AS c
 WHERE t.task_id = c.task_id
@@ -387,10 +388,12 @@ WITH done AS (
 ), delivered AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
     SELECT instance_id, run_id, %(now)s, %(event)s FROM target
+), notified AS (
+    SELECT pg_notify(%(channel)s, queue) FROM target
 )
 SELECT EXISTS (SELECT 1 FROM done) AS deleted,
-       (SELECT pg_notify(%(channel)s, queue) IS NULL FROM target) AS notified,
-       (SELECT queue FROM target) AS queue
+       (SELECT queue FROM target) AS queue,
+       (SELECT count(*) FROM notified) AS notifications
 
 -- name: retry_activity
 WITH released AS (
@@ -409,4 +412,18 @@ SELECT least(
     (SELECT min(greatest(visible_at, lease_expires_at)) FROM {schema}.activity_tasks
      WHERE queue = ANY(%(queues)s::text[]) AND lease_expires_at IS NOT NULL
        AND NOT cancel_requested)
+)
+
+-- name: next_visible_time
+-- The earliest time after now at which a timer, delayed start, back-off or activity retry
+-- becomes visible, on any queue (for time-skipping test drivers).
+SELECT least(
+    (SELECT min(i.visible_at)
+     FROM {schema}.inbox AS i
+     JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
+     WHERE r.status = 'running' AND i.visible_at > %(now)s),
+    (SELECT min(ready_at) FROM {schema}.runs
+     WHERE status = 'running' AND ready_at > %(now)s),
+    (SELECT min(visible_at) FROM {schema}.activity_tasks
+     WHERE lease_expires_at IS NULL AND visible_at > %(now)s)
 )

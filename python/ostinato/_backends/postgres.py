@@ -1,0 +1,1466 @@
+"""The PostgreSQL backend: several workers on several hosts share one database.
+
+psycopg 3 (async) with a connection pool. The SQL lives in ``sql/postgres/``: numbered
+migrations (``0001_initial.sql`` ...) applied automatically on ``open()`` under an advisory
+lock, and ``queries.sql`` with one named block per query. Every write a worker makes is
+fenced by its lease token inside the same transaction; claims use ``FOR ... SKIP LOCKED`` so
+concurrent workers take disjoint batches.
+
+Wake-ups: writes ``NOTIFY`` one channel per kind of work (workflow tasks, activity tasks, run
+closed) with the queue (or run) as payload; a dedicated connection ``LISTEN``s and wakes the
+local waiters, so an idle worker reacts within milliseconds. Delayed work (timers, start
+delays, retries, back-off) is found by asking the database for the next visible time. Without
+LISTEN (``listen=False``, for transaction-mode poolers such as PgBouncer, or while the listener
+reconnects) waiters poll every ``poll_interval`` seconds.
+
+Connections that break (server restart, failover, network) are replaced by the pool and the
+operation is retried when that is safe: always when the transaction surely did not commit, and
+for operations whose retry is harmless (reads, claims, fenced writes) even when the connection
+broke during COMMIT. One warning per incident goes to the ``ostinato.postgres`` logger;
+credentials never appear in messages (``***``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+
+from .._backend import (
+    ActivityTask,
+    Backend,
+    Clock,
+    InboxEvent,
+    NewRun,
+    ParentRef,
+    RunInfo,
+    RunStatus,
+    WorkflowCommit,
+    WorkflowTask,
+    system_clock,
+)
+from .._errors import (
+    LeaseLostError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
+from . import _common as c
+
+__all__ = ["DEFAULT_SCHEMA", "PostgresBackend", "mask_dsn", "migrate"]
+
+log = logging.getLogger("ostinato.postgres")
+
+DEFAULT_SCHEMA = "ostinato"
+SQL_DIR = Path(__file__).parent / "sql" / "postgres"
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+
+# Pauses before the retries of an operation whose connection broke.
+_RETRY_DELAYS = (0.05, 0.5, 2.0)
+# While LISTEN works, waiters still look every so often (a notification lost in a reconnect).
+_SAFETY_POLL = 15.0
+# The listener checks its connection when no notification came for this long.
+_LISTENER_PING = 30.0
+# pg_notify refuses payloads of 8000 bytes or more; longer ones are sent empty ("wake all").
+_MAX_PAYLOAD = 7000
+
+
+# ---- SQL files ------------------------------------------------------------------------------
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def parse_named_blocks(text: str) -> dict[str, str]:
+    """Split a queries file into ``{name: sql}`` at its ``-- name: NAME`` lines."""
+    blocks: dict[str, str] = {}
+    matches = list(_NAME_LINE.finditer(text))
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        name = match.group(1)
+        if name in blocks:
+            raise ValueError(f"query {name!r} is defined twice")
+        lines = text[match.end() : end].strip().splitlines()
+        # Section comments between blocks belong to no block: drop trailing comment lines.
+        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+            lines.pop()
+        blocks[name] = "\n".join(lines)
+    return blocks
+
+
+def load_migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql text) of every ``NNNN_name.sql`` file, in version order."""
+    migrations = []
+    for path in sorted(SQL_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        version = int(path.name[:4])
+        migrations.append((version, path.stem[5:], path.read_text(encoding="utf-8")))
+    versions = [m[0] for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"PostgreSQL migrations are not numbered 1..n: {versions}")
+    return migrations
+
+
+class Queries:
+    """The named queries of ``queries.sql`` rendered for one schema (as bytes, ready to run)."""
+
+    def __init__(self, schema: str) -> None:
+        blocks = parse_named_blocks((SQL_DIR / "queries.sql").read_text(encoding="utf-8"))
+        columns = sql.SQL(blocks.pop("run_columns"))
+        self._rendered = {
+            name: sql.SQL(text)  # our own file, never user input
+            .format(schema=sql.Identifier(schema), run_columns=columns)
+            .as_bytes(None)
+            for name, text in blocks.items()
+        }
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._rendered[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._rendered
+
+
+def _schema_sql(text: str, schema: str) -> bytes:
+    return sql.SQL(text).format(schema=sql.Identifier(schema)).as_bytes(None)
+
+
+def _lock_key(schema: str) -> int:
+    digest = hashlib.sha256(f"ostinato.migrate:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _schema_version(conn: Conn, schema: str) -> int | None:
+    """The highest applied migration, or None when the schema has never been migrated."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+        " WHERE schemaname = %s AND tablename = 'schema_version')",
+        [schema],
+    )
+    row = await cur.fetchone()
+    if row is None or not row[0]:
+        return None
+    cur = await conn.execute(
+        _schema_sql("SELECT max(version) FROM {schema}.schema_version", schema)
+    )
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def _apply_migrations(conn: Conn, schema: str) -> list[int]:
+    """Apply the missing migrations in one transaction; returns the versions applied.
+
+    The transaction-scoped advisory lock makes concurrent callers (workers starting together)
+    wait for each other: the first applies, the others then find nothing left to do.
+    """
+    migrations = load_migrations()
+    applied: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(schema)])
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)", [schema]
+        )
+        row = await cur.fetchone()
+        if row is None or not row[0]:
+            await conn.execute(_schema_sql("CREATE SCHEMA {schema}", schema))
+        await conn.execute(
+            _schema_sql(
+                "CREATE TABLE IF NOT EXISTS {schema}.schema_version ("
+                " version integer PRIMARY KEY,"
+                " name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())",
+                schema,
+            )
+        )
+        cur = await conn.execute(_schema_sql("SELECT version FROM {schema}.schema_version", schema))
+        done = {int(r[0]) for r in await cur.fetchall()}
+        for version, name, text in migrations:
+            if version in done:
+                continue
+            # No parameters: psycopg sends the file as one multi-statement query.
+            await conn.execute(_schema_sql(text, schema))
+            await conn.execute(
+                _schema_sql(
+                    "INSERT INTO {schema}.schema_version (version, name) VALUES (%s, %s)",
+                    schema,
+                ),
+                [version, name],
+            )
+            applied.append(version)
+        newest = max(done, default=0)
+        if newest > len(migrations):
+            log.warning(
+                "the database schema %r is at version %d, newer than this ostinato knows "
+                "(%d): upgrade ostinato on every host",
+                schema,
+                newest,
+                len(migrations),
+            )
+    if applied:
+        log.info("applied PostgreSQL migrations %s to schema %r", applied, schema)
+    return applied
+
+
+async def migrate(dsn: str, *, schema: str = DEFAULT_SCHEMA) -> list[int]:
+    """Create or upgrade the ostinato schema (``ostinato db migrate``); returns the versions
+    applied, ``[]`` when the schema was already current. Safe to run from several hosts at
+    once."""
+    secrets = _secrets_of(dsn)
+    try:
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    except psycopg.Error as exc:
+        raise psycopg.OperationalError(
+            f"cannot connect to PostgreSQL at {mask_dsn(dsn)}: {_scrub(str(exc), secrets)}"
+        ) from None
+    async with conn:
+        return await _apply_migrations(conn, schema)
+
+
+# ---- credentials ----------------------------------------------------------------------------
+
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    """The connection string with any password replaced by ``***``."""
+    masked = c.mask_url(dsn) if "://" in dsn else dsn
+    # key=value strings, and ?password=... in URLs
+    masked = _KV_PASSWORD.sub(r"\1***", masked)
+    return _scrub(masked, _secrets_of(dsn))
+
+
+def _secrets_of(dsn: str) -> list[str]:
+    found: set[str] = set()
+    with contextlib.suppress(Exception):
+        password = conninfo_to_dict(dsn).get("password")
+        if password:
+            found.add(str(password))
+    if "://" in dsn:
+        with contextlib.suppress(Exception):
+            password = urlsplit(dsn).password
+            if password:
+                found.add(password)
+    for secret in list(found):
+        found.add(quote(secret, safe=""))
+    # Longest first, so a secret that contains another is replaced whole.
+    return sorted((s for s in found if len(s) >= 2), key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+# ---- wake-ups -------------------------------------------------------------------------------
+
+
+class _Effects:
+    """What one operation changed that others should hear about once it commits."""
+
+    __slots__ = ("attempt", "keys", "notifications")
+
+    def __init__(self, attempt: int) -> None:
+        self.attempt = attempt  # 0 on the first try; > 0 when retrying after a lost connection
+        self.keys: set[Hashable] = set()
+        self.notifications: set[tuple[str, str]] = set()
+
+
+# ---- the backend ----------------------------------------------------------------------------
+
+
+class PostgresBackend(Backend):
+    """Runs, history, inboxes and task queues in a PostgreSQL database (13 or newer).
+
+    ``dsn``: a libpq connection string or ``postgresql://`` URL. ``schema``: where the tables
+    live (created on first ``open()``). ``listen=False`` turns LISTEN/NOTIFY off (required
+    behind transaction-mode poolers); waiters then poll every ``poll_interval`` seconds.
+    ``auto_migrate=False`` refuses to start on an outdated schema instead of migrating it
+    (when workers' database role may not run DDL: run ``ostinato db migrate`` first).
+    ``prepare_threshold``: psycopg's server-side prepared statements (None turns them off, for
+    poolers that do not support them).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        clock: Clock = system_clock,
+        min_pool_size: int = 1,
+        max_pool_size: int = 10,
+        schema: str = DEFAULT_SCHEMA,
+        listen: bool = True,
+        poll_interval: float = 1.0,
+        connect_timeout: float = 10.0,
+        auto_migrate: bool = True,
+        prepare_threshold: int | None = 5,
+    ) -> None:
+        if not isinstance(dsn, str):
+            raise TypeError(f"dsn must be a string, not {type(dsn).__name__}")
+        self._secrets = _secrets_of(dsn)
+        try:
+            conninfo_to_dict(dsn)
+        except psycopg.Error as exc:
+            raise ValueError(
+                f"invalid PostgreSQL connection string {mask_dsn(dsn)!r}: "
+                f"{_scrub(str(exc), self._secrets)}"
+            ) from None
+        if not 0 < min_pool_size <= max_pool_size:
+            raise ValueError(
+                f"need 0 < min_pool_size <= max_pool_size, got {min_pool_size}, {max_pool_size}"
+            )
+        if not schema or len(schema.encode()) > 63:
+            raise ValueError(f"schema must be a name of 1 to 63 bytes, not {schema!r}")
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be positive, not {poll_interval}")
+        self.clock = clock
+        self._dsn = dsn
+        self._masked = mask_dsn(dsn)
+        self._min_pool_size = min_pool_size
+        self._max_pool_size = max_pool_size
+        self._schema = schema
+        self._listen = listen
+        self._poll_interval = poll_interval
+        self._connect_timeout = connect_timeout
+        self._auto_migrate = auto_migrate
+        self._prepare_threshold = prepare_threshold
+        self._q = Queries(schema)
+        self._channels = {
+            kind: f"ostinato:{kind}:{schema}"[:63] for kind in ("workflow", "activity", "closed")
+        }
+        self._kind_of_channel = {channel: kind for kind, channel in self._channels.items()}
+        self._waiters = c.Waiters()
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._open_lock = asyncio.Lock()
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = False
+        self._incident = False
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self._masked!r}, schema={self._schema!r})"
+
+    async def __aenter__(self) -> PostgresBackend:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up (wake-ups by notification, not polling)."""
+        return self._listening
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async with self._open_lock:
+            if self._pool is not None:
+                return
+            self._closing = False
+            # One direct connection first: it reports the real reason a connection fails
+            # (the pool would only time out), and it runs the migrations.
+            conn = await self._connect("opening the database")
+            async with conn:
+                await self._check_schema(conn)
+            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                self._dsn,
+                min_size=self._min_pool_size,
+                max_size=self._max_pool_size,
+                kwargs={"autocommit": True, "prepare_threshold": self._prepare_threshold},
+                open=False,
+                name="ostinato",
+                timeout=self._connect_timeout,
+            )
+            try:
+                await pool.open(wait=True, timeout=self._connect_timeout)
+            except psycopg.Error as exc:
+                await pool.close()
+                raise self._connection_error("opening the connection pool", exc) from None
+            self._pool = pool
+            if self._listen:
+                ready = asyncio.get_running_loop().create_future()
+                self._listener = asyncio.create_task(
+                    self._listen_forever(ready), name="ostinato-postgres-listener"
+                )
+                # Wait for the first LISTEN, so work created right after open() wakes us.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
+
+    async def close(self) -> None:
+        async with self._open_lock:
+            self._closing = True
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await listener
+            self._listening = False
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await pool.close()
+            self._waiters.notify_all()
+
+    async def _connect(self, action: str) -> Conn:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._dsn, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+            )
+        except psycopg.Error as exc:
+            raise self._connection_error(action, exc) from None
+
+    def _connection_error(self, action: str, exc: BaseException) -> psycopg.OperationalError:
+        message = _scrub(str(exc), self._secrets).strip()
+        return psycopg.OperationalError(
+            f"PostgreSQL at {self._masked} failed while {action}: {message}"
+        )
+
+    async def _check_schema(self, conn: Conn) -> None:
+        latest = len(load_migrations())
+        current = await _schema_version(conn, self._schema)
+        if current is not None and current >= latest:
+            return
+        if not self._auto_migrate:
+            raise RuntimeError(
+                f"the ostinato schema {self._schema!r} in {self._masked} is at version "
+                f"{current or 0}, this ostinato needs {latest}: run `ostinato db migrate` "
+                "(or open the backend with auto_migrate=True)"
+            )
+        await _apply_migrations(conn, self._schema)
+
+    async def migrate(self) -> list[int]:
+        """Apply missing migrations now; the versions applied."""
+        conn = await self._connect("migrating the schema")
+        async with conn:
+            return await _apply_migrations(conn, self._schema)
+
+    def wake_waiters(self) -> None:
+        """Wake every ``wait_for_work`` / ``wait_closed`` caller so it looks again."""
+        self._waiters.notify_all()
+
+    # ---- running operations ---------------------------------------------------------------
+
+    async def _get_pool(self) -> AsyncConnectionPool[Conn]:
+        if self._pool is None:
+            await self.open()
+        assert self._pool is not None
+        return self._pool
+
+    async def _run(
+        self,
+        action: str,
+        body: Callable[[Conn, _Effects], Awaitable[T]],
+        *,
+        transaction: bool = True,
+        retry_ambiguous: bool = True,
+    ) -> T:
+        """Run ``body`` on a pooled connection (in a transaction unless told otherwise),
+        retrying on a broken connection, then wake local waiters and notify the others.
+
+        Retrying is always safe while the transaction surely did not commit. When the
+        connection broke during COMMIT (or during a statement run outside a transaction) the
+        write may have happened: only operations with ``retry_ambiguous`` are retried then
+        (their retry is harmless: reads, claims, and writes fenced by a lease token).
+        """
+        attempt = 0
+        while True:
+            effects = _Effects(attempt)
+            maybe_written = not transaction
+            try:
+                pool = await self._get_pool()
+                async with pool.connection() as conn:
+                    if transaction:
+                        async with conn.transaction():
+                            result = await body(conn, effects)
+                            await self._send_notifications(conn, effects)
+                            maybe_written = True
+                    else:
+                        result = await body(conn, effects)
+                        await self._send_notifications(conn, effects)
+            except psycopg.DataError as exc:
+                # e.g. a NUL character in a text field: the caller's input, not the database.
+                raise ValueError(f"{action}: {_scrub(str(exc), self._secrets)}") from exc
+            except psycopg.OperationalError as exc:
+                retry = attempt < len(_RETRY_DELAYS) and (retry_ambiguous or not maybe_written)
+                self._report_incident(action, exc, retry)
+                if not retry:
+                    raise self._connection_error(action, exc) from exc
+                await self._recover(_RETRY_DELAYS[attempt])
+                attempt += 1
+                continue
+            self._report_recovery()
+            if effects.keys:
+                self._waiters.notify(effects.keys)
+            return result
+
+    async def _send_notifications(self, conn: Conn, effects: _Effects) -> None:
+        if effects.notifications:
+            channels, payloads = zip(*sorted(effects.notifications), strict=True)
+            await conn.execute(
+                self._q["notify"], {"channels": list(channels), "payloads": list(payloads)}
+            )
+
+    async def _recover(self, delay: float) -> None:
+        pool = self._pool
+        if pool is not None:
+            # Drop the pool's connections that died with the server, so the retry gets a
+            # fresh one instead of the next dead one.
+            with contextlib.suppress(Exception):
+                await pool.check()
+        await asyncio.sleep(delay)
+
+    def _report_incident(self, action: str, exc: BaseException, retrying: bool) -> None:
+        if self._incident:
+            return
+        self._incident = True
+        message = _scrub(str(exc), self._secrets).strip().replace("\n", " ")
+        log.warning(
+            "PostgreSQL at %s: %s while %s (%s)%s",
+            self._masked,
+            type(exc).__name__,
+            action,
+            message,
+            "; reconnecting and retrying" if retrying else "",
+        )
+
+    def _report_recovery(self) -> None:
+        if self._incident:
+            self._incident = False
+            log.info("PostgreSQL at %s: connection is working again", self._masked)
+
+    async def _fetchone(self, conn: Conn, query: str, params: dict[str, Any]) -> Any:
+        cur = await conn.execute(self._q[query], params)
+        return await cur.fetchone()
+
+    async def _fetchall(self, conn: Conn, query: str, params: dict[str, Any]) -> list[Any]:
+        cur = await conn.execute(self._q[query], params)
+        return await cur.fetchall()
+
+    async def _execute(self, conn: Conn, query: str, params: dict[str, Any]) -> None:
+        await conn.execute(self._q[query], params)
+
+    # ---- notifications --------------------------------------------------------------------
+
+    def _work(
+        self, effects: _Effects, kind: str, queue: str, *, sql_notifies: bool = False
+    ) -> None:
+        effects.keys.add((kind, queue))
+        if not sql_notifies:
+            payload = queue if len(queue.encode()) <= _MAX_PAYLOAD else ""
+            effects.notifications.add((self._channels[kind], payload))
+
+    def _closed(self, effects: _Effects, instance_id: str, run_id: str) -> None:
+        effects.keys.add(("closed", instance_id, run_id))
+        payload = json.dumps([instance_id, run_id])
+        if len(payload.encode()) > _MAX_PAYLOAD:
+            payload = ""
+        effects.notifications.add((self._channels["closed"], payload))
+
+    def _on_notification(self, channel: str, payload: str) -> None:
+        kind = self._kind_of_channel.get(channel)
+        if kind is None:
+            return
+        if not payload:
+            self._waiters.notify_all()
+        elif kind == "closed":
+            try:
+                instance_id, run_id = json.loads(payload)
+            except ValueError:
+                self._waiters.notify_all()
+                return
+            self._waiters.notify([("closed", instance_id, run_id)])
+        else:
+            self._waiters.notify([(kind, payload)])
+
+    async def _listen_forever(self, ready: asyncio.Future[None]) -> None:
+        """Keep one LISTEN connection up; reconnect with back-off when it breaks."""
+        delay = 0.1
+        while not self._closing:
+            conn: Conn | None = None
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._dsn,
+                    autocommit=True,
+                    connect_timeout=max(1, int(self._connect_timeout)),
+                )
+                for channel in self._channels.values():
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                self._listening = True
+                if not ready.done():
+                    ready.set_result(None)
+                self._report_recovery()
+                # Notifications sent while we were away are lost: everyone looks again.
+                self._waiters.notify_all()
+                delay = 0.1
+                while True:
+                    async for notify in conn.notifies(timeout=_LISTENER_PING):
+                        self._on_notification(notify.channel, notify.payload)
+                    await conn.execute("SELECT 1")  # is the connection still alive?
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._closing:
+                    return
+                self._report_incident("listening for notifications", exc, True)
+                if not ready.done():
+                    ready.set_result(None)  # open() goes on; waiters poll meanwhile
+            finally:
+                self._listening = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            self._waiters.notify_all()  # waiters switch to polling
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # ---- shared pieces --------------------------------------------------------------------
+
+    def _row_to_info(self, row: Sequence[Any]) -> RunInfo:
+        (
+            instance_id,
+            run_id,
+            workflow_name,
+            queue,
+            status,
+            created_at,
+            updated_at,
+            closed_at,
+            history_length,
+            result,
+            blocked_reason,
+            parent_instance_id,
+            parent_run_id,
+            parent_command_id,
+            next_run_id,
+        ) = row[:15]
+        parent = None
+        if parent_instance_id is not None:
+            parent = ParentRef(parent_instance_id, parent_run_id, parent_command_id)
+        return RunInfo(
+            instance_id=instance_id,
+            run_id=run_id,
+            workflow_name=workflow_name,
+            queue=queue,
+            status=RunStatus(status),
+            created_at=created_at,
+            updated_at=updated_at,
+            closed_at=closed_at,
+            history_length=history_length,
+            result=None if result is None else bytes(result),
+            blocked_reason=blocked_reason,
+            parent=parent,
+            next_run_id=next_run_id,
+        )
+
+    async def _insert_run(self, conn: Conn, effects: _Effects, run: NewRun, now: float) -> None:
+        visible_ats = [now if run.visible_at is None else run.visible_at]
+        events = [bytes(run.started_event)]
+        if run.execution_deadline is not None:
+            visible_ats.append(run.execution_deadline)
+            events.append(c.timed_out_event())
+        parent = run.parent
+        await self._execute(
+            conn,
+            "insert_run",
+            {
+                "instance_id": run.instance_id,
+                "run_id": run.run_id,
+                "workflow_name": run.workflow_name,
+                "queue": run.queue,
+                "now": now,
+                "ready_at": run.visible_at,
+                "parent_instance_id": None if parent is None else parent.instance_id,
+                "parent_run_id": None if parent is None else parent.run_id,
+                "parent_command_id": None if parent is None else parent.command_id,
+                "visible_ats": visible_ats,
+                "events": events,
+            },
+        )
+        self._work(effects, "workflow", run.queue)
+
+    async def _start_run(
+        self, conn: Conn, effects: _Effects, run: NewRun, now: float
+    ) -> tuple[bool, bool, bool]:
+        """Create ``run`` unless its id is taken. Returns (started, refused because an open
+        run exists, the same run id exists already)."""
+        inserted = await self._fetchone(
+            conn, "insert_instance", {"instance_id": run.instance_id, "run_id": run.run_id}
+        )
+        if inserted is None:
+            row = await self._fetchone(
+                conn, "lock_instance", {"instance_id": run.instance_id, "run_id": run.run_id}
+            )
+            if row is not None:
+                status, run_id_taken = row
+                if status == RunStatus.RUNNING.value:
+                    return False, True, bool(run_id_taken)
+                if run.id_reuse == "refuse" or run_id_taken:
+                    return False, False, bool(run_id_taken)
+            await self._execute(
+                conn, "set_latest_run", {"instance_id": run.instance_id, "run_id": run.run_id}
+            )
+        await self._insert_run(conn, effects, run, now)
+        return True, False, False
+
+    async def _deliver_to_open_run(
+        self, conn: Conn, effects: _Effects, instance_id: str, event: bytes, now: float
+    ) -> bool:
+        row = await self._fetchone(
+            conn,
+            "deliver_to_open_run",
+            {"instance_id": instance_id, "event": bytes(event), "now": now},
+        )
+        if row is None:
+            return False
+        self._work(effects, "workflow", row[0])
+        return True
+
+    async def _deliver_to_run(
+        self, conn: Conn, effects: _Effects, parent: ParentRef, event: bytes, now: float
+    ) -> None:
+        row = await self._fetchone(
+            conn,
+            "deliver_to_run",
+            {
+                "instance_id": parent.instance_id,
+                "run_id": parent.run_id,
+                "event": event,
+                "now": now,
+            },
+        )
+        if row is not None:
+            self._work(effects, "workflow", row[0])
+
+    async def _drop_pending_work(
+        self, conn: Conn, instance_id: str, run_id: str, now: float
+    ) -> None:
+        """A closed run's inbox goes; its queued activities too, running ones are asked to
+        cancel."""
+        params = {"instance_id": instance_id, "run_id": run_id}
+        await self._execute(conn, "delete_run_inbox", params)
+        await self._execute(
+            conn, "cancel_activity_tasks", {**params, "activity_ids": None, "now": now}
+        )
+
+    async def _terminate_tree(
+        self,
+        conn: Conn,
+        effects: _Effects,
+        instance_id: str,
+        run_id: str,
+        reason: str,
+        now: float,
+    ) -> None:
+        """Terminate the run and, after it, its open children, recursively."""
+        pending = [(instance_id, run_id, reason)]
+        while pending:
+            target_instance, target_run, why = pending.pop(0)
+            failure = c.terminated_failure(target_instance, why)
+            row = await self._fetchone(
+                conn,
+                "terminate_run",
+                {
+                    "instance_id": target_instance,
+                    "run_id": target_run,
+                    "failure": failure,
+                    "now": now,
+                },
+            )
+            if row is None:
+                continue  # closed meanwhile
+            seq, parent_instance, parent_run, parent_command = row
+            await self._execute(
+                conn,
+                "append_history",
+                {
+                    "instance_id": target_instance,
+                    "run_id": target_run,
+                    "first_seq": seq,
+                    "events": [c.workflow_terminated_event(seq, why)],
+                },
+            )
+            await self._drop_pending_work(conn, target_instance, target_run, now)
+            self._closed(effects, target_instance, target_run)
+            if parent_instance is not None:
+                event = c.child_closed_event(
+                    parent_command, target_instance, RunStatus.TERMINATED, failure
+                )
+                await self._deliver_to_run(
+                    conn,
+                    effects,
+                    ParentRef(parent_instance, parent_run, parent_command),
+                    event,
+                    now,
+                )
+            children = await self._fetchall(
+                conn, "open_children", {"instance_id": target_instance, "run_id": target_run}
+            )
+            for child_instance, child_run in children:
+                pending.append(
+                    (child_instance, child_run, f"parent workflow was terminated: {why}")
+                )
+
+    # ---- client side ------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> None:
+        c.validate_new_run(run)
+        _check_text_fields(run)
+
+        async def body(conn: Conn, effects: _Effects) -> None:
+            started, open_run, same_run = await self._start_run(conn, effects, run, self.clock())
+            if started or (same_run and effects.attempt > 0):
+                return  # (a retry finding its own run: the first try did commit)
+            if open_run:
+                raise WorkflowAlreadyStartedError(run.instance_id)
+            raise WorkflowAlreadyStartedError(
+                run.instance_id,
+                f"workflow id {run.instance_id!r} was used before and this start refuses "
+                "id reuse (id_reuse='refuse')",
+            )
+
+        await self._run(f"starting workflow {run.instance_id!r}", body)
+
+    async def signal(self, instance_id: str, event: bytes) -> None:
+        await self._deliver(f"signalling workflow {instance_id!r}", instance_id, event)
+
+    async def request_cancel(self, instance_id: str, event: bytes) -> None:
+        await self._deliver(f"cancelling workflow {instance_id!r}", instance_id, event)
+
+    async def _deliver(self, action: str, instance_id: str, event: bytes) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            if await self._deliver_to_open_run(conn, effects, instance_id, event, self.clock()):
+                return
+            row = await self._fetchone(conn, "latest_status", {"instance_id": instance_id})
+            if row is None:
+                raise WorkflowNotFoundError(instance_id)
+            raise WorkflowNotRunningError(instance_id, row[0])
+
+        # Not retried once COMMIT may have happened: the event would arrive twice.
+        await self._run(action, body, retry_ambiguous=False)
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(conn, "lock_latest_run", {"instance_id": instance_id})
+            if row is None:
+                raise WorkflowNotFoundError(instance_id)
+            run_id, status = row
+            if status != RunStatus.RUNNING.value:
+                if effects.attempt > 0 and status == RunStatus.TERMINATED.value:
+                    return  # the first try did commit
+                raise WorkflowNotRunningError(instance_id, status)
+            await self._terminate_tree(conn, effects, instance_id, run_id, reason, self.clock())
+
+        await self._run(f"terminating workflow {instance_id!r}", body)
+
+    async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
+        async def body(conn: Conn, effects: _Effects) -> RunInfo:
+            if run_id is None:
+                row = await self._fetchone(conn, "describe_latest", {"instance_id": instance_id})
+            else:
+                row = await self._fetchone(
+                    conn, "describe_run", {"instance_id": instance_id, "run_id": run_id}
+                )
+            if row is None:
+                raise _not_found(instance_id, run_id)
+            return self._row_to_info(row)
+
+        return await self._run(f"describing workflow {instance_id!r}", body, transaction=False)
+
+    async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
+        async def body(conn: Conn, effects: _Effects) -> list[bytes]:
+            if run_id is None:
+                rows = await self._fetchall(conn, "history_latest", {"instance_id": instance_id})
+            else:
+                rows = await self._fetchall(
+                    conn, "history_run", {"instance_id": instance_id, "run_id": run_id}
+                )
+            if not rows:
+                raise _not_found(instance_id, run_id)
+            return [bytes(event) for (event,) in rows if event is not None]
+
+        return await self._run(
+            f"reading the history of workflow {instance_id!r}", body, transaction=False
+        )
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[RunInfo], str | None]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        before = c.decode_cursor(cursor) if cursor is not None else None
+        params = {
+            "status": None if status is None else RunStatus(status).value,
+            "workflow_name": workflow_name,
+            "before": before,
+            "limit": limit + 1,
+        }
+
+        async def body(conn: Conn, effects: _Effects) -> list[Any]:
+            return await self._fetchall(conn, "list_runs", params)
+
+        rows = await self._run("listing workflows", body, transaction=False)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = c.encode_cursor(rows[-1][15]) if more else None
+        return [self._row_to_info(row) for row in rows], next_cursor
+
+    async def delete(self, instance_id: str) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(conn, "lock_latest_run", {"instance_id": instance_id})
+            if row is None:
+                if effects.attempt > 0:
+                    return  # the first try did commit
+                raise WorkflowNotFoundError(instance_id)
+            if row[1] == RunStatus.RUNNING.value:
+                raise WorkflowAlreadyStartedError(
+                    instance_id,
+                    f"workflow {instance_id!r} is still running; terminate it before deleting",
+                )
+            await self._execute(conn, "delete_instance", {"instance_id": instance_id})
+
+        await self._run(f"deleting workflow {instance_id!r}", body)
+
+    async def get_vars(self, instance_id: str) -> dict[str, bytes]:
+        async def body(conn: Conn, effects: _Effects) -> dict[str, bytes]:
+            rows = await self._fetchall(conn, "get_vars", {"instance_id": instance_id})
+            if not rows:
+                raise WorkflowNotFoundError(instance_id)
+            return {bytes(name).decode(): bytes(value) for name, value in rows if name is not None}
+
+        return await self._run(
+            f"reading the variables of workflow {instance_id!r}", body, transaction=False
+        )
+
+    async def wait_closed(self, instance_id: str, run_id: str, timeout: float | None) -> RunInfo:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        key = ("closed", instance_id, run_id)
+        while True:
+            waiter = self._waiters.register([key])
+            try:
+                info = await self.describe(instance_id, run_id)
+                if not info.status.is_open:
+                    return info
+                poll = _SAFETY_POLL if self._listening else self._poll_interval
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return info
+                    poll = min(poll, remaining)
+                await c.wait_on(waiter, poll)
+            finally:
+                self._waiters.unregister(waiter)
+
+    # ---- workflow worker side -----------------------------------------------------------
+
+    async def claim_workflow_tasks(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[WorkflowTask]:
+        if max_tasks < 1 or not queues:
+            return []
+
+        async def body(conn: Conn, effects: _Effects) -> list[WorkflowTask]:
+            now = self.clock()
+            rows = await self._fetchall(
+                conn,
+                "claim_workflow_tasks",
+                {
+                    "queues": list(queues),
+                    "now": now,
+                    "lease_seconds": lease_seconds,
+                    "max_tasks": max_tasks,
+                },
+            )
+            if not rows:
+                return []
+            rows.sort(key=lambda r: r[7])  # oldest pending event first
+            inbox_rows = await self._fetchall(
+                conn,
+                "visible_inbox",
+                {
+                    "instance_ids": [r[0] for r in rows],
+                    "run_ids": [r[1] for r in rows],
+                    "now": now,
+                },
+            )
+            inboxes: dict[tuple[str, str], list[InboxEvent]] = {}
+            for instance_id, run_id, event_id, event in inbox_rows:
+                inboxes.setdefault((instance_id, run_id), []).append(
+                    InboxEvent(event_id, bytes(event))
+                )
+            return [
+                WorkflowTask(
+                    instance_id=instance_id,
+                    run_id=run_id,
+                    workflow_name=workflow_name,
+                    queue=queue,
+                    lease_token=lease_token,
+                    history_length=history_length,
+                    inbox=inboxes.get((instance_id, run_id), []),
+                    failed_attempts=failed_attempts,
+                )
+                for (
+                    instance_id,
+                    run_id,
+                    workflow_name,
+                    queue,
+                    lease_token,
+                    history_length,
+                    failed_attempts,
+                    _,
+                ) in rows
+            ]
+
+        return await self._run("claiming workflow tasks", body)
+
+    def _lease_lost(self, task: WorkflowTask) -> LeaseLostError:
+        return LeaseLostError(
+            f"the lease on workflow {task.instance_id!r} (run {task.run_id}) was lost: "
+            "another worker took the task over, or the run was closed"
+        )
+
+    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            now = self.clock()
+            run = {"instance_id": task.instance_id, "run_id": task.run_id}
+            row = await self._fetchone(
+                conn, "lock_leased_run", {**run, "lease_token": task.lease_token}
+            )
+            if row is None:
+                raise self._lease_lost(task)
+            history_length, queue, parent_instance, parent_run, parent_command = row
+            c.validate_commit(task.instance_id, history_length, commit)
+            for child in commit.children:
+                _check_text_fields(child)
+            if commit.close is not None and commit.close.next_run is not None:
+                _check_text_fields(commit.close.next_run)
+            for act in commit.activities:
+                _no_nul("activity queue", act.queue)
+            if commit.new_events:
+                await self._execute(
+                    conn,
+                    "append_history",
+                    {
+                        **run,
+                        "first_seq": history_length + 1,
+                        "events": [bytes(e) for e in commit.new_events],
+                    },
+                )
+            if commit.consumed_inbox:
+                await self._execute(
+                    conn, "delete_inbox_events", {**run, "ids": list(commit.consumed_inbox)}
+                )
+            if commit.activities:
+                acts = commit.activities
+                await self._execute(
+                    conn,
+                    "insert_activity_tasks",
+                    {
+                        **run,
+                        "now": now,
+                        "activity_ids": [a.activity_id for a in acts],
+                        "names": [a.name.encode() for a in acts],
+                        "queues": [a.queue for a in acts],
+                        "inputs": [bytes(a.input) for a in acts],
+                        "options": [bytes(a.options) for a in acts],
+                        "deadlines": [a.deadline for a in acts],
+                    },
+                )
+                for activity in acts:
+                    self._work(effects, "activity", activity.queue)
+            if commit.cancel_activities:
+                await self._execute(
+                    conn,
+                    "cancel_activity_tasks",
+                    {**run, "activity_ids": list(commit.cancel_activities), "now": now},
+                )
+            if commit.timers:
+                timers = commit.timers
+                await self._execute(
+                    conn,
+                    "insert_inbox_events",
+                    {
+                        **run,
+                        "timer_ids": [t.timer_id for t in timers],
+                        "fire_ats": [t.fire_at for t in timers],
+                        "events": [bytes(t.event) for t in timers],
+                    },
+                )
+            if commit.cancel_timers:
+                await self._execute(
+                    conn, "cancel_timers", {**run, "timer_ids": list(commit.cancel_timers)}
+                )
+            # Events for this run's own inbox, in the order they happen.
+            own: list[bytes] = []
+            for child in commit.children:
+                assert child.parent is not None  # validate_commit checked
+                started, open_run, _ = await self._start_run(conn, effects, child, now)
+                if not started:
+                    own.append(
+                        c.child_start_refused_event(
+                            child.parent.command_id, child.instance_id, open_run
+                        )
+                    )
+            for target, event in commit.cancel_instances:
+                await self._deliver_to_open_run(conn, effects, target, event, now)
+            for signal in commit.signals:
+                target = signal.target_instance_id
+                failure = None
+                if not await self._deliver_to_open_run(conn, effects, target, signal.event, now):
+                    exists = await self._fetchone(conn, "latest_status", {"instance_id": target})
+                    failure = c.signal_target_missing(target, exists is not None)
+                own.append(c.signal_external_completed_event(signal.command_id, failure))
+            if own:
+                await self._execute(
+                    conn,
+                    "insert_inbox_events",  # no timer id, visible now
+                    {
+                        **run,
+                        "timer_ids": [None] * len(own),
+                        "fire_ats": [now] * len(own),
+                        "events": own,
+                    },
+                )
+            if commit.vars:
+                names = list(commit.vars)
+                await self._execute(
+                    conn,
+                    "upsert_vars",
+                    {
+                        **run,
+                        "names": [n.encode() for n in names],
+                        "values": [bytes(commit.vars[n]) for n in names],
+                    },
+                )
+            await self._execute(
+                conn,
+                "finish_workflow_task",
+                {**run, "new_events": len(commit.new_events), "now": now},
+            )
+            # Released: events that arrived during the task (or timers) make it claimable.
+            self._work(effects, "workflow", queue)
+            close = commit.close
+            if close is not None:
+                result = None if close.result is None else bytes(close.result)
+                next_run = close.next_run
+                await self._execute(
+                    conn,
+                    "close_run",
+                    {
+                        **run,
+                        "status": close.status.value,
+                        "result": result,
+                        "now": now,
+                        "next_run_id": None if next_run is None else next_run.run_id,
+                    },
+                )
+                await self._drop_pending_work(conn, task.instance_id, task.run_id, now)
+                self._closed(effects, task.instance_id, task.run_id)
+                parent = None
+                if parent_instance is not None:
+                    parent = ParentRef(parent_instance, parent_run, parent_command)
+                if next_run is not None:
+                    if next_run.parent is None and parent is not None:
+                        next_run = _with_parent(next_run, parent)
+                    await self._execute(
+                        conn,
+                        "set_latest_run",
+                        {"instance_id": next_run.instance_id, "run_id": next_run.run_id},
+                    )
+                    await self._insert_run(conn, effects, next_run, now)
+                elif parent is not None:
+                    event = c.child_closed_event(
+                        parent.command_id, task.instance_id, close.status, result
+                    )
+                    await self._deliver_to_run(conn, effects, parent, event, now)
+
+        await self._run(f"committing a task of workflow {task.instance_id!r}", body)
+
+    async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(
+                conn,
+                "fail_workflow_task",
+                {
+                    "instance_id": task.instance_id,
+                    "run_id": task.run_id,
+                    "lease_token": task.lease_token,
+                    "reason": reason.replace("\x00", "\\x00"),  # text holds no NUL
+                    "retry_at": retry_at,
+                    "now": self.clock(),
+                    "channel": self._channels["workflow"],
+                },
+            )
+            if row is None:
+                raise self._lease_lost(task)
+            self._work(effects, "workflow", row[0], sql_notifies=True)
+
+        await self._run(f"failing a task of workflow {task.instance_id!r}", body, transaction=False)
+
+    async def release_workflow_task(self, task: WorkflowTask) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(
+                conn,
+                "release_workflow_task",
+                {
+                    "instance_id": task.instance_id,
+                    "run_id": task.run_id,
+                    "lease_token": task.lease_token,
+                    "channel": self._channels["workflow"],
+                },
+            )
+            if row is not None:
+                self._work(effects, "workflow", row[0], sql_notifies=True)
+
+        await self._run(
+            f"releasing a task of workflow {task.instance_id!r}", body, transaction=False
+        )
+
+    async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(
+                conn,
+                "extend_workflow_lease",
+                {
+                    "instance_id": task.instance_id,
+                    "run_id": task.run_id,
+                    "lease_token": task.lease_token,
+                    "lease_seconds": lease_seconds,
+                    "now": self.clock(),
+                },
+            )
+            if row is None:
+                raise self._lease_lost(task)
+
+        await self._run(
+            f"extending the lease of workflow {task.instance_id!r}", body, transaction=False
+        )
+
+    # ---- activity worker side -----------------------------------------------------------
+
+    async def claim_activity_tasks(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[ActivityTask]:
+        if max_tasks < 1 or not queues:
+            return []
+
+        async def body(conn: Conn, effects: _Effects) -> list[ActivityTask]:
+            now = self.clock()
+            await self._execute(
+                conn, "purge_cancelled_activity_tasks", {"queues": list(queues), "now": now}
+            )
+            rows = await self._fetchall(
+                conn,
+                "claim_activity_tasks",
+                {
+                    "queues": list(queues),
+                    "now": now,
+                    "lease_seconds": lease_seconds,
+                    "max_tasks": max_tasks,
+                },
+            )
+            rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task_id
+            return [
+                ActivityTask(
+                    task_id=r[0],
+                    instance_id=r[1],
+                    run_id=r[2],
+                    activity_id=r[3],
+                    name=bytes(r[4]).decode(),
+                    queue=r[5],
+                    input=bytes(r[6]),
+                    options=bytes(r[7]),
+                    attempt=r[8],
+                    lease_token=r[9],
+                    scheduled_at=r[10],
+                    deadline=r[11],
+                    heartbeat_details=None if r[12] is None else bytes(r[12]),
+                )
+                for r in rows
+            ]
+
+        return await self._run("claiming activity tasks", body)
+
+    def _activity_lease_lost(self, task: ActivityTask) -> LeaseLostError:
+        return LeaseLostError(
+            f"the lease on activity {task.name!r} (id {task.activity_id}) of workflow "
+            f"{task.instance_id!r}, attempt {task.attempt}, was lost: the task was "
+            "completed, retried or claimed again by another worker"
+        )
+
+    async def heartbeat_activity(
+        self, task: ActivityTask, details: bytes | None, lease_seconds: float
+    ) -> bool:
+        async def body(conn: Conn, effects: _Effects) -> bool:
+            row = await self._fetchone(
+                conn,
+                "heartbeat_activity",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "details": None if details is None else bytes(details),
+                    "lease_seconds": lease_seconds,
+                    "now": self.clock(),
+                },
+            )
+            if row is None:
+                raise self._activity_lease_lost(task)
+            return bool(row[0])
+
+        return await self._run(
+            f"recording a heartbeat of activity {task.name!r}", body, transaction=False
+        )
+
+    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(
+                conn,
+                "complete_activity",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "event": bytes(event),
+                    "now": self.clock(),
+                    "channel": self._channels["workflow"],
+                },
+            )
+            if row is None or not row[0]:
+                raise self._activity_lease_lost(task)
+            if row[1] is not None:
+                self._work(effects, "workflow", row[1], sql_notifies=True)
+
+        # One statement: atomic without a transaction block. A retry after a lost COMMIT
+        # finds the task gone and reports LeaseLostError; nothing is written twice.
+        await self._run(
+            f"completing activity {task.name!r} of workflow {task.instance_id!r}",
+            body,
+            transaction=False,
+        )
+
+    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(
+                conn,
+                "retry_activity",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "visible_at": visible_at,
+                    "channel": self._channels["activity"],
+                },
+            )
+            if row is None:
+                raise self._activity_lease_lost(task)
+            self._work(effects, "activity", row[0], sql_notifies=True)
+
+        await self._run(f"scheduling a retry of activity {task.name!r}", body, transaction=False)
+
+    # ---- wake-ups --------------------------------------------------------------------------
+
+    async def _next_work_at(self, kind: str, queues: Sequence[str]) -> float | None:
+        query = "next_workflow_work" if kind == "workflow" else "next_activity_work"
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            row = await self._fetchone(conn, query, {"queues": list(queues)})
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def next_visible_time(self) -> float | None:
+        """The earliest time after now at which a timer, delayed start, back-off or activity
+        retry becomes visible, on any queue; None when nothing is scheduled (for drivers of
+        a virtual clock, like ``MemoryBackend.next_visible_time``)."""
+
+        async def body(conn: Conn, effects: _Effects) -> float | None:
+            row = await self._fetchone(conn, "next_visible_time", {"now": self.clock()})
+            return None if row is None or row[0] is None else float(row[0])
+
+        return await self._run("looking for scheduled work", body, transaction=False)
+
+    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+        keys = c.work_keys(kind, queues)
+        if not keys:
+            await asyncio.sleep(max(0.0, timeout))
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter = self._waiters.register(keys)
+        try:
+            while True:
+                try:
+                    next_at: float | None = await self._next_work_at(kind, queues)
+                    unknown = False
+                except psycopg.OperationalError as exc:
+                    self._report_incident("waiting for work", exc, True)
+                    next_at, unknown = None, True
+                now = self.clock()
+                if next_at is not None and next_at <= now:
+                    return
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                wait = remaining
+                if next_at is not None:
+                    wait = min(wait, next_at - now)
+                if unknown or not self._listening:
+                    wait = min(wait, self._poll_interval)
+                if await c.wait_on(waiter, wait):
+                    # Woken: look again with a fresh waiter, so nothing is missed meanwhile.
+                    old, waiter = waiter, self._waiters.register(keys)
+                    self._waiters.unregister(old)
+                elif unknown:
+                    return  # let the caller try (and see the error) rather than sit here
+        finally:
+            self._waiters.unregister(waiter)
+
+
+def _not_found(instance_id: str, run_id: str | None) -> WorkflowNotFoundError:
+    if run_id is None:
+        return WorkflowNotFoundError(instance_id)
+    return WorkflowNotFoundError(
+        instance_id, f"no workflow with id {instance_id!r} and run id {run_id!r}"
+    )
+
+
+def _no_nul(what: str, value: str) -> None:
+    if "\x00" in value:
+        raise ValueError(
+            f"{what} {value!r} contains a NUL character, which PostgreSQL cannot store"
+        )
+
+
+def _check_text_fields(run: NewRun) -> None:
+    _no_nul("workflow id", run.instance_id)
+    _no_nul("run id", run.run_id)
+    _no_nul("workflow name", run.workflow_name)
+    _no_nul("queue", run.queue)
+
+
+def _with_parent(run: NewRun, parent: ParentRef) -> NewRun:
+    return NewRun(
+        instance_id=run.instance_id,
+        run_id=run.run_id,
+        workflow_name=run.workflow_name,
+        queue=run.queue,
+        started_event=run.started_event,
+        visible_at=run.visible_at,
+        parent=parent,
+        id_reuse=run.id_reuse,
+        execution_deadline=run.execution_deadline,
+    )
