@@ -122,6 +122,8 @@ class MemoryBackend(Backend):
         # instance id -> its runs, oldest first
         self._instances: dict[str, list[_Run]] = {}
         self._activities: dict[int, _ActivityTask] = {}
+        # Open runs whose inbox is not empty: the only ones a claim has to look at.
+        self._pending: set[_Run] = set()
         self._next_pk = 0
         self._next_inbox_id = 0
         self._next_task_id = 0
@@ -153,8 +155,7 @@ class MemoryBackend(Backend):
             now = self.clock()
             times = [
                 item.visible_at
-                for run in self._runs.values()
-                if run.status.is_open
+                for run in self._pending
                 for item in run.inbox
                 if item.visible_at > now
             ]
@@ -213,6 +214,7 @@ class MemoryBackend(Backend):
     ) -> None:
         self._next_inbox_id += 1
         run.inbox.append(_InboxItem(self._next_inbox_id, visible_at, event, timer_id))
+        self._pending.add(run)
         wake.add(("workflow", run.queue))
 
     def _insert_run(self, new: NewRun, now: float, wake: set[Hashable]) -> _Run:
@@ -263,6 +265,7 @@ class MemoryBackend(Backend):
         run.lease_expires_at = None
         run.ready_at = None
         run.inbox.clear()
+        self._pending.discard(run)
         for task in [t for t in self._activities.values() if t.run is run]:
             if task.is_running(now):
                 task.cancel_requested = True
@@ -438,7 +441,7 @@ class MemoryBackend(Backend):
         with self._lock:
             now = self.clock()
             candidates: list[tuple[int, _Run]] = []
-            for run in self._runs.values():
+            for run in self._pending:
                 if run.queue not in wanted:
                     continue
                 at = self._claimable_at(run, now)
@@ -512,6 +515,8 @@ class MemoryBackend(Backend):
                 self._push(run, bytes(timer.event), timer.fire_at, wake, timer.timer_id)
             cancelled = set(commit.cancel_timers)
             run.inbox = [i for i in run.inbox if i.timer_id is None or i.timer_id not in cancelled]
+            if not run.inbox:
+                self._pending.discard(run)
             for child in commit.children:
                 assert child.parent is not None
                 refused, open_run = self._start_refusal(child)
@@ -664,7 +669,7 @@ class MemoryBackend(Backend):
         now = self.clock()
         soonest: float | None = None
         if kind == "workflow":
-            for run in self._runs.values():
+            for run in self._pending:
                 if run.queue in queues:
                     at = self._claimable_at(run, now)
                     if at is not None:
