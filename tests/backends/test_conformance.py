@@ -453,6 +453,29 @@ async def test_partial_consumption_keeps_the_rest(backend_url: str, clock: FakeC
         assert [i.event for i in again.inbox] == [signal_event("keep")]
 
 
+async def test_consuming_another_runs_inbox_ids_is_harmless(
+    backend_url: str, clock: FakeClock
+) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await start(b, "mine")
+        await start(b, "theirs")
+        theirs = await claim_for(b, "theirs")
+        await b.release_workflow_task(theirs)
+        mine = await claim_for(b, "mine")
+        commit = full_commit(mine)
+        commit.consumed_inbox += [item.id for item in theirs.inbox] + [10**9]
+        await b.commit_workflow_task(mine, commit)
+        again = await claim_for(b, "theirs")
+        assert [i.id for i in again.inbox] == [i.id for i in theirs.inbox]
+
+
+async def test_list_runs_accepts_status_strings(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await start(b, "s")
+        page, _ = await b.list_runs(status="running")  # type: ignore[arg-type]
+        assert [r.instance_id for r in page] == ["s"]
+
+
 # ---- timers -------------------------------------------------------------------------------
 
 

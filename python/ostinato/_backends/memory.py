@@ -213,7 +213,7 @@ class MemoryBackend(Backend):
         timer_id: int | None = None,
     ) -> None:
         self._next_inbox_id += 1
-        run.inbox.append(_InboxItem(self._next_inbox_id, visible_at, event, timer_id))
+        run.inbox.append(_InboxItem(self._next_inbox_id, visible_at, bytes(event), timer_id))
         self._pending.add(run)
         wake.add(("workflow", run.queue))
 
@@ -360,6 +360,7 @@ class MemoryBackend(Backend):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         before = c.decode_cursor(cursor) if cursor is not None else None
+        status = None if status is None else RunStatus(status)
         with self._lock:
             latest = sorted(
                 (runs[-1] for runs in self._instances.values()), key=lambda r: r.pk, reverse=True
