@@ -513,7 +513,10 @@ def _compile(hint: Any, ns: Mapping[str, Any] | None = None) -> _Decoder | None:
         cacheable = True
     except TypeError:  # unhashable hint (e.g. Annotated with a dict)
         cacheable = False
-    decoder = _build(hint, ns)
+    try:
+        decoder = _build(hint, ns)
+    except Exception:  # an exotic hint we cannot introspect: refuse it when used
+        decoder = _unsupported(hint)
     if cacheable:
         if len(_DECODER_CACHE) >= _MAX_CACHE:
             _DECODER_CACHE.clear()
