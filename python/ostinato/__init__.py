@@ -1,0 +1,75 @@
+"""ostinato: durable workflows for Python.
+
+Workflows are plain ``async def`` functions; the engine records every decision in an event
+history so a run survives crashes, restarts and deploys and resumes by deterministic replay.
+"""
+
+from __future__ import annotations
+
+from . import activity, workflow
+from ._backend import Backend, RunStatus
+from ._client import Client, SyncClient, WorkflowDescription, WorkflowHandle
+from ._connect import connect
+from ._converter import PayloadConverter
+from ._errors import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    DeadlockError,
+    HistoryCorruptError,
+    LeaseLostError,
+    NonDeterminismError,
+    OstinatoError,
+    PayloadError,
+    PayloadTooLargeError,
+    RegistrationError,
+    WorkflowAlreadyStartedError,
+    WorkflowCancelledError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+    WorkflowTerminatedError,
+    WorkflowTimedOutError,
+)
+from ._retry import RetryPolicy
+from ._worker import Worker
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("ostinato")
+except Exception:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ActivityError",
+    "ApplicationError",
+    "Backend",
+    "ChildWorkflowError",
+    "Client",
+    "DeadlockError",
+    "HistoryCorruptError",
+    "LeaseLostError",
+    "NonDeterminismError",
+    "OstinatoError",
+    "PayloadConverter",
+    "PayloadError",
+    "PayloadTooLargeError",
+    "RegistrationError",
+    "RetryPolicy",
+    "RunStatus",
+    "SyncClient",
+    "Worker",
+    "WorkflowAlreadyStartedError",
+    "WorkflowCancelledError",
+    "WorkflowDescription",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "WorkflowNotFoundError",
+    "WorkflowNotRunningError",
+    "WorkflowTerminatedError",
+    "WorkflowTimedOutError",
+    "activity",
+    "connect",
+    "workflow",
+]

@@ -1,0 +1,435 @@
+"""The client: start workflows, signal, cancel, terminate, inspect and await them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Generic, TypeVar, overload
+
+import orjson
+
+from . import _events
+from ._backend import Backend, NewRun, RunInfo, RunStatus
+from ._converter import PayloadConverter, check_call, default_converter
+from ._definition import workflow_definition, workflow_name
+from ._errors import (
+    WorkflowCancelledError,
+    WorkflowFailedError,
+    WorkflowTerminatedError,
+    WorkflowTimedOutError,
+)
+from ._failure import decode_failure, failure_message
+from ._retry import Duration, to_seconds
+
+__all__ = ["Client", "SyncClient", "WorkflowDescription", "WorkflowHandle"]
+
+T = TypeVar("T")
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class PendingActivity:
+    activity_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PendingTimer:
+    timer_id: int
+    fire_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkflowDescription:
+    """What ``handle.describe()`` reports about the run."""
+
+    instance_id: str
+    run_id: str
+    workflow_name: str
+    queue: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    history_length: int
+    blocked_reason: str | None
+    failure: str | None
+    parent_instance_id: str | None
+    next_run_id: str | None
+    pending_activities: list[PendingActivity] = field(default_factory=list)
+    pending_timers: list[PendingTimer] = field(default_factory=list)
+    pending_children: list[str] = field(default_factory=list)
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == RunStatus.RUNNING.value
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.blocked_reason is not None
+
+
+class WorkflowHandle(Generic[T]):
+    """A handle on one workflow instance (its latest run, or a given run)."""
+
+    def __init__(
+        self,
+        client: Client,
+        instance_id: str,
+        run_id: str | None = None,
+        result_decoder: Callable[[bytes], Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.id = instance_id
+        self.run_id = run_id
+        self._decode = result_decoder
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle(id={self.id!r}, run_id={self.run_id!r})"
+
+    async def result(self, timeout: Duration | None = None) -> T:
+        """Wait for the workflow's result, following continue-as-new to the final run.
+
+        Raises ``WorkflowFailedError`` (with the cause) if it failed, its subclasses
+        ``WorkflowCancelledError`` / ``WorkflowTerminatedError`` / ``WorkflowTimedOutError``,
+        and ``TimeoutError`` if ``timeout`` seconds pass first.
+        """
+        backend = self.client.backend
+        await backend.open()
+        seconds = to_seconds(timeout, "timeout")
+        loop = asyncio.get_running_loop()
+        deadline = None if seconds is None else loop.time() + seconds
+        run_id = self.run_id
+        if run_id is None:
+            run_id = (await backend.describe(self.id)).run_id
+        while True:
+            remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+            info = await backend.wait_closed(self.id, run_id, remaining)
+            if info.status is RunStatus.RUNNING:
+                blocked = f"; blocked: {info.blocked_reason}" if info.blocked_reason else ""
+                raise TimeoutError(
+                    f"workflow {self.id!r} did not finish within {seconds:g}s "
+                    f"(still running{blocked})"
+                )
+            if info.status is RunStatus.CONTINUED_AS_NEW and info.next_run_id:
+                run_id = info.next_run_id
+                continue
+            return self._outcome(info)  # type: ignore[no-any-return]
+
+    def _outcome(self, info: RunInfo) -> Any:
+        if info.status is RunStatus.COMPLETED:
+            payload = info.result or b"null"
+            if self._decode is not None:
+                return self._decode(payload)
+            return orjson.loads(payload)
+        cause = decode_failure(info.result) if info.result else None
+        message = failure_message(info.result) if info.result else info.status.value
+        error_type: type[WorkflowFailedError] = {
+            RunStatus.CANCELED: WorkflowCancelledError,
+            RunStatus.TERMINATED: WorkflowTerminatedError,
+            RunStatus.TIMED_OUT: WorkflowTimedOutError,
+        }.get(info.status, WorkflowFailedError)
+        raise error_type(
+            f"workflow {info.workflow_name!r} ({info.instance_id}) {info.status.value}: {message}",
+            instance_id=info.instance_id,
+            run_id=info.run_id,
+            cause=cause,
+        )
+
+    async def signal(self, name: str, value: Any = None) -> None:
+        """Send a signal; ``WorkflowNotFoundError`` / ``WorkflowNotRunningError``."""
+        payload = self.client.converter.encode(value, what=f"value of signal {name!r}")
+        await self.client.backend.open()
+        await self.client.backend.signal(self.id, _events.signal_received(name, payload))
+
+    async def cancel(self, reason: str = "cancelled by client") -> None:
+        """Ask the workflow to cancel: ``asyncio.CancelledError`` reaches its current await."""
+        await self.client.backend.open()
+        await self.client.backend.request_cancel(self.id, _events.cancel_requested(reason))
+
+    async def terminate(self, reason: str = "terminated by client") -> None:
+        """End the run at once, without running any more workflow code."""
+        await self.client.backend.open()
+        await self.client.backend.terminate(self.id, reason)
+
+    async def describe(self) -> WorkflowDescription:
+        backend = self.client.backend
+        await backend.open()
+        info = await backend.describe(self.id, self.run_id)
+        history = await backend.history(self.id, info.run_id)
+        return _describe(info, history)
+
+    async def history(self) -> list[dict[str, Any]]:
+        """The run's history as JSON-able dicts (save it for ``ostinato.testing.replay``)."""
+        await self.client.backend.open()
+        return [orjson.loads(e) for e in await self.client.backend.history(self.id, self.run_id)]
+
+    async def get_vars(self) -> dict[str, Any]:
+        return await self.client.get_vars(self.id)
+
+
+def _describe(info: RunInfo, history: list[bytes]) -> WorkflowDescription:
+    activities: dict[int, str] = {}
+    timers: dict[int, int] = {}
+    children: dict[int, str] = {}
+    for raw in history:
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        kind = event.get("kind")
+        eid = event.get("id")
+        if kind == "activity_scheduled":
+            activities[eid] = event.get("name", "")
+        elif kind in ("activity_completed", "activity_failed", "activity_cancel_requested"):
+            activities.pop(eid, None)
+        elif kind == "timer_started":
+            timers[eid] = event.get("fire_at", 0)
+        elif kind in ("timer_fired", "timer_canceled"):
+            timers.pop(eid, None)
+        elif kind == "child_scheduled":
+            children[eid] = (event.get("options") or {}).get("instance_id", "")
+        elif kind in ("child_completed", "child_failed", "child_cancel_requested"):
+            children.pop(eid, None)
+    is_open = info.status is RunStatus.RUNNING
+    created = _dt(info.created_at)
+    updated = _dt(info.updated_at)
+    assert created is not None and updated is not None
+    return WorkflowDescription(
+        instance_id=info.instance_id,
+        run_id=info.run_id,
+        workflow_name=info.workflow_name,
+        queue=info.queue,
+        status=info.status.value,
+        created_at=created,
+        updated_at=updated,
+        closed_at=_dt(info.closed_at),
+        history_length=info.history_length,
+        blocked_reason=info.blocked_reason,
+        failure=failure_message(info.result)
+        if info.result and info.status not in (RunStatus.COMPLETED, RunStatus.RUNNING)
+        else None,
+        parent_instance_id=info.parent.instance_id if info.parent else None,
+        next_run_id=info.next_run_id,
+        pending_activities=[PendingActivity(k, v) for k, v in activities.items()]
+        if is_open
+        else [],
+        pending_timers=[
+            PendingTimer(k, datetime.fromtimestamp(v / 1_000_000, tz=timezone.utc))
+            for k, v in timers.items()
+        ]
+        if is_open
+        else [],
+        pending_children=list(children.values()) if is_open else [],
+    )
+
+
+class Client:
+    """Starts and manages workflows in ``backend``."""
+
+    def __init__(self, backend: Backend, *, converter: PayloadConverter | None = None) -> None:
+        self.backend = backend
+        self.converter = converter or default_converter()
+
+    @overload
+    async def start_workflow(
+        self,
+        workflow: Callable[..., Coroutine[Any, Any, T]],
+        *args: Any,
+        id: str | None = ...,
+        queue: str | None = ...,
+        start_delay: Duration | None = ...,
+        execution_timeout: Duration | None = ...,
+        id_reuse_policy: str = ...,
+    ) -> WorkflowHandle[T]: ...
+    @overload
+    async def start_workflow(
+        self,
+        workflow: str,
+        *args: Any,
+        id: str | None = ...,
+        queue: str | None = ...,
+        start_delay: Duration | None = ...,
+        execution_timeout: Duration | None = ...,
+        id_reuse_policy: str = ...,
+    ) -> WorkflowHandle[Any]: ...
+    async def start_workflow(
+        self,
+        workflow: Any,
+        *args: Any,
+        id: str | None = None,
+        queue: str | None = None,
+        start_delay: Duration | None = None,
+        execution_timeout: Duration | None = None,
+        id_reuse_policy: str = "allow",
+    ) -> WorkflowHandle[Any]:
+        """Start a workflow and return its handle.
+
+        Arguments are checked against the workflow's signature and encoded here: a wrong
+        count or an unserializable value raises before anything is stored. A running
+        workflow with the same ``id`` raises ``WorkflowAlreadyStartedError``; a closed one is
+        replaced by a new run unless ``id_reuse_policy="refuse"``.
+        """
+        if id_reuse_policy not in ("allow", "refuse"):
+            raise ValueError("id_reuse_policy must be 'allow' or 'refuse'")
+        name = workflow_name(workflow)
+        decode = None
+        if isinstance(workflow, str):
+            values = list(args)
+        else:
+            fn = workflow_definition(workflow).fn
+            values = check_call(fn, args, {}, kind="workflow", name=name)
+            converter = self.converter
+
+            def decode(data: bytes) -> Any:
+                return converter.decode_result(data, fn, what=f"result of workflow {name!r}")
+
+        payload = self.converter.encode_args(values, what=f"arguments of workflow {name!r}")
+        instance_id = id if id is not None else uuid.uuid4().hex
+        if not isinstance(instance_id, str) or not instance_id:
+            raise ValueError(f"workflow id must be a non-empty string, got {instance_id!r}")
+        run_id = uuid.uuid4().hex
+        await self.backend.open()
+        now = self.backend.clock()
+        delay = to_seconds(start_delay, "start_delay")
+        timeout = to_seconds(execution_timeout, "execution_timeout")
+        start_at = now + delay if delay else now
+        await self.backend.create_run(
+            NewRun(
+                instance_id=instance_id,
+                run_id=run_id,
+                workflow_name=name,
+                queue=queue or "default",
+                started_event=_events.workflow_started(
+                    name,
+                    payload,
+                    {
+                        "instance_id": instance_id,
+                        "run_id": run_id,
+                        "queue": queue or "default",
+                        "start_time": start_at,
+                        "attempt": 1,
+                    },
+                ),
+                visible_at=start_at if delay else None,
+                id_reuse=id_reuse_policy,
+                execution_deadline=start_at + timeout if timeout else None,
+            )
+        )
+        return WorkflowHandle(self, instance_id, None, decode)
+
+    def get_handle(
+        self, id: str, *, run_id: str | None = None, workflow: Any = None
+    ) -> WorkflowHandle[Any]:
+        """A handle on an existing workflow (its latest run, or ``run_id``); pass
+        ``workflow`` to decode the result with its return annotation."""
+        decode = None
+        if workflow is not None and not isinstance(workflow, str):
+            fn = workflow_definition(workflow).fn
+            converter = self.converter
+
+            def decode(data: bytes) -> Any:
+                return converter.decode_result(data, fn, what="workflow result")
+
+        return WorkflowHandle(self, id, run_id, decode)
+
+    async def list_workflows(
+        self,
+        status: str | RunStatus | None = None,
+        workflow: Any = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[WorkflowDescription], str | None]:
+        """A page of workflows (latest run of each, newest first) and the next cursor."""
+        await self.backend.open()
+        runs, next_cursor = await self.backend.list_runs(
+            status=RunStatus(status) if status is not None else None,
+            workflow_name=workflow_name(workflow) if workflow is not None else None,
+            limit=limit,
+            cursor=cursor,
+        )
+        return [_describe(info, []) for info in runs], next_cursor
+
+    async def get_vars(self, id: str) -> dict[str, Any]:
+        """Runtime variables set with ``workflow.set_var`` (as of the last committed step)."""
+        await self.backend.open()
+        return {k: orjson.loads(v) for k, v in (await self.backend.get_vars(id)).items()}
+
+
+class SyncClient:
+    """A blocking facade over ``Client`` for scripts and WSGI apps.
+
+    It owns an event loop on a background thread and its own backend connection:
+    ``SyncClient("sqlite:///app.db")``. Handles are ``SyncWorkflowHandle``s.
+    """
+
+    def __init__(self, url: str, **backend_options: Any) -> None:
+        from ._connect import connect
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="ostinato-sync-client", daemon=True
+        )
+        self._thread.start()
+        self._backend = connect(url, **backend_options)
+        self.client = Client(self._backend)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def start_workflow(self, workflow: Any, *args: Any, **options: Any) -> SyncWorkflowHandle:
+        handle = self._call(self.client.start_workflow(workflow, *args, **options))
+        return SyncWorkflowHandle(self, handle)
+
+    def get_handle(self, id: str, **options: Any) -> SyncWorkflowHandle:
+        return SyncWorkflowHandle(self, self.client.get_handle(id, **options))
+
+    def list_workflows(self, **options: Any) -> tuple[list[WorkflowDescription], str | None]:
+        return self._call(self.client.list_workflows(**options))
+
+    def get_vars(self, id: str) -> dict[str, Any]:
+        return self._call(self.client.get_vars(id))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._call(self._backend.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SyncWorkflowHandle:
+    def __init__(self, sync: SyncClient, handle: WorkflowHandle[Any]) -> None:
+        self._sync = sync
+        self.handle = handle
+        self.id = handle.id
+
+    def result(self, timeout: Duration | None = None) -> Any:
+        return self._sync._call(self.handle.result(timeout))
+
+    def signal(self, name: str, value: Any = None) -> None:
+        self._sync._call(self.handle.signal(name, value))
+
+    def cancel(self, reason: str = "cancelled by client") -> None:
+        self._sync._call(self.handle.cancel(reason))
+
+    def terminate(self, reason: str = "terminated by client") -> None:
+        self._sync._call(self.handle.terminate(reason))
+
+    def describe(self) -> WorkflowDescription:
+        return self._sync._call(self.handle.describe())
+
+    def history(self) -> list[dict[str, Any]]:
+        return self._sync._call(self.handle.history())

@@ -1,0 +1,584 @@
+"""One workflow run in memory: the reducer, the deterministic loop and the user's coroutine.
+
+The worker feeds a run with activations (``activate``); the run applies each job (resolve a
+future, fire a timer, deliver a signal ...), runs the workflow code until it is blocked, and
+turns what the code did into reducer commands. A run survives between workflow tasks in the
+worker's cache ("sticky"), so a new event costs one step instead of a full replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from . import _core
+from ._converter import PayloadConverter
+from ._definition import WorkflowDefinition
+from ._errors import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    DeadlockError,
+    NonDeterminismError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
+from ._failure import decode_failure, encode_failure
+from ._loop import WATCHDOG, DeadlockInterrupt, DeterministicLoop, DurableTimer
+
+__all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRun", "current_run"]
+
+log = logging.getLogger("ostinato.workflow")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    """What a workflow knows about itself (``workflow.info()``)."""
+
+    instance_id: str
+    run_id: str
+    workflow_name: str
+    queue: str
+    start_time: datetime
+    attempt: int
+    history_length: int
+    parent_instance_id: str | None
+    continued_from_run_id: str | None
+
+
+class ContinueAsNew(BaseException):
+    """Raised by ``workflow.continue_as_new``; ends the run and starts a fresh one."""
+
+    def __init__(self, args: tuple[Any, ...], workflow: str | None) -> None:
+        super().__init__("continue as new")
+        self.args_ = args
+        self.workflow = workflow
+
+
+class _Abort(BaseException):
+    """Stops workflow code after the run hit a nondeterminism error."""
+
+
+_current: WorkflowRun | None = None
+
+
+def current_run(api: str) -> WorkflowRun:
+    run = _current
+    if run is None:
+        raise RuntimeError(
+            f"workflow.{api}() can only be called from workflow code (a function decorated "
+            "with @workflow.defn running in a worker)"
+        )
+    if run.closed:
+        raise RuntimeError(f"workflow.{api}() called after the workflow run finished")
+    return run
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str  # "activity" | "child" | "signal"
+    name: str
+    future: asyncio.Future[Any]
+    decode: Callable[[bytes], Any] | None
+    instance_id: str = ""
+
+
+class SignalChannel:
+    """Signals of one name. Signals that arrive before anyone receives are kept, in order."""
+
+    def __init__(self, run: WorkflowRun, name: str, type_hint: Any) -> None:
+        self._run = run
+        self.name = name
+        self.type_hint = type_hint
+        self._buffer: deque[bytes | None] = deque()
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+
+    def _decode(self, payload: bytes | None) -> Any:
+        if payload is None:
+            return None
+        return self._run.converter.decode(
+            payload,
+            self.type_hint,
+            what=f"signal {self.name!r} of workflow {self._run.workflow_name!r}",
+        )
+
+    def deliver(self, payload: bytes | None) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                try:
+                    waiter.set_result(self._decode(payload))
+                except Exception as exc:  # a payload that does not fit the declared type
+                    waiter.set_exception(exc)
+                return
+        self._buffer.append(payload)
+
+    def receive_nowait(self) -> Any:
+        """The oldest buffered signal value; ``asyncio.QueueEmpty`` when there is none."""
+        if not self._buffer:
+            raise asyncio.QueueEmpty(f"no signal {self.name!r} is waiting")
+        return self._decode(self._buffer.popleft())
+
+    async def receive(self, timeout: float | None = None) -> Any:
+        """Wait for the next signal; ``asyncio.TimeoutError`` after ``timeout`` seconds
+        (a durable timer)."""
+        if self._buffer:
+            return self._decode(self._buffer.popleft())
+        waiter: asyncio.Future[Any] = self._run.loop.create_future()
+        self._waiters.append(waiter)
+        if timeout is None:
+            return await waiter
+        return await asyncio.wait_for(waiter, timeout)
+
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def __aiter__(self) -> SignalChannel:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self.receive()
+
+
+class WorkflowRun:
+    def __init__(
+        self,
+        *,
+        definition: WorkflowDefinition | None,
+        workflow_name: str,
+        instance_id: str,
+        run_id: str,
+        queue: str,
+        converter: PayloadConverter,
+        deadlock_timeout: float | None,
+    ) -> None:
+        self.definition = definition
+        self.workflow_name = workflow_name
+        self.instance_id = instance_id
+        self.run_id = run_id
+        self.queue = queue
+        self.converter = converter
+        self.deadlock_timeout = deadlock_timeout
+        self.reducer = _core.Reducer()
+        self.loop = DeterministicLoop(self)  # type: ignore[abstract]
+        self.now_us = 0
+        self.replaying = False
+        self.main: asyncio.Task[Any] | None = None
+        self.pending: dict[int, _Pending] = {}
+        self.timers: dict[int, DurableTimer] = {}
+        self.channels: dict[str, SignalChannel] = {}
+        self.conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self.vars: dict[str, bytes] = {}
+        self.dirty_vars: dict[str, bytes] = {}
+        self.cancel_requested = False
+        self.closed = False
+        self.aborted = False
+        self.failure: BaseException | None = None
+        self.info: WorkflowInfo | None = None
+        self.random = random.Random(0)
+        self.children_started = 0
+        self.known_workflows = ""
+
+    # ---- driving ------------------------------------------------------------------------
+
+    @property
+    def history_length(self) -> int:
+        return self.reducer.history_length
+
+    def replay(self, history: list[bytes]) -> None:
+        """Rebuild the run's state from its recorded history (cold cache)."""
+        self._reducer_call(self.reducer.load_history, history)
+        while not self.closed:
+            activation = self._reducer_call(self.reducer.next_activation)
+            if activation is None:
+                break
+            self.activate(activation)
+
+    def step(self, time_us: int, inbox: list[bytes]) -> None:
+        """Run one new workflow task over ``inbox`` events."""
+        self._reducer_call(self.reducer.add_new_batch, time_us, inbox)
+        activation = self._reducer_call(self.reducer.next_activation)
+        if activation is not None:
+            self.activate(activation)
+
+    def activate(self, activation: _core.Activation) -> None:
+        global _current
+        self.now_us = activation.time
+        self.replaying = activation.replaying
+        previous_loop = asyncio.events._get_running_loop()
+        previous_run = _current
+        asyncio.events._set_running_loop(self.loop)
+        _current = self
+        flag = (
+            WATCHDOG.begin(self.deadlock_timeout)
+            if self.deadlock_timeout and sys.gettrace() is None
+            else None
+        )
+        try:
+            try:
+                for job in activation.jobs:
+                    self._apply(job)
+                    if self.aborted:
+                        break
+                self._run_until_blocked()
+            finally:
+                if flag is not None:
+                    WATCHDOG.end()
+        except DeadlockInterrupt:
+            flag = [True] if flag is None else flag
+            flag[0] = True
+        finally:
+            _current = previous_run
+            asyncio.events._set_running_loop(previous_loop)
+        if flag is not None and flag[0]:
+            self._abort(
+                DeadlockError(
+                    f"workflow {self.workflow_name!r} ({self.instance_id}) ran for more than "
+                    f"{self.deadlock_timeout:g}s without yielding: a blocking call (time.sleep, "
+                    "synchronous I/O, a long computation) in workflow code stalls the whole "
+                    "worker. Move it into an activity, or raise the worker's deadlock_timeout."
+                )
+            )
+        if self.failure is not None:
+            raise self.failure
+        self._reducer_call(self.reducer.finish_activation)
+
+    def _run_until_blocked(self) -> None:
+        loop = self.loop
+        while not self.aborted:
+            loop.run_ready()
+            if self.aborted:
+                return
+            if self.main is not None and self.main.done() and not self.closed:
+                self._close_from_main()
+                return
+            if not self._check_conditions():
+                return
+
+    def _check_conditions(self) -> bool:
+        fired = False
+        remaining: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        for predicate, future in self.conditions:
+            if future.done():
+                continue
+            try:
+                ok = predicate()
+            except Exception as exc:
+                future.set_exception(exc)
+                fired = True
+                continue
+            if ok:
+                future.set_result(None)
+                fired = True
+            else:
+                remaining.append((predicate, future))
+        self.conditions = remaining
+        return fired
+
+    def _close_from_main(self) -> None:
+        assert self.main is not None
+        main = self.main
+        if main.cancelled():
+            self._command(self.reducer.cancel)
+        else:
+            exc = main.exception()
+            if exc is None:
+                result = self.converter.encode(
+                    main.result(), what=f"result of workflow {self.workflow_name!r}"
+                )
+                self._command(self.reducer.complete, result)
+            elif isinstance(exc, ContinueAsNew):
+                self._continue_as_new(exc)
+            elif isinstance(exc, asyncio.CancelledError):
+                self._command(self.reducer.cancel)
+            elif isinstance(exc, _Abort | DeadlockInterrupt):
+                return
+            else:
+                self._command(self.reducer.fail, encode_failure(exc))
+        self.closed = True
+
+    def _continue_as_new(self, request: ContinueAsNew) -> None:
+        name = request.workflow or self.workflow_name
+        payload = self.converter.encode_args(
+            list(request.args_), what=f"continue_as_new arguments of workflow {name!r}"
+        )
+        options = orjson.dumps({"workflow": name, "queue": self.queue})
+        self._command(self.reducer.continue_as_new, payload, options)
+
+    # ---- jobs ---------------------------------------------------------------------------
+
+    def _apply(self, job: _core.Job) -> None:
+        kind = job.kind
+        if kind == "activity_completed" or kind == "child_completed":
+            pending = self.pending.pop(job.id, None)
+            if pending is not None and not pending.future.done():
+                payload = job.payload if job.payload is not None else b"null"
+                try:
+                    value = pending.decode(payload) if pending.decode else orjson.loads(payload)
+                except Exception as exc:
+                    pending.future.set_exception(exc)
+                else:
+                    pending.future.set_result(value)
+        elif kind == "activity_failed":
+            pending = self.pending.pop(job.id, None)
+            if pending is not None and not pending.future.done():
+                cause = decode_failure(job.payload or b"{}")
+                retry_state = "non_retryable"
+                if isinstance(cause, ApplicationError):
+                    retry_state = str(getattr(cause, "retry_state", "") or retry_state)
+                pending.future.set_exception(
+                    ActivityError(
+                        f"activity {pending.name!r} failed after {job.attempt} attempt(s): {cause}",
+                        activity_name=pending.name,
+                        activity_id=job.id,
+                        attempt=job.attempt,
+                        retry_state=retry_state,
+                        cause=cause,
+                    )
+                )
+        elif kind == "timer_fired":
+            handle = self.timers.pop(job.id, None)
+            if handle is not None:
+                self.loop.fire_timer(handle)
+        elif kind == "signal_received":
+            self.signal_channel(job.name, None).deliver(job.payload)
+        elif kind == "child_failed":
+            pending = self.pending.pop(job.id, None)
+            if pending is not None and not pending.future.done():
+                cause = decode_failure(job.payload or b"{}")
+                pending.future.set_exception(
+                    ChildWorkflowError(
+                        f"child workflow {pending.name!r} ({pending.instance_id}) did not "
+                        f"complete: {cause}",
+                        workflow_name=pending.name,
+                        instance_id=pending.instance_id,
+                        cause=cause,
+                    )
+                )
+        elif kind == "signal_external_completed":
+            pending = self.pending.pop(job.id, None)
+            if pending is not None and not pending.future.done():
+                if job.payload is None or job.payload == b"null":
+                    pending.future.set_result(None)
+                else:
+                    cause = decode_failure(job.payload)
+                    error: Exception = cause if isinstance(cause, Exception) else Exception()
+                    kind_name = getattr(cause, "type", "")
+                    if kind_name == "WorkflowNotFoundError":
+                        error = WorkflowNotFoundError(pending.instance_id, str(cause))
+                    elif kind_name == "WorkflowNotRunningError":
+                        error = WorkflowNotRunningError(pending.instance_id, "closed")
+                        error.args = (str(cause),)
+                    pending.future.set_exception(error)
+        elif kind == "cancel_requested":
+            self.cancel_requested = True
+            if self.main is not None and not self.main.done():
+                self.main.cancel()
+        elif kind == "timed_out":
+            failure = orjson.dumps(
+                {
+                    "type": "WorkflowTimedOutError",
+                    "message": f"workflow {self.workflow_name!r} exceeded its execution timeout",
+                }
+            )
+            self._command(self.reducer.fail, failure)
+            self.closed = True
+        elif kind == "workflow_started":
+            self._start(job)
+        else:
+            self._abort(
+                NonDeterminismError(f"unexpected job {kind!r} for workflow {self.workflow_name!r}")
+            )
+
+    def _start(self, job: _core.Job) -> None:
+        info = orjson.loads(job.info) if job.info else {}
+        self.info = WorkflowInfo(
+            instance_id=self.instance_id,
+            run_id=self.run_id,
+            workflow_name=self.workflow_name,
+            queue=self.queue,
+            start_time=datetime.fromtimestamp(info.get("start_time", 0), tz=timezone.utc),
+            attempt=int(info.get("attempt", 1)),
+            history_length=0,
+            parent_instance_id=info.get("parent_instance_id"),
+            continued_from_run_id=info.get("continued_from_run_id"),
+        )
+        self.random = random.Random(uuid.UUID(hex=self.run_id).int)
+        if self.definition is None:
+            self._fail_start(
+                ApplicationError(
+                    f"workflow {self.workflow_name!r} is not registered on the worker that "
+                    f"picked up {self.instance_id!r} (registered: {self.known_workflows}); "
+                    "register it with Worker(workflows=[...]) or route it to another queue",
+                    type="WorkflowNotRegisteredError",
+                    non_retryable=True,
+                )
+            )
+            return
+        fn = self.definition.fn
+        try:
+            args = self.converter.decode_args(
+                job.payload or b"[]", fn, what=f"arguments of workflow {self.workflow_name!r}"
+            )
+            coro = fn(*args)
+        except Exception as exc:  # wrong argument count or types: fail the run clearly
+            self._fail_start(exc)
+            return
+        self.main = self.loop.create_task(coro, name=f"workflow:{self.workflow_name}")
+
+    def _fail_start(self, exc: BaseException) -> None:
+        self._command(self.reducer.fail, encode_failure(exc))
+        self.closed = True
+
+    # ---- commands (called by the workflow API) ------------------------------------------
+
+    def _reducer_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except _core.NondeterminismError as exc:
+            raise self._nondeterminism(exc) from None
+
+    def _nondeterminism(self, exc: _core.NondeterminismError) -> NonDeterminismError:
+        return NonDeterminismError(
+            f"workflow {self.workflow_name!r} ({self.instance_id}) is nondeterministic: "
+            f"{exc}. Deploy code that matches the recorded history (or guard the change "
+            "with workflow.patched()).",
+            seq=exc.seq,
+            expected=exc.expected,
+            got=exc.got,
+            workflow_name=self.workflow_name,
+            instance_id=self.instance_id,
+        )
+
+    def _abort(self, failure: BaseException) -> None:
+        if self.failure is None:
+            self.failure = failure
+        self.aborted = True
+
+    def _command(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Issue a command; on nondeterminism stop the workflow code at once."""
+        if self.aborted:
+            raise _Abort()
+        try:
+            return fn(*args)
+        except _core.NondeterminismError as exc:
+            self._abort(self._nondeterminism(exc))
+            raise _Abort() from None
+
+    def start_timer(self, handle: DurableTimer, when: float) -> int:
+        fire_at = max(round(when * 1_000_000), self.now_us)
+        timer_id: int = self._command(self.reducer.start_timer, fire_at)
+        self.timers[timer_id] = handle
+        return timer_id
+
+    def cancel_timer(self, timer_id: int) -> None:
+        if self.closed or self.aborted:
+            return
+        if self.timers.pop(timer_id, None) is not None:
+            self._command(self.reducer.cancel_timer, timer_id)
+
+    def schedule_activity(
+        self, name: str, payload: bytes, options: bytes, decode: Callable[[bytes], Any] | None
+    ) -> tuple[int, asyncio.Future[Any]]:
+        activity_id: int = self._command(self.reducer.schedule_activity, name, payload, options)
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending[activity_id] = _Pending("activity", name, future, decode)
+        future.add_done_callback(lambda f: self._on_done(f, activity_id))
+        return activity_id, future
+
+    def _on_done(self, future: asyncio.Future[Any], command_id: int) -> None:
+        """A pending future was cancelled by workflow code: cancel what it waits for."""
+        if not future.cancelled() or self.closed or self.aborted:
+            return
+        pending = self.pending.pop(command_id, None)
+        if pending is None:
+            return
+        try:
+            if pending.kind == "activity":
+                self._command(self.reducer.cancel_activity, command_id)
+            elif pending.kind == "child":
+                self._command(self.reducer.cancel_child, command_id)
+        except _Abort:
+            pass
+
+    def start_child(
+        self,
+        name: str,
+        payload: bytes,
+        options: dict[str, Any],
+        decode: Callable[[bytes], Any] | None,
+    ) -> tuple[int, asyncio.Future[Any]]:
+        child_id: int = self._command(
+            self.reducer.start_child, name, payload, orjson.dumps(options)
+        )
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending[child_id] = _Pending(
+            "child", name, future, decode, instance_id=options["instance_id"]
+        )
+        future.add_done_callback(lambda f: self._on_done(f, child_id))
+        return child_id, future
+
+    def signal_external(self, instance_id: str, name: str, payload: bytes) -> asyncio.Future[Any]:
+        options = orjson.dumps({"instance_id": instance_id})
+        command_id: int = self._command(self.reducer.signal_external, name, payload, options)
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending[command_id] = _Pending("signal", name, future, None, instance_id=instance_id)
+        return future
+
+    def side_effect(self, fn: Callable[[], Any]) -> Any:
+        if self.reducer.replaying:
+            _, recorded = self._command(self.reducer.side_effect, None)
+            return orjson.loads(recorded)
+        value = fn()
+        encoded = self.converter.encode(value, what="side_effect value")
+        self._command(self.reducer.side_effect, encoded)
+        return orjson.loads(encoded)
+
+    def patched(self, change_id: str, deprecated: bool) -> bool:
+        return bool(self._command(self.reducer.patched, change_id, deprecated))
+
+    def signal_channel(self, name: str, type_hint: Any) -> SignalChannel:
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = SignalChannel(self, name, type_hint)
+            self.channels[name] = channel
+        elif type_hint is not None:
+            channel.type_hint = type_hint
+        return channel
+
+    def wait_condition(self, predicate: Callable[[], bool]) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = self.loop.create_future()
+        if predicate():
+            future.set_result(None)
+        else:
+            self.conditions.append((predicate, future))
+        return future
+
+    def set_var(self, name: str, value: Any) -> None:
+        encoded = self.converter.encode(value, what=f"workflow variable {name!r}")
+        self.vars[name] = encoded
+        if not self.replaying:
+            self.dirty_vars[name] = encoded
+
+    def take_vars(self) -> Mapping[str, bytes]:
+        dirty, self.dirty_vars = self.dirty_vars, {}
+        return dirty
+
+    def dispose(self) -> None:
+        """Drop the run (cache eviction, failure): its code is never resumed."""
+        self.closed = True
+        self.aborted = True
+        self.pending.clear()
+        self.timers.clear()
+        self.conditions.clear()
+        self.loop.close()

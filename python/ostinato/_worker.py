@@ -1,0 +1,764 @@
+"""The worker: claims workflow tasks and activity tasks from a backend and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from . import _core, _events
+from ._backend import (
+    ActivityTask,
+    Backend,
+    NewActivity,
+    NewRun,
+    NewTimer,
+    OutgoingSignal,
+    ParentRef,
+    RunClose,
+    RunStatus,
+    WorkflowCommit,
+    WorkflowTask,
+)
+from ._converter import PayloadConverter, default_converter
+from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
+from ._errors import (
+    ApplicationError,
+    DeadlockError,
+    LeaseLostError,
+    NonDeterminismError,
+    PayloadError,
+)
+from ._failure import encode_failure
+from ._retry import RetryPolicy
+from ._run import WorkflowRun
+from .activity import ActivityInfo, _ActivityContext, _context
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("ostinato.worker")
+
+_DEFAULT_RETRY = RetryPolicy()
+
+
+class Worker:
+    """Runs workflows and activities from ``backend``.
+
+    ``async with Worker(...)`` runs it in the background for the block; ``await
+    worker.run()`` runs it until cancelled. A worker given only activities (or only
+    workflows) serves only those.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        workflows: Iterable[Callable[..., Any]] = (),
+        activities: Iterable[Callable[..., Any]] = (),
+        queues: Sequence[str] = ("default",),
+        max_concurrent_workflow_tasks: int = 64,
+        max_concurrent_activities: int = 64,
+        workflow_cache_size: int = 10_000,
+        deadlock_timeout: float | None = 2.0,
+        nondeterminism: str = "block",
+        converter: PayloadConverter | None = None,
+        activity_executor: concurrent.futures.Executor | None = None,
+        workflow_lease: float = 30.0,
+        activity_lease: float = 30.0,
+        poll_interval: float = 1.0,
+        graceful_shutdown_timeout: float = 10.0,
+        identity: str | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        if isinstance(queues, str):
+            queues = (queues,)
+        if nondeterminism not in ("block", "fail"):
+            raise ValueError("nondeterminism must be 'block' (default) or 'fail'")
+        self.backend = backend
+        self.workflows: dict[str, WorkflowDefinition] = build_registry(workflows, "workflow")
+        self.activities: dict[str, ActivityDefinition] = build_registry(activities, "activity")
+        if not self.workflows and not self.activities:
+            raise ValueError("a Worker needs at least one workflow or activity")
+        self.queues = tuple(queues)
+        self.max_workflow_tasks = max(1, max_concurrent_workflow_tasks)
+        self.max_activities = max(1, max_concurrent_activities)
+        self.cache_size = max(0, workflow_cache_size)
+        self.deadlock_timeout = deadlock_timeout
+        self.nondeterminism = nondeterminism
+        self.converter = converter or default_converter()
+        self._executor = activity_executor
+        self._own_executor = activity_executor is None
+        self.workflow_lease = workflow_lease
+        self.activity_lease = activity_lease
+        self.poll_interval = poll_interval
+        self.graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.handle_signals = handle_signals
+        self.cache: OrderedDict[str, WorkflowRun] = OrderedDict()
+        self._stopping: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._inflight_workflow: set[asyncio.Task[None]] = set()
+        self._inflight_activity: set[asyncio.Task[None]] = set()
+        self._known_workflows = ", ".join(sorted(self.workflows)) or "none"
+        self.stats = {"workflow_tasks": 0, "activity_tasks": 0, "replays": 0, "evictions": 0}
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Worker:
+        await self.backend.open()
+        self._runner = asyncio.create_task(self.run(), name=f"ostinato-worker:{self.identity}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop claiming, let in-flight tasks finish (activities up to
+        ``graceful_shutdown_timeout``), release the rest."""
+        if self._stopping is not None:
+            self._stopping.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            try:
+                await runner
+            except asyncio.CancelledError:
+                if not runner.cancelled():
+                    raise
+
+    async def run(self) -> None:
+        await self.backend.open()
+        self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stopping.set)
+        if self._own_executor and self.activities:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_activities, thread_name_prefix="ostinato-activity"
+            )
+        pollers = []
+        if self.workflows:
+            pollers.append(asyncio.create_task(self._poll_workflows()))
+        if self.activities:
+            pollers.append(asyncio.create_task(self._poll_activities()))
+        try:
+            await self._stopping.wait()
+        finally:
+            self._stopping.set()
+            for poller in pollers:
+                poller.cancel()
+            await asyncio.gather(*pollers, return_exceptions=True)
+            await self._drain()
+            if self.handle_signals and threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            for run in self.cache.values():
+                run.dispose()
+            self.cache.clear()
+            if self._own_executor and self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+    async def _drain(self) -> None:
+        if self._inflight_workflow:
+            await asyncio.gather(*self._inflight_workflow, return_exceptions=True)
+        if self._inflight_activity:
+            _, pending = await asyncio.wait(
+                self._inflight_activity, timeout=self.graceful_shutdown_timeout
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    # ---- workflow tasks -------------------------------------------------------------------
+
+    async def _poll_workflows(self) -> None:
+        assert self._stopping is not None
+        slots = asyncio.Semaphore(self.max_workflow_tasks)
+        while not self._stopping.is_set():
+            await slots.acquire()
+            free = 1
+            while free < self.max_workflow_tasks and not slots.locked():
+                await slots.acquire()
+                free += 1
+            try:
+                tasks = await self.backend.claim_workflow_tasks(
+                    self.queues, self.workflow_lease, free
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming workflow tasks failed; retrying in %.1fs", 1.0)
+                tasks = []
+                await asyncio.sleep(1.0)
+            for _ in range(free - len(tasks)):
+                slots.release()
+            for task in tasks:
+                job = asyncio.create_task(self._workflow_task(task))
+                self._inflight_workflow.add(job)
+                job.add_done_callback(self._inflight_workflow.discard)
+                job.add_done_callback(lambda _: slots.release())
+            if not tasks:
+                await self.backend.wait_for_work("workflow", self.queues, self.poll_interval)
+
+    def _new_run(self, task: WorkflowTask) -> WorkflowRun:
+        run = WorkflowRun(
+            definition=self.workflows.get(task.workflow_name),
+            workflow_name=task.workflow_name,
+            instance_id=task.instance_id,
+            run_id=task.run_id,
+            queue=task.queue,
+            converter=self.converter,
+            deadlock_timeout=self.deadlock_timeout,
+        )
+        run.known_workflows = self._known_workflows
+        return run
+
+    async def _workflow_task(self, task: WorkflowTask) -> None:
+        self.stats["workflow_tasks"] += 1
+        run = self.cache.pop(task.run_id, None)
+        if run is not None and run.history_length != task.history_length:
+            run.dispose()  # another worker moved the run on: our copy is stale
+            run = None
+        try:
+            if run is None:
+                run = self._new_run(task)
+                if task.history_length:
+                    self.stats["replays"] += 1
+                    history = await self.backend.history(task.instance_id, task.run_id)
+                    run.replay(history)
+            now = self.backend.clock()
+            run.step(int(now * 1_000_000), [item.event for item in task.inbox])
+            commit = self._build_commit(run, task, now)
+        except (NonDeterminismError, DeadlockError, _core.HistoryCorruptError) as exc:
+            if run is not None:
+                run.dispose()
+            await self._workflow_task_failed(task, exc)
+            return
+        except Exception as exc:
+            if run is not None:
+                run.dispose()
+            log.exception("workflow task of %s failed inside the engine", task.instance_id)
+            await self._workflow_task_failed(task, exc)
+            return
+        try:
+            await self.backend.commit_workflow_task(task, commit)
+        except LeaseLostError:
+            run.dispose()
+            log.warning(
+                "lost the lease on workflow %s before committing; another worker took over",
+                task.instance_id,
+            )
+            return
+        except Exception:
+            run.dispose()
+            log.exception("committing workflow task of %s failed", task.instance_id)
+            try:
+                await self.backend.release_workflow_task(task)
+            except Exception:
+                log.debug("release after failed commit also failed", exc_info=True)
+            return
+        if run.closed or self.cache_size == 0:
+            run.dispose()
+        else:
+            self.cache[task.run_id] = run
+            while len(self.cache) > self.cache_size:
+                _, evicted = self.cache.popitem(last=False)
+                evicted.dispose()
+                self.stats["evictions"] += 1
+
+    async def _workflow_task_failed(self, task: WorkflowTask, exc: BaseException) -> None:
+        if isinstance(exc, _core.HistoryCorruptError):
+            reason = (
+                f"history of workflow {task.instance_id!r} is corrupt at event #{exc.seq}: "
+                f"{exc}. The run is kept; repair or terminate it."
+            )
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, NonDeterminismError) and self.nondeterminism == "fail":
+            await self._fail_run(task, exc)
+            return
+        if not isinstance(exc, NonDeterminismError):
+            log.error("workflow task of %s failed: %s", task.instance_id, reason)
+        else:
+            log.error("%s", reason)
+        delay = min(1.0 * (2 ** min(task.failed_attempts, 10)), 60.0)
+        with contextlib.suppress(LeaseLostError):
+            await self.backend.fail_workflow_task(task, reason, self.backend.clock() + delay)
+
+    async def _fail_run(self, task: WorkflowTask, exc: BaseException) -> None:
+        """The worker option nondeterminism="fail": close the run as failed."""
+        seq = task.history_length + 1
+        now = self.backend.clock()
+        events = [orjson.dumps({"seq": seq, "kind": "task_started", "time": int(now * 1e6)})]
+        for item in task.inbox:
+            seq += 1
+            events.append(_events.with_seq(item.event, seq))
+        failure = encode_failure(exc)
+        events.append(
+            orjson.dumps(
+                {"seq": seq + 1, "kind": "workflow_failed", "failure": orjson.Fragment(failure)}
+            )
+        )
+        commit = WorkflowCommit(
+            new_events=events,
+            consumed_inbox=[item.id for item in task.inbox],
+            close=RunClose(RunStatus.FAILED, failure),
+        )
+        with contextlib.suppress(LeaseLostError):
+            await self.backend.commit_workflow_task(task, commit)
+
+    def _build_commit(self, run: WorkflowRun, task: WorkflowTask, now: float) -> WorkflowCommit:
+        commit = WorkflowCommit(
+            new_events=run.reducer.take_new_events(),
+            consumed_inbox=[item.id for item in task.inbox],
+            vars=run.take_vars(),
+        )
+        for out in run.reducer.take_tasks():
+            kind = out.kind
+            if kind == "activity":
+                options = orjson.loads(out.options or b"{}")
+                schedule_to_close = options.get("schedule_to_close")
+                commit.activities.append(
+                    NewActivity(
+                        activity_id=out.id,
+                        name=out.name,
+                        queue=options.get("queue") or run.queue,
+                        input=out.payload or b"[]",
+                        options=out.options or b"{}",
+                        deadline=now + schedule_to_close if schedule_to_close else None,
+                    )
+                )
+            elif kind == "timer":
+                commit.timers.append(
+                    NewTimer(out.id, out.time / 1_000_000, _events.timer_fired(out.id))
+                )
+            elif kind == "cancel_timer":
+                commit.cancel_timers.append(out.id)
+            elif kind == "cancel_activity":
+                commit.cancel_activities.append(out.id)
+            elif kind == "start_child":
+                options = orjson.loads(out.options or b"{}")
+                timeout = options.get("execution_timeout")
+                child_run_id = uuid.uuid4().hex
+                commit.children.append(
+                    NewRun(
+                        instance_id=options["instance_id"],
+                        run_id=child_run_id,
+                        workflow_name=out.name,
+                        queue=options.get("queue") or run.queue,
+                        started_event=_events.workflow_started(
+                            out.name,
+                            out.payload or b"[]",
+                            {
+                                "instance_id": options["instance_id"],
+                                "run_id": child_run_id,
+                                "queue": options.get("queue") or run.queue,
+                                "start_time": now,
+                                "attempt": 1,
+                                "parent_instance_id": run.instance_id,
+                            },
+                        ),
+                        parent=ParentRef(run.instance_id, run.run_id, out.id),
+                        execution_deadline=now + timeout if timeout else None,
+                    )
+                )
+            elif kind == "cancel_child":
+                options = orjson.loads(out.options or b"{}")
+                commit.cancel_instances.append(
+                    (
+                        options["instance_id"],
+                        _events.cancel_requested(f"parent {run.instance_id} cancelled it"),
+                    )
+                )
+            elif kind == "signal_external":
+                options = orjson.loads(out.options or b"{}")
+                commit.signals.append(
+                    OutgoingSignal(
+                        options["instance_id"],
+                        _events.signal_received(out.name, out.payload or b"null"),
+                        out.id,
+                    )
+                )
+            elif kind == "complete":
+                commit.close = RunClose(RunStatus.COMPLETED, out.payload)
+            elif kind == "fail":
+                payload = out.payload or b"{}"
+                status = RunStatus.FAILED
+                if b'"WorkflowTimedOutError"' in payload[:200]:
+                    status = RunStatus.TIMED_OUT
+                commit.close = RunClose(status, payload)
+            elif kind == "canceled":
+                commit.close = RunClose(
+                    RunStatus.CANCELED,
+                    orjson.dumps(
+                        {
+                            "type": "WorkflowCancelledError",
+                            "message": f"workflow {run.workflow_name!r} was cancelled",
+                        }
+                    ),
+                )
+            elif kind == "continue_as_new":
+                options = orjson.loads(out.options or b"{}")
+                name = options.get("workflow") or run.workflow_name
+                next_run_id = uuid.uuid4().hex
+                queue = options.get("queue") or run.queue
+                commit.close = RunClose(
+                    RunStatus.CONTINUED_AS_NEW,
+                    None,
+                    next_run=NewRun(
+                        instance_id=run.instance_id,
+                        run_id=next_run_id,
+                        workflow_name=name,
+                        queue=queue,
+                        started_event=_events.workflow_started(
+                            name,
+                            out.payload or b"[]",
+                            {
+                                "instance_id": run.instance_id,
+                                "run_id": next_run_id,
+                                "queue": queue,
+                                "start_time": now,
+                                "attempt": 1,
+                                "continued_from_run_id": run.run_id,
+                            },
+                        ),
+                    ),
+                )
+            else:  # pragma: no cover - the core only emits the kinds above
+                raise RuntimeError(f"unknown task kind from the core: {kind!r}")
+        return commit
+
+    # ---- activity tasks -------------------------------------------------------------------
+
+    async def _poll_activities(self) -> None:
+        assert self._stopping is not None
+        slots = asyncio.Semaphore(self.max_activities)
+        while not self._stopping.is_set():
+            await slots.acquire()
+            free = 1
+            while free < self.max_activities and not slots.locked():
+                await slots.acquire()
+                free += 1
+            try:
+                tasks = await self.backend.claim_activity_tasks(
+                    self.queues, self.activity_lease, free
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming activity tasks failed; retrying in 1s")
+                tasks = []
+                await asyncio.sleep(1.0)
+            for _ in range(free - len(tasks)):
+                slots.release()
+            for task in tasks:
+                job = asyncio.create_task(self._activity_task(task))
+                self._inflight_activity.add(job)
+                job.add_done_callback(self._inflight_activity.discard)
+                job.add_done_callback(lambda _: slots.release())
+            if not tasks:
+                await self.backend.wait_for_work("activity", self.queues, self.poll_interval)
+
+    async def _activity_task(self, task: ActivityTask) -> None:
+        self.stats["activity_tasks"] += 1
+        try:
+            await _ActivityAttempt(self, task).run()
+        except LeaseLostError:
+            log.warning(
+                "lost the lease on activity %s #%d of %s (attempt %d); its result is dropped, "
+                "another worker owns it",
+                task.name,
+                task.activity_id,
+                task.instance_id,
+                task.attempt,
+            )
+        except asyncio.CancelledError:
+            # Shutdown: give the task back so another worker runs it at once.
+            try:
+                await self.backend.retry_activity(task, self.backend.clock())
+            except Exception:
+                log.debug("releasing activity task on shutdown failed", exc_info=True)
+        except Exception:
+            log.exception(
+                "activity task %s of %s failed in the engine", task.name, task.instance_id
+            )
+
+
+class _ActivityTimeout(Exception):
+    pass
+
+
+class _ActivityAttempt:
+    """One attempt of one activity task: run it, heartbeat its lease, record the outcome."""
+
+    def __init__(self, worker: Worker, task: ActivityTask) -> None:
+        self.worker = worker
+        self.task = task
+        self.backend = worker.backend
+        options: dict[str, Any] = orjson.loads(task.options or b"{}")
+        self.retry = RetryPolicy.from_json(options["retry"]) if options.get("retry") else None
+        self.start_to_close: float | None = options.get("start_to_close")
+        self.heartbeat_timeout: float | None = options.get("heartbeat")
+        self.details: Any = None
+        self.details_dirty = False
+        self.last_heartbeat = time.monotonic()
+        self.context: _ActivityContext | None = None
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.retry or _DEFAULT_RETRY
+
+    def _heartbeat(self, details: Any) -> None:
+        self.last_heartbeat = time.monotonic()
+        if details is not None:
+            self.details = details
+            self.details_dirty = True
+
+    async def run(self) -> None:
+        task = self.task
+        now = self.backend.clock()
+        definition = self.worker.activities.get(task.name)
+        if definition is None:
+            await self._fail_for_good(
+                ApplicationError(
+                    f"activity {task.name!r} is not registered on this worker (registered: "
+                    f"{', '.join(sorted(self.worker.activities)) or 'none'})",
+                    type="ActivityNotRegisteredError",
+                    non_retryable=True,
+                ),
+                "non_retryable",
+            )
+            return
+        if task.deadline is not None and now >= task.deadline:
+            await self._fail_for_good(
+                ApplicationError(
+                    f"activity {task.name!r} exceeded its schedule_to_close_timeout",
+                    type="TimeoutError",
+                ),
+                "timeout",
+            )
+            return
+        if task.attempt > 1 and not self.policy.allows_another(task.attempt - 1):
+            # Earlier attempts were lost with their worker (lease expired) and used up
+            # the attempts the policy allows.
+            await self._fail_for_good(
+                ApplicationError(
+                    f"activity {task.name!r}: attempt {task.attempt - 1} was lost (its worker "
+                    "stopped or lost its lease) and no attempts are left",
+                    type="ActivityAttemptLostError",
+                ),
+                "maximum_attempts_reached",
+                attempt=task.attempt - 1,
+            )
+            return
+        try:
+            args = self.worker.converter.decode_args(
+                task.input, definition.fn, what=f"arguments of activity {task.name!r}"
+            )
+        except PayloadError as exc:
+            await self._fail_for_good(exc, "non_retryable")
+            return
+        deadline = None
+        if self.start_to_close is not None:
+            deadline = now + self.start_to_close
+        if task.deadline is not None:
+            deadline = min(deadline, task.deadline) if deadline is not None else task.deadline
+        info = ActivityInfo(
+            activity_id=task.activity_id,
+            activity_name=task.name,
+            instance_id=task.instance_id,
+            run_id=task.run_id,
+            workflow_name=None,
+            queue=task.queue,
+            attempt=task.attempt,
+            scheduled_time=datetime.fromtimestamp(task.scheduled_at, tz=timezone.utc),
+            started_time=datetime.fromtimestamp(now, tz=timezone.utc),
+            deadline=datetime.fromtimestamp(deadline, tz=timezone.utc) if deadline else None,
+            heartbeat_timeout=self.heartbeat_timeout,
+            heartbeat_details=orjson.loads(task.heartbeat_details)
+            if task.heartbeat_details
+            else None,
+        )
+        self.context = _ActivityContext(info, self._heartbeat)
+        attempt = asyncio.ensure_future(self._invoke(definition, args))
+        keeper = asyncio.create_task(self._keep_lease(attempt))
+        timeout = None if deadline is None else max(deadline - now, 0.0)
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=timeout)
+            if not done:
+                attempt.cancel()
+                raise _ActivityTimeout(
+                    f"activity {task.name!r} attempt {task.attempt} timed out after {timeout:g}s"
+                )
+            result = attempt.result()
+        except _ActivityTimeout as exc:
+            await self._attempt_failed(ApplicationError(str(exc), type="TimeoutError"))
+            return
+        except asyncio.CancelledError:
+            if self.context._cancelled.is_set():
+                # Cancelled by the workflow: record it so the task is not run again.
+                await self._fail_for_good(
+                    ApplicationError(
+                        f"activity {task.name!r} was cancelled", type="CancelledError"
+                    ),
+                    "cancelled",
+                )
+                return
+            error = keeper.exception() if keeper.done() and not keeper.cancelled() else None
+            if isinstance(error, _ActivityTimeout):
+                await self._attempt_failed(ApplicationError(str(error), type="TimeoutError"))
+                return
+            if error is not None:
+                raise error from None
+            raise
+        except BaseException as exc:
+            if isinstance(exc, (LeaseLostError,)):
+                raise
+            await self._attempt_failed(exc)
+            return
+        finally:
+            keeper.cancel()
+            if not attempt.done():
+                attempt.cancel()
+        try:
+            payload = self.worker.converter.encode(result, what=f"result of activity {task.name!r}")
+        except PayloadError as exc:
+            await self._fail_for_good(exc, "non_retryable")
+            return
+        await self.backend.complete_activity(
+            task, _events.activity_completed(task.activity_id, payload, task.attempt)
+        )
+
+    async def _invoke(self, definition: ActivityDefinition, args: list[Any]) -> Any:
+        assert self.context is not None
+        token = _context.set(self.context)
+        try:
+            if definition.is_async:
+                try:
+                    return await definition.fn(*args)
+                except (SystemExit, KeyboardInterrupt) as exc:
+                    # Never let an activity take the worker's event loop down with it.
+                    raise _ActivityExit(exc) from exc
+            ctx = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.worker._executor, _run_sync, ctx, definition.fn, args
+            )
+        finally:
+            _context.reset(token)
+
+    async def _keep_lease(self, attempt: asyncio.Future[Any]) -> None:
+        """Extend the lease, flush heartbeat details, notice cancellation and heartbeat
+        timeouts while the attempt runs."""
+        assert self.context is not None
+        lease = self.worker.activity_lease
+        interval = lease / 3
+        if self.heartbeat_timeout:
+            interval = min(interval, max(self.heartbeat_timeout / 3, 0.05))
+        while not attempt.done():
+            await asyncio.sleep(interval)
+            if attempt.done():
+                return
+            if (
+                self.heartbeat_timeout
+                and time.monotonic() - self.last_heartbeat > self.heartbeat_timeout
+            ):
+                attempt.cancel()
+                raise _ActivityTimeout(
+                    f"activity {self.task.name!r} attempt {self.task.attempt} sent no heartbeat "
+                    f"for {self.heartbeat_timeout:g}s (heartbeat_timeout)"
+                )
+            details = None
+            if self.details_dirty:
+                self.details_dirty = False
+                details = self.worker.converter.encode(self.details, what="heartbeat details")
+            try:
+                cancelled = await self.backend.heartbeat_activity(self.task, details, lease)
+            except LeaseLostError:
+                attempt.cancel()
+                raise
+            if cancelled and not self.context._cancelled.is_set():
+                self.context._cancelled.set()
+                attempt.cancel()
+
+    async def _attempt_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, _ActivityExit):
+            exc = ApplicationError(
+                f"activity {self.task.name!r} raised {type(exc.original).__name__} "
+                f"({exc.original}); the worker kept running",
+                type=type(exc.original).__name__,
+            )
+        task = self.task
+        policy = self.policy
+        type_name = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
+        if (
+            isinstance(exc, ApplicationError) and exc.non_retryable
+        ) or type_name in policy.non_retryable_error_types:
+            await self._fail_for_good(exc, "non_retryable")
+            return
+        if not policy.allows_another(task.attempt):
+            await self._fail_for_good(exc, "maximum_attempts_reached")
+            return
+        visible_at = self.backend.clock() + policy.backoff(task.attempt)
+        if task.deadline is not None and visible_at >= task.deadline:
+            await self._fail_for_good(exc, "timeout")
+            return
+        log.info(
+            "activity %s #%d of %s failed (attempt %d): %s: %s; retrying in %.2fs",
+            task.name,
+            task.activity_id,
+            task.instance_id,
+            task.attempt,
+            type_name,
+            exc,
+            visible_at - self.backend.clock(),
+        )
+        await self.backend.retry_activity(task, visible_at)
+
+    async def _fail_for_good(
+        self, exc: BaseException, retry_state: str, *, attempt: int | None = None
+    ) -> None:
+        failure = orjson.loads(encode_failure(exc))
+        failure["retry_state"] = retry_state
+        await self.backend.complete_activity(
+            self.task,
+            _events.activity_failed(
+                self.task.activity_id,
+                orjson.dumps(failure),
+                attempt if attempt is not None else self.task.attempt,
+            ),
+        )
+
+
+class _ActivityExit(Exception):
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _run_sync(ctx: contextvars.Context, fn: Callable[..., Any], args: list[Any]) -> Any:
+    try:
+        return ctx.run(fn, *args)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _ActivityExit(exc) from exc
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,102 @@
+"""Replay recorded histories against workflow code (no backend, no worker)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .. import _core
+from .._converter import PayloadConverter, default_converter
+from .._definition import WorkflowDefinition, build_registry
+from .._errors import HistoryCorruptError, NonDeterminismError
+from .._run import WorkflowRun
+
+__all__ = ["load_history", "replay", "replay_directory"]
+
+HistoryLike = Sequence[Mapping[str, Any] | bytes] | str | os.PathLike[str]
+
+
+def load_history(source: HistoryLike) -> list[bytes]:
+    """A history as event bytes, from ``handle.history()`` output, a list of event bytes,
+    or the path of a JSON file holding such a list."""
+    if isinstance(source, (str, os.PathLike)):
+        data = orjson.loads(Path(source).read_bytes())
+        if not isinstance(data, list):
+            raise HistoryCorruptError(f"{source}: expected a JSON list of history events")
+        source = data
+    return [e if isinstance(e, bytes) else orjson.dumps(e) for e in source]
+
+
+def replay(
+    workflow: Callable[..., Any] | Iterable[Callable[..., Any]],
+    history: HistoryLike,
+    *,
+    converter: PayloadConverter | None = None,
+) -> None:
+    """Replay ``history`` against the current code of ``workflow``.
+
+    Raises ``NonDeterminismError`` naming the first event the code no longer matches, and
+    ``HistoryCorruptError`` for a history that cannot be read. Returns None when the code
+    reproduces the history exactly. ``workflow`` may be a list of workflows; the history's
+    workflow name picks the one to use.
+    """
+    events = load_history(history)
+    workflows = [workflow] if callable(workflow) else list(workflow)
+    registry: dict[str, WorkflowDefinition] = build_registry(workflows, "workflow")
+    started = _started_event(events)
+    name = str(started.get("name", ""))
+    definition = registry.get(name)
+    if definition is None:
+        raise NonDeterminismError(
+            f"the history is of workflow {name!r}, but replay was given "
+            f"{sorted(registry) or 'no workflows'}",
+            expected=name,
+        )
+    info = started.get("info") or {}
+    run = WorkflowRun(
+        definition=definition,
+        workflow_name=name,
+        instance_id=str(info.get("instance_id", "replay")),
+        run_id=str(info.get("run_id") or "0" * 32),
+        queue=str(info.get("queue", "default")),
+        converter=converter or default_converter(),
+        deadlock_timeout=None,
+    )
+    try:
+        run.replay(events)
+    except _core.HistoryCorruptError as exc:
+        raise HistoryCorruptError(str(exc), seq=exc.seq) from None
+    finally:
+        run.dispose()
+
+
+def _started_event(events: list[bytes]) -> dict[str, Any]:
+    for raw in events[:3]:
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise HistoryCorruptError(f"history event is not JSON: {exc}") from None
+        if isinstance(event, dict) and event.get("kind") == "workflow_started":
+            return event
+    raise HistoryCorruptError("history has no workflow_started event near its start")
+
+
+def replay_directory(
+    workflows: Iterable[Callable[..., Any]], directory: str | os.PathLike[str]
+) -> list[Path]:
+    """Replay every ``*.json`` history under ``directory``; raises on the first mismatch
+    (the error names the file). Returns the files replayed."""
+    files = sorted(Path(directory).rglob("*.json"))
+    wf_list = list(workflows)
+    for path in files:
+        try:
+            replay(wf_list, path)
+        except NonDeterminismError as exc:
+            raise NonDeterminismError(
+                f"{path}: {exc}", seq=exc.seq, expected=exc.expected, got=exc.got
+            ) from exc
+    return files
