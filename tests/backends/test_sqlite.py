@@ -206,3 +206,14 @@ async def test_processes_and_objects_hammering_one_file(tmp_path: Path) -> None:
         assert {r.status for r in page} == {RunStatus.COMPLETED}
         for info in page:
             assert info.history_length >= 1
+
+
+async def test_open_can_be_retried_after_a_failure(tmp_path: Path) -> None:
+    missing_dir = tmp_path / "not-yet"
+    backend = SqliteBackend(str(missing_dir / "app.db"))
+    with pytest.raises(sqlite3.OperationalError):
+        await backend.open()
+    missing_dir.mkdir()
+    await start(backend, "second-try")
+    assert (await backend.describe("second-try")).status is RunStatus.RUNNING
+    await backend.close()

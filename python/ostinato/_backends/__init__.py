@@ -7,5 +7,6 @@ Each implements ``ostinato._backend.Backend`` and passes the conformance suite i
 from __future__ import annotations
 
 from .memory import MemoryBackend
+from .sqlite import SqliteBackend
 
-__all__ = ["MemoryBackend"]
+__all__ = ["MemoryBackend", "SqliteBackend"]

@@ -244,7 +244,13 @@ class SqliteBackend(Backend):
                 daemon=True,
             )
             self._thread.start()
-        await asyncio.wrap_future(self._ready)
+        ready = self._ready
+        try:
+            await asyncio.wrap_future(ready)
+        except BaseException:
+            if ready.done() and self._ready is ready:
+                self._ready = None  # let a later open() try again (file fixed, lock gone)
+            raise
 
     async def close(self) -> None:
         ready, stopped = self._ready, self._stopped
