@@ -127,6 +127,11 @@ class Worker:
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
 
+    @property
+    def busy(self) -> int:
+        """Number of workflow and activity tasks this worker is running right now."""
+        return len(self._inflight_workflow) + len(self._inflight_activity)
+
     async def shutdown(self) -> None:
         """Stop claiming, let in-flight tasks finish (activities up to
         ``graceful_shutdown_timeout``), release the rest."""
