@@ -81,6 +81,18 @@ event_kinds! {
     WorkflowTerminated => "workflow_terminated", Terminal;
 }
 
+impl Event {
+    /// Decodes one stored history event, which must carry `seq = expected_seq`.
+    pub fn decode(bytes: &[u8], expected_seq: u64) -> Result<Event> {
+        decode(bytes, expected_seq, SeqRule::Recorded)
+    }
+
+    /// The bytes the core stores for this event.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self.seq, &self.body)
+    }
+}
+
 /// A decoded event without its `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // the fields are the contract's table

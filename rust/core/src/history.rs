@@ -4,43 +4,59 @@
 //! open with `task_started`, inbound events before command events inside a batch, the run's
 //! `workflow_started` first, nothing after the closing command, command ids handed out 1, 2, 3...
 //! in order, and every id an event refers to belonging to an earlier command of the right kind.
-//! With those guaranteed, anything that goes wrong during replay is either nondeterminism or an
-//! engine bug.
+//! The validator also runs every command's machine over the recorded events, so an outcome
+//! delivered twice or a cancel after the outcome is caught here as corrupt history instead of
+//! surfacing later, during replay, as an engine bug. With all that guaranteed, anything that goes
+//! wrong during replay is either nondeterminism or an engine bug in the live code.
 
 use crate::error::{Error, Result};
-use crate::event::{Event, EventClass, EventKind};
+use crate::event::{Event, EventBody, EventClass, EventKind};
+use crate::machines::{
+    activity, child, external_signal, marker, side_effect, timer, Machine, MachineState,
+};
 
-/// The kind of command that owns an id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CommandKind {
-    Activity,
-    Timer,
-    SideEffect,
-    Marker,
-    Child,
-    ExternalSignal,
-}
-
-/// How an event kind relates to command ids: which kind of command it belongs to and whether it
-/// is the event that hands out a new id.
-pub(crate) fn id_role(kind: EventKind) -> Option<(CommandKind, bool)> {
-    use CommandKind as C;
-    use EventKind as K;
+/// The machine state right after the command event that hands out a new id, or `None` when
+/// the event does not hand out ids.
+fn allocated_state(kind: EventKind) -> Option<MachineState> {
+    // Every first step is a legal row (the machines' unit tests prove it).
     Some(match kind {
-        K::ActivityScheduled => (C::Activity, true),
-        K::ActivityCompleted | K::ActivityFailed | K::ActivityCancelRequested => {
-            (C::Activity, false)
-        }
-        K::TimerStarted => (C::Timer, true),
-        K::TimerFired | K::TimerCanceled => (C::Timer, false),
-        K::SideEffectRecorded => (C::SideEffect, true),
-        K::MarkerRecorded => (C::Marker, true),
-        K::ChildScheduled => (C::Child, true),
-        K::ChildCompleted | K::ChildFailed | K::ChildCancelRequested => (C::Child, false),
-        K::SignalExternalSent => (C::ExternalSignal, true),
-        K::SignalExternalCompleted => (C::ExternalSignal, false),
+        EventKind::ActivityScheduled => MachineState::Activity(activity::State::Scheduled),
+        EventKind::TimerStarted => MachineState::Timer(timer::State::Started),
+        EventKind::SideEffectRecorded => MachineState::SideEffect(side_effect::State::Recorded),
+        EventKind::MarkerRecorded => MachineState::Marker(marker::State::Recorded),
+        EventKind::ChildScheduled => MachineState::Child(child::State::Started),
+        EventKind::SignalExternalSent => MachineState::ExternalSignal(external_signal::State::Sent),
         _ => return None,
     })
+}
+
+/// Applies a recorded cancel command to its target: `Ok(None)` when the target is not of the
+/// kind the cancel is for.
+fn cancel(kind: EventKind, state: MachineState) -> Result<Option<MachineState>> {
+    Ok(Some(match (kind, state) {
+        (EventKind::ActivityCancelRequested, MachineState::Activity(s)) => {
+            MachineState::Activity(activity::Activity::step(s, activity::Input::Cancel)?.0)
+        }
+        (EventKind::TimerCanceled, MachineState::Timer(s)) => {
+            MachineState::Timer(timer::Timer::step(s, timer::Input::Cancel)?.0)
+        }
+        (EventKind::ChildCancelRequested, MachineState::Child(s)) => {
+            MachineState::Child(child::Child::step(s, child::Input::Cancel)?.0)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// How a machine state is named in corrupt-history messages.
+fn describe(state: MachineState) -> &'static str {
+    match state {
+        MachineState::Activity(_) => "an activity",
+        MachineState::Timer(_) => "a timer",
+        MachineState::SideEffect(_) => "a side effect",
+        MachineState::Marker(_) => "a patch marker",
+        MachineState::Child(_) => "a child workflow",
+        MachineState::ExternalSignal(_) => "an external signal",
+    }
 }
 
 /// Where in a batch the validator is.
@@ -70,8 +86,10 @@ struct Cursor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Validator {
     cursor: Cursor,
-    /// Kind of command id N at index N-1.
-    kinds: Vec<CommandKind>,
+    /// Machine state of command id N at index N-1, as recorded history drives it.
+    machines: Vec<MachineState>,
+    /// Previous states of machines changed by the load in progress (for rollback).
+    undo: Vec<(usize, MachineState)>,
 }
 
 /// What to do with a valid event.
@@ -92,6 +110,7 @@ pub(crate) enum Placement {
 pub(crate) struct Mark {
     cursor: Cursor,
     ids: usize,
+    undo: usize,
 }
 
 impl Validator {
@@ -104,7 +123,8 @@ impl Validator {
                 workflow_started: false,
                 closed: false,
             },
-            kinds: Vec::new(),
+            machines: Vec::new(),
+            undo: Vec::new(),
         }
     }
 
@@ -116,13 +136,24 @@ impl Validator {
     pub(crate) fn mark(&self) -> Mark {
         Mark {
             cursor: self.cursor,
-            ids: self.kinds.len(),
+            ids: self.machines.len(),
+            undo: self.undo.len(),
         }
     }
 
+    /// Forgets how to undo: the load succeeded.
+    pub(crate) fn commit(&mut self) {
+        self.undo.clear();
+    }
+
+    /// Restores the state at `mark`.
     pub(crate) fn rollback(&mut self, mark: Mark) {
+        while self.undo.len() > mark.undo {
+            let (index, state) = self.undo.pop().expect("length checked");
+            self.machines[index] = state;
+        }
+        self.machines.truncate(mark.ids);
         self.cursor = mark.cursor;
-        self.kinds.truncate(mark.ids);
     }
 
     /// Checks one event (already decoded with the right `seq`) and updates the validator.
@@ -154,7 +185,7 @@ impl Validator {
                 }
                 c.phase = Phase::Inbound;
                 c.batches += 1;
-                c.batch_first_id = self.kinds.len() as u64 + 1;
+                c.batch_first_id = self.machines.len() as u64 + 1;
                 Placement::NewBatch
             }
             EventClass::Terminal => {
@@ -193,41 +224,79 @@ impl Validator {
                 Placement::Command
             }
         };
-        if let (Some((owner, allocates)), Some(id)) = (id_role(kind), event.body.command_id()) {
-            let issued = self.kinds.len() as u64;
-            if allocates {
-                if id != issued + 1 {
-                    return corrupt(format!(
-                        "{} has id {id}, expected {} (ids are handed out in order)",
-                        kind.as_str(),
-                        issued + 1
-                    ));
-                }
-                self.kinds.push(owner);
-            } else {
-                // Inbound events answer commands of earlier tasks; cancels may target a
-                // command issued earlier in the same task.
-                let known = if placement == Placement::Inbound {
-                    c.batch_first_id - 1
-                } else {
-                    issued
-                };
-                if id > known {
-                    return corrupt(format!(
-                        "{} refers to command {id}, which was not issued before it",
-                        kind.as_str()
-                    ));
-                }
-                let actual = self.kinds[id as usize - 1];
-                if actual != owner {
-                    return corrupt(format!(
-                        "{} refers to command {id}, which is a {actual:?}, not a {owner:?}",
-                        kind.as_str()
-                    ));
-                }
-            }
+        if let Some(id) = event.body.command_id() {
+            self.check_id(seq, id, &event.body, placement, c.batch_first_id)?;
         }
         self.cursor = c;
         Ok(placement)
+    }
+
+    /// Checks the id an event carries and drives its machine.
+    fn check_id(
+        &mut self,
+        seq: u64,
+        id: u64,
+        body: &EventBody,
+        placement: Placement,
+        batch_first_id: u64,
+    ) -> Result<()> {
+        let kind = body.kind();
+        let issued = self.machines.len() as u64;
+        if let Some(state) = allocated_state(kind) {
+            if id != issued + 1 {
+                return Err(Error::corrupt(
+                    seq,
+                    format!(
+                        "{} has id {id}, expected {} (ids are handed out in order)",
+                        kind.as_str(),
+                        issued + 1
+                    ),
+                ));
+            }
+            self.machines.push(state);
+            return Ok(());
+        }
+        // Inbound events answer commands of earlier tasks; cancels may target a command
+        // issued earlier in the same task.
+        let known = if placement == Placement::Inbound {
+            batch_first_id - 1
+        } else {
+            issued
+        };
+        if id > known {
+            return Err(Error::corrupt(
+                seq,
+                format!(
+                    "{} refers to command {id}, which was not issued before it",
+                    kind.as_str()
+                ),
+            ));
+        }
+        let index = (id - 1) as usize;
+        let state = self.machines[index];
+        let illegal = |e: Error| {
+            Error::corrupt(
+                seq,
+                format!("{} for command {id}: {}", kind.as_str(), e.message()),
+            )
+        };
+        let next = if placement == Placement::Inbound {
+            state.inbound(body).map_err(illegal)?.ok().map(|(to, _)| to)
+        } else {
+            cancel(kind, state).map_err(illegal)?
+        };
+        let Some(next) = next else {
+            return Err(Error::corrupt(
+                seq,
+                format!(
+                    "{} refers to command {id}, which is {}",
+                    kind.as_str(),
+                    describe(state)
+                ),
+            ));
+        };
+        self.undo.push((index, state));
+        self.machines[index] = next;
+        Ok(())
     }
 }

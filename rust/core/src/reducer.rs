@@ -199,6 +199,7 @@ impl Reducer {
             self.validator.rollback(mark);
             return Err(e);
         }
+        self.validator.commit();
         if let Some((inbound_end, commands_end, last_seq)) = tail {
             let last = self
                 .batches
@@ -418,8 +419,8 @@ impl Reducer {
         if !current.replaying {
             return Ok((Source::Fresh, run));
         }
-        let got = identity.describe();
         let Some(ev) = self.events[current.next..current.end].first() else {
+            let got = identity.describe();
             let seq = current.last_seq + 1;
             let tail = if seq > self.history_length {
                 format!("history ends at event #{}", current.last_seq)
@@ -439,6 +440,7 @@ impl Reducer {
         match Identity::try_from(&ev.body) {
             Ok(recorded) if recorded == *identity => Ok((Source::Recorded(current.next), run)),
             _ => {
+                let got = identity.describe();
                 let expected = ev.body.describe();
                 Err(Error::nondeterminism(
                     ev.seq,
