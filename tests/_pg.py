@@ -275,7 +275,12 @@ def postgres_url(pg_server: PgServer | ExternalServer) -> Iterator[str]:
     """A new empty database for one test, dropped afterwards."""
     dbname = "ostinato_t_" + secrets.token_hex(6)
     admin = pg_server.url("postgres")
-    _admin_execute(admin, f'CREATE DATABASE "{dbname}" TEMPLATE template0')
+    create = f'CREATE DATABASE "{dbname}" TEMPLATE template0'
+    try:
+        # FILE_COPY (PostgreSQL 15+) takes ~15 ms here against ~250 ms for WAL_LOG.
+        _admin_execute(admin, create + " STRATEGY FILE_COPY")
+    except Exception:
+        _admin_execute(admin, create)
     try:
         yield pg_server.url(dbname)
     finally:

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,6 +76,8 @@ _RETRY_DELAYS = (0.05, 0.5, 2.0)
 _SAFETY_POLL = 15.0
 # The listener checks its connection when no notification came for this long.
 _LISTENER_PING = 30.0
+# Connection failures within this many seconds of a warning count as the same incident.
+_INCIDENT_QUIET = 10.0
 # pg_notify refuses payloads of 8000 bytes or more; longer ones are sent empty ("wake all").
 _MAX_PAYLOAD = 7000
 
@@ -347,6 +350,7 @@ class PostgresBackend(Backend):
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
         self._incident = False
+        self._last_warning = -_INCIDENT_QUIET
         self._closing = False
 
     def __repr__(self) -> str:
@@ -527,7 +531,13 @@ class PostgresBackend(Backend):
             return
         self._incident = True
         message = _scrub(str(exc), self._secrets).strip().replace("\n", " ")
-        log.warning(
+        now = time.monotonic()
+        # The pool and the listener notice one server restart separately, possibly after the
+        # other already recovered: within the quiet period it is the same incident.
+        quiet = now - self._last_warning < _INCIDENT_QUIET
+        if not quiet:
+            self._last_warning = now
+        (log.debug if quiet else log.warning)(
             "PostgreSQL at %s: %s while %s (%s)%s",
             self._masked,
             type(exc).__name__,
@@ -601,6 +611,11 @@ class PostgresBackend(Backend):
                 self._listening = True
                 if not ready.done():
                     ready.set_result(None)
+                if self._incident and self._pool is not None:
+                    # The server is back; the pool's idle connections likely died with it.
+                    # Replace them now rather than fail the next operation on one.
+                    with contextlib.suppress(Exception):
+                        await self._pool.check()
                 self._report_recovery()
                 # Notifications sent while we were away are lost: everyone looks again.
                 self._waiters.notify_all()
