@@ -35,10 +35,9 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import FrameType
-from typing import SupportsIndex
+from typing import NamedTuple, SupportsIndex
 
 __all__ = ["GuardMode", "NondeterministicCallError", "guarding", "install", "is_installed"]
 
@@ -131,8 +130,7 @@ _EVENTS: dict[str, tuple[int, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class _Slice:
+class _Slice(NamedTuple):  # a tuple: built once per workflow step, so it must be cheap
     workflow: str
     mode: GuardMode
 
@@ -275,6 +273,8 @@ def _wrap_sleep(
 def install() -> None:
     """Register the audit hook (once per process; later calls do nothing)."""
     global _installed
+    if _installed:  # called on every guarded step: skip the lock once done
+        return
     with _install_lock:
         if _installed:
             return
@@ -288,24 +288,40 @@ def is_installed() -> bool:
     return _installed
 
 
-@contextlib.contextmanager
-def guarding(workflow_name: str, mode: GuardMode) -> Iterator[None]:
-    """Guard the workflow code run inside this block, on this thread.
+class _Guarding:
+    """The context manager behind :func:`guarding` (a class: cheaper to enter than a generator,
+    and the runtime enters one per workflow step)."""
+
+    __slots__ = ("_outer", "_slice", "_thread")
+
+    def __init__(self, workflow_name: str, mode: GuardMode) -> None:
+        self._slice = _Slice(workflow_name, mode)
+        self._thread = 0
+        self._outer: _Slice | None = None
+
+    def __enter__(self) -> None:
+        self._thread = thread = threading.get_ident()
+        self._outer = _active.get(thread)
+        _active[thread] = self._slice
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._outer is None:
+            _active.pop(self._thread, None)
+        else:
+            _active[self._thread] = self._outer
+
+
+_UNGUARDED: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
+def guarding(workflow_name: str, mode: GuardMode) -> contextlib.AbstractContextManager[None]:
+    """Guard the workflow code run inside this ``with`` block, on this thread.
 
     The runtime enters it around each slice of workflow execution (one step of the workflow's
-    event loop).  Nests: an inner block replaces the outer one until it exits.
+    event loop).  Nests: an inner block replaces the outer one until it exits.  With
+    ``GuardMode.OFF`` it returns a shared no-op context and installs nothing.
     """
     if mode is GuardMode.OFF:
-        yield
-        return
+        return _UNGUARDED
     install()
-    thread = threading.get_ident()
-    outer = _active.get(thread)
-    _active[thread] = _Slice(workflow_name, mode)
-    try:
-        yield
-    finally:
-        if outer is None:
-            _active.pop(thread, None)
-        else:
-            _active[thread] = outer
+    return _Guarding(workflow_name, mode)
