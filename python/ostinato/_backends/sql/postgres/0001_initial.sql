@@ -35,6 +35,8 @@ CREATE TABLE {schema}.runs (
     parent_run_id     text,
     parent_command_id integer,
     next_run_id       text,
+    -- The instance's latest run (the one instances.latest_run_id names), for listing.
+    is_latest         boolean NOT NULL DEFAULT true,
     PRIMARY KEY (instance_id, run_id),
     CONSTRAINT runs_status_known CHECK (status IN (
         'running', 'completed', 'failed', 'canceled', 'terminated', 'continued_as_new',
@@ -45,6 +47,10 @@ CREATE TABLE {schema}.runs (
 CREATE UNIQUE INDEX runs_one_open_per_instance ON {schema}.runs (instance_id)
     WHERE status = 'running';
 CREATE UNIQUE INDEX runs_ordinal ON {schema}.runs (ordinal);
+-- list_runs walks the latest runs newest first, optionally by status or workflow name.
+CREATE INDEX runs_latest ON {schema}.runs (ordinal) WHERE is_latest;
+CREATE INDEX runs_latest_by_status ON {schema}.runs (status, ordinal) WHERE is_latest;
+CREATE INDEX runs_latest_by_name ON {schema}.runs (workflow_name, ordinal) WHERE is_latest;
 CREATE INDEX runs_open_by_queue ON {schema}.runs (queue) WHERE status = 'running';
 -- Open runs that are leased or waiting (start delay, back-off): few, scanned by wake-ups.
 CREATE INDEX runs_open_not_ready ON {schema}.runs (queue)

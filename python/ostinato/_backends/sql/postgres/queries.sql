@@ -39,6 +39,11 @@ WHERE i.instance_id = %(instance_id)s
 FOR UPDATE OF i
 
 -- name: set_latest_run
+-- Before inserting a new run of a known instance: the old latest run is no longer listed.
+WITH previous AS (
+    UPDATE {schema}.runs SET is_latest = false
+    WHERE instance_id = %(instance_id)s AND is_latest
+)
 UPDATE {schema}.instances SET latest_run_id = %(run_id)s WHERE instance_id = %(instance_id)s
 
 -- name: insert_run
@@ -121,12 +126,13 @@ WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 ORDER BY h.seq
 
 -- name: list_runs
+-- Latest runs newest first; the three filter shapes each have their partial index.
 SELECT {run_columns}, r.ordinal
 FROM {schema}.runs AS r
-JOIN {schema}.instances AS i ON i.instance_id = r.instance_id AND i.latest_run_id = r.run_id
-WHERE (%(status)s::text IS NULL OR r.status = %(status)s::text)
+WHERE r.is_latest
+  AND (%(status)s::text IS NULL OR r.status = %(status)s::text)
   AND (%(workflow_name)s::text IS NULL OR r.workflow_name = %(workflow_name)s::text)
-  AND (%(before)s::bigint IS NULL OR r.ordinal < %(before)s::bigint)
+  AND r.ordinal < coalesce(%(before)s::bigint, 9223372036854775807)
 ORDER BY r.ordinal DESC
 LIMIT %(limit)s
 
@@ -198,22 +204,23 @@ DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
 -- ---- workflow tasks -------------------------------------------------------------------------
 
 -- name: claim_workflow_tasks
--- Lease open runs with visible inbox events, oldest pending event first. SKIP LOCKED lets
--- concurrent workers take disjoint batches without waiting for each other.
-WITH candidates AS (
-    SELECT r.instance_id, r.run_id, pending.first_id
-    FROM {schema}.runs AS r
-    CROSS JOIN LATERAL (
-        SELECT min(i.id) AS first_id FROM {schema}.inbox AS i
-        WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id
-          AND i.visible_at <= %(now)s
-    ) AS pending
+-- Lease open runs with visible inbox events, oldest pending event first. Driven from the
+-- visible inbox rows (index on visible_at), so sleeping runs (future timers) cost nothing.
+-- SKIP LOCKED lets concurrent workers take disjoint batches without waiting for each other.
+WITH pending AS (
+    SELECT i.instance_id, i.run_id, min(i.id) AS first_id
+    FROM {schema}.inbox AS i
+    WHERE i.visible_at <= %(now)s
+    GROUP BY i.instance_id, i.run_id
+), candidates AS (
+    SELECT r.instance_id, r.run_id, p.first_id
+    FROM pending AS p
+    JOIN {schema}.runs AS r ON r.instance_id = p.instance_id AND r.run_id = p.run_id
     WHERE r.status = 'running'
       AND r.queue = ANY(%(queues)s::text[])
       AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
       AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
-      AND pending.first_id IS NOT NULL
-    ORDER BY pending.first_id
+    ORDER BY p.first_id
     LIMIT %(max_tasks)s
     FOR NO KEY UPDATE OF r SKIP LOCKED
 )
@@ -418,10 +425,12 @@ SELECT least(
 -- The earliest time after now at which a timer, delayed start, back-off or activity retry
 -- becomes visible, on any queue (for time-skipping test drivers).
 SELECT least(
-    (SELECT min(i.visible_at)
+    (SELECT i.visible_at
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-     WHERE r.status = 'running' AND i.visible_at > %(now)s),
+     WHERE r.status = 'running' AND i.visible_at > %(now)s
+     ORDER BY i.visible_at
+     LIMIT 1),
     (SELECT min(ready_at) FROM {schema}.runs
      WHERE status = 'running' AND ready_at > %(now)s),
     (SELECT min(visible_at) FROM {schema}.activity_tasks
