@@ -135,6 +135,48 @@ async def test_outdated_schema_without_auto_migrate_is_refused(postgres_url: str
         await start(b, "ok")
 
 
+async def test_least_privileged_worker_role(postgres_url: str) -> None:
+    # The GRANTs docs/operations.md gives a worker role are enough for all of its work.
+    await migrate(postgres_url)
+    role = "ostinato_worker_" + os.urandom(4).hex()
+    password = "role-" + os.urandom(8).hex()
+    dbname = postgres_url.rsplit("/", 1)[1]
+    statements = [
+        f"CREATE ROLE {role} LOGIN PASSWORD '{password}'",
+        f'GRANT CONNECT ON DATABASE "{dbname}" TO {role}',
+        f"GRANT USAGE ON SCHEMA ostinato TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ostinato TO {role}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA ostinato TO {role}",
+    ]
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        for statement in statements:
+            await admin.execute(statement)  # type: ignore[arg-type]
+        try:
+            head, tail = postgres_url.split("://", 1)
+            worker_url = f"{head}://{role}:{password}@{tail.split('@', 1)[1]}"
+            clock = FakeClock()
+            async with backend(worker_url, clock=clock, auto_migrate=False) as b:
+                await start(b, "least")
+                task = await claim_for(b, "least")
+                await b.commit_workflow_task(
+                    task,
+                    WorkflowCommit(
+                        new_events=batch(task),
+                        consumed_inbox=[i.id for i in task.inbox],
+                        activities=[NewActivity(1, "a", "default", b"[]", b"{}")],
+                        vars={"v": b"1"},
+                        close=RunClose(RunStatus.COMPLETED, b"1"),
+                    ),
+                )
+                assert await b.get_vars("least") == {"v": b"1"}
+                await b.delete("least")
+                with pytest.raises(psycopg.Error):
+                    await b.migrate()  # DDL is not allowed for this role
+        finally:
+            await admin.execute(f"DROP OWNED BY {role}")  # type: ignore[arg-type]
+            await admin.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]
+
+
 async def test_schemas_are_isolated(postgres_url: str) -> None:
     async with (
         backend(postgres_url, schema="Tenant One") as one,
