@@ -337,6 +337,16 @@ struct WireEvent<'a> {
 /// Decodes one stored event. `expected_seq` is the number it must carry (history) or will get
 /// (inbox); errors name it.
 pub(crate) fn decode(bytes: &[u8], expected_seq: u64, rule: SeqRule) -> Result<Event> {
+    if rule == SeqRule::Recorded {
+        if let Some(event) = crate::canonical::decode(bytes, expected_seq) {
+            return Ok(event);
+        }
+    }
+    decode_general(bytes, expected_seq, rule)
+}
+
+/// Decodes any valid JSON encoding of an event (and explains what is wrong with invalid ones).
+fn decode_general(bytes: &[u8], expected_seq: u64, rule: SeqRule) -> Result<Event> {
     let wire: WireEvent<'_> = serde_json::from_slice(bytes)
         .map_err(|e| Error::corrupt(expected_seq, format!("event is not valid: {e}")))?;
     match (rule, wire.seq) {
@@ -797,6 +807,82 @@ mod tests {
             decode(br#"{"seq":4,"kind":"timed_out"}"#, 4, SeqRule::Inbox),
             Err(Error::HistoryCorrupt { seq: 4, .. })
         ));
+    }
+
+    /// The canonical fast path accepts only what the general decoder accepts, with the same
+    /// result, and accepts every event the encoder writes.
+    #[test]
+    fn canonical_decoder_agrees_with_the_general_one() {
+        use proptest::prelude::*;
+        let bodies = one_of_each();
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 2048,
+            failure_persistence: None,
+            ..Default::default()
+        });
+        runner
+            .run(
+                &(
+                    0..bodies.len(),
+                    any::<proptest::sample::Index>(),
+                    any::<u8>(),
+                    0u8..4,
+                ),
+                |(which, at, byte, how)| {
+                    let seq = which as u64 + 1;
+                    let mut bytes = encode(seq, &bodies[which]);
+                    // Strings with escapes are left to the general decoder.
+                    let escaped = matches!(
+                        &bodies[which],
+                        EventBody::WorkflowStarted { name, .. } if name.contains('"')
+                    );
+                    let fast = crate::canonical::decode(&bytes, seq).map(|e| e.body);
+                    prop_assert_eq!(fast, (!escaped).then(|| bodies[which].clone()));
+                    let i = at.index(bytes.len());
+                    match how {
+                        0 => bytes[i] = byte,
+                        1 => bytes.truncate(i),
+                        2 => bytes.insert(i, byte),
+                        _ => bytes.insert(i, b' '),
+                    }
+                    if let Some(fast) = crate::canonical::decode(&bytes, seq) {
+                        let general = decode_general(&bytes, seq, SeqRule::Recorded);
+                        prop_assert_eq!(Ok(fast), general, "{}", String::from_utf8_lossy(&bytes));
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn canonical_decoder_declines_what_it_does_not_know() {
+        for bytes in [
+            &br#"{"seq":1,"kind":"signal_received","name":"a\"b","payload":1}"#[..],
+            br#"{"seq":1, "kind":"timed_out"}"#,
+            br#"{"kind":"timed_out","seq":1}"#,
+            br#"{"seq":1,"kind":"timed_out","extra":1}"#,
+            br#"{"seq":01,"kind":"timed_out"}"#,
+            br#"{"seq":1,"kind":"timer_fired","id":1.0}"#,
+            br#"{"seq":1,"kind":"timer_fired","id":0}"#,
+            br#"{"seq":1,"kind":"task_started","time":-9223372036854775809}"#,
+            br#"{"seq":1,"kind":"timed_out"} "#,
+        ] {
+            assert_eq!(
+                crate::canonical::decode(bytes, 1),
+                None,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        assert_eq!(
+            crate::canonical::decode(
+                br#"{"seq":1,"kind":"task_started","time":-9223372036854775808}"#,
+                1
+            )
+            .map(|e| e.body),
+            Some(EventBody::TaskStarted { time: i64::MIN })
+        );
     }
 
     #[test]

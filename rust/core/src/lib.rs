@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+mod canonical;
 mod command;
 pub mod error;
 pub mod event;
