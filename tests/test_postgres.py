@@ -28,6 +28,7 @@ from backends.helpers import T0, FakeClock, batch, claim_for, ev, new_run, start
 from ostinato._backend import NewActivity, RunClose, RunStatus, WorkflowCommit
 from ostinato._backends import postgres as pg
 from ostinato._backends.postgres import PostgresBackend, mask_dsn, migrate
+from ostinato._errors import WorkflowAlreadyStartedError
 
 pytestmark = pytest.mark.postgres
 
@@ -274,6 +275,25 @@ async def test_claims_by_several_backends_never_overlap(postgres_url: str) -> No
         results_acts = await asyncio.gather(*(drain_acts(b) for b in backends for _ in range(2)))
         ids = [i for r in results_acts for i in r]
         assert sorted(ids) == list(range(1, 101))
+    finally:
+        await asyncio.gather(*(b.close() for b in backends))
+
+
+async def test_concurrent_starts_of_one_id(postgres_url: str) -> None:
+    # Exactly one start wins, for a new id and for reusing a closed one; the others get
+    # WorkflowAlreadyStartedError, never a constraint violation.
+    backends = [PostgresBackend(postgres_url, listen=False) for _ in range(4)]
+    await asyncio.gather(*(b.open() for b in backends))
+    try:
+        for round_ in range(3):
+            results = await asyncio.gather(
+                *(b.create_run(new_run("contested")) for b in backends for _ in range(3)),
+                return_exceptions=True,
+            )
+            errors = [r for r in results if r is not None]
+            assert len(errors) == len(results) - 1, results
+            assert all(isinstance(e, WorkflowAlreadyStartedError) for e in errors), errors
+            await backends[0].terminate("contested", f"round {round_}")
     finally:
         await asyncio.gather(*(b.close() for b in backends))
 

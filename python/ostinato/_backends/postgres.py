@@ -680,6 +680,14 @@ class PostgresBackend(Backend):
             next_run_id=next_run_id,
         )
 
+    async def _lock_latest_run(self, conn: Conn, instance_id: str) -> tuple[str, str] | None:
+        """Lock the instance and its latest run: (run id, status), None for an unknown id."""
+        row = await self._fetchone(conn, "lock_instance", {"instance_id": instance_id})
+        if row is None:
+            return None
+        row = await self._fetchone(conn, "lock_run", {"instance_id": instance_id, "run_id": row[0]})
+        return None if row is None else (row[0], row[1])
+
     async def _insert_run(self, conn: Conn, effects: _Effects, run: NewRun, now: float) -> None:
         visible_ats = [now if run.visible_at is None else run.visible_at]
         events = [bytes(run.started_event)]
@@ -715,9 +723,13 @@ class PostgresBackend(Backend):
             conn, "insert_instance", {"instance_id": run.instance_id, "run_id": run.run_id}
         )
         if inserted is None:
-            row = await self._fetchone(
-                conn, "lock_instance", {"instance_id": run.instance_id, "run_id": run.run_id}
-            )
+            row = await self._fetchone(conn, "lock_instance", {"instance_id": run.instance_id})
+            if row is not None:
+                row = await self._fetchone(
+                    conn,
+                    "latest_run_state",
+                    {"instance_id": run.instance_id, "run_id": run.run_id, "latest_run_id": row[0]},
+                )
             if row is not None:
                 status, run_id_taken = row
                 if status == RunStatus.RUNNING.value:
@@ -868,7 +880,7 @@ class PostgresBackend(Backend):
 
     async def terminate(self, instance_id: str, reason: str) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
-            row = await self._fetchone(conn, "lock_latest_run", {"instance_id": instance_id})
+            row = await self._lock_latest_run(conn, instance_id)
             if row is None:
                 raise WorkflowNotFoundError(instance_id)
             run_id, status = row
@@ -939,7 +951,7 @@ class PostgresBackend(Backend):
 
     async def delete(self, instance_id: str) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
-            row = await self._fetchone(conn, "lock_latest_run", {"instance_id": instance_id})
+            row = await self._lock_latest_run(conn, instance_id)
             if row is None:
                 if effects.attempt > 0:
                     return  # the first try did commit

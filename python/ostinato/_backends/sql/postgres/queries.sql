@@ -29,14 +29,17 @@ ON CONFLICT (instance_id) DO NOTHING
 RETURNING instance_id
 
 -- name: lock_instance
+-- Serializes starts of one workflow id. Run alone: the next statement then sees what a start
+-- that held the lock before us committed (a join in this statement would not).
+SELECT latest_run_id FROM {schema}.instances WHERE instance_id = %(instance_id)s FOR UPDATE
+
+-- name: latest_run_state
 SELECT r.status,
        EXISTS (SELECT 1 FROM {schema}.runs AS same
-               WHERE same.instance_id = i.instance_id AND same.run_id = %(run_id)s)
+               WHERE same.instance_id = r.instance_id AND same.run_id = %(run_id)s)
            AS run_id_taken
-FROM {schema}.instances AS i
-JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.latest_run_id
-WHERE i.instance_id = %(instance_id)s
-FOR UPDATE OF i
+FROM {schema}.runs AS r
+WHERE r.instance_id = %(instance_id)s AND r.run_id = %(latest_run_id)s
 
 -- name: set_latest_run
 -- Before inserting a new run of a known instance: the old latest run is no longer listed.
@@ -145,12 +148,11 @@ WHERE i.instance_id = %(instance_id)s
 
 -- ---- terminate and delete ----------------------------------------------------------------
 
--- name: lock_latest_run
-SELECT r.run_id, r.status
-FROM {schema}.instances AS i
-JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.latest_run_id
-WHERE i.instance_id = %(instance_id)s
-FOR UPDATE OF i FOR NO KEY UPDATE OF r
+-- name: lock_run
+-- After lock_instance: the latest run, locked (waits for a commit in progress on it).
+SELECT run_id, status FROM {schema}.runs
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+FOR NO KEY UPDATE
 
 -- name: open_children
 SELECT instance_id, run_id FROM {schema}.runs
