@@ -20,6 +20,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -60,6 +61,9 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self._exception_handler: Any = None
         self._task_factory: Any = None
+        # The run's tasks, so disposing of the run can close them (asyncio.all_tasks would
+        # scan the tasks of every run in the process).
+        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # ---- scheduling ---------------------------------------------------------------------
 
@@ -132,11 +136,15 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
+        task: asyncio.Task[_T]
         if self._task_factory is not None:
-            return self._task_factory(self, coro)  # type: ignore[no-any-return]
-        if sys.version_info >= (3, 11):
-            return asyncio.Task(coro, loop=self, name=name, context=context)
-        return asyncio.Task(coro, loop=self, name=name)
+            task = self._task_factory(self, coro)
+        elif sys.version_info >= (3, 11):
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name)
+        self.tasks.add(task)
+        return task
 
     def set_task_factory(self, factory: Any) -> None:
         self._task_factory = factory

@@ -9,6 +9,7 @@ worker's cache ("sticky"), so a new event costs one step instead of a full repla
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -108,7 +109,7 @@ class SignalChannel:
             return None
         return self._run.converter.decode(
             payload,
-            self.type_hint,
+            Any if self.type_hint is None else self.type_hint,
             what=f"signal {self.name!r} of workflow {self._run.workflow_name!r}",
         )
 
@@ -581,4 +582,22 @@ class WorkflowRun:
         self.pending.clear()
         self.timers.clear()
         self.conditions.clear()
+        # Close the suspended coroutines now rather than leaving them to the garbage
+        # collector: finalizers that run Python code at arbitrary points (inside another
+        # library's C code) are a source of heisenbugs, and nobody wants "Task was destroyed
+        # but it is pending" for a run that was merely evicted.
+        self.loop.set_exception_handler(_ignore_loop_errors)
+        for task in list(self.loop.tasks):
+            if task.done():
+                continue
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+            coro = task.get_coro()
+            if coro is not None and hasattr(coro, "close"):
+                with contextlib.suppress(BaseException):
+                    coro.close()
+        self.main = None
         self.loop.close()
+
+
+def _ignore_loop_errors(loop: object, context: dict[str, Any]) -> None:
+    """Exception handler of a disposed run: nothing it reports is actionable."""
