@@ -228,7 +228,7 @@ class ExternalServer:
 
 
 def _admin_execute(url: str, statement: str) -> None:
-    import psycopg
+    import psycopg  # lazily: the rest of the suite runs without the postgres extra
 
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(statement)
@@ -240,7 +240,11 @@ def pg_server() -> Iterator[PgServer | ExternalServer]:
         pytest.skip("OSTINATO_SKIP_PG=1: PostgreSQL tests skipped on purpose")
     external = os.environ.get("OSTINATO_TEST_PG_URL")
     if external:
-        yield ExternalServer(external)
+        server = ExternalServer(external)
+        try:
+            yield server
+        finally:
+            _drop_template(server)
         return
     bindir = find_pg_bindir()
     if bindir is None:
@@ -266,8 +270,29 @@ def pg_server() -> Iterator[PgServer | ExternalServer]:
     try:
         yield server
     finally:
+        _TEMPLATES.pop(id(server), None)
         server.cleanup()
         atexit.unregister(server.cleanup)
+
+
+_TEMPLATES: dict[int, str] = {}
+
+
+def _empty_template(server: PgServer | ExternalServer) -> str:
+    """An empty database to clone test databases from (created once per server)."""
+    key = id(server)
+    if key not in _TEMPLATES:
+        name = "ostinato_empty_" + secrets.token_hex(4)
+        _admin_execute(server.url("postgres"), f'CREATE DATABASE "{name}" TEMPLATE template0')
+        _TEMPLATES[key] = name
+    return _TEMPLATES[key]
+
+
+def _drop_template(server: PgServer | ExternalServer) -> None:
+    name = _TEMPLATES.pop(id(server), None)
+    if name is not None:
+        with contextlib.suppress(Exception):
+            _admin_execute(server.url("postgres"), f'DROP DATABASE IF EXISTS "{name}"')
 
 
 @pytest.fixture
@@ -275,11 +300,14 @@ def postgres_url(pg_server: PgServer | ExternalServer) -> Iterator[str]:
     """A new empty database for one test, dropped afterwards."""
     dbname = "ostinato_t_" + secrets.token_hex(6)
     admin = pg_server.url("postgres")
-    create = f'CREATE DATABASE "{dbname}" TEMPLATE template0'
+    template = _empty_template(pg_server)
+    create = f'CREATE DATABASE "{dbname}" TEMPLATE "{template}"'
     try:
-        # FILE_COPY (PostgreSQL 15+) takes ~15 ms here against ~250 ms for WAL_LOG.
+        # FILE_COPY (PostgreSQL 15+) from a small empty template: ~50 ms instead of ~200 ms.
         _admin_execute(admin, create + " STRATEGY FILE_COPY")
-    except Exception:
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != "42601":  # not "syntax error": before 15
+            raise
         _admin_execute(admin, create)
     try:
         yield pg_server.url(dbname)

@@ -339,6 +339,7 @@ class PostgresBackend(Backend):
         self._connect_timeout = connect_timeout
         self._auto_migrate = auto_migrate
         self._prepare_threshold = prepare_threshold
+        self._conn_kwargs = _connection_options(dsn, connect_timeout)
         self._q = Queries(schema)
         self._channels = {
             kind: f"ostinato:{kind}:{schema}"[:63] for kind in ("workflow", "activity", "closed")
@@ -351,7 +352,7 @@ class PostgresBackend(Backend):
         self._listening = False
         self._incident = False
         self._last_warning = -_INCIDENT_QUIET
-        self._closing = False
+        self._is_closed = False
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self._masked!r}, schema={self._schema!r})"
@@ -374,7 +375,7 @@ class PostgresBackend(Backend):
         async with self._open_lock:
             if self._pool is not None:
                 return
-            self._closing = False
+            self._is_closed = False
             # One direct connection first: it reports the real reason a connection fails
             # (the pool would only time out), and it runs the migrations.
             conn = await self._connect("opening the database")
@@ -384,7 +385,7 @@ class PostgresBackend(Backend):
                 self._dsn,
                 min_size=self._min_pool_size,
                 max_size=self._max_pool_size,
-                kwargs={"autocommit": True, "prepare_threshold": self._prepare_threshold},
+                kwargs={**self._conn_kwargs, "prepare_threshold": self._prepare_threshold},
                 open=False,
                 name="ostinato",
                 timeout=self._connect_timeout,
@@ -406,7 +407,7 @@ class PostgresBackend(Backend):
 
     async def close(self) -> None:
         async with self._open_lock:
-            self._closing = True
+            self._is_closed = True
             listener, self._listener = self._listener, None
             if listener is not None:
                 listener.cancel()
@@ -420,9 +421,7 @@ class PostgresBackend(Backend):
 
     async def _connect(self, action: str) -> Conn:
         try:
-            return await psycopg.AsyncConnection.connect(
-                self._dsn, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
-            )
+            return await psycopg.AsyncConnection.connect(self._dsn, **self._conn_kwargs)
         except psycopg.Error as exc:
             raise self._connection_error(action, exc) from None
 
@@ -459,6 +458,8 @@ class PostgresBackend(Backend):
 
     async def _get_pool(self) -> AsyncConnectionPool[Conn]:
         if self._pool is None:
+            if self._is_closed:
+                raise RuntimeError(f"{self!r} was closed; call open() again before using it")
             await self.open()
         assert self._pool is not None
         return self._pool
@@ -598,14 +599,10 @@ class PostgresBackend(Backend):
     async def _listen_forever(self, ready: asyncio.Future[None]) -> None:
         """Keep one LISTEN connection up; reconnect with back-off when it breaks."""
         delay = 0.1
-        while not self._closing:
+        while not self._is_closed:
             conn: Conn | None = None
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._dsn,
-                    autocommit=True,
-                    connect_timeout=max(1, int(self._connect_timeout)),
-                )
+                conn = await psycopg.AsyncConnection.connect(self._dsn, **self._conn_kwargs)
                 for channel in self._channels.values():
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                 self._listening = True
@@ -623,11 +620,12 @@ class PostgresBackend(Backend):
                 while True:
                     async for notify in conn.notifies(timeout=_LISTENER_PING):
                         self._on_notification(notify.channel, notify.payload)
-                    await conn.execute("SELECT 1")  # is the connection still alive?
+                    # Is the connection still alive? (A dead peer may not say so.)
+                    await asyncio.wait_for(conn.execute("SELECT 1"), _LISTENER_PING / 3)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self._closing:
+                if self._is_closed:
                     return
                 self._report_incident("listening for notifications", exc, True)
                 if not ready.done():
@@ -1430,6 +1428,8 @@ class PostgresBackend(Backend):
         waiter = self._waiters.register(keys)
         try:
             while True:
+                if self._is_closed:
+                    return
                 try:
                     next_at: float | None = await self._next_work_at(kind, queues)
                     unknown = False
@@ -1442,7 +1442,9 @@ class PostgresBackend(Backend):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
-                wait = remaining
+                # Even while listening, look now and then: a pooler in transaction mode, or a
+                # silently dead connection, can swallow notifications.
+                wait = min(remaining, _SAFETY_POLL)
                 if next_at is not None:
                     wait = min(wait, next_at - now)
                 if unknown or not self._listening:
@@ -1463,6 +1465,26 @@ def _not_found(instance_id: str, run_id: str | None) -> WorkflowNotFoundError:
     return WorkflowNotFoundError(
         instance_id, f"no workflow with id {instance_id!r} and run id {run_id!r}"
     )
+
+
+def _connection_options(dsn: str, connect_timeout: float) -> dict[str, Any]:
+    """Connection parameters we add unless the DSN sets them: autocommit (transactions are
+    explicit), a connect timeout, and TCP keepalives so a dead server or a broken network
+    path is noticed within about a minute instead of the system's default of hours."""
+    given = conninfo_to_dict(dsn)
+    options: dict[str, Any] = {"autocommit": True}
+    defaults = {
+        "connect_timeout": max(1, int(connect_timeout)),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "application_name": "ostinato",
+    }
+    for name, value in defaults.items():
+        if name not in given:
+            options[name] = value
+    return options
 
 
 def _no_nul(what: str, value: str) -> None:
