@@ -15,7 +15,7 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -193,34 +193,56 @@ class Worker:
 
     # ---- workflow tasks -------------------------------------------------------------------
 
-    async def _poll_workflows(self) -> None:
+    async def _poll(
+        self,
+        kind: str,
+        claim: Callable[[int], Awaitable[Sequence[Any]]],
+        handle: Callable[[Any], Coroutine[Any, Any, None]],
+        inflight: set[asyncio.Task[None]],
+        limit: int,
+    ) -> None:
+        """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
-        slots = asyncio.Semaphore(self.max_workflow_tasks)
+        slot_freed = asyncio.Event()
         while not self._stopping.is_set():
-            await slots.acquire()
-            free = 1
-            while free < self.max_workflow_tasks and not slots.locked():
-                await slots.acquire()
-                free += 1
+            free = limit - len(inflight)
+            if free <= 0:
+                slot_freed.clear()
+                await slot_freed.wait()
+                continue
             try:
-                tasks = await self.backend.claim_workflow_tasks(
-                    self.queues, self.workflow_lease, free
-                )
+                tasks = await claim(free)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("claiming workflow tasks failed; retrying in %.1fs", 1.0)
-                tasks = []
+                log.exception("claiming %s tasks failed; retrying in 1s", kind)
                 await asyncio.sleep(1.0)
-            for _ in range(free - len(tasks)):
-                slots.release()
+                continue
             for task in tasks:
-                job = asyncio.create_task(self._workflow_task(task))
-                self._inflight_workflow.add(job)
-                job.add_done_callback(self._inflight_workflow.discard)
-                job.add_done_callback(lambda _: slots.release())
+                job = asyncio.create_task(handle(task))
+                inflight.add(job)
+                job.add_done_callback(inflight.discard)
+                job.add_done_callback(lambda _: slot_freed.set())
             if not tasks:
-                await self.backend.wait_for_work("workflow", self.queues, self.poll_interval)
+                await self.backend.wait_for_work(kind, self.queues, self.poll_interval)
+
+    def _poll_workflows(self) -> Coroutine[Any, Any, None]:
+        return self._poll(
+            "workflow",
+            lambda n: self.backend.claim_workflow_tasks(self.queues, self.workflow_lease, n),
+            self._workflow_task,
+            self._inflight_workflow,
+            self.max_workflow_tasks,
+        )
+
+    def _poll_activities(self) -> Coroutine[Any, Any, None]:
+        return self._poll(
+            "activity",
+            lambda n: self.backend.claim_activity_tasks(self.queues, self.activity_lease, n),
+            self._activity_task,
+            self._inflight_activity,
+            self.max_activities,
+        )
 
     def _new_run(self, task: WorkflowTask) -> WorkflowRun:
         run = WorkflowRun(
@@ -451,35 +473,6 @@ class Worker:
         return commit
 
     # ---- activity tasks -------------------------------------------------------------------
-
-    async def _poll_activities(self) -> None:
-        assert self._stopping is not None
-        slots = asyncio.Semaphore(self.max_activities)
-        while not self._stopping.is_set():
-            await slots.acquire()
-            free = 1
-            while free < self.max_activities and not slots.locked():
-                await slots.acquire()
-                free += 1
-            try:
-                tasks = await self.backend.claim_activity_tasks(
-                    self.queues, self.activity_lease, free
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("claiming activity tasks failed; retrying in 1s")
-                tasks = []
-                await asyncio.sleep(1.0)
-            for _ in range(free - len(tasks)):
-                slots.release()
-            for task in tasks:
-                job = asyncio.create_task(self._activity_task(task))
-                self._inflight_activity.add(job)
-                job.add_done_callback(self._inflight_activity.discard)
-                job.add_done_callback(lambda _: slots.release())
-            if not tasks:
-                await self.backend.wait_for_work("activity", self.queues, self.poll_interval)
 
     async def _activity_task(self, task: ActivityTask) -> None:
         self.stats["activity_tasks"] += 1

@@ -155,22 +155,28 @@ def start_activity(
     the engine; the handle raises ``ActivityError`` once the activity failed for good.
     """
     run = current_run("start_activity")
-    name = activity_name(activity)
     decode = None
     if isinstance(activity, str):
+        name = activity_name(activity)
         values = list(args)
     else:
-        fn = activity_definition(activity).fn
+        definition = activity_definition(activity)
+        name = definition.name
+        fn = definition.fn
         values = check_call(_signature_view(fn), args, {}, kind="activity", name=name)
         converter = run.converter
 
         def decode(data: bytes) -> Any:
             return converter.decode_result(data, fn, what=f"result of activity {name!r}")
 
-    payload = run.converter.encode_args(values, what=f"arguments of activity {name!r}")
-    options = _activity_options(
-        run, retry, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, queue
-    )
+    if run.replaying:
+        # The recorded command is kept and its payloads are not read: skip encoding them.
+        payload = options = b"null"
+    else:
+        payload = run.converter.encode_args(values, what=f"arguments of activity {name!r}")
+        options = _activity_options(
+            run, retry, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, queue
+        )
     activity_id, future = run.schedule_activity(name, payload, options, decode)
     return ActivityHandle(run, activity_id, name, future)
 

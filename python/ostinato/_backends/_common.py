@@ -231,9 +231,11 @@ def mask_url(url: str) -> str:
 class Waiter:
     """One pending wait: a future on the waiting coroutine's loop, woken by any of its keys."""
 
-    __slots__ = ("future", "keys", "loop")
+    __slots__ = ("broad", "future", "keys", "loop")
 
     def __init__(self, keys: tuple[Hashable, ...]) -> None:
+        # True when woken by notify_all ("something changed, look again"), not by a key.
+        self.broad = False
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[None] = self.loop.create_future()
         self.keys = keys
@@ -276,9 +278,15 @@ class Waiters:
             woken = {w for key in keys for w in self._by_key.get(key, ())}
         self._wake(woken)
 
+    def waiting(self) -> bool:
+        """Whether anyone waits (read without the lock: a hint, not a promise)."""
+        return bool(self._by_key)
+
     def notify_all(self) -> None:
         with self._lock:
             woken = {w for waiting in self._by_key.values() for w in waiting}
+        for waiter in woken:
+            waiter.broad = True
         self._wake(woken)
 
     @staticmethod

@@ -61,7 +61,8 @@ Wake = set[Hashable]
 Operation = Callable[[sqlite3.Connection, Wake], T]
 
 POLL_MIN = 0.02
-POLL_MAX = 0.2
+# Longest a waiter sleeps without being woken (in case a wake-up is ever missed).
+SAFETY_NET = 1.0
 MAX_BATCH = 512
 
 _SQLITE_BUSY = 5  # result codes; the sqlite3 module names them only from Python 3.11
@@ -343,8 +344,22 @@ class SqliteBackend(Backend):
     def _serve(self, conn: sqlite3.Connection, ops: queue.SimpleQueue[_Op[Any] | None]) -> None:
         limit = MAX_BATCH if self.group_commit else 1
         stopping = False
+        # Commits by other processes are noticed here, once for every waiter: PRAGMA
+        # data_version changes when another connection commits to the file.
+        seen_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        checked_at = time.monotonic()
         while not stopping:
-            first = ops.get()
+            now = time.monotonic()
+            if now - checked_at >= POLL_MIN and self._waiters.waiting():
+                checked_at = now
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != seen_version:
+                    seen_version = version
+                    self._waiters.notify_all()
+            try:
+                first = ops.get(timeout=POLL_MIN if self._waiters.waiting() else None)
+            except queue.Empty:
+                continue
             if first is None:
                 break
             batch = [first]
@@ -770,14 +785,15 @@ class SqliteBackend(Backend):
     async def wait_closed(self, instance_id: str, run_id: str, timeout: float | None) -> RunInfo:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        interval = POLL_MIN
         waiter = self._waiters.register([("closed", instance_id, run_id)])
         try:
             while True:
                 info = await self.describe(instance_id, run_id)
                 if not info.status.is_open:
                     return info
-                wait = interval
+                # Woken by in-process commits at once and by other processes' commits
+                # through the writer thread's data_version check; the timeout is a safety net.
+                wait = SAFETY_NET
                 if deadline is not None:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
@@ -786,9 +802,6 @@ class SqliteBackend(Backend):
                 if await c.wait_on(waiter, wait):
                     self._waiters.unregister(waiter)
                     waiter = self._waiters.register([("closed", instance_id, run_id)])
-                    interval = POLL_MIN
-                else:
-                    interval = min(interval * 1.5, POLL_MAX)
         finally:
             self._waiters.unregister(waiter)
 
@@ -1145,7 +1158,6 @@ class SqliteBackend(Backend):
         probe = self._work_probe(kind, list(queues))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        interval = POLL_MIN
         waiter = self._waiters.register(keys)
         try:
             while True:
@@ -1153,12 +1165,15 @@ class SqliteBackend(Backend):
                 remaining = deadline - loop.time()
                 if available or remaining <= 0:
                     return
-                wait = min(remaining, interval)
+                wait = min(remaining, SAFETY_NET)
                 if soonest is not None:
                     wait = min(wait, max(soonest - self.clock(), 0.0))
                 if await c.wait_on(waiter, wait):
-                    return
-                interval = min(interval * 1.5, POLL_MAX)
+                    if not waiter.broad:
+                        return
+                    # Another process committed something: probe again.
+                    self._waiters.unregister(waiter)
+                    waiter = self._waiters.register(keys)
         finally:
             self._waiters.unregister(waiter)
 
