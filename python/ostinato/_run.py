@@ -35,6 +35,7 @@ from ._errors import (
     WorkflowNotRunningError,
 )
 from ._failure import decode_failure, encode_failure
+from ._guard import GuardMode, NondeterministicCallError, guarding
 from ._loop import WATCHDOG, DeadlockInterrupt, DeterministicLoop, DurableTimer
 
 __all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRun", "current_run"]
@@ -162,8 +163,10 @@ class WorkflowRun:
         queue: str,
         converter: PayloadConverter,
         deadlock_timeout: float | None,
+        guard_mode: GuardMode = GuardMode.OFF,
     ) -> None:
         self.definition = definition
+        self.guard_mode = guard_mode
         self.workflow_name = workflow_name
         self.instance_id = instance_id
         self.run_id = run_id
@@ -227,11 +230,12 @@ class WorkflowRun:
         )
         try:
             try:
-                for job in activation.jobs:
-                    self._apply(job)
-                    if self.aborted:
-                        break
-                self._run_until_blocked()
+                with guarding(self.workflow_name, self.guard_mode):
+                    for job in activation.jobs:
+                        self._apply(job)
+                        if self.aborted:
+                            break
+                    self._run_until_blocked()
             finally:
                 if flag is not None:
                     WATCHDOG.end()
@@ -303,6 +307,11 @@ class WorkflowRun:
             elif isinstance(exc, asyncio.CancelledError):
                 self._command(self.reducer.cancel)
             elif isinstance(exc, _Abort | DeadlockInterrupt):
+                return
+            elif isinstance(exc, NondeterministicCallError):
+                # Guard mode "raise": a task failure (the run stays, blocked), not a
+                # workflow failure: the code, not the business logic, is wrong.
+                self._abort(exc)
                 return
             else:
                 self._command(self.reducer.fail, encode_failure(exc))

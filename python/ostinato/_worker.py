@@ -45,6 +45,7 @@ from ._errors import (
     PayloadError,
 )
 from ._failure import encode_failure
+from ._guard import GuardMode, NondeterministicCallError
 from ._retry import RetryPolicy
 from ._run import WorkflowRun
 from .activity import ActivityInfo, _ActivityContext, _context
@@ -76,6 +77,7 @@ class Worker:
         workflow_cache_size: int = 10_000,
         deadlock_timeout: float | None = 2.0,
         nondeterminism: str = "block",
+        guard: str | GuardMode = "warn",
         converter: PayloadConverter | None = None,
         activity_executor: concurrent.futures.Executor | None = None,
         workflow_lease: float = 30.0,
@@ -100,6 +102,7 @@ class Worker:
         self.cache_size = max(0, workflow_cache_size)
         self.deadlock_timeout = deadlock_timeout
         self.nondeterminism = nondeterminism
+        self.guard = GuardMode.parse(guard)
         self.converter = converter or default_converter()
         self._executor = activity_executor
         self._own_executor = activity_executor is None
@@ -253,6 +256,7 @@ class Worker:
             queue=task.queue,
             converter=self.converter,
             deadlock_timeout=self.deadlock_timeout,
+            guard_mode=self.guard,
         )
         run.known_workflows = self._known_workflows
         return run
@@ -273,7 +277,12 @@ class Worker:
             now = self.backend.clock()
             run.step(int(now * 1_000_000), [item.event for item in task.inbox])
             commit = self._build_commit(run, task, now)
-        except (NonDeterminismError, DeadlockError, _core.HistoryCorruptError) as exc:
+        except (
+            NonDeterminismError,
+            DeadlockError,
+            NondeterministicCallError,
+            _core.HistoryCorruptError,
+        ) as exc:
             if run is not None:
                 run.dispose()
             await self._workflow_task_failed(task, exc)
