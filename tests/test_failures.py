@@ -15,12 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import ostinato
-from ostinato import ActivityError, ApplicationError, activity, workflow
-
+import pytest
 from e2e_support import harness
+from ostinato import ActivityError, ApplicationError, activity, workflow
 
 
 @activity.defn
@@ -264,12 +262,12 @@ async def test_nondeterminism_can_fail_the_run_instead(backend_url: str) -> None
 
 @workflow.defn
 async def blocks() -> None:
-    time.sleep(0.5)  # noqa: ASYNC251 - the point of the test
+    time.sleep(0.5)
 
 
 @workflow.defn
 async def opens_file(path: str) -> str:
-    with open(path) as f:  # noqa: ASYNC230 - the point of the test
+    with open(path) as f:
         return f.read()
 
 
