@@ -136,6 +136,35 @@ async def test_outdated_schema_without_auto_migrate_is_refused(postgres_url: str
         await start(b, "ok")
 
 
+def test_url_options() -> None:
+    url, options = pg.split_url_options(
+        "postgresql://u:p@h/db?sslmode=require&schema=billing&listen=off&max_pool_size=3"
+        "&poll_interval=0.5&prepare_threshold=none"
+    )
+    assert url == "postgresql://u:p@h/db?sslmode=require"
+    assert options == {
+        "schema": "billing",
+        "listen": False,
+        "max_pool_size": 3,
+        "poll_interval": 0.5,
+        "prepare_threshold": None,
+    }
+    assert pg.split_url_options("host=h dbname=db") == ("host=h dbname=db", {})
+    with pytest.raises(ValueError, match="listen"):
+        pg.split_url_options("postgresql://h/db?listen=maybe")
+
+
+async def test_options_in_the_url(postgres_url: str) -> None:
+    url = f"{postgres_url}?schema=from_url&listen=false&max_pool_size=2"
+    assert await migrate(url) != []
+    async with backend(url) as b:
+        assert not b.listening
+        await start(b, "in-url")
+    assert await fetch(postgres_url, "SELECT instance_id FROM from_url.instances") == [("in-url",)]
+    async with backend(url, schema="explicit") as b:  # a keyword argument wins
+        assert (await b.list_runs())[0] == []
+
+
 async def test_least_privileged_worker_role(postgres_url: str) -> None:
     # The GRANTs docs/operations.md gives a worker role are enough for all of its work.
     await migrate(postgres_url)

@@ -31,8 +31,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -216,11 +216,14 @@ async def _apply_migrations(conn: Conn, schema: str) -> list[int]:
     return applied
 
 
-async def migrate(dsn: str, *, schema: str = DEFAULT_SCHEMA) -> list[int]:
+async def migrate(dsn: str, *, schema: str | None = None) -> list[int]:
     """Create or upgrade the ostinato schema (``ostinato db migrate``); returns the versions
     applied, ``[]`` when the schema was already current. Safe to run from several hosts at
-    once."""
+    once. ``schema`` defaults to the URL's ``?schema=``, else ``ostinato``."""
     secrets = _secrets_of(dsn)
+    dsn, from_url = split_url_options(dsn)
+    if schema is None:
+        schema = str(from_url.get("schema", DEFAULT_SCHEMA))
     try:
         conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     except psycopg.Error as exc:
@@ -229,6 +232,73 @@ async def migrate(dsn: str, *, schema: str = DEFAULT_SCHEMA) -> list[int]:
         ) from None
     async with conn:
         return await _apply_migrations(conn, schema)
+
+
+# ---- options in URLs ---------------------------------------------------------------------
+
+_OPTION_DEFAULTS: dict[str, object] = {
+    "min_pool_size": 1,
+    "max_pool_size": 10,
+    "schema": DEFAULT_SCHEMA,
+    "listen": True,
+    "poll_interval": 1.0,
+    "connect_timeout": 10.0,
+    "auto_migrate": True,
+    "prepare_threshold": 5,
+}
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
+
+def split_url_options(dsn: str) -> tuple[str, dict[str, object]]:
+    """Take ostinato's own options out of a URL's query string (libpq would refuse them):
+    (the URL for libpq, {option: value})."""
+    if "://" not in dsn or "?" not in dsn:
+        return dsn, {}
+    parts = urlsplit(dsn)
+    kept: list[tuple[str, str]] = []
+    options: dict[str, object] = {}
+    for name, raw in parse_qsl(parts.query, keep_blank_values=True):
+        default = _OPTION_DEFAULTS.get(name, _MISSING)
+        if default is _MISSING:
+            kept.append((name, raw))
+            continue
+        try:
+            if name == "schema":
+                value: object = raw
+            elif name == "prepare_threshold" and raw.lower() in ("", "none", "off"):
+                value = None
+            elif isinstance(default, bool):
+                value = _BOOLEANS[raw.lower()]
+            elif isinstance(default, int):
+                value = int(raw)
+            else:
+                value = float(raw)
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"invalid value {raw!r} for option {name!r} in the PostgreSQL URL"
+            ) from None
+        options[name] = value
+    query = urlencode(kept)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment)), options
+
+
+_MISSING = object()
+
+
+def _pick(from_url: dict[str, object], name: str, value: T) -> T:
+    """The keyword argument, unless it was left at its default and the URL sets the option."""
+    if name in from_url and value == _OPTION_DEFAULTS[name]:
+        return cast(T, from_url[name])
+    return value
 
 
 # ---- credentials ----------------------------------------------------------------------------
@@ -294,6 +364,10 @@ class PostgresBackend(Backend):
     (when workers' database role may not run DDL: run ``ostinato db migrate`` first).
     ``prepare_threshold``: psycopg's server-side prepared statements (None turns them off, for
     poolers that do not support them).
+
+    These options can also be given in a URL's query string, next to libpq's own:
+    ``postgresql://host/db?schema=billing&listen=false&sslmode=require`` (handy for the
+    command line). A keyword argument with a non-default value wins over the URL.
     """
 
     def __init__(
@@ -313,6 +387,15 @@ class PostgresBackend(Backend):
         if not isinstance(dsn, str):
             raise TypeError(f"dsn must be a string, not {type(dsn).__name__}")
         self._secrets = _secrets_of(dsn)
+        dsn, from_url = split_url_options(dsn)
+        min_pool_size = _pick(from_url, "min_pool_size", min_pool_size)
+        max_pool_size = _pick(from_url, "max_pool_size", max_pool_size)
+        schema = _pick(from_url, "schema", schema)
+        listen = _pick(from_url, "listen", listen)
+        poll_interval = _pick(from_url, "poll_interval", poll_interval)
+        connect_timeout = _pick(from_url, "connect_timeout", connect_timeout)
+        auto_migrate = _pick(from_url, "auto_migrate", auto_migrate)
+        prepare_threshold = _pick(from_url, "prepare_threshold", prepare_threshold)
         try:
             conninfo_to_dict(dsn)
         except psycopg.Error as exc:
