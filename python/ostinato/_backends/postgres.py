@@ -509,7 +509,7 @@ class PostgresBackend(Backend):
             raise self._connection_error(action, exc) from None
 
     def _connection_error(self, action: str, exc: BaseException) -> psycopg.OperationalError:
-        message = _scrub(str(exc), self._secrets).strip()
+        message = " ".join(_scrub(str(exc), self._secrets).split())
         return psycopg.OperationalError(
             f"PostgreSQL at {self._masked} failed while {action}: {message}"
         )
@@ -614,7 +614,7 @@ class PostgresBackend(Backend):
         if self._incident:
             return
         self._incident = True
-        message = _scrub(str(exc), self._secrets).strip().replace("\n", " ")
+        message = " ".join(_scrub(str(exc), self._secrets).split())  # libpq's is multi-line
         now = time.monotonic()
         # The pool and the listener notice one server restart separately, possibly after the
         # other already recovered: within the quiet period it is the same incident.
