@@ -564,11 +564,11 @@ class PostgresBackend(Backend):
         (their retry is harmless: reads, claims, and writes fenced by a lease token).
         """
         attempt = 0
+        pool = await self._get_pool()  # opening reports its own errors, unretried
         while True:
             effects = _Effects(attempt)
             maybe_written = not transaction
             try:
-                pool = await self._get_pool()
                 async with pool.connection() as conn:
                     if transaction:
                         async with conn.transaction():
