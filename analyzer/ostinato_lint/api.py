@@ -13,8 +13,8 @@ from .config import DEFAULT_CONFIG, LintConfig, config_for
 from .finding import Finding
 from .visitor import analyze
 
-# Same spelling flake8 accepts: "# noqa" silences everything on the line, "# noqa: OST101,E501"
-# only the listed codes (or code prefixes).
+# Same spelling flake8 accepts: a bare noqa comment silences everything on the line, a noqa
+# comment followed by ": OST101,E501" only the listed codes (or code prefixes).
 _NOQA = re.compile(
     r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE
 )
