@@ -111,8 +111,8 @@ async def main(db: str) -> None:
         big = await client.start_workflow(
             process_order, Order("o-2", "grace", "lamp", 2, 250_000), id="order-o-2"
         )
-        print("waiting for approval of", big.id, await big.get_vars())
         await asyncio.sleep(0.2)
+        print(big.id, "is waiting:", await big.get_vars())
         await big.signal("approval", True)
         for handle in (small, big):
             result = await handle.result(timeout=30)

@@ -120,7 +120,9 @@ async def demo(db: str, cycles: int) -> int:
     history = await handle.history()
     charged = [e for e in history if e["kind"] == "activity_completed" and "receipt" in str(e)]
     print(f"done: {len(receipts)} receipts {receipts}")
+    attempts = [e["attempt"] for e in charged]
     print(f"history: {len(history)} events; {len(charged)} charges recorded (one per cycle)")
+    print(f"payment attempts per cycle (the provider fails 70% of the time): {attempts}")
     return 0 if len(charged) == cycles else 1
 
 
