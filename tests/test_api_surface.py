@@ -1,0 +1,53 @@
+"""The public names DESIGN.md promises exist, are exported, and are typed."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import ostinato
+from ostinato import activity, workflow
+
+TOP_LEVEL = {
+    "connect", "Worker", "Client", "SyncClient", "RetryPolicy", "workflow", "activity",
+    "WorkflowFailedError", "WorkflowCancelledError", "WorkflowTerminatedError",
+    "ActivityError", "ApplicationError", "NonDeterminismError",
+    "WorkflowAlreadyStartedError", "WorkflowNotFoundError", "ChildWorkflowError",
+}  # fmt: skip
+WORKFLOW_API = {
+    "defn", "execute_activity", "start_activity", "sleep", "wait_until", "now", "random",
+    "uuid4", "info", "logger", "side_effect", "signal_channel", "wait_condition",
+    "execute_child", "start_child", "signal_external", "continue_as_new", "patched",
+    "deprecate_patch", "set_var", "disconnected",
+}  # fmt: skip
+ACTIVITY_API = {"defn", "info", "heartbeat", "is_cancelled"}
+
+
+def test_exports_are_complete() -> None:
+    assert set(ostinato.__all__) >= TOP_LEVEL
+    assert set(workflow.__all__) >= WORKFLOW_API
+    assert set(activity.__all__) >= ACTIVITY_API
+    for module in (ostinato, workflow, activity):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name} is exported but missing"
+
+
+def test_package_is_typed() -> None:
+    package = Path(ostinato.__file__).parent
+    assert (package / "py.typed").exists()
+    assert (package / "_core.pyi").exists()
+
+
+def test_errors_subclass_python_errors_where_they_fit() -> None:
+    assert issubclass(ostinato.WorkflowCancelledError, ostinato.WorkflowFailedError)
+    assert issubclass(ostinato.WorkflowTerminatedError, ostinato.WorkflowFailedError)
+    assert issubclass(ostinato.WorkflowNotFoundError, LookupError)
+    assert issubclass(ostinato.PayloadError, TypeError)
+
+
+def test_decorators_keep_the_function() -> None:
+    async def f(x: int) -> int:
+        return x
+
+    assert workflow.defn(f) is f
+    assert inspect.signature(f).parameters["x"].annotation in (int, "int")
