@@ -94,6 +94,8 @@ async def throughput(tmp: Path, n: int) -> None:
         elapsed = time.perf_counter() - start
         assert results == list(range(n))
         stats = dict(worker.stats)
+    stats["sqlite_transactions"] = getattr(backend, "transactions", None)
+    stats["sqlite_operations"] = getattr(backend, "operations", None)
     await backend.close()
     rate = n / elapsed
     print(
