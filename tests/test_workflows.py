@@ -6,6 +6,7 @@ replays the full history). Every finished run's history is also replayed with
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -403,3 +404,20 @@ def test_replay_detects_changed_code() -> None:
         replay(basic, history)
     assert info.value.seq == 3
     assert "shout" in str(info.value) and "double" in str(info.value)
+
+
+@workflow.defn
+async def chatty(n: int) -> None:
+    for i in range(n):
+        workflow.logger.info("step %d done", i)
+        await workflow.execute_activity(double, i)
+
+
+async def test_logger_is_silent_while_replaying(
+    backend_url: str, cache_size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="ostinato.workflow"):
+        async with harness(backend_url, cache_size) as h:
+            await h.run(chatty, 3, activities=[double])
+    steps = [r.getMessage() for r in caplog.records if "done" in r.getMessage()]
+    assert len(steps) == 3 and all("chatty" in s for s in steps)  # once each, with the run
