@@ -31,7 +31,9 @@ def to_seconds(value: Duration | None, what: str) -> float | None:
 class RetryPolicy:
     """How the engine retries a failing activity (with exponential back-off).
 
-    ``max_attempts=0`` means unlimited (bounded by ``schedule_to_close_timeout``). An
+    The default allows 10 attempts (about five minutes of back-off: 1, 2, 4 ... capped at
+    100 s), so a broken activity fails visibly instead of retrying forever; ``max_attempts=0``
+    means unlimited (bounded by ``schedule_to_close_timeout``). An
     ``ApplicationError(non_retryable=True)`` or an error whose type name is in
     ``non_retryable_error_types`` stops retrying at once.
     """
@@ -39,7 +41,7 @@ class RetryPolicy:
     initial_interval: Duration = 1.0
     backoff_coefficient: float = 2.0
     max_interval: Duration | None = 100.0
-    max_attempts: int = 0
+    max_attempts: int = 10
     non_retryable_error_types: Sequence[str] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -67,7 +69,7 @@ class RetryPolicy:
             initial_interval=data.get("initial_interval", 1.0),
             backoff_coefficient=data.get("backoff_coefficient", 2.0),
             max_interval=data.get("max_interval"),
-            max_attempts=data.get("max_attempts", 0),
+            max_attempts=data.get("max_attempts", 10),
             non_retryable_error_types=tuple(data.get("non_retryable_error_types", ())),
         )
 
