@@ -42,6 +42,9 @@ __all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRun", "current_run"]
 
 log = logging.getLogger("ostinato.workflow")
 
+# The failure type of a run that outgrew the worker's history_max_length.
+HISTORY_TOO_LONG = "HistoryTooLongError"
+
 
 @dataclass(frozen=True, slots=True)
 class WorkflowInfo:
@@ -192,6 +195,13 @@ class WorkflowRun:
         self.random = random.Random(0)
         self.children_started = 0
         self.known_workflows = ""
+        # History size limits (Worker options history_warn_length / history_max_length).
+        self.history_warn_length: int | None = None
+        self.history_max_length: int | None = None
+        # Set by replay() when the history ends with the hard limit's failure: the number of
+        # the activation (batch) that must issue it again, and the failure.
+        self._limit_failure_at: tuple[int, bytes] | None = None
+        self._activations = 0
 
     # ---- driving ------------------------------------------------------------------------
 
@@ -201,6 +211,7 @@ class WorkflowRun:
 
     def replay(self, history: list[bytes]) -> None:
         """Rebuild the run's state from its recorded history (cold cache)."""
+        self._limit_failure_at = _limit_failure(history)
         self._reducer_call(self.reducer.load_history, history)
         while not self.closed:
             activation = self._reducer_call(self.reducer.next_activation)
@@ -210,10 +221,26 @@ class WorkflowRun:
 
     def step(self, time_us: int, inbox: list[bytes]) -> None:
         """Run one new workflow task over ``inbox`` events."""
+        before = self.history_length
         self._reducer_call(self.reducer.add_new_batch, time_us, inbox)
         activation = self._reducer_call(self.reducer.next_activation)
         if activation is not None:
             self.activate(activation)
+        warn = self.history_warn_length
+        if warn is not None and before <= warn < self.history_length:
+            # Logged by the task that crosses the line, so once per run.
+            log.warning(
+                "workflow %r (%s) has %d history events, more than history_warn_length=%d; "
+                "long-lived workflows should call workflow.continue_as_new() to start over "
+                "with a fresh history%s",
+                self.workflow_name,
+                self.instance_id,
+                self.history_length,
+                warn,
+                ""
+                if self.history_max_length is None
+                else f" (the run fails at history_max_length={self.history_max_length})",
+            )
 
     def activate(self, activation: _core.Activation) -> None:
         global _current
@@ -256,7 +283,40 @@ class WorkflowRun:
             )
         if self.failure is not None:
             raise self.failure
+        self._activations += 1
+        self._check_history_limit()
         self._reducer_call(self.reducer.finish_activation)
+
+    def _check_history_limit(self) -> None:
+        """Fail a run whose history outgrew the worker's ``history_max_length``.
+
+        The failure is a command of the batch that crossed the limit. Replaying such a
+        history issues it again at the same batch, whatever the replaying worker's limit.
+        """
+        if self.closed:
+            return
+        if self.replaying:
+            at = self._limit_failure_at
+            if at is None or at[0] != self._activations:
+                return
+            failure = at[1]
+        else:
+            limit = self.history_max_length
+            if limit is None or self.history_length <= limit:
+                return
+            failure = encode_failure(
+                ApplicationError(
+                    f"workflow {self.workflow_name!r} ({self.instance_id}) has "
+                    f"{self.history_length} history events, more than the worker's "
+                    f"history_max_length={limit}. A long-lived workflow should call "
+                    "workflow.continue_as_new() to carry its state into a new run with a "
+                    "fresh history.",
+                    type=HISTORY_TOO_LONG,
+                    non_retryable=True,
+                )
+            )
+        self._command(self.reducer.fail, failure)
+        self.closed = True
 
     def _run_until_blocked(self) -> None:
         loop = self.loop
@@ -610,3 +670,21 @@ class WorkflowRun:
 
 def _ignore_loop_errors(loop: object, context: dict[str, Any]) -> None:
     """Exception handler of a disposed run: nothing it reports is actionable."""
+
+
+def _limit_failure(history: list[bytes]) -> tuple[int, bytes] | None:
+    """When ``history`` ends with the failure of the history size limit: the number of its
+    batch (1-based) and the failure payload; else None."""
+    if not history or HISTORY_TOO_LONG.encode() not in history[-1]:
+        return None
+    try:
+        last = orjson.loads(history[-1])
+    except orjson.JSONDecodeError:
+        return None
+    failure = last.get("failure") if isinstance(last, dict) else None
+    if last.get("kind") != "workflow_failed" or not isinstance(failure, dict):
+        return None
+    if failure.get("type") != HISTORY_TOO_LONG:
+        return None
+    batches = sum(1 for event in history if b'"task_started"' in event)
+    return batches, orjson.dumps(failure)

@@ -63,6 +63,10 @@ class Worker:
     ``async with Worker(...)`` runs it in the background for the block; ``await
     worker.run()`` runs it until cancelled. A worker given only activities (or only
     workflows) serves only those.
+
+    ``history_warn_length`` logs a warning (logger ``ostinato.workflow``) when a run's history
+    grows past it; a run whose history grows past ``history_max_length`` fails with
+    ``HistoryTooLongError``. Both recommend ``workflow.continue_as_new()``; None disables.
     """
 
     def __init__(
@@ -86,6 +90,8 @@ class Worker:
         graceful_shutdown_timeout: float = 10.0,
         identity: str | None = None,
         handle_signals: bool = False,
+        history_warn_length: int | None = 10_000,
+        history_max_length: int | None = 50_000,
     ) -> None:
         if isinstance(queues, str):
             queues = (queues,)
@@ -112,6 +118,14 @@ class Worker:
         self.graceful_shutdown_timeout = graceful_shutdown_timeout
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.handle_signals = handle_signals
+        for option, value in (
+            ("history_warn_length", history_warn_length),
+            ("history_max_length", history_max_length),
+        ):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{option} must be a positive int or None, got {value!r}")
+        self.history_warn_length = history_warn_length
+        self.history_max_length = history_max_length
         self.cache: OrderedDict[str, WorkflowRun] = OrderedDict()
         self._stopping: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -259,6 +273,8 @@ class Worker:
             guard_mode=self.guard,
         )
         run.known_workflows = self._known_workflows
+        run.history_warn_length = self.history_warn_length
+        run.history_max_length = self.history_max_length
         return run
 
     async def _workflow_task(self, task: WorkflowTask) -> None:
