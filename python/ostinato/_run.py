@@ -202,6 +202,9 @@ class WorkflowRun:
         # the activation (batch) that must issue it again, and the failure.
         self._limit_failure_at: tuple[int, bytes] | None = None
         self._activations = 0
+        # Absolute deadline of the execution (execution_timeout), carried to the next run
+        # by continue-as-new.
+        self.execution_deadline: float | None = None
 
     # ---- driving ------------------------------------------------------------------------
 
@@ -451,9 +454,12 @@ class WorkflowRun:
                         error.args = (str(cause),)
                     pending.future.set_exception(error)
         elif kind == "cancel_requested":
-            self.cancel_requested = True
-            if self.main is not None and not self.main.done():
-                self.main.cancel()
+            # Only the first request cancels: a repeated one (a second client cancel, a
+            # parent's cascade) must not interrupt cleanup that is running after the first.
+            if not self.cancel_requested:
+                self.cancel_requested = True
+                if self.main is not None and not self.main.done():
+                    self.main.cancel()
         elif kind == "timed_out":
             failure = orjson.dumps(
                 {
@@ -484,6 +490,8 @@ class WorkflowRun:
             continued_from_run_id=info.get("continued_from_run_id"),
         )
         self.random = random.Random(uuid.UUID(hex=self.run_id).int)
+        deadline = info.get("execution_deadline")
+        self.execution_deadline = float(deadline) if deadline is not None else None
         if self.definition is None:
             self._fail_start(
                 ApplicationError(
