@@ -220,6 +220,11 @@ class Fleet:
                     runs[(parts[1], int(parts[2]))] += 1
         return runs
 
+    def activity_runs_of(self, name: str) -> int:
+        """How many activity bodies worker ``name`` started."""
+        path = self.logdir / f"{name}.activities"
+        return path.read_bytes().count(b"\n") if path.exists() else 0
+
     def workers_with_work(self) -> list[str]:
         return sorted(path.stem for path in self.logdir.glob("*.activities") if path.stat().st_size)
 
