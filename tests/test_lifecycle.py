@@ -282,6 +282,130 @@ async def test_parent_close_policy_cancels_children(backend_url: str, cache_size
     assert seen(key) == ["child cleanup"]
 
 
+@workflow.defn
+async def duplicate_child_id() -> str:
+    first = workflow.start_child(slow_workflow, id=f"{workflow.info().instance_id}-kid")
+    try:
+        await workflow.execute_child(slow_workflow, id=f"{workflow.info().instance_id}-kid")
+    except ChildWorkflowError as err:
+        first.cancel()
+        return str(err)
+    return "no error"
+
+
+@workflow.defn
+async def child_continues_as_new() -> Any:
+    return await workflow.execute_child(countdown, 2, 0)
+
+
+@workflow.defn
+async def child_times_out() -> str:
+    try:
+        await workflow.execute_child(slow_workflow, execution_timeout=0.1)
+    except ChildWorkflowError as err:
+        return str(err)
+    return "no error"
+
+
+@workflow.defn
+async def child_is_terminated() -> str:
+    try:
+        await workflow.execute_child(slow_workflow, id=f"{workflow.info().instance_id}-kid")
+    except ChildWorkflowError as err:
+        return str(err)
+    return "no error"
+
+
+@workflow.defn
+async def gathers_children() -> str:
+    await asyncio.gather(*(workflow.execute_child(slow_workflow) for _ in range(3)))
+    return "all done"
+
+
+@workflow.defn
+async def waits_for_child_with_timeout() -> str:
+    child = workflow.execute_child(slow_workflow, id=f"{workflow.info().instance_id}-kid")
+    try:
+        await asyncio.wait_for(child, 0.1)
+    except asyncio.TimeoutError:
+        return "timed out"
+    return "finished"
+
+
+@workflow.defn
+async def signals_parent() -> str:
+    parent = workflow.info().parent_instance_id
+    assert parent is not None
+    await workflow.signal_external(parent, "msg", "from child")
+    return "sent"
+
+
+@workflow.defn
+async def parent_listens() -> list[str]:
+    child = workflow.start_child(signals_parent)
+    got = await workflow.signal_channel("msg", str).receive()
+    return [got, await child]
+
+
+async def test_duplicate_child_id_fails_in_parent(backend_url: str, cache_size: int) -> None:
+    async with harness(backend_url, cache_size) as h:
+        result = await run(h, duplicate_child_id, id="dup", workflows=(slow_workflow,))
+    assert "dup-kid" in result and "already" in result
+
+
+async def test_child_continue_as_new_reports_final_result(
+    backend_url: str, cache_size: int
+) -> None:
+    async with harness(backend_url, cache_size) as h:
+        result = await run(h, child_continues_as_new, workflows=(countdown,))
+    assert result == {"total": 3, "continued_from": True}
+
+
+async def test_child_timeout_and_terminate_reach_parent(backend_url: str, cache_size: int) -> None:
+    async with harness(backend_url, cache_size) as h:
+        async with h.worker([child_times_out, child_is_terminated, slow_workflow]):
+            timed = await h.client.start_workflow(child_times_out)
+            terminated = await h.client.start_workflow(child_is_terminated, id="ct")
+            assert "timed out" in await timed.result(timeout=20)
+            await eventually(lambda: status_is(h, "ct-kid", "running"), what="child started")
+            await h.client.get_handle("ct-kid").terminate("not needed")
+            message = await terminated.result(timeout=20)
+            assert "terminated" in message and "not needed" in message
+        await h.check_replay(child_times_out, timed)
+        await h.check_replay(child_is_terminated, terminated)
+
+
+async def test_cancel_cancels_gathered_children(backend_url: str, cache_size: int) -> None:
+    async with harness(backend_url, cache_size) as h:
+        async with h.worker([gathers_children, waits_for_child_with_timeout, slow_workflow]):
+            handle = await h.client.start_workflow(gathers_children)
+
+            async def three_children() -> bool:
+                return len((await handle.describe()).pending_children) == 3
+
+            await eventually(three_children, what="children started")
+            children = (await handle.describe()).pending_children
+            await handle.cancel()
+            with pytest.raises(ostinato.WorkflowCancelledError):
+                await handle.result(timeout=20)
+            for child in children:
+                with pytest.raises(ostinato.WorkflowCancelledError):
+                    await h.client.get_handle(child).result(timeout=20)
+            # asyncio.wait_for over a child cancels the child when it times out.
+            waiting = await h.client.start_workflow(waits_for_child_with_timeout, id="wf")
+            assert await waiting.result(timeout=20) == "timed out"
+            with pytest.raises(ostinato.WorkflowCancelledError):
+                await h.client.get_handle("wf-kid").result(timeout=20)
+        await h.check_replay(gathers_children, handle)
+        await h.check_replay(waits_for_child_with_timeout, waiting)
+
+
+async def test_child_signals_parent(backend_url: str, cache_size: int) -> None:
+    async with harness(backend_url, cache_size) as h:
+        result = await run(h, parent_listens, workflows=(signals_parent,))
+    assert result == ["from child", "sent"]
+
+
 # ---- signals between workflows ---------------------------------------------------------------
 
 
@@ -358,7 +482,7 @@ async def cancels_activity(key: str, sync: bool) -> list[str]:
     fn = sync_wait_for_cancel if sync else wait_for_cancel
     handle = workflow.start_activity(fn, key, heartbeat_timeout=0.3)
     await workflow.execute_activity(record, key, "other activity")
-    await workflow.sleep(0.2)  # let the attempt start
+    await workflow.sleep(0.1)  # let the attempt start
     handle.cancel()
     outcome = []
     try:
@@ -461,6 +585,58 @@ async def test_timer_cancel_from_workflow_code(backend_url: str, cache_size: int
         await h.check_replay(cancels_timers, handle)
     assert result == ["sleep cancelled", "wait_for timed out", "True"]
     assert kinds(history).count("timer_canceled") == 2
+
+
+@workflow.defn
+async def slow_cleanup(key: str) -> str:
+    try:
+        await workflow.sleep(30)
+    except asyncio.CancelledError:
+        await workflow.disconnected(workflow.sleep(0.15))
+        await workflow.disconnected(workflow.execute_activity(record, key, "cleanup done"))
+        raise
+    return "slept"
+
+
+@workflow.defn
+async def swallows_cancel() -> str:
+    try:
+        await workflow.sleep(30)
+    except asyncio.CancelledError:
+        return "cancel swallowed"
+    return "slept"
+
+
+async def test_second_cancel_does_not_interrupt_cleanup(backend_url: str, cache_size: int) -> None:
+    key = f"double-cancel-{backend_url}-{cache_size}"
+    async with harness(backend_url, cache_size) as h, h.worker([slow_cleanup], [record]):
+        handle = await h.client.start_workflow(slow_cleanup, key)
+        await eventually(lambda: _has_timer(handle), what="timer started")
+        await handle.cancel("first")
+        await asyncio.sleep(0.05)
+        await handle.cancel("second")
+        with pytest.raises(ostinato.WorkflowCancelledError):
+            await handle.result(timeout=20)
+        await h.check_replay(slow_cleanup, handle)
+    assert seen(key) == ["cleanup done"]
+
+
+async def test_cancel_is_a_request(backend_url: str, cache_size: int) -> None:
+    async with harness(backend_url, cache_size) as h, h.worker([swallows_cancel]):
+        handle = await h.client.start_workflow(swallows_cancel)
+        await eventually(lambda: _has_timer(handle), what="timer started")
+        await handle.cancel()
+        # The workflow decided to finish normally after the cancel.
+        assert await handle.result(timeout=20) == "cancel swallowed"
+        await h.check_replay(swallows_cancel, handle)
+        with pytest.raises(ostinato.WorkflowNotRunningError):
+            await handle.cancel()
+        # Cancelled before its first step: no workflow code runs, the run ends cancelled.
+        delayed = await h.client.start_workflow(swallows_cancel, start_delay=0.1)
+        await delayed.cancel()
+        with pytest.raises(ostinato.WorkflowCancelledError):
+            await delayed.result(timeout=20)
+        await h.check_replay(swallows_cancel, delayed)
 
 
 # ---- terminate -------------------------------------------------------------------------------
@@ -592,6 +768,22 @@ async def test_execution_timeout(backend_url: str, cache_size: int) -> None:
         assert desc.failure is not None and "execution timeout" in desc.failure
         assert desc.pending_timers == []
         await h.check_replay(slow_workflow, handle)
+
+
+@workflow.defn
+async def loops_forever(n: int) -> int:
+    await workflow.sleep(0.05)
+    workflow.continue_as_new(n + 1)
+
+
+async def test_execution_timeout_covers_continue_as_new(backend_url: str, cache_size: int) -> None:
+    async with harness(backend_url, cache_size) as h, h.worker([loops_forever]):
+        handle = await h.client.start_workflow(loops_forever, 0, execution_timeout=0.25)
+        with pytest.raises(ostinato.WorkflowTimedOutError):
+            await handle.result(timeout=10)
+        desc = await handle.describe()
+        assert desc.status == "timed_out"
+        assert (await handle.history())[1]["input"] != [0]  # a later run of the chain
 
 
 async def test_id_reuse_policy(backend_url: str, cache_size: int) -> None:
