@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 import orjson
 
 from .. import _core
+from .._client import WorkflowHandle
 from .._converter import PayloadConverter, default_converter
 from .._definition import WorkflowDefinition, build_registry
 from .._errors import HistoryCorruptError, NonDeterminismError
 from .._run import WorkflowRun
 
-__all__ = ["load_history", "replay", "replay_directory"]
+__all__ = ["load_history", "replay", "replay_directory", "save_history"]
 
 HistoryLike = Sequence[Mapping[str, Any] | bytes] | str | os.PathLike[str]
 
@@ -100,3 +102,16 @@ def replay_directory(
                 f"{path}: {exc}", seq=exc.seq, expected=exc.expected, got=exc.got
             ) from exc
     return files
+
+
+async def save_history(handle: WorkflowHandle[Any], path: str | os.PathLike[str]) -> Path:
+    """Write the history of ``handle``'s run to ``path`` as a JSON list of events (creating
+    parent directories), for ``replay`` / ``replay_directory`` in later test runs."""
+    data = orjson.dumps(await handle.history(), option=orjson.OPT_INDENT_2) + b"\n"
+    return await asyncio.to_thread(_write, Path(path), data)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,209 @@
+"""A backend wrapper that lets the test environment see when its worker is idle.
+
+The environment's worker and client talk to the real backend through this wrapper. It counts
+the calls in flight, knows which worker pollers are parked in ``wait_for_work``, and how many
+callers wait for a result (``wait_closed``, which is what ``handle.result()`` awaits). It can
+also *kick* parked pollers so they look for work at once after the virtual clock moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from .._backend import (
+    ActivityTask,
+    Backend,
+    Clock,
+    NewRun,
+    RunInfo,
+    RunStatus,
+    WorkflowCommit,
+    WorkflowTask,
+)
+
+__all__ = ["ObservedBackend"]
+
+T = TypeVar("T")
+
+
+class ObservedBackend(Backend):
+    """Delegates every call to ``inner``; other attributes (``next_visible_time`` ...) are
+    looked up on ``inner`` too."""
+
+    def __init__(self, inner: Backend, on_change: Callable[[], None] | None = None) -> None:
+        self.inner = inner
+        self.on_change = on_change
+        # Changes whenever a call starts or ends: a quiet backend keeps the same number.
+        self.ops = 0
+        self.calls_in_flight = 0
+        self.result_waiters = 0
+        # Kicks so far; a poller parked since the last kick is waiting for real.
+        self.generation = 0
+        self._parked: dict[tuple[str, int], int] = {}
+        self._kick: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"ObservedBackend({self.inner!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not found normally: backend-specific extras.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    @property
+    def clock(self) -> Clock:
+        return self.inner.clock
+
+    @clock.setter
+    def clock(self, value: Clock) -> None:
+        self.inner.clock = value
+
+    # ---- observation ----------------------------------------------------------------------
+
+    def parked(self, kind: str) -> int:
+        """Pollers of ``kind`` waiting for work since the last kick."""
+        return self._parked.get((kind, self.generation), 0)
+
+    def kick(self) -> None:
+        """Make every parked poller return from ``wait_for_work`` and look again."""
+        self.generation += 1
+        self._parked = {k: n for k, n in self._parked.items() if n}
+        kick, self._kick = self._kick, None
+        if kick is not None and not kick.done():
+            kick.set_result(None)
+
+    def _changed(self) -> None:
+        self.ops += 1
+        if self.on_change is not None:
+            self.on_change()
+
+    async def _op(self, call: Awaitable[T]) -> T:
+        self.calls_in_flight += 1
+        self._changed()
+        try:
+            return await call
+        finally:
+            self.calls_in_flight -= 1
+            self._changed()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._op(self.inner.open())
+
+    async def close(self) -> None:
+        await self._op(self.inner.close())
+
+    # ---- client side ------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> None:
+        await self._op(self.inner.create_run(run))
+
+    async def signal(self, instance_id: str, event: bytes) -> None:
+        await self._op(self.inner.signal(instance_id, event))
+
+    async def request_cancel(self, instance_id: str, event: bytes) -> None:
+        await self._op(self.inner.request_cancel(instance_id, event))
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        await self._op(self.inner.terminate(instance_id, reason))
+
+    async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
+        return await self._op(self.inner.describe(instance_id, run_id))
+
+    async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
+        return await self._op(self.inner.history(instance_id, run_id))
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[RunInfo], str | None]:
+        return await self._op(
+            self.inner.list_runs(
+                status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
+            )
+        )
+
+    async def delete(self, instance_id: str) -> None:
+        await self._op(self.inner.delete(instance_id))
+
+    async def get_vars(self, instance_id: str) -> dict[str, bytes]:
+        return await self._op(self.inner.get_vars(instance_id))
+
+    async def wait_closed(self, instance_id: str, run_id: str, timeout: float | None) -> RunInfo:
+        # Not a call in flight: a result waiter is what lets the clock skip.
+        self.result_waiters += 1
+        self._changed()
+        try:
+            return await self.inner.wait_closed(instance_id, run_id, timeout)
+        finally:
+            self.result_waiters -= 1
+            self._changed()
+
+    # ---- workflow worker side -----------------------------------------------------------
+
+    async def claim_workflow_tasks(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[WorkflowTask]:
+        return await self._op(self.inner.claim_workflow_tasks(queues, lease_seconds, max_tasks))
+
+    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
+        await self._op(self.inner.commit_workflow_task(task, commit))
+
+    async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
+        await self._op(self.inner.fail_workflow_task(task, reason, retry_at))
+
+    async def release_workflow_task(self, task: WorkflowTask) -> None:
+        await self._op(self.inner.release_workflow_task(task))
+
+    async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
+        await self._op(self.inner.extend_workflow_lease(task, lease_seconds))
+
+    # ---- activity worker side -----------------------------------------------------------
+
+    async def claim_activity_tasks(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[ActivityTask]:
+        return await self._op(self.inner.claim_activity_tasks(queues, lease_seconds, max_tasks))
+
+    async def heartbeat_activity(
+        self, task: ActivityTask, details: bytes | None, lease_seconds: float
+    ) -> bool:
+        return await self._op(self.inner.heartbeat_activity(task, details, lease_seconds))
+
+    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+        await self._op(self.inner.complete_activity(task, event))
+
+    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
+        await self._op(self.inner.retry_activity(task, visible_at))
+
+    # ---- wake-ups --------------------------------------------------------------------------
+
+    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+        if self._kick is None:
+            self._kick = asyncio.get_running_loop().create_future()
+        kick = self._kick
+        key = (kind, self.generation)
+        self._parked[key] = self._parked.get(key, 0) + 1
+        waiting = asyncio.ensure_future(self.inner.wait_for_work(kind, queues, timeout))
+        try:
+            await asyncio.wait({waiting, kick}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._parked[key] -= 1
+            if not waiting.done():
+                waiting.cancel()
+                waiting.add_done_callback(_consume)
+        if waiting.done() and not waiting.cancelled():
+            waiting.result()  # re-raise a backend error
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
