@@ -15,7 +15,7 @@ from .._client import WorkflowHandle
 from .._converter import PayloadConverter, default_converter
 from .._definition import WorkflowDefinition, build_registry
 from .._errors import HistoryCorruptError, NonDeterminismError
-from .._run import WorkflowRun
+from .._run import WorkflowRun, _Abort
 
 __all__ = ["load_history", "replay", "replay_directory", "save_history"]
 
@@ -72,6 +72,12 @@ def replay(
         run.replay(events)
     except _core.HistoryCorruptError as exc:
         raise HistoryCorruptError(str(exc), seq=exc.seq) from None
+    except _Abort:
+        # The code stopped on a mismatch outside a workflow step (e.g. it completed while
+        # history holds more decisions): the run recorded why.
+        if isinstance(run.failure, Exception):
+            raise run.failure from None
+        raise
     finally:
         run.dispose()
 
