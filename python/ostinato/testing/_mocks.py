@@ -20,6 +20,7 @@ from .._definition import (
     _WORKFLOW_ATTR,
     ActivityDefinition,
     WorkflowDefinition,
+    _is_async,
     activity_name,
     workflow_name,
 )
@@ -162,7 +163,12 @@ class _Mock:
         if self._raises is not None:
             raise self._raises
         if self._side_effect is not None:
-            value = self._side_effect(*args)
+            fn = self._side_effect
+            if self.kind == "activity" and not _is_async(fn):
+                # A plain function, maybe the real sync activity: a thread, as the worker
+                # would (the activity context goes along).
+                return await asyncio.to_thread(fn, *args)
+            value = fn(*args)
             if inspect.isawaitable(value):
                 value = await value
             return value
