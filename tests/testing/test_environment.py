@@ -224,6 +224,18 @@ async def test_env_sleep_handles_every_timer_on_the_way_in_order() -> None:
         assert await handle.result(timeout=1) == [at(timedelta(days=30 * i)) for i in (1, 2, 3)]
 
 
+async def test_env_sleep_stops_at_its_target_with_more_timers_ahead() -> None:
+    async with WorkflowEnvironment(
+        workflows=[monthly], activities=[add_one], start_time=START
+    ) as env:
+        handle = await env.client.start_workflow(monthly, 6)
+        for month in range(1, 5):
+            await env.sleep(timedelta(days=30))
+            assert env.now() == START + timedelta(days=30 * month)
+            history = await handle.history()
+            assert sum(e["kind"] == "activity_completed" for e in history) == month
+
+
 async def test_env_sleep_without_auto_skip() -> None:
     async with WorkflowEnvironment(workflows=[sleeper], start_time=START, auto_skip=False) as env:
         handle = await env.client.start_workflow(sleeper, 2)

@@ -314,7 +314,11 @@ class WorkflowEnvironment:
             raise RuntimeError("the WorkflowEnvironment is not running (use 'async with')")
 
     def _skipping(self) -> bool:
-        return bool(self._targets) or (self.auto_skip and self.backend.result_waiters > 0)
+        if self.auto_skip and self.backend.result_waiters > 0:
+            return True
+        # An env.sleep that has reached its target only waits for idleness: no further.
+        now = self.clock()
+        return any(target > now for target in self._targets)
 
     def _quiet(self) -> bool:
         """Nothing is happening right now (a sample; ``_settle`` wants several in a row)."""
