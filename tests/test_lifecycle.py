@@ -732,6 +732,30 @@ async def test_continue_as_new(backend_url: str, cache_size: int) -> None:
         await h.check_replay(countdown, handle)
 
 
+@workflow.defn
+async def summing_entity(total: int, count: int, backlog: list[int]) -> list[int]:
+    channel = workflow.signal_channel("add", int)
+    value = backlog.pop(0) if backlog else await channel.receive()
+    if value < 0:
+        return [total, count]
+    while channel.pending():  # received by this run but not handled: pass them on
+        backlog.append(channel.receive_nowait())
+    workflow.continue_as_new(total + value, count + 1, backlog)
+
+
+async def test_signals_survive_continue_as_new(backend_url: str, cache_size: int) -> None:
+    """Signals that arrive while a run is continuing as new go to the next run."""
+    async with harness(backend_url, cache_size) as h, h.worker([summing_entity]):
+        handle = await h.client.start_workflow(summing_entity, 0, 0, [], id="entity")
+        for i in range(1, 31):
+            await handle.signal("add", i)
+            if i % 7 == 0:
+                await asyncio.sleep(0.01)
+        await handle.signal("add", -1)
+        assert await handle.result(timeout=20) == [465, 30]
+        await h.check_replay(summing_entity, handle)
+
+
 # ---- start options ---------------------------------------------------------------------------
 
 

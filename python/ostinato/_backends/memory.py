@@ -15,6 +15,8 @@ import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from .._backend import (
     ActivityTask,
     Backend,
@@ -109,6 +111,12 @@ class _ActivityTask:
 
     def is_running(self, now: float) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at > now
+
+
+def _carries_over(event: bytes) -> bool:
+    """Inbox events addressed to the instance rather than to one run (see _close)."""
+    kind = orjson.loads(event).get("kind")
+    return kind == "signal_received" or kind == "cancel_requested"
 
 
 class MemoryBackend(Backend):
@@ -264,6 +272,13 @@ class MemoryBackend(Backend):
         run.lease_token = None
         run.lease_expires_at = None
         run.ready_at = None
+        # Signals and cancel requests that arrived while the last task ran are meant for the
+        # instance: they move to the next run of a continue-as-new, else they end here.
+        carried = [
+            item.event
+            for item in run.inbox
+            if status is RunStatus.CONTINUED_AS_NEW and _carries_over(item.event)
+        ]
         run.inbox.clear()
         self._pending.discard(run)
         for task in [t for t in self._activities.values() if t.run is run]:
@@ -276,7 +291,9 @@ class MemoryBackend(Backend):
             assert next_run is not None
             if next_run.parent is None and run.parent is not None:
                 next_run = dataclasses.replace(next_run, parent=run.parent)
-            self._insert_run(next_run, now, wake)
+            new_run = self._insert_run(next_run, now, wake)
+            for event in carried:
+                self._push(new_run, event, now, wake)
             run.next_run_id = next_run.run_id
         elif run.parent is not None:
             self._notify_parent(run, now, wake)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -875,12 +876,17 @@ class PostgresBackend(Backend):
     async def _deliver_to_open_run(
         self, conn: Conn, effects: _Effects, instance_id: str, event: bytes, now: float
     ) -> bool:
-        row = await self._fetchone(
-            conn,
-            "deliver_to_open_run",
-            {"instance_id": instance_id, "event": bytes(event), "now": now},
-        )
-        if row is None:
+        params = {"instance_id": instance_id, "event": bytes(event), "now": now}
+        for _ in range(100):
+            row = await self._fetchone(conn, "deliver_to_open_run", params)
+            if row is not None:
+                break
+            # The open run may have just continued as new: the statement waited for that
+            # commit, then saw the old run closed and not (in its snapshot) the new one.
+            latest = await self._fetchone(conn, "latest_status", {"instance_id": instance_id})
+            if latest is None or latest[0] != RunStatus.RUNNING.value:
+                return False
+        else:
             return False
         self._work(effects, "workflow", row[0])
         return True
@@ -1329,6 +1335,20 @@ class PostgresBackend(Backend):
                         "next_run_id": None if next_run is None else next_run.run_id,
                     },
                 )
+                carried: list[bytes] = []
+                if next_run is not None:
+                    # Signals and cancel requests that arrived while this task ran are meant
+                    # for the instance: they move to the next run.
+                    rows = await self._fetchall(
+                        conn,
+                        "visible_inbox",
+                        {
+                            "instance_ids": [task.instance_id],
+                            "run_ids": [task.run_id],
+                            "now": now + 1e9,  # every event, whatever its visible_at
+                        },
+                    )
+                    carried = [bytes(r[3]) for r in rows if _carries_over(bytes(r[3]))]
                 await self._drop_pending_work(conn, task.instance_id, task.run_id, now)
                 self._closed(effects, task.instance_id, task.run_id)
                 parent = None
@@ -1343,6 +1363,18 @@ class PostgresBackend(Backend):
                         {"instance_id": next_run.instance_id, "run_id": next_run.run_id},
                     )
                     await self._insert_run(conn, effects, next_run, now)
+                    if carried:
+                        await self._execute(
+                            conn,
+                            "insert_inbox_events",  # no timer id, visible now
+                            {
+                                "instance_id": next_run.instance_id,
+                                "run_id": next_run.run_id,
+                                "timer_ids": [None] * len(carried),
+                                "fire_ats": [now] * len(carried),
+                                "events": carried,
+                            },
+                        )
                 elif parent is not None:
                     event = c.child_closed_event(
                         parent.command_id, task.instance_id, close.status, result
@@ -1631,6 +1663,13 @@ def _check_text_fields(run: NewRun) -> None:
     _no_nul("run id", run.run_id)
     _no_nul("workflow name", run.workflow_name)
     _no_nul("queue", run.queue)
+
+
+def _carries_over(event: bytes) -> bool:
+    """Inbox events addressed to the instance rather than to one run: a continue-as-new
+    hands them to the next run."""
+    kind = orjson.loads(event).get("kind")
+    return kind == "signal_received" or kind == "cancel_requested"
 
 
 def _with_parent(run: NewRun, parent: ParentRef) -> NewRun:

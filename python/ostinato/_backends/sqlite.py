@@ -33,6 +33,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from .._backend import (
     ActivityTask,
     Backend,
@@ -180,6 +182,12 @@ class _RunRow:
 
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
+
+
+def _carries_over(event: bytes) -> bool:
+    """Inbox events addressed to the instance rather than to one run (see _close)."""
+    kind = orjson.loads(event).get("kind")
+    return kind == "signal_received" or kind == "cancel_requested"
 
 
 class SqliteBackend(Backend):
@@ -608,6 +616,12 @@ class SqliteBackend(Backend):
             "lease_token = NULL, lease_expires_at = NULL, ready_at = NULL WHERE id = ?",
             (status.value, result, now, now, run.pk),
         )
+        # Signals and cancel requests that arrived while the last task ran are meant for the
+        # instance: they move to the next run of a continue-as-new, else they end here.
+        carried: list[bytes] = []
+        if status is RunStatus.CONTINUED_AS_NEW:
+            rows = conn.execute("SELECT event FROM inbox WHERE run = ? ORDER BY id", (run.pk,))
+            carried = [bytes(row[0]) for row in rows if _carries_over(bytes(row[0]))]
         conn.execute("DELETE FROM inbox WHERE run = ?", (run.pk,))
         conn.execute(
             "DELETE FROM activity_tasks WHERE run = ? "
@@ -620,7 +634,9 @@ class SqliteBackend(Backend):
             assert next_run is not None
             if next_run.parent is None and run.parent is not None:
                 next_run = dataclasses.replace(next_run, parent=run.parent)
-            self._insert_run(conn, next_run, now, wake)
+            pk = self._insert_run(conn, next_run, now, wake)
+            for event in carried:
+                self._push(conn, pk, next_run.queue, event, now, wake)
             conn.execute("UPDATE runs SET next_run_id = ? WHERE id = ?", (next_run.run_id, run.pk))
         elif run.parent is not None:
             self._notify_parent(conn, run.parent, run.instance_id, status, result, now, wake)
