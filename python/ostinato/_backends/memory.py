@@ -116,7 +116,7 @@ class _ActivityTask:
 def _carries_over(event: bytes) -> bool:
     """Inbox events addressed to the instance rather than to one run (see _close)."""
     kind = orjson.loads(event).get("kind")
-    return kind == "signal_received" or kind == "cancel_requested"
+    return kind in ("signal_received", "cancel_requested")
 
 
 class MemoryBackend(Backend):

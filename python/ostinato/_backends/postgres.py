@@ -1669,7 +1669,7 @@ def _carries_over(event: bytes) -> bool:
     """Inbox events addressed to the instance rather than to one run: a continue-as-new
     hands them to the next run."""
     kind = orjson.loads(event).get("kind")
-    return kind == "signal_received" or kind == "cancel_requested"
+    return kind in ("signal_received", "cancel_requested")
 
 
 def _with_parent(run: NewRun, parent: ParentRef) -> NewRun:

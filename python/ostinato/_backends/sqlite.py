@@ -187,7 +187,7 @@ def _marks(values: Sequence[object]) -> str:
 def _carries_over(event: bytes) -> bool:
     """Inbox events addressed to the instance rather than to one run (see _close)."""
     kind = orjson.loads(event).get("kind")
-    return kind == "signal_received" or kind == "cancel_requested"
+    return kind in ("signal_received", "cancel_requested")
 
 
 class SqliteBackend(Backend):
