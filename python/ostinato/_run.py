@@ -382,6 +382,16 @@ class WorkflowRun:
 
     def _continue_as_new(self, request: ContinueAsNew) -> None:
         name = request.workflow or self.workflow_name
+        unread = {n: c.pending() for n, c in self.channels.items() if c.pending()}
+        if unread and not self.replaying:
+            log.warning(
+                "workflow %r (%s) continues as new with signals it received but did not "
+                "handle (%s): they end with this run. Drain them with receive_nowait() and "
+                "pass them to continue_as_new().",
+                self.workflow_name,
+                self.instance_id,
+                ", ".join(f"{n!r}: {k}" for n, k in sorted(unread.items())),
+            )
         payload = self.converter.encode_args(
             list(request.args_), what=f"continue_as_new arguments of workflow {name!r}"
         )
