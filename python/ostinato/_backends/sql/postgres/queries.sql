@@ -301,6 +301,80 @@ SET status = %(status)s, result = %(result)s, closed_at = %(now)s, updated_at = 
     next_run_id = %(next_run_id)s
 WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
 
+-- name: commit_workflow_task
+-- A whole workflow-task commit in one statement, for the common shapes (PostgresBackend.
+-- _commit_in_one_statement says which): new history, consumed inbox events, new activities,
+-- timers and variables, or closing a run without a parent (its inbox and queued activities
+-- go, running ones are asked to cancel). Fenced like lock_leased_run, and by the history
+-- length the task was claimed with. No row: the lease is lost. ok = false: the commit closes
+-- a run that has a parent; nothing was written (the caller commits the general way).
+-- Notifications are passed in and sent only when the fence holds.
+WITH fence AS (
+    SELECT instance_id, run_id, (parent_instance_id IS NULL OR NOT %(closing)s) AS ok
+    FROM {schema}.runs
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+      AND lease_token = %(lease_token)s AND history_length = %(history_length)s
+    FOR NO KEY UPDATE
+), target AS (
+    SELECT instance_id, run_id FROM fence WHERE ok
+), appended AS (
+    INSERT INTO {schema}.history (instance_id, run_id, seq, event)
+    SELECT t.instance_id, t.run_id, %(history_length)s::integer + e.ord::integer, e.event
+    FROM target AS t, unnest(%(events)s::bytea[]) WITH ORDINALITY AS e(event, ord)
+), consumed AS (
+    DELETE FROM {schema}.inbox AS i
+    USING target AS t
+    WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
+      AND (%(closing)s OR i.id = ANY(%(consumed)s::bigint[]))
+), activities AS (
+    INSERT INTO {schema}.activity_tasks (
+        instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
+        visible_at)
+    SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
+           a.deadline, %(now)s, %(now)s
+    FROM target AS t,
+         unnest(%(activity_ids)s::integer[], %(names)s::bytea[], %(queues)s::text[],
+                %(inputs)s::bytea[], %(options)s::bytea[], %(deadlines)s::float8[])
+         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
+    ORDER BY a.ord
+), timers AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
+    SELECT t.instance_id, t.run_id, m.fire_at, m.timer_id, m.event
+    FROM target AS t,
+         unnest(%(timer_ids)s::integer[], %(fire_ats)s::float8[], %(timer_events)s::bytea[])
+         WITH ORDINALITY AS m(timer_id, fire_at, event, ord)
+    ORDER BY m.ord
+), variables AS (
+    INSERT INTO {schema}.vars (instance_id, run_id, name, value)
+    SELECT t.instance_id, t.run_id, v.name, v.value
+    FROM target AS t, unnest(%(var_names)s::bytea[], %(var_values)s::bytea[]) AS v(name, value)
+    ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
+), dropped_activities AS (
+    DELETE FROM {schema}.activity_tasks AS a
+    USING target AS t
+    WHERE %(closing)s AND a.instance_id = t.instance_id AND a.run_id = t.run_id
+      AND (a.lease_expires_at IS NULL OR a.lease_expires_at <= %(now)s)
+), cancelled_activities AS (
+    UPDATE {schema}.activity_tasks AS a SET cancel_requested = true
+    FROM target AS t
+    WHERE %(closing)s AND a.instance_id = t.instance_id AND a.run_id = t.run_id
+      AND a.lease_expires_at > %(now)s
+), finished AS (
+    UPDATE {schema}.runs AS r
+    SET history_length = r.history_length + cardinality(%(events)s::bytea[]),
+        lease_token = NULL, lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL,
+        failed_attempts = 0, updated_at = %(now)s,
+        status = coalesce(%(close_status)s::text, r.status),
+        result = CASE WHEN %(closing)s THEN %(result)s::bytea ELSE r.result END,
+        closed_at = CASE WHEN %(closing)s THEN %(now)s::float8 ELSE r.closed_at END
+    FROM target AS t
+    WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id
+), notified AS (
+    SELECT pg_notify(n.channel, n.payload)
+    FROM target, unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+)
+SELECT ok, (SELECT count(*) FROM notified) AS notifications FROM fence
+
 -- name: fail_workflow_task
 WITH failed AS (
     UPDATE {schema}.runs
