@@ -428,14 +428,14 @@ SELECT least(
 
 -- ---- activity tasks -----------------------------------------------------------------------
 
--- name: purge_cancelled_activity_tasks
--- Cancelled while running and their worker is gone (lease expired): never run them again.
-DELETE FROM {schema}.activity_tasks
-WHERE queue = ANY(%(queues)s::text[]) AND cancel_requested
-  AND lease_expires_at <= %(now)s
-
 -- name: claim_activity_tasks
-WITH candidates AS (
+-- One statement (no transaction block): tasks cancelled while running whose worker is gone
+-- (lease expired) are deleted, never run again; ready tasks are leased.
+WITH purged AS (
+    DELETE FROM {schema}.activity_tasks
+    WHERE queue = ANY(%(queues)s::text[]) AND cancel_requested
+      AND lease_expires_at <= %(now)s
+), candidates AS (
     SELECT task_id FROM {schema}.activity_tasks
     WHERE queue = ANY(%(queues)s::text[]) AND visible_at <= %(now)s
       AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
