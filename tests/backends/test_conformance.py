@@ -709,7 +709,9 @@ async def test_continue_as_new(backend_url: str, clock: FakeClock) -> None:
         first = await start(b, "loop")
         await b.signal("loop", signal_event("left over"))
         task = await claim_one(b)
-        task.inbox = task.inbox[:1]  # consume only the start; the signal is dropped on close
+        # Consume only the start: the unhandled signal moves on to the next run (a long-lived
+        # entity must not lose operations sent while it continues as new).
+        task.inbox = task.inbox[:1]
         nxt = new_run("loop", started_event=started_event("wf", [2]), execution_deadline=T0 + 50)
         await b.commit_workflow_task(
             task,
@@ -731,7 +733,10 @@ async def test_continue_as_new(backend_url: str, clock: FakeClock) -> None:
         assert [(r.instance_id, r.run_id) for r in page] == [("loop", nxt.run_id)]
         task = await claim_one(b)
         assert task.run_id == nxt.run_id and task.history_length == 0
-        assert [i.event for i in task.inbox] == [started_event("wf", [2])]
+        assert [i.event for i in task.inbox] == [
+            started_event("wf", [2]),
+            signal_event("left over"),
+        ]
         await b.commit_workflow_task(task, full_commit(task, vars={"iteration": b"2"}))
         assert await b.get_vars("loop") == {"iteration": b"2"}
         clock.advance(50)
