@@ -37,6 +37,7 @@ from ._errors import (
 from ._failure import decode_failure, encode_failure
 from ._guard import GuardMode, NondeterministicCallError, guarding
 from ._loop import WATCHDOG, DeadlockInterrupt, DeterministicLoop, DurableTimer
+from ._retry import Duration, to_seconds
 
 __all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRun", "current_run"]
 
@@ -134,16 +135,17 @@ class SignalChannel:
             raise asyncio.QueueEmpty(f"no signal {self.name!r} is waiting")
         return self._decode(self._buffer.popleft())
 
-    async def receive(self, timeout: float | None = None) -> Any:
-        """Wait for the next signal; ``asyncio.TimeoutError`` after ``timeout`` seconds
-        (a durable timer)."""
+    async def receive(self, timeout: Duration | None = None) -> Any:
+        """Wait for the next signal; ``asyncio.TimeoutError`` after ``timeout`` (seconds or a
+        timedelta; a durable timer)."""
         if self._buffer:
             return self._decode(self._buffer.popleft())
+        seconds = to_seconds(timeout, "timeout")
         waiter: asyncio.Future[Any] = self._run.loop.create_future()
         self._waiters.append(waiter)
-        if timeout is None:
+        if seconds is None:
             return await waiter
-        return await asyncio.wait_for(waiter, timeout)
+        return await asyncio.wait_for(waiter, seconds)
 
     def pending(self) -> int:
         return len(self._buffer)
