@@ -32,7 +32,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -70,6 +70,8 @@ DEFAULT_SCHEMA = "ostinato"
 SQL_DIR = Path(__file__).parent / "sql" / "postgres"
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 Conn = psycopg.AsyncConnection[Any]
 
 # Pauses before the retries of an operation whose connection broke.
@@ -82,6 +84,16 @@ _LISTENER_PING = 30.0
 _INCIDENT_QUIET = 10.0
 # pg_notify refuses payloads of 8000 bytes or more; longer ones are sent empty ("wake all").
 _MAX_PAYLOAD = 7000
+# Most operations one batch statement applies (the rest wait for the next batch).
+_MAX_BATCH = 256
+# The array parameters of the commit_workflow_tasks statement.
+_COMMIT_BATCH_ARRAYS = (
+    *("instance_ids", "run_ids", "lease_tokens", "history_lengths", "closings"),
+    *("close_statuses", "results", "event_from", "event_to", "consumed_from", "consumed_to"),
+    *("activity_from", "activity_to", "timer_from", "timer_to", "var_from", "var_to"),
+    *("events", "consumed", "a_activity_ids", "a_names", "a_queues", "a_inputs", "a_options"),
+    *("a_deadlines", "m_timer_ids", "m_fire_ats", "m_events", "v_names", "v_values"),
+)
 
 
 # ---- SQL files ------------------------------------------------------------------------------
@@ -398,6 +410,88 @@ async def _track_pool_connection(conn: Conn) -> None:
     _pool_connections.add(conn)
 
 
+# ---- group commit -----------------------------------------------------------------------------
+
+
+class _Batcher(Generic[Item, Outcome]):
+    """Group commit for one kind of write: calls made while a batch is on its way wait and go
+    together in the next one, so N concurrent callers cost one statement, one transaction and
+    one round trip instead of N. A call arriving when nothing is on its way goes at once (on
+    the next turn of the event loop, with whatever else was called in this one).
+
+    ``apply`` gets the items of one batch (arrival order, never two with the same key) and
+    returns one outcome per item: the caller's result, or the exception to raise to it. If
+    ``apply`` itself raises, every caller of the batch gets that exception. A caller cancelled
+    before its batch is sent is left out of it (its write never happens).
+    """
+
+    def __init__(
+        self,
+        apply: Callable[[list[Item]], Awaitable[list[Outcome | BaseException]]],
+        key: Callable[[Item], Hashable],
+    ) -> None:
+        self._apply = apply
+        self._key = key
+        self._queue: list[tuple[Item, asyncio.Future[Outcome]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Outcome:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="ostinato-postgres-batch")
+        return await future
+
+    async def drain(self) -> None:
+        """Wait until every submitted item has been applied (or failed)."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch: list[tuple[Item, asyncio.Future[Outcome]]] = []
+                later: list[tuple[Item, asyncio.Future[Outcome]]] = []
+                keys: set[Hashable] = set()
+                for item, future in self._queue:
+                    if future.done():
+                        continue  # its caller was cancelled
+                    key = self._key(item)
+                    if len(batch) >= _MAX_BATCH or key in keys:
+                        later.append((item, future))
+                    else:
+                        keys.add(key)
+                        batch.append((item, future))
+                self._queue = later
+                if not batch:
+                    continue
+                try:
+                    outcomes = await self._apply([item for item, _ in batch])
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        except asyncio.CancelledError:
+            queued, self._queue = self._queue, []
+            for _, future in queued:
+                future.cancel()
+            raise
+        finally:
+            self._flusher = None
+
+
 # ---- the backend ----------------------------------------------------------------------------
 
 
@@ -483,6 +577,12 @@ class PostgresBackend(Backend):
         self._incident = False
         self._last_warning = -_INCIDENT_QUIET
         self._is_closed = False
+        self._commits: _Batcher[tuple[WorkflowTask, WorkflowCommit], bool] = _Batcher(
+            self._apply_commits, lambda item: (item[0].instance_id, item[0].run_id)
+        )
+        self._completions: _Batcher[tuple[ActivityTask, bytes], None] = _Batcher(
+            self._apply_completions, lambda item: item[0].task_id
+        )
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self._masked!r}, schema={self._schema!r})"
@@ -539,6 +639,10 @@ class PostgresBackend(Backend):
                     await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
 
     async def close(self) -> None:
+        # Writes already handed to a batch are finished (or fail) before the pool goes.
+        for batcher in (self._commits, self._completions):
+            with contextlib.suppress(Exception):
+                await batcher.drain()
         async with self._open_lock:
             self._is_closed = True
             listener, self._listener = self._listener, None
@@ -689,8 +793,10 @@ class PostgresBackend(Backend):
         cur = await conn.execute(self._q[query], params)
         return await cur.fetchone()
 
-    async def _fetchall(self, conn: Conn, query: str, params: dict[str, Any]) -> list[Any]:
-        cur = await conn.execute(self._q[query], params)
+    async def _fetchall(
+        self, conn: Conn, query: str, params: dict[str, Any], *, prepare: bool | None = None
+    ) -> list[Any]:
+        cur = await conn.execute(self._q[query], params, prepare=prepare)
         return await cur.fetchall()
 
     async def _execute(self, conn: Conn, query: str, params: dict[str, Any]) -> None:
@@ -1204,8 +1310,17 @@ class PostgresBackend(Backend):
         )
 
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
-        if _fits_one_statement(commit) and await self._commit_in_one_statement(task, commit):
-            return
+        if _fits_one_statement(commit):
+            c.validate_commit(task.instance_id, task.history_length, commit)
+            for act in commit.activities:
+                _no_nul("activity queue", act.queue)
+            # Group commit: concurrent commits of other runs go in the same statement.
+            if await self._commits.submit((task, commit)):
+                return
+        await self._commit_in_general(task, commit)
+
+    async def _commit_in_general(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
+        """Any commit, statement by statement in one transaction."""
 
         async def body(conn: Conn, effects: _Effects) -> None:
             now = self.clock()
@@ -1389,13 +1504,110 @@ class PostgresBackend(Backend):
 
         await self._run(f"committing a task of workflow {task.instance_id!r}", body)
 
+    async def _apply_commits(
+        self, items: list[tuple[WorkflowTask, WorkflowCommit]]
+    ) -> list[bool | BaseException]:
+        """One batch of ``_commits``: per item True (done), False (to be done the general
+        way: nothing was written) or the caller's exception."""
+        if len(items) > 1:
+            try:
+                return await self._commit_many(items)
+            except psycopg.OperationalError:
+                raise  # outcome unknown: every caller gets the error
+            except (psycopg.Error, ValueError):
+                # One item's error failed the statement, which wrote nothing: apply them one
+                # by one, so the error reaches only its own caller.
+                pass
+        outcomes: list[bool | BaseException] = []
+        for task, commit in items:
+            try:
+                outcomes.append(await self._commit_in_one_statement(task, commit))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _commit_many(
+        self, items: list[tuple[WorkflowTask, WorkflowCommit]]
+    ) -> list[bool | BaseException]:
+        """Several runs' commits (each of the ``_fits_one_statement`` shape) in one
+        statement, each fenced on its own."""
+        p: dict[str, list[Any]] = {name: [] for name in _COMMIT_BATCH_ARRAYS}
+        for task, commit in items:
+            close = commit.close
+            p["instance_ids"].append(task.instance_id)
+            p["run_ids"].append(task.run_id)
+            p["lease_tokens"].append(task.lease_token)
+            p["history_lengths"].append(task.history_length)
+            p["closings"].append(close is not None)
+            p["close_statuses"].append(None if close is None else close.status.value)
+            p["results"].append(
+                None if close is None or close.result is None else bytes(close.result)
+            )
+            # 1-based inclusive slices of the flat arrays (from > to: none).
+            p["event_from"].append(len(p["events"]) + 1)
+            p["events"].extend(bytes(e) for e in commit.new_events)
+            p["event_to"].append(len(p["events"]))
+            p["consumed_from"].append(len(p["consumed"]) + 1)
+            p["consumed"].extend(commit.consumed_inbox)
+            p["consumed_to"].append(len(p["consumed"]))
+            p["activity_from"].append(len(p["a_activity_ids"]) + 1)
+            for a in commit.activities:
+                p["a_activity_ids"].append(a.activity_id)
+                p["a_names"].append(a.name.encode())
+                p["a_queues"].append(a.queue)
+                p["a_inputs"].append(bytes(a.input))
+                p["a_options"].append(bytes(a.options))
+                p["a_deadlines"].append(a.deadline)
+            p["activity_to"].append(len(p["a_activity_ids"]))
+            p["timer_from"].append(len(p["m_timer_ids"]) + 1)
+            for t in commit.timers:
+                p["m_timer_ids"].append(t.timer_id)
+                p["m_fire_ats"].append(t.fire_at)
+                p["m_events"].append(bytes(t.event))
+            p["timer_to"].append(len(p["m_timer_ids"]))
+            p["var_from"].append(len(p["v_names"]) + 1)
+            for name, value in commit.vars.items():
+                p["v_names"].append(name.encode())
+                p["v_values"].append(bytes(value))
+            p["var_to"].append(len(p["v_names"]))
+
+        async def body(conn: Conn, effects: _Effects) -> list[Any]:
+            for task, commit in items:
+                for activity in commit.activities:
+                    self._work(effects, "activity", activity.queue)
+                # Released: events that arrived during the task make it claimable.
+                self._work(effects, "workflow", task.queue)
+                if commit.close is not None:
+                    self._closed(effects, task.instance_id, task.run_id)
+            # The statement sends them itself, once for the batch, if any fence holds.
+            notifications = sorted(effects.notifications)
+            effects.notifications.clear()
+            return await self._fetchall(
+                conn,
+                "commit_workflow_tasks",
+                {
+                    **p,
+                    "now": self.clock(),
+                    "channels": [channel for channel, _ in notifications],
+                    "payloads": [payload for _, payload in notifications],
+                },
+                prepare=False,
+            )
+
+        # One statement: atomic without a transaction block. A retry after a lost COMMIT
+        # finds the leases released and reports LeaseLostError; nothing is written twice.
+        rows = await self._run(f"committing {len(items)} workflow tasks", body, transaction=False)
+        held = {k: ok for k, ok, _ in rows}
+        outcomes: list[bool | BaseException] = []
+        for k, (task, _) in enumerate(items, 1):
+            ok = held.get(k)
+            outcomes.append(self._lease_lost(task) if ok is None else bool(ok))
+        return outcomes
+
     async def _commit_in_one_statement(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
-        """The common commits (see ``_fits_one_statement``) as one statement: one round trip
-        instead of about eight. False when it must be done the general way after all (it
-        closes a run that has a parent: nothing was written then)."""
-        c.validate_commit(task.instance_id, task.history_length, commit)
-        for act in commit.activities:
-            _no_nul("activity queue", act.queue)
+        """The common commits (see ``_fits_one_statement``, validated by the caller) as one
+        statement: one round trip instead of about eight. False when it must be done the
+        general way after all (it closes a run that has a parent: nothing was written then)."""
         acts, timers, close = commit.activities, commit.timers, commit.close
         names = list(commit.vars)
 
@@ -1588,6 +1800,61 @@ class PostgresBackend(Backend):
         )
 
     async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+        # Group commit: concurrent completions go in the same statement.
+        await self._completions.submit((task, bytes(event)))
+
+    async def _apply_completions(
+        self, items: list[tuple[ActivityTask, bytes]]
+    ) -> list[BaseException | None]:
+        """One batch of ``_completions``: per item None (done) or the caller's exception."""
+        if len(items) > 1:
+            try:
+                return await self._complete_many(items)
+            except psycopg.OperationalError:
+                raise  # outcome unknown: every caller gets the error
+            except (psycopg.Error, ValueError):
+                pass  # nothing was written: one by one, each caller gets its own outcome
+        outcomes: list[BaseException | None] = []
+        for task, event in items:
+            try:
+                await self._complete_one(task, event)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    async def _complete_many(
+        self, items: list[tuple[ActivityTask, bytes]]
+    ) -> list[BaseException | None]:
+        async def body(conn: Conn, effects: _Effects) -> list[Any]:
+            rows = await self._fetchall(
+                conn,
+                "complete_activities",
+                {
+                    "task_ids": [task.task_id for task, _ in items],
+                    "lease_tokens": [task.lease_token for task, _ in items],
+                    "events": [event for _, event in items],
+                    "now": self.clock(),
+                    "channel": self._channels["workflow"],
+                },
+                prepare=False,
+            )
+            for _, queue, _ in rows:
+                if queue is not None:
+                    self._work(effects, "workflow", queue, sql_notifies=True)
+            return rows
+
+        # One statement: atomic without a transaction block. A retry after a lost COMMIT
+        # finds the tasks gone and reports LeaseLostError; nothing is written twice.
+        rows = await self._run(f"completing {len(items)} activities", body, transaction=False)
+        done = {k for k, _, _ in rows}
+        return [
+            None if k in done else self._activity_lease_lost(task)
+            for k, (task, _) in enumerate(items, 1)
+        ]
+
+    async def _complete_one(self, task: ActivityTask, event: bytes) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
             row = await self._fetchone(
                 conn,

@@ -468,9 +468,15 @@ WITH done AS (
     WHERE task_id = %(task_id)s AND lease_token = %(lease_token)s
     RETURNING instance_id, run_id
 ), target AS (
+    -- Looked up by key (OFFSET 0 keeps the subquery per row), whatever the planner thinks of
+    -- the statistics it cached the plan with.
     SELECT r.instance_id, r.run_id, r.queue
-    FROM {schema}.runs AS r JOIN done USING (instance_id, run_id)
-    WHERE r.status = 'running'
+    FROM done AS d
+    JOIN LATERAL (
+        SELECT r.instance_id, r.run_id, r.queue FROM {schema}.runs AS r
+        WHERE r.instance_id = d.instance_id AND r.run_id = d.run_id AND r.status = 'running'
+        OFFSET 0
+    ) AS r ON true
 ), delivered AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
     SELECT instance_id, run_id, %(now)s, %(event)s FROM target
@@ -515,3 +521,136 @@ SELECT least(
     (SELECT min(visible_at) FROM {schema}.activity_tasks
      WHERE lease_expires_at IS NULL AND visible_at > %(now)s)
 )
+
+-- ---- batches ------------------------------------------------------------------------------
+-- Concurrent callers' operations of one kind, applied by one statement (PostgresBackend.
+-- _Batcher): one round trip, one transaction and one notification per channel for the whole
+-- batch. Each item is fenced on its own; the statement returns a row per item whose fence
+-- held. A statement is atomic: if it fails, nothing of the batch is written.
+
+-- name: commit_workflow_tasks
+-- commit_workflow_task for several runs (distinct runs; the shapes commit_workflow_task
+-- takes). Per run k: its new events are events[event_from[k]:event_to[k]], likewise for the
+-- consumed inbox ids, activities (a_*), timers (m_*) and variables (v_*). Rows: k and ok for
+-- every run whose fence held (ok = false: a close of a run with a parent, nothing written).
+-- Runs are locked in key order, so two batches never wait for each other in a cycle.
+WITH input AS (
+    SELECT *
+    FROM unnest(%(instance_ids)s::text[], %(run_ids)s::text[], %(lease_tokens)s::text[],
+                %(history_lengths)s::integer[], %(closings)s::boolean[],
+                %(close_statuses)s::text[], %(results)s::bytea[],
+                %(event_from)s::integer[], %(event_to)s::integer[],
+                %(consumed_from)s::integer[], %(consumed_to)s::integer[],
+                %(activity_from)s::integer[], %(activity_to)s::integer[],
+                %(timer_from)s::integer[], %(timer_to)s::integer[],
+                %(var_from)s::integer[], %(var_to)s::integer[])
+         WITH ORDINALITY AS x(instance_id, run_id, lease_token, history_length, closing,
+                              close_status, result, event_from, event_to, consumed_from,
+                              consumed_to, activity_from, activity_to, timer_from, timer_to,
+                              var_from, var_to, k)
+), fence AS (
+    SELECT x.*, (r.parent_instance_id IS NULL OR NOT x.closing) AS ok
+    FROM input AS x
+    JOIN {schema}.runs AS r ON r.instance_id = x.instance_id AND r.run_id = x.run_id
+    WHERE r.status = 'running' AND r.lease_token = x.lease_token
+      AND r.history_length = x.history_length
+    ORDER BY x.instance_id, x.run_id
+    FOR NO KEY UPDATE OF r
+), target AS (
+    SELECT * FROM fence WHERE ok
+), appended AS (
+    INSERT INTO {schema}.history (instance_id, run_id, seq, event)
+    SELECT t.instance_id, t.run_id, t.history_length + e.ord::integer, e.event
+    FROM target AS t,
+         unnest((%(events)s::bytea[])[t.event_from:t.event_to]) WITH ORDINALITY AS e(event, ord)
+), consumed AS (
+    DELETE FROM {schema}.inbox AS i
+    USING target AS t
+    WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
+      AND (t.closing OR i.id = ANY((%(consumed)s::bigint[])[t.consumed_from:t.consumed_to]))
+), activities AS (
+    INSERT INTO {schema}.activity_tasks (
+        instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
+        visible_at)
+    SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
+           a.deadline, %(now)s, %(now)s
+    FROM target AS t,
+         unnest((%(a_activity_ids)s::integer[])[t.activity_from:t.activity_to],
+                (%(a_names)s::bytea[])[t.activity_from:t.activity_to],
+                (%(a_queues)s::text[])[t.activity_from:t.activity_to],
+                (%(a_inputs)s::bytea[])[t.activity_from:t.activity_to],
+                (%(a_options)s::bytea[])[t.activity_from:t.activity_to],
+                (%(a_deadlines)s::float8[])[t.activity_from:t.activity_to])
+         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
+    ORDER BY t.k, a.ord
+), timers AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
+    SELECT t.instance_id, t.run_id, m.fire_at, m.timer_id, m.event
+    FROM target AS t,
+         unnest((%(m_timer_ids)s::integer[])[t.timer_from:t.timer_to],
+                (%(m_fire_ats)s::float8[])[t.timer_from:t.timer_to],
+                (%(m_events)s::bytea[])[t.timer_from:t.timer_to])
+         WITH ORDINALITY AS m(timer_id, fire_at, event, ord)
+    ORDER BY t.k, m.ord
+), variables AS (
+    INSERT INTO {schema}.vars (instance_id, run_id, name, value)
+    SELECT t.instance_id, t.run_id, v.name, v.value
+    FROM target AS t,
+         unnest((%(v_names)s::bytea[])[t.var_from:t.var_to],
+                (%(v_values)s::bytea[])[t.var_from:t.var_to]) AS v(name, value)
+    ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
+), dropped_activities AS (
+    DELETE FROM {schema}.activity_tasks AS a
+    USING target AS t
+    WHERE t.closing AND a.instance_id = t.instance_id AND a.run_id = t.run_id
+      AND (a.lease_expires_at IS NULL OR a.lease_expires_at <= %(now)s)
+), cancelled_activities AS (
+    UPDATE {schema}.activity_tasks AS a SET cancel_requested = true
+    FROM target AS t
+    WHERE t.closing AND a.instance_id = t.instance_id AND a.run_id = t.run_id
+      AND a.lease_expires_at > %(now)s
+), finished AS (
+    UPDATE {schema}.runs AS r
+    SET history_length = r.history_length + (t.event_to - t.event_from + 1),
+        lease_token = NULL, lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL,
+        failed_attempts = 0, updated_at = %(now)s,
+        status = coalesce(t.close_status, r.status),
+        result = CASE WHEN t.closing THEN t.result ELSE r.result END,
+        closed_at = CASE WHEN t.closing THEN %(now)s::float8 ELSE r.closed_at END
+    FROM target AS t
+    WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id
+), notified AS (
+    SELECT pg_notify(n.channel, n.payload)
+    FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+    WHERE EXISTS (SELECT 1 FROM target)
+)
+SELECT k, ok, (SELECT count(*) FROM notified) AS notifications FROM fence
+
+-- name: complete_activities
+-- complete_activity for several tasks (distinct task ids). Rows: k and the run's queue (NULL
+-- when the run is no longer open) for every task whose fence held.
+WITH input AS (
+    SELECT *
+    FROM unnest(%(task_ids)s::bigint[], %(lease_tokens)s::text[], %(events)s::bytea[])
+         WITH ORDINALITY AS x(task_id, lease_token, event, k)
+), done AS (
+    DELETE FROM {schema}.activity_tasks AS a
+    USING input AS x
+    WHERE a.task_id = x.task_id AND a.lease_token = x.lease_token
+    RETURNING x.k, x.event, a.instance_id, a.run_id
+), target AS (
+    SELECT d.k, d.event, r.instance_id, r.run_id, r.queue
+    FROM done AS d
+    JOIN LATERAL (
+        SELECT r.instance_id, r.run_id, r.queue FROM {schema}.runs AS r
+        WHERE r.instance_id = d.instance_id AND r.run_id = d.run_id AND r.status = 'running'
+        OFFSET 0
+    ) AS r ON true
+), delivered AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+    SELECT instance_id, run_id, %(now)s, event FROM target ORDER BY k
+), notified AS (
+    SELECT pg_notify(%(channel)s, q.queue) FROM (SELECT DISTINCT queue FROM target) AS q
+)
+SELECT d.k, t.queue, (SELECT count(*) FROM notified) AS notifications
+FROM done AS d LEFT JOIN target AS t USING (k)
