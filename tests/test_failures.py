@@ -292,3 +292,23 @@ async def test_guard_warns_or_blocks_on_io(
             handle = await h.client.start_workflow(opens_file, str(note))
             desc = await _wait_blocked(handle)
         assert "NondeterministicCallError" in (desc.blocked_reason or "")
+
+
+@workflow.defn(name="approval")
+async def _approval_v3_shortened() -> str:
+    return "finished early"  # history still holds the activity the old code scheduled
+
+
+async def test_code_that_finishes_early_is_nondeterminism(backend_url: str) -> None:
+    async with harness(backend_url, 0) as h:
+        async with h.worker([_approval_v1], [echo]):
+            handle = await h.client.start_workflow(_approval_v1, id="nd-short")
+            await _wait_for(lambda: _history_has(h, "nd-short", "activity_completed"))
+        async with h.worker([_approval_v3_shortened], [echo]):
+            await handle.signal("go", True)
+            desc = await _wait_blocked(handle)
+        reason = desc.blocked_reason or ""
+        assert "NonDeterminismError" in reason and "#3" in reason
+        assert desc.status == "running"
+        async with h.worker([_approval_v1], [echo]):
+            assert await handle.result(timeout=20) == "step 2"

@@ -31,8 +31,9 @@ def to_seconds(value: Duration | None, what: str) -> float | None:
 class RetryPolicy:
     """How the engine retries a failing activity (with exponential back-off).
 
-    The default allows 10 attempts (about five minutes of back-off: 1, 2, 4 ... capped at
-    100 s), so a broken activity fails visibly instead of retrying forever; ``max_attempts=0``
+    The default allows 10 attempts (about five minutes of back-off: 1, 2, 4 ... seconds), so a
+    broken activity fails visibly instead of retrying forever. ``max_interval`` caps the
+    back-off; by default at 100 times ``initial_interval``. ``max_attempts=0``
     means unlimited (bounded by ``schedule_to_close_timeout``). An
     ``ApplicationError(non_retryable=True)`` or an error whose type name is in
     ``non_retryable_error_types`` stops retrying at once.
@@ -40,7 +41,7 @@ class RetryPolicy:
 
     initial_interval: Duration = 1.0
     backoff_coefficient: float = 2.0
-    max_interval: Duration | None = 100.0
+    max_interval: Duration | None = None
     max_attempts: int = 10
     non_retryable_error_types: Sequence[str] = field(default_factory=tuple)
 
@@ -78,7 +79,9 @@ class RetryPolicy:
         initial = to_seconds(self.initial_interval, "initial_interval") or 0.0
         delay = initial * (self.backoff_coefficient ** max(attempt - 1, 0))
         cap = to_seconds(self.max_interval, "max_interval")
-        return min(delay, cap) if cap is not None else delay
+        if cap is None:
+            cap = 100 * initial
+        return min(delay, cap)
 
     def allows_another(self, attempt: int) -> bool:
         return self.max_attempts == 0 or attempt < self.max_attempts

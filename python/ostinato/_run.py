@@ -263,11 +263,16 @@ class WorkflowRun:
         try:
             try:
                 with guarding(self.workflow_name, self.guard_mode):
-                    for job in activation.jobs:
-                        self._apply(job)
-                        if self.aborted:
-                            break
-                    self._run_until_blocked()
+                    try:
+                        for job in activation.jobs:
+                            self._apply(job)
+                            if self.aborted:
+                                break
+                        self._run_until_blocked()
+                    except _Abort:
+                        # A command issued by the runtime itself (closing the run, failing
+                        # its start) hit nondeterminism: self.failure says which.
+                        pass
             finally:
                 if flag is not None:
                     WATCHDOG.end()
