@@ -326,9 +326,19 @@ class Worker:
             except Exception:
                 log.debug("release after failed commit also failed", exc_info=True)
             return
+        # A later task of this run may have been claimed and finished while this one awaited
+        # its commit: keep whichever copy is further along, and dispose of the other.
+        other = self.cache.pop(task.run_id, None)
         if run.closed or self.cache_size == 0:
             run.dispose()
-        else:
+            if other is not None:
+                other.dispose()
+            return
+        if other is not None and other.history_length > run.history_length:
+            run, other = other, run
+        if other is not None:
+            other.dispose()
+        if not run.closed:
             self.cache[task.run_id] = run
             while len(self.cache) > self.cache_size:
                 _, evicted = self.cache.popitem(last=False)
