@@ -980,11 +980,21 @@ class PostgresBackend(Backend):
         return True, False, False
 
     async def _deliver_to_open_run(
-        self, conn: Conn, effects: _Effects, instance_id: str, event: bytes, now: float
+        self,
+        conn: Conn,
+        effects: _Effects,
+        instance_id: str,
+        event: bytes,
+        now: float,
+        *,
+        wait: bool = False,
     ) -> bool:
+        """Deliver to the instance's open run. ``wait`` (only for a transaction that holds no
+        run lock) waits for a commit in progress on that run instead of racing it."""
         params = {"instance_id": instance_id, "event": bytes(event), "now": now}
+        query = "deliver_to_open_run_waiting" if wait else "deliver_to_open_run"
         for _ in range(100):
-            row = await self._fetchone(conn, "deliver_to_open_run", params)
+            row = await self._fetchone(conn, query, params)
             if row is not None:
                 break
             # The open run may have just continued as new: the statement waited for that
@@ -1110,7 +1120,9 @@ class PostgresBackend(Backend):
 
     async def _deliver(self, action: str, instance_id: str, event: bytes) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
-            if await self._deliver_to_open_run(conn, effects, instance_id, event, self.clock()):
+            if await self._deliver_to_open_run(
+                conn, effects, instance_id, event, self.clock(), wait=True
+            ):
                 return
             row = await self._fetchone(conn, "latest_status", {"instance_id": instance_id})
             if row is None:

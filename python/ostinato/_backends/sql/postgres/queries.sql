@@ -70,8 +70,21 @@ ORDER BY e.ord
 
 -- name: deliver_to_open_run
 -- Put an event in the inbox of the instance's open run; returns its queue, or nothing.
--- The share lock waits for a commit in progress on the run: an event is never put in the
--- inbox of a run that such a commit closes (it would be lost with the run).
+-- Used inside workflow-task commits, which hold their own run's lock: taking another run's
+-- lock there could deadlock with a commit of that run signalling back.
+WITH target AS (
+    SELECT instance_id, run_id, queue FROM {schema}.runs
+    WHERE instance_id = %(instance_id)s AND status = 'running'
+), delivered AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+    SELECT instance_id, run_id, %(now)s, %(event)s FROM target
+)
+SELECT queue FROM target
+
+-- name: deliver_to_open_run_waiting
+-- The same for a client (which holds no other lock): the share lock waits for a commit in
+-- progress on the run, so an event is never put in the inbox of a run that such a commit
+-- closes (it would be lost with the run).
 WITH target AS (
     SELECT instance_id, run_id, queue FROM {schema}.runs
     WHERE instance_id = %(instance_id)s AND status = 'running'
