@@ -151,7 +151,9 @@ class RunClose:
     (failed / canceled / timed_out). The backend puts ``child_completed`` (completed) or
     ``child_failed`` (anything else) into the parent's inbox, if any; for
     ``continued_as_new`` it starts ``next_run`` under the same instance id instead, carrying
-    the parent reference over."""
+    the parent reference over, and moves the old run's unconsumed signal_received and
+    cancel_requested inbox events to the new run (after its workflow_started), so nothing
+    sent while the run continues as new is lost."""
 
     status: RunStatus
     result: bytes | None = None
