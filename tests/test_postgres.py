@@ -562,3 +562,111 @@ async def test_credentials_never_in_errors_or_logs(
     good = PostgresBackend(postgres_url)
     assert pg_server.password not in repr(good)
     assert secret not in caplog.text and pg_server.password not in caplog.text
+
+
+# ---- group commit of starts -----------------------------------------------------------------
+
+
+async def test_concurrent_starts_are_batched_and_exact(postgres_url: str) -> None:
+    # Starts made together go in one statement; an id taken before, or twice within the
+    # batch, is decided the single way: exactly one start of an id wins, the others get
+    # WorkflowAlreadyStartedError, and every created run has exactly its first inbox events.
+    clock = FakeClock()
+    async with backend(postgres_url, clock=clock) as b:
+        batches: list[list[str]] = []
+        original = b._start_many
+
+        async def recording(runs: list[Any]) -> list[Any]:
+            batches.append([r.instance_id for r in runs])
+            return await original(runs)
+
+        b._start_many = recording  # type: ignore[method-assign]
+        await start(b, "open-before")
+        await start(b, "closed-before")
+        await start(b, "refused-before")
+        for instance_id in ("closed-before", "refused-before"):
+            await b.terminate(instance_id, "make room")
+        batches.clear()
+
+        fresh = [new_run(f"new-{i}") for i in range(20)]
+        dups = [new_run("dup") for _ in range(4)]
+        delayed = new_run("delayed", visible_at=T0 + 60)
+        deadline = new_run("deadline", execution_deadline=T0 + 30)
+        reuse = new_run("closed-before")
+        refused = new_run("refused-before", id_reuse="refuse")
+        again = new_run("open-before")
+        runs = [*fresh[:10], *dups[:2], delayed, again, reuse, *fresh[10:], *dups[2:], deadline]
+        runs.append(refused)
+        results = await asyncio.gather(*(b.create_run(r) for r in runs), return_exceptions=True)
+        outcome = {id(r): res for r, res in zip(runs, results, strict=True)}
+
+        assert any(len(ids) > 1 for ids in batches), batches
+        assert all(len(ids) == len(set(ids)) for ids in batches), batches
+        for run in [*fresh, delayed, deadline, reuse]:
+            assert outcome[id(run)] is None, (run.instance_id, outcome[id(run)])
+            assert (await b.describe(run.instance_id)).run_id == run.run_id
+        for run in (again, refused):
+            assert isinstance(outcome[id(run)], WorkflowAlreadyStartedError), outcome[id(run)]
+        winners = [d for d in dups if outcome[id(d)] is None]
+        assert len(winners) == 1, [outcome[id(d)] for d in dups]
+        assert all(
+            isinstance(outcome[id(d)], WorkflowAlreadyStartedError)
+            for d in dups
+            if d not in winners
+        )
+        assert (await b.describe("dup")).run_id == winners[0].run_id
+        assert (await b.describe("open-before")).run_id != again.run_id
+
+        claimed = {t.instance_id: t for t in await b.claim_workflow_tasks(["default"], 300, 100)}
+        expected = {r.instance_id for r in [*fresh, winners[0], deadline, reuse]} | {"open-before"}
+        assert set(claimed) == expected
+        for run in [*fresh, winners[0], deadline, reuse]:
+            task = claimed[run.instance_id]
+            assert task.run_id == run.run_id and task.history_length == 0
+            assert [i.event for i in task.inbox] == [run.started_event]
+        assert not await b.claim_workflow_tasks(["default"], 300, 100)
+        clock.advance(30)  # the deadline's timed_out event, then the delayed start
+        await b.release_workflow_task(claimed["deadline"])
+        [task] = await b.claim_workflow_tasks(["default"], 300, 100)
+        assert [orjson_kind(i.event) for i in task.inbox] == ["workflow_started", "timed_out"]
+        clock.advance(30)
+        [task] = await b.claim_workflow_tasks(["default"], 300, 100)
+        assert (task.instance_id, [orjson_kind(i.event) for i in task.inbox]) == (
+            "delayed",
+            ["workflow_started"],
+        )
+        rows = await fetch(
+            postgres_url, "SELECT count(*) FROM ostinato.runs WHERE status = 'running'"
+        )
+        assert rows == [(len(fresh) + 5,)]
+
+
+async def test_batched_start_retried_after_a_lost_commit(postgres_url: str) -> None:
+    # The connection breaks after the batch statement committed: the retry finds the ids
+    # taken, and each caller, seeing its own run, succeeds (no false error, no second run).
+    async with backend(postgres_url) as b:
+        original = b._fetchall
+        kill = True
+
+        async def lose_the_answer(conn: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            # The statement commits, then the connection dies before its answer arrives.
+            nonlocal kill
+            rows = await original(conn, query, *args, **kwargs)
+            if query == "create_runs" and kill:
+                kill = False
+                await _kill_connection_of(postgres_url, conn)
+                await conn.execute("SELECT 1")
+            return rows
+
+        b._fetchall = lose_the_answer  # type: ignore[method-assign]
+        runs = [new_run(f"lost-{i}") for i in range(5)]
+        await asyncio.gather(*(b.create_run(r) for r in runs))
+        assert not kill
+        for run in runs:
+            assert (await b.describe(run.instance_id)).run_id == run.run_id
+        rows = await fetch(
+            postgres_url, "SELECT count(*), count(DISTINCT instance_id) FROM ostinato.runs"
+        )
+        assert rows == [(5, 5)]
+        rows = await fetch(postgres_url, "SELECT count(*) FROM ostinato.inbox")
+        assert rows == [(5,)]

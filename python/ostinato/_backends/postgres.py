@@ -86,6 +86,9 @@ _INCIDENT_QUIET = 10.0
 _MAX_PAYLOAD = 7000
 # Most operations one batch statement applies (the rest wait for the next batch).
 _MAX_BATCH = 256
+# Outcomes of a start in a batch: created, or to be started the single way (the id is known;
+# after a retry, possibly because the first try created this very run).
+_CREATED, _KNOWN, _KNOWN_AFTER_RETRY = "created", "known", "known after a retry"
 # The array parameters of the commit_workflow_tasks statement.
 _COMMIT_BATCH_ARRAYS = (
     *("instance_ids", "run_ids", "lease_tokens", "history_lengths", "closings"),
@@ -583,6 +586,9 @@ class PostgresBackend(Backend):
         self._completions: _Batcher[tuple[ActivityTask, bytes], None] = _Batcher(
             self._apply_completions, lambda item: item[0].task_id
         )
+        self._starts: _Batcher[NewRun, str] = _Batcher(
+            self._apply_starts, lambda run: run.instance_id
+        )
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self._masked!r}, schema={self._schema!r})"
@@ -640,7 +646,7 @@ class PostgresBackend(Backend):
 
     async def close(self) -> None:
         # Writes already handed to a batch are finished (or fail) before the pool goes.
-        for batcher in (self._commits, self._completions):
+        for batcher in (self._starts, self._commits, self._completions):
             with contextlib.suppress(Exception):
                 await batcher.drain()
         async with self._open_lock:
@@ -1097,10 +1103,23 @@ class PostgresBackend(Backend):
     async def create_run(self, run: NewRun) -> None:
         c.validate_new_run(run)
         _check_text_fields(run)
+        retried = False
+        if run.parent is None:
+            # Group commit: concurrent starts of new ids go in the same statement. An id
+            # that is known already is started the single way, which decides the error.
+            outcome = await self._starts.submit(run)
+            if outcome == _CREATED:
+                return
+            retried = outcome == _KNOWN_AFTER_RETRY
+        await self._create_run_alone(run, retried)
+
+    async def _create_run_alone(self, run: NewRun, retried: bool) -> None:
+        """Start ``run`` in a transaction of its own. ``retried``: a batch statement that may
+        have created it already was retried after its connection broke."""
 
         async def body(conn: Conn, effects: _Effects) -> None:
             started, open_run, same_run = await self._start_run(conn, effects, run, self.clock())
-            if started or (same_run and effects.attempt > 0):
+            if started or (same_run and (retried or effects.attempt > 0)):
                 return  # (a retry finding its own run: the first try did commit)
             if open_run:
                 raise WorkflowAlreadyStartedError(run.instance_id)
@@ -1111,6 +1130,64 @@ class PostgresBackend(Backend):
             )
 
         await self._run(f"starting workflow {run.instance_id!r}", body)
+
+    async def _apply_starts(self, runs: list[NewRun]) -> list[str | BaseException]:
+        """One batch of ``_starts``: per run ``_CREATED``, or ``_KNOWN`` /
+        ``_KNOWN_AFTER_RETRY`` when it must be started the single way (nothing was written
+        for it)."""
+        try:
+            return await self._start_many(runs)
+        except psycopg.OperationalError:
+            raise  # outcome unknown: every caller gets the error
+        except (psycopg.Error, ValueError):
+            # One run's error failed the statement, which wrote nothing: each is started the
+            # single way, so the error reaches only its own caller.
+            return [_KNOWN] * len(runs)
+
+    async def _start_many(self, runs: list[NewRun]) -> list[str | BaseException]:
+        """Create the runs whose ids are new in one statement (one round trip, one
+        transaction, one notification per queue)."""
+        p: dict[str, list[Any]] = {
+            "instance_ids": [r.instance_id for r in runs],
+            "run_ids": [r.run_id for r in runs],
+            "workflow_names": [r.workflow_name for r in runs],
+            "queues": [r.queue for r in runs],
+            "ready_ats": [r.visible_at for r in runs],
+            "events": [bytes(r.started_event) for r in runs],
+            "deadlines": [r.execution_deadline for r in runs],
+        }
+        attempts = 0
+
+        async def body(conn: Conn, effects: _Effects) -> list[Any]:
+            nonlocal attempts
+            attempts = effects.attempt + 1
+            now = self.clock()
+            for run in runs:
+                self._work(effects, "workflow", run.queue)
+            # The statement sends them itself, once for the batch, if it creates a run.
+            notifications = sorted(effects.notifications)
+            effects.notifications.clear()
+            return await self._fetchall(
+                conn,
+                "create_runs",
+                {
+                    **p,
+                    "now": now,
+                    "visible_ats": [now if r.visible_at is None else r.visible_at for r in runs],
+                    "timed_out": c.timed_out_event(),
+                    "channels": [channel for channel, _ in notifications],
+                    "payloads": [payload for _, payload in notifications],
+                },
+                prepare=False,
+            )
+
+        # One statement: atomic without a transaction block. After a lost COMMIT the retry
+        # finds the ids taken: those callers look again the single way, where finding their
+        # own run id means the first try did commit.
+        rows = await self._run(f"starting {len(runs)} workflows", body, transaction=False)
+        created = {k for k, _ in rows}
+        known = _KNOWN_AFTER_RETRY if attempts > 1 else _KNOWN
+        return [_CREATED if k in created else known for k in range(1, len(runs) + 1)]
 
     async def signal(self, instance_id: str, event: bytes) -> None:
         await self._deliver(f"signalling workflow {instance_id!r}", instance_id, event)
@@ -1272,7 +1349,7 @@ class PostgresBackend(Backend):
             )
             if not rows:
                 return []
-            rows.sort(key=lambda r: r[7])  # oldest pending event first
+            rows.sort(key=lambda r: (r[7], r[8]))  # oldest pending event first
             inbox_rows = await self._fetchall(
                 conn,
                 "visible_inbox",
@@ -1306,6 +1383,7 @@ class PostgresBackend(Backend):
                     lease_token,
                     history_length,
                     failed_attempts,
+                    _,
                     _,
                 ) in rows
             ]

@@ -222,34 +222,45 @@ DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
 -- ---- workflow tasks -------------------------------------------------------------------------
 
 -- name: claim_workflow_tasks
--- Lease open runs with visible inbox events, oldest pending event first. Driven from the
--- visible inbox rows (index on visible_at), so sleeping runs (future timers) cost nothing.
--- SKIP LOCKED lets concurrent workers take disjoint batches without waiting for each other.
-WITH pending AS (
-    SELECT i.instance_id, i.run_id, min(i.id) AS first_id
+-- Lease open runs with visible inbox events, oldest pending event first. Walks the visible
+-- inbox in (visible_at, id) order (index) and stops after max_tasks runs, so neither a
+-- backlog of claimable runs nor sleeping runs (future timers) make a claim slower: only the
+-- events of runs it cannot take (leased, in back-off, other queues) are stepped over. A run
+-- is met at its first visible event (the NOT EXISTS) and locked there, one by one (the
+-- lateral subquery); SKIP LOCKED lets concurrent workers take disjoint batches without
+-- waiting for each other. Runs are looked up by key only, whatever the statistics say: the
+-- queue test is written so that no index on queue can serve it (scanning a queue's runs per
+-- inbox event is what a planner with stale statistics would otherwise pick), and the update
+-- finds its rows by instance id (= ANY of an array: a few index probes, never a scan).
+WITH candidates AS (
+    SELECT r.instance_id, r.run_id, i.id AS first_id, i.visible_at
     FROM {schema}.inbox AS i
+    CROSS JOIN LATERAL (
+        SELECT r.instance_id, r.run_id FROM {schema}.runs AS r
+        WHERE r.instance_id = i.instance_id AND r.run_id = i.run_id
+          AND r.status = 'running'
+          AND ARRAY[r.queue] <@ %(queues)s::text[]
+          AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
+          AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS r
     WHERE i.visible_at <= %(now)s
-    GROUP BY i.instance_id, i.run_id
-), candidates AS (
-    SELECT r.instance_id, r.run_id, p.first_id
-    FROM pending AS p
-    JOIN {schema}.runs AS r ON r.instance_id = p.instance_id AND r.run_id = p.run_id
-    WHERE r.status = 'running'
-      AND r.queue = ANY(%(queues)s::text[])
-      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
-      AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
-    ORDER BY p.first_id
+      AND NOT EXISTS (
+          SELECT 1 FROM {schema}.inbox AS earlier
+          WHERE earlier.instance_id = i.instance_id AND earlier.run_id = i.run_id
+            AND earlier.id < i.id AND earlier.visible_at <= %(now)s)
+    ORDER BY i.visible_at, i.id
     LIMIT %(max_tasks)s
-    FOR NO KEY UPDATE OF r SKIP LOCKED
 )
 UPDATE {schema}.runs AS r
 SET lease_token = replace(gen_random_uuid()::text, '-', ''),
     lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8,
     ready_at = NULL
 FROM candidates AS c
-WHERE r.instance_id = c.instance_id AND r.run_id = c.run_id
+WHERE r.instance_id = ANY(ARRAY(SELECT instance_id FROM candidates))
+  AND r.instance_id = c.instance_id AND r.run_id = c.run_id
 RETURNING r.instance_id, r.run_id, r.workflow_name, r.queue, r.lease_token,
-          r.history_length, r.failed_attempts, c.first_id
+          r.history_length, r.failed_attempts, c.visible_at, c.first_id
 
 -- name: visible_inbox
 SELECT i.instance_id, i.run_id, i.id, i.event
@@ -638,6 +649,49 @@ WITH input AS (
     WHERE EXISTS (SELECT 1 FROM target)
 )
 SELECT k, ok, (SELECT count(*) FROM notified) AS notifications FROM fence
+
+-- name: create_runs
+-- create_run for several new workflow ids (distinct, without a parent). A run is created
+-- only where its id is new: an id already known, or being started by a transaction in
+-- progress (the insert waits for it), is left out, and its caller starts it the single way,
+-- which decides between reusing the id and WorkflowAlreadyStartedError. Per run k its first
+-- inbox events: workflow_started at visible_ats[k] and, with a deadline, timed_out at
+-- deadlines[k]. Rows: k of every run created. Ids are inserted in key order, so two batches
+-- never wait for each other in a cycle.
+WITH input AS (
+    SELECT *
+    FROM unnest(%(instance_ids)s::text[], %(run_ids)s::text[], %(workflow_names)s::text[],
+                %(queues)s::text[], %(ready_ats)s::float8[], %(visible_ats)s::float8[],
+                %(events)s::bytea[], %(deadlines)s::float8[])
+         WITH ORDINALITY AS x(instance_id, run_id, workflow_name, queue, ready_at, visible_at,
+                              event, deadline, k)
+), new_instances AS (
+    INSERT INTO {schema}.instances (instance_id, latest_run_id)
+    SELECT instance_id, run_id FROM input ORDER BY instance_id
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id
+), created AS (
+    SELECT x.* FROM input AS x JOIN new_instances AS n USING (instance_id)
+), new_runs AS (
+    INSERT INTO {schema}.runs (
+        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at)
+    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at
+    FROM created
+    ORDER BY k
+), started AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+    SELECT x.instance_id, x.run_id, e.visible_at, e.event
+    FROM created AS x
+    CROSS JOIN LATERAL (VALUES (1, x.visible_at, x.event),
+                               (2, x.deadline, %(timed_out)s::bytea)) AS e(ord, visible_at, event)
+    WHERE e.visible_at IS NOT NULL
+    ORDER BY x.k, e.ord
+), notified AS (
+    SELECT pg_notify(n.channel, n.payload)
+    FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+    WHERE EXISTS (SELECT 1 FROM created)
+)
+SELECT k, (SELECT count(*) FROM notified) AS notifications FROM created
 
 -- name: complete_activities
 -- complete_activity for several tasks (distinct task ids). Rows: k and the run's queue (NULL
