@@ -231,12 +231,13 @@ DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
 -- waiting for each other. Runs are looked up by key only, whatever the statistics say: the
 -- queue test is written so that no index on queue can serve it (scanning a queue's runs per
 -- inbox event is what a planner with stale statistics would otherwise pick), and the update
--- finds its rows by instance id (= ANY of an array: a few index probes, never a scan).
+-- goes straight to the row versions locked (by ctid: no scan of runs, whatever the plan; a
+-- version that changed under the lock is not visible to the update and simply not claimed).
 WITH candidates AS (
-    SELECT r.instance_id, r.run_id, i.id AS first_id, i.visible_at
+    SELECT r.ctid AS row_version, r.instance_id, r.run_id, i.id AS first_id, i.visible_at
     FROM {schema}.inbox AS i
     CROSS JOIN LATERAL (
-        SELECT r.instance_id, r.run_id FROM {schema}.runs AS r
+        SELECT r.ctid, r.instance_id, r.run_id FROM {schema}.runs AS r
         WHERE r.instance_id = i.instance_id AND r.run_id = i.run_id
           AND r.status = 'running'
           AND ARRAY[r.queue] <@ %(queues)s::text[]
@@ -257,7 +258,7 @@ SET lease_token = replace(gen_random_uuid()::text, '-', ''),
     lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8,
     ready_at = NULL
 FROM candidates AS c
-WHERE r.instance_id = ANY(ARRAY(SELECT instance_id FROM candidates))
+WHERE r.ctid = ANY(ARRAY(SELECT row_version FROM candidates))
   AND r.instance_id = c.instance_id AND r.run_id = c.run_id
 RETURNING r.instance_id, r.run_id, r.workflow_name, r.queue, r.lease_token,
           r.history_length, r.failed_attempts, c.visible_at, c.first_id
