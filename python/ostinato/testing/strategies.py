@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
 
 try:
-    from hypothesis import HealthCheck, given
+    from hypothesis import HealthCheck, Phase, given
     from hypothesis import settings as hypothesis_settings
     from hypothesis import strategies as st
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
@@ -382,6 +382,9 @@ def explore(
         max_examples=max_examples,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        # No "explain" phase: it traces every line the engine runs for each example, which
+        # turns a sub-second shrink into minutes.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     )
 
     @chosen
