@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Coroutine
@@ -286,10 +287,9 @@ class Client:
         else:
             fn = workflow_definition(workflow).fn
             values = check_call(fn, args, {}, kind="workflow", name=name)
-            converter = self.converter
-
-            def decode(data: bytes) -> Any:
-                return converter.decode_result(data, fn, what=f"result of workflow {name!r}")
+            decode = functools.partial(
+                self.converter.decode_result, fn=fn, what=f"result of workflow {name!r}"
+            )
 
         payload = self.converter.encode_args(values, what=f"arguments of workflow {name!r}")
         instance_id = id if id is not None else uuid.uuid4().hex
@@ -333,10 +333,7 @@ class Client:
         decode = None
         if workflow is not None and not isinstance(workflow, str):
             fn = workflow_definition(workflow).fn
-            converter = self.converter
-
-            def decode(data: bytes) -> Any:
-                return converter.decode_result(data, fn, what="workflow result")
+            decode = functools.partial(self.converter.decode_result, fn=fn, what="workflow result")
 
         return WorkflowHandle(self, id, run_id, decode)
 

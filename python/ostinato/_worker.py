@@ -12,7 +12,6 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -797,7 +796,3 @@ def _run_sync(ctx: contextvars.Context, fn: Callable[..., Any], args: list[Any])
         return ctx.run(fn, *args)
     except (SystemExit, KeyboardInterrupt) as exc:
         raise _ActivityExit(exc) from exc
-
-
-def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

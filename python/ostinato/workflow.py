@@ -164,10 +164,9 @@ def start_activity(
         name = definition.name
         fn = definition.fn
         values = check_call(_signature_view(fn), args, {}, kind="activity", name=name)
-        converter = run.converter
-
-        def decode(data: bytes) -> Any:
-            return converter.decode_result(data, fn, what=f"result of activity {name!r}")
+        decode = functools.partial(
+            run.converter.decode_result, fn=fn, what=f"result of activity {name!r}"
+        )
 
     if run.replaying:
         # The recorded command is kept and its payloads are not read: skip encoding them.
@@ -250,10 +249,9 @@ def start_child(
     else:
         fn = workflow_definition(workflow).fn
         values = check_call(fn, args, {}, kind="workflow", name=name)
-        converter = run.converter
-
-        def decode(data: bytes) -> Any:
-            return converter.decode_result(data, fn, what=f"result of child workflow {name!r}")
+        decode = functools.partial(
+            run.converter.decode_result, fn=fn, what=f"result of child workflow {name!r}"
+        )
 
     run.children_started += 1
     instance_id = id or f"{run.instance_id}/{run.run_id[:8]}-{run.children_started}"
