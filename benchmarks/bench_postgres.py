@@ -117,8 +117,8 @@ async def worker_main(url: str, profile: str | None) -> None:
     backend = ostinato.connect(url)
     original = backend.claim_workflow_tasks
 
-    async def claim(queues: Any, lease: float, limit: int) -> Any:
-        tasks = await original(queues, lease, limit)
+    async def claim(queues: Any, lease: float, limit: int, **options: Any) -> Any:
+        tasks = await original(queues, lease, limit, **options)
         now = time.time()
         for task in tasks:
             if task.workflow_name == "probe" and task.history_length == 0:

@@ -184,6 +184,9 @@ class WorkflowCommit:
     close: RunClose | None = None
     # Runtime variables set by this task (name -> JSON payload), upserted.
     vars: Mapping[str, bytes] = field(default_factory=dict)
+    # The worker that keeps the run cached after this task (None: nobody). The run's next
+    # task is left to that worker for a while (see claim_workflow_tasks' sticky_wait).
+    sticky_worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,10 +317,21 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def claim_workflow_tasks(
-        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+        self,
+        queues: Sequence[str],
+        lease_seconds: float,
+        max_tasks: int,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
     ) -> list[WorkflowTask]:
         """Lease up to ``max_tasks`` open runs on ``queues`` that have visible inbox events,
         are not leased (or their lease expired), and are not in back-off after a failed task.
+
+        A run whose last task was committed with ``sticky_worker`` set to another worker than
+        ``worker`` (that worker has it cached) is left to it until its pending work has been
+        visible for ``sticky_wait`` seconds: after that, any worker may take it (the sticky
+        worker may be gone, or busy). ``worker=None`` claims as a worker with no cache.
         """
 
     @abc.abstractmethod
@@ -334,6 +348,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def release_workflow_task(self, task: WorkflowTask) -> None:
         """Give the task back untouched (graceful shutdown). Fenced; a lost lease is ignored."""
+
+    @abc.abstractmethod
+    async def release_sticky(self, worker: str, queues: Sequence[str]) -> None:
+        """Forget that ``worker`` has the open runs on ``queues`` cached (it is shutting down):
+        their next tasks go to any worker at once, without waiting for ``sticky_wait``."""
 
     @abc.abstractmethod
     async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
@@ -366,7 +385,17 @@ class Backend(abc.ABC):
     # ---- wake-ups --------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+    async def wait_for_work(
+        self,
+        kind: str,
+        queues: Sequence[str],
+        timeout: float,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
+    ) -> None:
         """Return when work of ``kind`` ("workflow" or "activity") may be available: at once
         after an in-process write that made some, when a timer or delayed task becomes
-        visible, or after ``timeout`` seconds at most."""
+        visible, or after ``timeout`` seconds at most. ``worker`` and ``sticky_wait`` are
+        those of ``claim_workflow_tasks``: work left to another worker counts as available
+        only once ``claim_workflow_tasks`` would take it."""

@@ -66,6 +66,11 @@ class Worker:
     ``history_warn_length`` logs a warning (logger ``ostinato.workflow``) when a run's history
     grows past it; a run whose history grows past ``history_max_length`` fails with
     ``HistoryTooLongError``. Both recommend ``workflow.continue_as_new()``; None disables.
+
+    A worker keeps the runs it served cached (up to ``workflow_cache_size``), and the next
+    task of such a run is left to it: other workers take it only once it has waited
+    ``sticky_wait`` seconds (that worker died, or is busy). A worker shutting down hands its
+    cached runs over at once.
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class Worker:
         max_concurrent_workflow_tasks: int = 64,
         max_concurrent_activities: int = 64,
         workflow_cache_size: int = 10_000,
+        sticky_wait: float = 2.0,
         deadlock_timeout: float | None = 2.0,
         nondeterminism: str = "block",
         guard: str | GuardMode = "warn",
@@ -116,6 +122,11 @@ class Worker:
         self.poll_interval = poll_interval
         self.graceful_shutdown_timeout = graceful_shutdown_timeout
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        if not isinstance(self.identity, str) or "\x00" in self.identity:
+            raise ValueError(f"identity must be a str without NUL characters, got {identity!r}")
+        if not isinstance(sticky_wait, (int, float)) or not 0 <= sticky_wait < float("inf"):
+            raise ValueError(f"sticky_wait must be a finite number >= 0, got {sticky_wait!r}")
+        self.sticky_wait = float(sticky_wait)
         self.handle_signals = handle_signals
         for option, value in (
             ("history_warn_length", history_warn_length),
@@ -185,6 +196,8 @@ class Worker:
                 poller.cancel()
             await asyncio.gather(*pollers, return_exceptions=True)
             await self._drain()
+            if self.workflows and self.cache_size:
+                await self._release_sticky()
             if self.handle_signals and threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -194,6 +207,18 @@ class Worker:
             if self._own_executor and self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
+
+    async def _release_sticky(self) -> None:
+        """Hand the runs this worker has cached to the others at once, not sticky_wait later."""
+        try:
+            await self.backend.release_sticky(self.identity, self.queues)
+        except Exception as exc:
+            log.warning(
+                "could not release this worker's cached runs (%s); other workers take them "
+                "over after sticky_wait (%gs)",
+                exc,
+                self.sticky_wait,
+            )
 
     async def _drain(self) -> None:
         if self._inflight_workflow:
@@ -240,12 +265,24 @@ class Worker:
                 job.add_done_callback(inflight.discard)
                 job.add_done_callback(lambda _: slot_freed.set())
             if not tasks:
-                await self.backend.wait_for_work(kind, self.queues, self.poll_interval)
+                await self.backend.wait_for_work(
+                    kind,
+                    self.queues,
+                    self.poll_interval,
+                    worker=self.identity,
+                    sticky_wait=self.sticky_wait,
+                )
 
     def _poll_workflows(self) -> Coroutine[Any, Any, None]:
         return self._poll(
             "workflow",
-            lambda n: self.backend.claim_workflow_tasks(self.queues, self.workflow_lease, n),
+            lambda n: self.backend.claim_workflow_tasks(
+                self.queues,
+                self.workflow_lease,
+                n,
+                worker=self.identity,
+                sticky_wait=self.sticky_wait,
+            ),
             self._workflow_task,
             self._inflight_workflow,
             self.max_workflow_tasks,
@@ -390,6 +427,9 @@ class Worker:
             new_events=run.reducer.take_new_events(),
             consumed_inbox=[item.id for item in task.inbox],
             vars=run.take_vars(),
+            # Kept in the cache after the commit (see _workflow_task): the next task of the
+            # run is best run here, without reading and replaying its history.
+            sticky_worker=self.identity if self.cache_size else None,
         )
         for out in run.reducer.take_tasks():
             kind = out.kind

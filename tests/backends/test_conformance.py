@@ -1130,6 +1130,126 @@ async def test_wait_for_work_wakes_for_a_timer(backend_url: str) -> None:
         assert time.time() < fire_at + 1
 
 
+# ---- sticky runs: the next task is left to the worker that has the run cached --------------
+
+
+async def sticky_to(b: Backend, instance_id: str, worker: str) -> None:
+    """Start ``instance_id`` and commit its first task as kept cached by ``worker``."""
+    await start(b, instance_id)
+    task = await claim_for(b, instance_id)
+    await b.commit_workflow_task(task, full_commit(task, sticky_worker=worker))
+
+
+async def test_sticky_run_is_left_to_its_worker(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await sticky_to(b, "st", "worker-a")
+        # No pending work: nobody claims anything.
+        assert await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-a") == []
+        await b.signal("st", signal_event("go"))
+        claim_b = b.claim_workflow_tasks
+        assert await claim_b(["default"], 30, 10, worker="worker-b", sticky_wait=5) == []
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-a")
+        assert inbox_kinds(task) == ["signal_received"]
+        await b.commit_workflow_task(task, full_commit(task, sticky_worker="worker-a"))
+
+        # The owner may be gone: once the work waited sticky_wait, any worker takes it.
+        await b.signal("st", signal_event("again"))
+        clock.advance(4.9)
+        assert await claim_b(["default"], 30, 10, worker="worker-b", sticky_wait=5) == []
+        clock.advance(0.1)
+        [task] = await claim_b(["default"], 30, 10, worker="worker-b", sticky_wait=5)
+        assert inbox_kinds(task) == ["signal_received"]
+        # The taker keeps it cached now: the former owner has to wait in its turn.
+        await b.commit_workflow_task(task, full_commit(task, sticky_worker="worker-b"))
+        await b.signal("st", signal_event("third"))
+        assert (
+            await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-a", sticky_wait=5)
+            == []
+        )
+        # A claim without a worker (no cache, no patience) takes it at once, as before.
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10)
+        assert task.instance_id == "st"
+
+
+async def test_sticky_runs_do_not_hide_other_work(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await start(b, "free")
+        await sticky_to(b, "mine", "worker-b")
+        await sticky_to(b, "owned", "worker-a")
+        await b.signal("owned", signal_event())
+        await b.signal("mine", signal_event())
+        tasks = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-b", sticky_wait=5)
+        assert sorted(t.instance_id for t in tasks) == ["free", "mine"]
+
+
+async def test_commit_without_sticky_worker_frees_the_run(
+    backend_url: str, clock: FakeClock
+) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await sticky_to(b, "evicted", "worker-a")
+        await b.signal("evicted", signal_event())
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-a")
+        await b.commit_workflow_task(task, full_commit(task))  # not kept cached
+        await b.signal("evicted", signal_event())
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-b", sticky_wait=5)
+        assert task.instance_id == "evicted"
+
+
+async def test_failed_or_released_task_frees_the_run(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await sticky_to(b, "failing", "worker-a")
+        await b.signal("failing", signal_event())
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-a")
+        # The worker that failed the task disposed of its copy: the retry goes to anyone.
+        await b.fail_workflow_task(task, "boom", clock.now + 1)
+        clock.advance(1)
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-b", sticky_wait=5)
+        await b.commit_workflow_task(task, full_commit(task, sticky_worker="worker-b"))
+        await b.signal("failing", signal_event())
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-b")
+        await b.release_workflow_task(task)
+        [task] = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-a", sticky_wait=5)
+        assert task.instance_id == "failing"
+
+
+async def test_release_sticky_hands_runs_over(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await sticky_to(b, "leaving-1", "worker-a")
+        await sticky_to(b, "leaving-2", "worker-a")
+        await sticky_to(b, "staying", "worker-c")
+        for instance_id in ("leaving-1", "staying"):
+            await b.signal(instance_id, signal_event())
+        await b.release_sticky("worker-a", ["default"])
+        # Also runs with no work pending at the time.
+        await b.signal("leaving-2", signal_event())
+        tasks = await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-b", sticky_wait=5)
+        assert sorted(t.instance_id for t in tasks) == ["leaving-1", "leaving-2"]
+        # Only the given queues: another queue's runs stay with the worker.
+        await b.release_sticky("worker-c", ["elsewhere"])
+        assert (
+            await b.claim_workflow_tasks(["default"], 30, 10, worker="worker-b", sticky_wait=5)
+            == []
+        )
+
+
+async def test_wait_for_work_waits_out_another_workers_sticky_run(backend_url: str) -> None:
+    # Real time: worker-b's wait ends when the run's work has waited sticky_wait, not at once
+    # (a busy loop of empty claims) and not only at the timeout.
+    async with open_backend(backend_url, time.time) as b:
+        await sticky_to(b, "patience", "worker-a")
+        await b.signal("patience", signal_event())
+        visible = time.time()
+        # The owner finds it at once.
+        await asyncio.wait_for(b.wait_for_work("workflow", ["default"], 5, worker="worker-a"), 1)
+        await b.wait_for_work("workflow", ["default"], 5, worker="worker-b", sticky_wait=0.3)
+        assert time.time() >= visible + 0.3 - 0.01
+        assert time.time() < visible + 3
+        [task] = await b.claim_workflow_tasks(
+            ["default"], 30, 10, worker="worker-b", sticky_wait=0.3
+        )
+        assert task.instance_id == "patience"
+
+
 # ---- payload fidelity -----------------------------------------------------------------------
 
 

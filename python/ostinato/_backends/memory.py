@@ -61,6 +61,8 @@ class _Run:
     ready_at: float | None = None
     lease_token: str | None = None
     lease_expires_at: float | None = None
+    # The worker that has the run cached since its last task (see claim_workflow_tasks).
+    sticky_worker: str | None = None
     next_run_id: str | None = None
     vars: dict[str, bytes] = field(default_factory=dict)
     inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
@@ -438,11 +440,16 @@ class MemoryBackend(Backend):
 
     # ---- workflow worker side -----------------------------------------------------------
 
-    def _claimable_at(self, run: _Run, now: float) -> float | None:
-        """When the run can next be claimed (<= now: claimable), None if it has no work."""
+    def _claimable_at(
+        self, run: _Run, now: float, worker: str | None = None, sticky_wait: float = 0.0
+    ) -> float | None:
+        """When the run can next be claimed by ``worker`` (<= now: claimable), None if it has
+        no work."""
         if not run.status.is_open or not run.inbox:
             return None
         at = min(item.visible_at for item in run.inbox)
+        if run.sticky_worker is not None and run.sticky_worker != worker:
+            at += sticky_wait  # left to the worker that has it cached, for a while
         if run.ready_at is not None:
             at = max(at, run.ready_at)
         if run.lease_token is not None and run.lease_expires_at is not None:
@@ -450,7 +457,13 @@ class MemoryBackend(Backend):
         return at
 
     async def claim_workflow_tasks(
-        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+        self,
+        queues: Sequence[str],
+        lease_seconds: float,
+        max_tasks: int,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
     ) -> list[WorkflowTask]:
         wanted = set(queues)
         tasks: list[WorkflowTask] = []
@@ -462,7 +475,7 @@ class MemoryBackend(Backend):
             for run in self._pending:
                 if run.queue not in wanted:
                     continue
-                at = self._claimable_at(run, now)
+                at = self._claimable_at(run, now, worker, sticky_wait)
                 if at is not None and at <= now:
                     first = min(i.id for i in run.inbox if i.visible_at <= now)
                     candidates.append((first, run))
@@ -565,6 +578,7 @@ class MemoryBackend(Backend):
             run.blocked_reason = None
             run.failed_attempts = 0
             run.updated_at = now
+            run.sticky_worker = commit.sticky_worker
             wake.add(("workflow", run.queue))
             if commit.close is not None:
                 result = None if commit.close.result is None else bytes(commit.close.result)
@@ -577,6 +591,7 @@ class MemoryBackend(Backend):
             run.lease_token = None
             run.lease_expires_at = None
             run.blocked_reason = reason
+            run.sticky_worker = None
             run.ready_at = retry_at
             run.failed_attempts += 1
             run.updated_at = self.clock()
@@ -590,7 +605,18 @@ class MemoryBackend(Backend):
                 return
             run.lease_token = None
             run.lease_expires_at = None
+            run.sticky_worker = None
         self._waiters.notify([("workflow", run.queue)])
+
+    async def release_sticky(self, worker: str, queues: Sequence[str]) -> None:
+        wake: set[Hashable] = set()
+        with self._lock:
+            for runs in self._instances.values():
+                run = runs[-1]  # the only one that can be open
+                if run.sticky_worker == worker and run.status.is_open and run.queue in queues:
+                    run.sticky_worker = None
+                    wake.add(("workflow", run.queue))
+        self._waiters.notify(wake)
 
     async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
         with self._lock:
@@ -682,14 +708,16 @@ class MemoryBackend(Backend):
 
     # ---- wake-ups --------------------------------------------------------------------------
 
-    def _work_state(self, kind: str, queues: set[str]) -> tuple[bool, float | None]:
+    def _work_state(
+        self, kind: str, queues: set[str], worker: str | None = None, sticky_wait: float = 0.0
+    ) -> tuple[bool, float | None]:
         """(work is claimable now, earliest future time some becomes claimable)."""
         now = self.clock()
         soonest: float | None = None
         if kind == "workflow":
             for run in self._pending:
                 if run.queue in queues:
-                    at = self._claimable_at(run, now)
+                    at = self._claimable_at(run, now, worker, sticky_wait)
                     if at is not None:
                         if at <= now:
                             return True, None
@@ -706,7 +734,15 @@ class MemoryBackend(Backend):
                 soonest = at if soonest is None else min(soonest, at)
         return False, soonest
 
-    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+    async def wait_for_work(
+        self,
+        kind: str,
+        queues: Sequence[str],
+        timeout: float,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
+    ) -> None:
         keys = c.work_keys(kind, queues)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -714,7 +750,7 @@ class MemoryBackend(Backend):
         try:
             while True:
                 with self._lock:
-                    available, soonest = self._work_state(kind, set(queues))
+                    available, soonest = self._work_state(kind, set(queues), worker, sticky_wait)
                 remaining = deadline - loop.time()
                 if available or remaining <= 0:
                     return

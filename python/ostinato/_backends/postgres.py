@@ -96,6 +96,7 @@ _COMMIT_BATCH_ARRAYS = (
     *("activity_from", "activity_to", "timer_from", "timer_to", "var_from", "var_to"),
     *("events", "consumed", "a_activity_ids", "a_names", "a_queues", "a_inputs", "a_options"),
     *("a_deadlines", "m_timer_ids", "m_fire_ats", "m_events", "v_names", "v_values"),
+    "sticky_workers",
 )
 
 
@@ -1330,7 +1331,13 @@ class PostgresBackend(Backend):
     # ---- workflow worker side -----------------------------------------------------------
 
     async def claim_workflow_tasks(
-        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+        self,
+        queues: Sequence[str],
+        lease_seconds: float,
+        max_tasks: int,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
     ) -> list[WorkflowTask]:
         if max_tasks < 1 or not queues:
             return []
@@ -1345,6 +1352,8 @@ class PostgresBackend(Backend):
                     "now": now,
                     "lease_seconds": lease_seconds,
                     "max_tasks": max_tasks,
+                    "worker": worker or "",
+                    "sticky_wait": sticky_wait,
                 },
             )
             if not rows:
@@ -1527,7 +1536,12 @@ class PostgresBackend(Backend):
             await self._execute(
                 conn,
                 "finish_workflow_task",
-                {**run, "new_events": len(commit.new_events), "now": now},
+                {
+                    **run,
+                    "new_events": len(commit.new_events),
+                    "now": now,
+                    "sticky_worker": commit.sticky_worker,
+                },
             )
             # Released: events that arrived during the task (or timers) make it claimable.
             self._work(effects, "workflow", queue)
@@ -1660,6 +1674,7 @@ class PostgresBackend(Backend):
                 p["v_names"].append(name.encode())
                 p["v_values"].append(bytes(value))
             p["var_to"].append(len(p["v_names"]))
+            p["sticky_workers"].append(commit.sticky_worker)
 
         async def body(conn: Conn, effects: _Effects) -> list[Any]:
             for task, commit in items:
@@ -1734,6 +1749,7 @@ class PostgresBackend(Backend):
                     "timer_events": [bytes(t.event) for t in timers],
                     "var_names": [n.encode() for n in names],
                     "var_values": [bytes(commit.vars[n]) for n in names],
+                    "sticky_worker": commit.sticky_worker,
                     "closing": close is not None,
                     "close_status": None if close is None else close.status.value,
                     "result": None
@@ -1795,6 +1811,21 @@ class PostgresBackend(Backend):
         await self._run(
             f"releasing a task of workflow {task.instance_id!r}", body, transaction=False
         )
+
+    async def release_sticky(self, worker: str, queues: Sequence[str]) -> None:
+        if not queues:
+            return
+
+        async def body(conn: Conn, effects: _Effects) -> None:
+            rows = await self._fetchall(
+                conn,
+                "release_sticky",
+                {"worker": worker, "queues": list(queues), "channel": self._channels["workflow"]},
+            )
+            for queue, _ in rows:
+                self._work(effects, "workflow", queue, sql_notifies=True)
+
+        await self._run("releasing a worker's cached runs", body, transaction=False)
 
     async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
@@ -1990,11 +2021,18 @@ class PostgresBackend(Backend):
 
     # ---- wake-ups --------------------------------------------------------------------------
 
-    async def _next_work_at(self, kind: str, queues: Sequence[str]) -> float | None:
-        query = "next_workflow_work" if kind == "workflow" else "next_activity_work"
+    async def _next_work_at(
+        self, kind: str, queues: Sequence[str], worker: str | None, sticky_wait: float
+    ) -> float | None:
+        params: dict[str, Any] = {"queues": list(queues)}
+        if kind == "workflow":
+            query = "next_workflow_work"
+            params.update(worker=worker or "", sticky_wait=sticky_wait)
+        else:
+            query = "next_activity_work"
         pool = await self._get_pool()
         async with pool.connection() as conn:
-            row = await self._fetchone(conn, query, {"queues": list(queues)})
+            row = await self._fetchone(conn, query, params)
         return None if row is None or row[0] is None else float(row[0])
 
     async def next_visible_time(self) -> float | None:
@@ -2008,7 +2046,15 @@ class PostgresBackend(Backend):
 
         return await self._run("looking for scheduled work", body, transaction=False)
 
-    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+    async def wait_for_work(
+        self,
+        kind: str,
+        queues: Sequence[str],
+        timeout: float,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
+    ) -> None:
         keys = c.work_keys(kind, queues)
         if not keys:
             await asyncio.sleep(max(0.0, timeout))
@@ -2021,7 +2067,9 @@ class PostgresBackend(Backend):
                 if self._is_closed:
                     return
                 try:
-                    next_at: float | None = await self._next_work_at(kind, queues)
+                    next_at: float | None = await self._next_work_at(
+                        kind, queues, worker, sticky_wait
+                    )
                     unknown = False
                 except psycopg.OperationalError as exc:
                     self._report_incident("waiting for work", exc, True)

@@ -824,23 +824,33 @@ class SqliteBackend(Backend):
     # ---- workflow worker side -----------------------------------------------------------
 
     async def claim_workflow_tasks(
-        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+        self,
+        queues: Sequence[str],
+        lease_seconds: float,
+        max_tasks: int,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
     ) -> list[WorkflowTask]:
         queues = list(queues)
         if max_tasks < 1 or not queues:
             return []
+        # A run another worker has cached is left to it until its work waited sticky_wait.
         find = (
             "SELECT i.run, MIN(i.id) AS first FROM inbox i JOIN runs r ON r.id = i.run "
             f"WHERE i.queue IN ({_marks(queues)}) AND i.visible_at <= ? "
             "AND r.status = 'running' "
             "AND (r.lease_token IS NULL OR r.lease_expires_at <= ?) "
             "AND (r.ready_at IS NULL OR r.ready_at <= ?) "
+            "AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?) "
             "GROUP BY i.run ORDER BY first LIMIT ?"
         )
 
         def op(conn: sqlite3.Connection, wake: Wake) -> list[WorkflowTask]:
             now = self.clock()
-            found = conn.execute(find, (*queues, now, now, now, max_tasks)).fetchall()
+            found = conn.execute(
+                find, (*queues, now, now, now, worker or "", sticky_wait, now, max_tasks)
+            ).fetchall()
             tasks = []
             for pk, _ in found:
                 token = c.new_lease_token()
@@ -974,8 +984,8 @@ class SqliteBackend(Backend):
         conn.execute(
             "UPDATE runs SET history_length = ?, updated_at = ?, lease_token = NULL, "
             "lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL, "
-            "failed_attempts = 0 WHERE id = ?",
-            (base + len(commit.new_events), now, pk),
+            "failed_attempts = 0, sticky_worker = ? WHERE id = ?",
+            (base + len(commit.new_events), now, commit.sticky_worker, pk),
         )
         wake.add(("workflow", run.queue))
         close = commit.close
@@ -988,8 +998,8 @@ class SqliteBackend(Backend):
             run = self._leased_run(conn, task)
             conn.execute(
                 "UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, "
-                "blocked_reason = ?, ready_at = ?, failed_attempts = failed_attempts + 1, "
-                "updated_at = ? WHERE id = ?",
+                "sticky_worker = NULL, blocked_reason = ?, ready_at = ?, "
+                "failed_attempts = failed_attempts + 1, updated_at = ? WHERE id = ?",
                 (reason, retry_at, self.clock(), run.pk),
             )
             wake.add(("workflow", run.queue))
@@ -1003,10 +1013,26 @@ class SqliteBackend(Backend):
             except LeaseLostError:
                 return
             conn.execute(
-                "UPDATE runs SET lease_token = NULL, lease_expires_at = NULL WHERE id = ?",
+                "UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, "
+                "sticky_worker = NULL WHERE id = ?",
                 (run.pk,),
             )
             wake.add(("workflow", run.queue))
+
+        await self._call(op)
+
+    async def release_sticky(self, worker: str, queues: Sequence[str]) -> None:
+        queues = list(queues)
+        if not queues:
+            return
+
+        def op(conn: sqlite3.Connection, wake: Wake) -> None:
+            where = f"sticky_worker = ? AND status = 'running' AND queue IN ({_marks(queues)})"
+            released = conn.execute(
+                f"SELECT DISTINCT queue FROM runs WHERE {where}", (worker, *queues)
+            ).fetchall()
+            conn.execute(f"UPDATE runs SET sticky_worker = NULL WHERE {where}", (worker, *queues))
+            wake.update(("workflow", queue) for (queue,) in released)
 
         await self._call(op)
 
@@ -1133,45 +1159,79 @@ class SqliteBackend(Backend):
     # ---- wake-ups --------------------------------------------------------------------------
 
     def _work_probe(
-        self, kind: str, queues: list[str]
+        self, kind: str, queues: list[str], worker: str, sticky_wait: float
     ) -> Callable[[sqlite3.Connection, Wake], tuple[bool, float | None]]:
+        """(work is claimable now, earliest future time some becomes claimable). Each query
+        comes with its parameters as a function of ``now``."""
         marks = _marks(queues)
+        Query = tuple[str, Callable[[float], tuple[object, ...]]]
+        available: Query
+        soonest: list[Query]
         if kind == "workflow":
             available = (
                 "SELECT 1 FROM inbox i JOIN runs r ON r.id = i.run "
                 f"WHERE i.queue IN ({marks}) AND i.visible_at <= ? AND r.status = 'running' "
                 "AND (r.lease_token IS NULL OR r.lease_expires_at <= ?) "
-                "AND (r.ready_at IS NULL OR r.ready_at <= ?) LIMIT 1"
+                "AND (r.ready_at IS NULL OR r.ready_at <= ?) "
+                "AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?) "
+                "LIMIT 1",
+                lambda now: (*queues, now, now, now, worker, sticky_wait, now),
             )
             soonest = [
-                f"SELECT MIN(visible_at) FROM inbox WHERE queue IN ({marks}) AND visible_at > ?",
-                f"SELECT MIN(ready_at) FROM runs WHERE queue IN ({marks}) AND ready_at > ? "
-                "AND status = 'running'",
+                (
+                    f"SELECT MIN(visible_at) FROM inbox WHERE queue IN ({marks}) "
+                    "AND visible_at > ?",
+                    lambda now: (*queues, now),
+                ),
+                (
+                    f"SELECT MIN(ready_at) FROM runs WHERE queue IN ({marks}) AND ready_at > ? "
+                    "AND status = 'running'",
+                    lambda now: (*queues, now),
+                ),
+                # Work left to the worker that has the run cached: ours sticky_wait later.
+                (
+                    "SELECT MIN(i.visible_at) + ? FROM inbox i JOIN runs r ON r.id = i.run "
+                    f"WHERE i.queue IN ({marks}) AND r.status = 'running' "
+                    "AND r.lease_token IS NULL AND r.sticky_worker <> ? "
+                    "AND i.visible_at <= ? AND i.visible_at + ? > ?",
+                    lambda now: (sticky_wait, *queues, worker, now, sticky_wait, now),
+                ),
             ]
         else:
             available = (
                 f"SELECT 1 FROM activity_tasks WHERE queue IN ({marks}) AND visible_at <= ? "
-                "AND cancel_requested = 0 LIMIT 1"
+                "AND cancel_requested = 0 LIMIT 1",
+                lambda now: (*queues, now),
             )
             soonest = [
-                f"SELECT MIN(visible_at) FROM activity_tasks WHERE queue IN ({marks}) "
-                "AND visible_at > ? AND cancel_requested = 0"
+                (
+                    f"SELECT MIN(visible_at) FROM activity_tasks WHERE queue IN ({marks}) "
+                    "AND visible_at > ? AND cancel_requested = 0",
+                    lambda now: (*queues, now),
+                )
             ]
-        # Every query takes the queues first, then ``now`` for each remaining placeholder.
-        now_count = available.count("?") - len(queues)
 
         def op(conn: sqlite3.Connection, wake: Wake) -> tuple[bool, float | None]:
             now = self.clock()
-            if conn.execute(available, (*queues, *[now] * now_count)).fetchone():
+            sql, params = available
+            if conn.execute(sql, params(now)).fetchone():
                 return True, None
-            times = [conn.execute(sql, (*queues, now)).fetchone()[0] for sql in soonest]
+            times = [conn.execute(sql, params(now)).fetchone()[0] for sql, params in soonest]
             return False, min((t for t in times if t is not None), default=None)
 
         return op
 
-    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+    async def wait_for_work(
+        self,
+        kind: str,
+        queues: Sequence[str],
+        timeout: float,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
+    ) -> None:
         keys = c.work_keys(kind, queues)
-        probe = self._work_probe(kind, list(queues))
+        probe = self._work_probe(kind, list(queues), worker or "", sticky_wait)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.register(keys)

@@ -150,9 +150,19 @@ class ObservedBackend(Backend):
     # ---- workflow worker side -----------------------------------------------------------
 
     async def claim_workflow_tasks(
-        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+        self,
+        queues: Sequence[str],
+        lease_seconds: float,
+        max_tasks: int,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
     ) -> list[WorkflowTask]:
-        return await self._op(self.inner.claim_workflow_tasks(queues, lease_seconds, max_tasks))
+        return await self._op(
+            self.inner.claim_workflow_tasks(
+                queues, lease_seconds, max_tasks, worker=worker, sticky_wait=sticky_wait
+            )
+        )
 
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
         await self._op(self.inner.commit_workflow_task(task, commit))
@@ -162,6 +172,9 @@ class ObservedBackend(Backend):
 
     async def release_workflow_task(self, task: WorkflowTask) -> None:
         await self._op(self.inner.release_workflow_task(task))
+
+    async def release_sticky(self, worker: str, queues: Sequence[str]) -> None:
+        await self._op(self.inner.release_sticky(worker, queues))
 
     async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
         await self._op(self.inner.extend_workflow_lease(task, lease_seconds))
@@ -186,13 +199,23 @@ class ObservedBackend(Backend):
 
     # ---- wake-ups --------------------------------------------------------------------------
 
-    async def wait_for_work(self, kind: str, queues: Sequence[str], timeout: float) -> None:
+    async def wait_for_work(
+        self,
+        kind: str,
+        queues: Sequence[str],
+        timeout: float,
+        *,
+        worker: str | None = None,
+        sticky_wait: float = 0.0,
+    ) -> None:
         if self._kick is None:
             self._kick = asyncio.get_running_loop().create_future()
         kick = self._kick
         key = (kind, self.generation)
         self._parked[key] = self._parked.get(key, 0) + 1
-        waiting = asyncio.ensure_future(self.inner.wait_for_work(kind, queues, timeout))
+        waiting = asyncio.ensure_future(
+            self.inner.wait_for_work(kind, queues, timeout, worker=worker, sticky_wait=sticky_wait)
+        )
         try:
             await asyncio.wait({waiting, kick}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -233,6 +233,8 @@ DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
 -- inbox event is what a planner with stale statistics would otherwise pick), and the update
 -- goes straight to the row versions locked (by ctid: no scan of runs, whatever the plan; a
 -- version that changed under the lock is not visible to the update and simply not claimed).
+-- A run another worker has cached (sticky_worker) is left to that worker until its first
+-- pending event has been visible for sticky_wait seconds. %(worker)s is '' for no worker.
 WITH candidates AS (
     SELECT r.ctid AS row_version, r.instance_id, r.run_id, i.id AS first_id, i.visible_at
     FROM {schema}.inbox AS i
@@ -243,6 +245,8 @@ WITH candidates AS (
           AND ARRAY[r.queue] <@ %(queues)s::text[]
           AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
           AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
+          AND (r.sticky_worker IS NULL OR r.sticky_worker = %(worker)s
+               OR i.visible_at + %(sticky_wait)s::float8 <= %(now)s)
         FOR NO KEY UPDATE SKIP LOCKED
     ) AS r
     WHERE i.visible_at <= %(now)s
@@ -317,7 +321,7 @@ ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
 UPDATE {schema}.runs
 SET history_length = history_length + %(new_events)s, lease_token = NULL,
     lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL, failed_attempts = 0,
-    updated_at = %(now)s
+    updated_at = %(now)s, sticky_worker = %(sticky_worker)s
 WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
 
 -- name: close_run
@@ -388,7 +392,7 @@ WITH fence AS (
     UPDATE {schema}.runs AS r
     SET history_length = r.history_length + cardinality(%(events)s::bytea[]),
         lease_token = NULL, lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL,
-        failed_attempts = 0, updated_at = %(now)s,
+        failed_attempts = 0, updated_at = %(now)s, sticky_worker = %(sticky_worker)s,
         status = coalesce(%(close_status)s::text, r.status),
         result = CASE WHEN %(closing)s THEN %(result)s::bytea ELSE r.result END,
         closed_at = CASE WHEN %(closing)s THEN %(now)s::float8 ELSE r.closed_at END
@@ -404,7 +408,7 @@ SELECT ok, (SELECT count(*) FROM notified) AS notifications FROM fence
 WITH failed AS (
     UPDATE {schema}.runs
     SET lease_token = NULL, lease_expires_at = NULL, blocked_reason = %(reason)s,
-        ready_at = %(retry_at)s, failed_attempts = failed_attempts + 1, updated_at = %(now)s
+        sticky_worker = NULL, ready_at = %(retry_at)s, failed_attempts = failed_attempts + 1, updated_at = %(now)s
     WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
       AND lease_token = %(lease_token)s
     RETURNING queue
@@ -413,12 +417,23 @@ SELECT queue, pg_notify(%(channel)s, queue) FROM failed
 
 -- name: release_workflow_task
 WITH released AS (
-    UPDATE {schema}.runs SET lease_token = NULL, lease_expires_at = NULL
+    UPDATE {schema}.runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL
     WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
       AND lease_token = %(lease_token)s
     RETURNING queue
 )
 SELECT queue, pg_notify(%(channel)s, queue) FROM released
+
+-- name: release_sticky
+-- A worker shutting down: its cached runs go to any worker at once (found through the index
+-- of open runs by queue, never a scan of closed ones).
+WITH released AS (
+    UPDATE {schema}.runs SET sticky_worker = NULL
+    WHERE status = 'running' AND queue = ANY(%(queues)s::text[])
+      AND sticky_worker = %(worker)s
+    RETURNING queue
+)
+SELECT queue, pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM released) AS q
 
 -- name: extend_workflow_lease
 UPDATE {schema}.runs
@@ -428,20 +443,34 @@ WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'runnin
 RETURNING 1
 
 -- name: next_workflow_work
--- When workflow work on these queues becomes claimable: <= now means now, NULL means no
--- work is pending. Runs that are neither leased nor delayed are found from the earliest inbox
--- event (index on visible_at); the few leased or delayed ones are checked one by one.
+-- When workflow work on these queues becomes claimable by %(worker)s: <= now means now, NULL
+-- means no work is pending. Runs that are neither leased nor delayed are found from the
+-- earliest inbox event (index on visible_at): those left to no worker or to this one, then
+-- those left to another worker (claimable sticky_wait later); the few leased or delayed runs
+-- are checked one by one.
 SELECT least(
     (SELECT i.visible_at
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
      WHERE r.status = 'running' AND r.queue = ANY(%(queues)s::text[])
        AND r.lease_expires_at IS NULL AND r.ready_at IS NULL
+       AND (r.sticky_worker IS NULL OR r.sticky_worker = %(worker)s)
+     ORDER BY i.visible_at
+     LIMIT 1),
+    (SELECT i.visible_at + %(sticky_wait)s::float8
+     FROM {schema}.inbox AS i
+     JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)s::text[])
+       AND r.lease_expires_at IS NULL AND r.ready_at IS NULL
+       AND r.sticky_worker <> %(worker)s
      ORDER BY i.visible_at
      LIMIT 1),
     (SELECT min(greatest(pending.first_visible,
                          coalesce(r.lease_expires_at, '-infinity'::float8),
-                         coalesce(r.ready_at, '-infinity'::float8)))
+                         coalesce(r.ready_at, '-infinity'::float8),
+                         CASE WHEN r.sticky_worker <> %(worker)s
+                              THEN pending.first_visible + %(sticky_wait)s::float8
+                              ELSE '-infinity'::float8 END))
      FROM {schema}.runs AS r
      CROSS JOIN LATERAL (
          SELECT min(i.visible_at) AS first_visible FROM {schema}.inbox AS i
@@ -568,11 +597,11 @@ WITH input AS (
                 %(consumed_from)s::integer[], %(consumed_to)s::integer[],
                 %(activity_from)s::integer[], %(activity_to)s::integer[],
                 %(timer_from)s::integer[], %(timer_to)s::integer[],
-                %(var_from)s::integer[], %(var_to)s::integer[])
+                %(var_from)s::integer[], %(var_to)s::integer[], %(sticky_workers)s::text[])
          WITH ORDINALITY AS x(instance_id, run_id, lease_token, history_length, closing,
                               close_status, result, event_from, event_to, consumed_from,
                               consumed_to, activity_from, activity_to, timer_from, timer_to,
-                              var_from, var_to, k)
+                              var_from, var_to, sticky_worker, k)
 ), fence AS (
     SELECT x.*, (r.parent_instance_id IS NULL OR NOT x.closing) AS ok
     FROM input AS x
@@ -638,7 +667,7 @@ WITH input AS (
     UPDATE {schema}.runs AS r
     SET history_length = r.history_length + (t.event_to - t.event_from + 1),
         lease_token = NULL, lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL,
-        failed_attempts = 0, updated_at = %(now)s,
+        failed_attempts = 0, updated_at = %(now)s, sticky_worker = t.sticky_worker,
         status = coalesce(t.close_status, r.status),
         result = CASE WHEN t.closing THEN t.result ELSE r.result END,
         closed_at = CASE WHEN t.closing THEN %(now)s::float8 ELSE r.closed_at END
