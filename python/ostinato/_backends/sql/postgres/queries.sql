@@ -62,7 +62,7 @@ WITH run AS (
 )
 INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
 SELECT run.instance_id, run.run_id, e.visible_at, e.event
-FROM run, unnest(%(visible_ats)s::float8[], %(events)s::bytea[]) WITH ORDINALITY
+FROM run, unnest(%(visible_ats)b::float8[], %(events)b::bytea[]) WITH ORDINALITY
     AS e(visible_at, event, ord)
 ORDER BY e.ord
 
@@ -114,7 +114,7 @@ WHERE i.instance_id = %(instance_id)s
 
 -- name: notify
 SELECT pg_notify(n.channel, n.payload)
-FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
 
 -- ---- reading --------------------------------------------------------------------------------
 
@@ -193,7 +193,7 @@ SELECT history_length, parent_instance_id, parent_run_id, parent_command_id FROM
 -- name: append_history
 INSERT INTO {schema}.history (instance_id, run_id, seq, event)
 SELECT %(instance_id)s, %(run_id)s, %(first_seq)s::integer + e.ord::integer - 1, e.event
-FROM unnest(%(events)s::bytea[]) WITH ORDINALITY AS e(event, ord)
+FROM unnest(%(events)b::bytea[]) WITH ORDINALITY AS e(event, ord)
 
 -- name: delete_run_inbox
 DELETE FROM {schema}.inbox WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
@@ -204,12 +204,12 @@ DELETE FROM {schema}.inbox WHERE instance_id = %(instance_id)s AND run_id = %(ru
 WITH queued AS (
     DELETE FROM {schema}.activity_tasks
     WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
-      AND (%(activity_ids)s::integer[] IS NULL OR activity_id = ANY(%(activity_ids)s::integer[]))
+      AND (%(activity_ids)b::integer[] IS NULL OR activity_id = ANY(%(activity_ids)b::integer[]))
       AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
 )
 UPDATE {schema}.activity_tasks SET cancel_requested = true
 WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
-  AND (%(activity_ids)s::integer[] IS NULL OR activity_id = ANY(%(activity_ids)s::integer[]))
+  AND (%(activity_ids)b::integer[] IS NULL OR activity_id = ANY(%(activity_ids)b::integer[]))
   AND lease_expires_at > %(now)s
 
 -- name: delete_instance
@@ -242,7 +242,7 @@ WITH candidates AS (
         SELECT r.ctid, r.instance_id, r.run_id FROM {schema}.runs AS r
         WHERE r.instance_id = i.instance_id AND r.run_id = i.run_id
           AND r.status = 'running'
-          AND ARRAY[r.queue] <@ %(queues)s::text[]
+          AND ARRAY[r.queue] <@ %(queues)b::text[]
           AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
           AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
           AND (r.sticky_worker IS NULL OR r.sticky_worker = %(worker)s
@@ -270,7 +270,7 @@ RETURNING r.instance_id, r.run_id, r.workflow_name, r.queue, r.lease_token,
 -- name: visible_inbox
 SELECT i.instance_id, i.run_id, i.id, i.event
 FROM {schema}.inbox AS i
-JOIN unnest(%(instance_ids)s::text[], %(run_ids)s::text[]) AS c(instance_id, run_id)
+JOIN unnest(%(instance_ids)b::text[], %(run_ids)b::text[]) AS c(instance_id, run_id)
   ON i.instance_id = c.instance_id AND i.run_id = c.run_id
 WHERE i.visible_at <= %(now)s
 ORDER BY i.id
@@ -285,7 +285,7 @@ FOR NO KEY UPDATE
 
 -- name: delete_inbox_events
 DELETE FROM {schema}.inbox
-WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND id = ANY(%(ids)s::bigint[])
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND id = ANY(%(ids)b::bigint[])
 
 -- name: insert_activity_tasks
 INSERT INTO {schema}.activity_tasks (
@@ -293,8 +293,8 @@ INSERT INTO {schema}.activity_tasks (
     visible_at)
 SELECT %(instance_id)s, %(run_id)s, a.activity_id, a.name, a.queue, a.input, a.options,
        a.deadline, %(now)s, %(now)s
-FROM unnest(%(activity_ids)s::integer[], %(names)s::bytea[], %(queues)s::text[],
-            %(inputs)s::bytea[], %(options)s::bytea[], %(deadlines)s::float8[])
+FROM unnest(%(activity_ids)b::integer[], %(names)b::bytea[], %(queues)b::text[],
+            %(inputs)b::bytea[], %(options)b::bytea[], %(deadlines)b::float8[])
      WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
 ORDER BY a.ord
 
@@ -302,19 +302,19 @@ ORDER BY a.ord
 -- Timers (timer_id set, visible at the fire time) and other events for one run.
 INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
 SELECT %(instance_id)s, %(run_id)s, t.fire_at, t.timer_id, t.event
-FROM unnest(%(timer_ids)s::integer[], %(fire_ats)s::float8[], %(events)s::bytea[])
+FROM unnest(%(timer_ids)b::integer[], %(fire_ats)b::float8[], %(events)b::bytea[])
      WITH ORDINALITY AS t(timer_id, fire_at, event, ord)
 ORDER BY t.ord
 
 -- name: cancel_timers
 DELETE FROM {schema}.inbox
 WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
-  AND timer_id = ANY(%(timer_ids)s::integer[])
+  AND timer_id = ANY(%(timer_ids)b::integer[])
 
 -- name: upsert_vars
 INSERT INTO {schema}.vars (instance_id, run_id, name, value)
 SELECT %(instance_id)s, %(run_id)s, v.name, v.value
-FROM unnest(%(names)s::bytea[], %(values)s::bytea[]) AS v(name, value)
+FROM unnest(%(names)b::bytea[], %(values)b::bytea[]) AS v(name, value)
 ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
 
 -- name: finish_workflow_task
@@ -349,12 +349,12 @@ WITH fence AS (
 ), appended AS (
     INSERT INTO {schema}.history (instance_id, run_id, seq, event)
     SELECT t.instance_id, t.run_id, %(history_length)s::integer + e.ord::integer, e.event
-    FROM target AS t, unnest(%(events)s::bytea[]) WITH ORDINALITY AS e(event, ord)
+    FROM target AS t, unnest(%(events)b::bytea[]) WITH ORDINALITY AS e(event, ord)
 ), consumed AS (
     DELETE FROM {schema}.inbox AS i
     USING target AS t
     WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
-      AND (%(closing)s OR i.id = ANY(%(consumed)s::bigint[]))
+      AND (%(closing)s OR i.id = ANY(%(consumed)b::bigint[]))
 ), activities AS (
     INSERT INTO {schema}.activity_tasks (
         instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
@@ -362,21 +362,21 @@ WITH fence AS (
     SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
            a.deadline, %(now)s, %(now)s
     FROM target AS t,
-         unnest(%(activity_ids)s::integer[], %(names)s::bytea[], %(queues)s::text[],
-                %(inputs)s::bytea[], %(options)s::bytea[], %(deadlines)s::float8[])
+         unnest(%(activity_ids)b::integer[], %(names)b::bytea[], %(queues)b::text[],
+                %(inputs)b::bytea[], %(options)b::bytea[], %(deadlines)b::float8[])
          WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
     ORDER BY a.ord
 ), timers AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
     SELECT t.instance_id, t.run_id, m.fire_at, m.timer_id, m.event
     FROM target AS t,
-         unnest(%(timer_ids)s::integer[], %(fire_ats)s::float8[], %(timer_events)s::bytea[])
+         unnest(%(timer_ids)b::integer[], %(fire_ats)b::float8[], %(timer_events)b::bytea[])
          WITH ORDINALITY AS m(timer_id, fire_at, event, ord)
     ORDER BY m.ord
 ), variables AS (
     INSERT INTO {schema}.vars (instance_id, run_id, name, value)
     SELECT t.instance_id, t.run_id, v.name, v.value
-    FROM target AS t, unnest(%(var_names)s::bytea[], %(var_values)s::bytea[]) AS v(name, value)
+    FROM target AS t, unnest(%(var_names)b::bytea[], %(var_values)b::bytea[]) AS v(name, value)
     ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
 ), dropped_activities AS (
     DELETE FROM {schema}.activity_tasks AS a
@@ -390,7 +390,7 @@ WITH fence AS (
       AND a.lease_expires_at > %(now)s
 ), finished AS (
     UPDATE {schema}.runs AS r
-    SET history_length = r.history_length + cardinality(%(events)s::bytea[]),
+    SET history_length = r.history_length + cardinality(%(events)b::bytea[]),
         lease_token = NULL, lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL,
         failed_attempts = 0, updated_at = %(now)s, sticky_worker = %(sticky_worker)s,
         status = coalesce(%(close_status)s::text, r.status),
@@ -400,7 +400,7 @@ WITH fence AS (
     WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id
 ), notified AS (
     SELECT pg_notify(n.channel, n.payload)
-    FROM target, unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+    FROM target, unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
 )
 SELECT ok, (SELECT count(*) FROM notified) AS notifications FROM fence
 
@@ -429,7 +429,7 @@ SELECT queue, pg_notify(%(channel)s, queue) FROM released
 -- of open runs by queue, never a scan of closed ones).
 WITH released AS (
     UPDATE {schema}.runs SET sticky_worker = NULL
-    WHERE status = 'running' AND queue = ANY(%(queues)s::text[])
+    WHERE status = 'running' AND queue = ANY(%(queues)b::text[])
       AND sticky_worker = %(worker)s
     RETURNING queue
 )
@@ -452,7 +452,7 @@ SELECT least(
     (SELECT i.visible_at
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)s::text[])
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
        AND r.lease_expires_at IS NULL AND r.ready_at IS NULL
        AND (r.sticky_worker IS NULL OR r.sticky_worker = %(worker)s)
      ORDER BY i.visible_at
@@ -460,7 +460,7 @@ SELECT least(
     (SELECT i.visible_at + %(sticky_wait)s::float8
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)s::text[])
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
        AND r.lease_expires_at IS NULL AND r.ready_at IS NULL
        AND r.sticky_worker <> %(worker)s
      ORDER BY i.visible_at
@@ -476,7 +476,7 @@ SELECT least(
          SELECT min(i.visible_at) AS first_visible FROM {schema}.inbox AS i
          WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id
      ) AS pending
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)s::text[])
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
        AND (r.lease_expires_at IS NOT NULL OR r.ready_at IS NOT NULL))
 )
 
@@ -487,11 +487,11 @@ SELECT least(
 -- (lease expired) are deleted, never run again; ready tasks are leased.
 WITH purged AS (
     DELETE FROM {schema}.activity_tasks
-    WHERE queue = ANY(%(queues)s::text[]) AND cancel_requested
+    WHERE queue = ANY(%(queues)b::text[]) AND cancel_requested
       AND lease_expires_at <= %(now)s
 ), candidates AS (
     SELECT task_id FROM {schema}.activity_tasks
-    WHERE queue = ANY(%(queues)s::text[]) AND visible_at <= %(now)s
+    WHERE queue = ANY(%(queues)b::text[]) AND visible_at <= %(now)s
       AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
       AND NOT cancel_requested
     ORDER BY visible_at, task_id
@@ -554,9 +554,9 @@ SELECT queue, pg_notify(%(channel)s, queue) FROM released
 -- When activity work on these queues becomes claimable (see next_workflow_work).
 SELECT least(
     (SELECT min(visible_at) FROM {schema}.activity_tasks
-     WHERE queue = ANY(%(queues)s::text[]) AND lease_expires_at IS NULL),
+     WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NULL),
     (SELECT min(greatest(visible_at, lease_expires_at)) FROM {schema}.activity_tasks
-     WHERE queue = ANY(%(queues)s::text[]) AND lease_expires_at IS NOT NULL
+     WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NOT NULL
        AND NOT cancel_requested)
 )
 
@@ -590,14 +590,14 @@ SELECT least(
 -- Runs are locked in key order, so two batches never wait for each other in a cycle.
 WITH input AS (
     SELECT *
-    FROM unnest(%(instance_ids)s::text[], %(run_ids)s::text[], %(lease_tokens)s::text[],
-                %(history_lengths)s::integer[], %(closings)s::boolean[],
-                %(close_statuses)s::text[], %(results)s::bytea[],
-                %(event_from)s::integer[], %(event_to)s::integer[],
-                %(consumed_from)s::integer[], %(consumed_to)s::integer[],
-                %(activity_from)s::integer[], %(activity_to)s::integer[],
-                %(timer_from)s::integer[], %(timer_to)s::integer[],
-                %(var_from)s::integer[], %(var_to)s::integer[], %(sticky_workers)s::text[])
+    FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(lease_tokens)b::text[],
+                %(history_lengths)b::integer[], %(closings)b::boolean[],
+                %(close_statuses)b::text[], %(results)b::bytea[],
+                %(event_from)b::integer[], %(event_to)b::integer[],
+                %(consumed_from)b::integer[], %(consumed_to)b::integer[],
+                %(activity_from)b::integer[], %(activity_to)b::integer[],
+                %(timer_from)b::integer[], %(timer_to)b::integer[],
+                %(var_from)b::integer[], %(var_to)b::integer[], %(sticky_workers)b::text[])
          WITH ORDINALITY AS x(instance_id, run_id, lease_token, history_length, closing,
                               close_status, result, event_from, event_to, consumed_from,
                               consumed_to, activity_from, activity_to, timer_from, timer_to,
@@ -616,12 +616,12 @@ WITH input AS (
     INSERT INTO {schema}.history (instance_id, run_id, seq, event)
     SELECT t.instance_id, t.run_id, t.history_length + e.ord::integer, e.event
     FROM target AS t,
-         unnest((%(events)s::bytea[])[t.event_from:t.event_to]) WITH ORDINALITY AS e(event, ord)
+         unnest((%(events)b::bytea[])[t.event_from:t.event_to]) WITH ORDINALITY AS e(event, ord)
 ), consumed AS (
     DELETE FROM {schema}.inbox AS i
     USING target AS t
     WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
-      AND (t.closing OR i.id = ANY((%(consumed)s::bigint[])[t.consumed_from:t.consumed_to]))
+      AND (t.closing OR i.id = ANY((%(consumed)b::bigint[])[t.consumed_from:t.consumed_to]))
 ), activities AS (
     INSERT INTO {schema}.activity_tasks (
         instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
@@ -629,29 +629,29 @@ WITH input AS (
     SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
            a.deadline, %(now)s, %(now)s
     FROM target AS t,
-         unnest((%(a_activity_ids)s::integer[])[t.activity_from:t.activity_to],
-                (%(a_names)s::bytea[])[t.activity_from:t.activity_to],
-                (%(a_queues)s::text[])[t.activity_from:t.activity_to],
-                (%(a_inputs)s::bytea[])[t.activity_from:t.activity_to],
-                (%(a_options)s::bytea[])[t.activity_from:t.activity_to],
-                (%(a_deadlines)s::float8[])[t.activity_from:t.activity_to])
+         unnest((%(a_activity_ids)b::integer[])[t.activity_from:t.activity_to],
+                (%(a_names)b::bytea[])[t.activity_from:t.activity_to],
+                (%(a_queues)b::text[])[t.activity_from:t.activity_to],
+                (%(a_inputs)b::bytea[])[t.activity_from:t.activity_to],
+                (%(a_options)b::bytea[])[t.activity_from:t.activity_to],
+                (%(a_deadlines)b::float8[])[t.activity_from:t.activity_to])
          WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
     ORDER BY t.k, a.ord
 ), timers AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
     SELECT t.instance_id, t.run_id, m.fire_at, m.timer_id, m.event
     FROM target AS t,
-         unnest((%(m_timer_ids)s::integer[])[t.timer_from:t.timer_to],
-                (%(m_fire_ats)s::float8[])[t.timer_from:t.timer_to],
-                (%(m_events)s::bytea[])[t.timer_from:t.timer_to])
+         unnest((%(m_timer_ids)b::integer[])[t.timer_from:t.timer_to],
+                (%(m_fire_ats)b::float8[])[t.timer_from:t.timer_to],
+                (%(m_events)b::bytea[])[t.timer_from:t.timer_to])
          WITH ORDINALITY AS m(timer_id, fire_at, event, ord)
     ORDER BY t.k, m.ord
 ), variables AS (
     INSERT INTO {schema}.vars (instance_id, run_id, name, value)
     SELECT t.instance_id, t.run_id, v.name, v.value
     FROM target AS t,
-         unnest((%(v_names)s::bytea[])[t.var_from:t.var_to],
-                (%(v_values)s::bytea[])[t.var_from:t.var_to]) AS v(name, value)
+         unnest((%(v_names)b::bytea[])[t.var_from:t.var_to],
+                (%(v_values)b::bytea[])[t.var_from:t.var_to]) AS v(name, value)
     ON CONFLICT (instance_id, run_id, name) DO UPDATE SET value = EXCLUDED.value
 ), dropped_activities AS (
     DELETE FROM {schema}.activity_tasks AS a
@@ -675,7 +675,7 @@ WITH input AS (
     WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id
 ), notified AS (
     SELECT pg_notify(n.channel, n.payload)
-    FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+    FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
     WHERE EXISTS (SELECT 1 FROM target)
 )
 SELECT k, ok, (SELECT count(*) FROM notified) AS notifications FROM fence
@@ -690,9 +690,9 @@ SELECT k, ok, (SELECT count(*) FROM notified) AS notifications FROM fence
 -- never wait for each other in a cycle.
 WITH input AS (
     SELECT *
-    FROM unnest(%(instance_ids)s::text[], %(run_ids)s::text[], %(workflow_names)s::text[],
-                %(queues)s::text[], %(ready_ats)s::float8[], %(visible_ats)s::float8[],
-                %(events)s::bytea[], %(deadlines)s::float8[])
+    FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(workflow_names)b::text[],
+                %(queues)b::text[], %(ready_ats)b::float8[], %(visible_ats)b::float8[],
+                %(events)b::bytea[], %(deadlines)b::float8[])
          WITH ORDINALITY AS x(instance_id, run_id, workflow_name, queue, ready_at, visible_at,
                               event, deadline, k)
 ), new_instances AS (
@@ -718,7 +718,7 @@ WITH input AS (
     ORDER BY x.k, e.ord
 ), notified AS (
     SELECT pg_notify(n.channel, n.payload)
-    FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload)
+    FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
     WHERE EXISTS (SELECT 1 FROM created)
 )
 SELECT k, (SELECT count(*) FROM notified) AS notifications FROM created
@@ -728,7 +728,7 @@ SELECT k, (SELECT count(*) FROM notified) AS notifications FROM created
 -- when the run is no longer open) for every task whose fence held.
 WITH input AS (
     SELECT *
-    FROM unnest(%(task_ids)s::bigint[], %(lease_tokens)s::text[], %(events)s::bytea[])
+    FROM unnest(%(task_ids)b::bigint[], %(lease_tokens)b::text[], %(events)b::bytea[])
          WITH ORDINALITY AS x(task_id, lease_token, event, k)
 ), done AS (
     DELETE FROM {schema}.activity_tasks AS a
