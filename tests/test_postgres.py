@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import psycopg
 import pytest
 from backends.helpers import T0, FakeClock, batch, claim_for, ev, new_run, start
-from ostinato._backend import NewActivity, RunClose, RunStatus, WorkflowCommit
+from ostinato._backend import NewActivity, OutgoingSignal, RunClose, RunStatus, WorkflowCommit
 from ostinato._backends import postgres as pg
 from ostinato._backends.postgres import PostgresBackend, mask_dsn, migrate
 from ostinato._errors import WorkflowAlreadyStartedError
@@ -518,6 +519,52 @@ async def test_signal_is_not_retried_when_commit_may_have_happened(postgres_url:
         run = new_run("created-once")
         await b.create_run(run)  # retried after the broken COMMIT
         assert (await b.describe("created-once")).run_id == run.run_id
+
+
+async def test_signal_external_waits_out_a_commit_closing_its_target(postgres_url: str) -> None:
+    # A workflow task signals "target" while a commit of target's own task is in progress
+    # (it holds target's row lock) and closes it. The signal must not go into the inbox of
+    # the run being closed, where it would be lost: the sender's commit waits that commit
+    # out, then reports the target closed (or, after continue-as-new, delivers to the new
+    # run). The commit of target is played by hand here, to hold it open at will.
+    async with backend(postgres_url) as b:
+        await start(b, "target")
+        task = await claim_for(b, "target")
+        await b.commit_workflow_task(
+            task, WorkflowCommit(new_events=batch(task), consumed_inbox=[task.inbox[0].id])
+        )
+        await start(b, "sender")
+        sender = await claim_for(b, "sender")
+        async with await psycopg.AsyncConnection.connect(postgres_url) as target_commit:
+            await target_commit.execute(
+                "SELECT 1 FROM ostinato.runs WHERE instance_id = 'target' FOR NO KEY UPDATE"
+            )
+            signalled = asyncio.create_task(
+                b.commit_workflow_task(
+                    sender,
+                    WorkflowCommit(
+                        new_events=batch(sender),
+                        consumed_inbox=[sender.inbox[0].id],
+                        signals=[OutgoingSignal("target", ev("signal_received", name="s"), 1)],
+                    ),
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert not signalled.done(), "the signal did not wait for the commit in progress"
+            await target_commit.execute(
+                "UPDATE ostinato.runs SET status = 'completed', closed_at = updated_at "
+                "WHERE instance_id = 'target'"
+            )
+            await target_commit.execute("DELETE FROM ostinato.inbox WHERE instance_id = 'target'")
+            await target_commit.commit()
+        await asyncio.wait_for(signalled, 5)
+        assert await fetch(
+            postgres_url, "SELECT count(*) FROM ostinato.inbox WHERE instance_id = 'target'"
+        ) == [(0,)]
+        sender = await claim_for(b, "sender")
+        [done] = [orjson.loads(item.event) for item in sender.inbox]
+        assert done["kind"] == "signal_external_completed"
+        assert done["failure"]["type"] == "WorkflowNotRunningError"
 
 
 def orjson_kind(event: bytes) -> str:

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import random
 import re
 import time
 import weakref
@@ -78,6 +79,8 @@ Conn = psycopg.AsyncConnection[Any]
 _RETRY_DELAYS = (0.05, 0.5, 2.0)
 # While LISTEN works, waiters still look every so often (a notification lost in a reconnect).
 _SAFETY_POLL = 15.0
+# Retries of a transaction that met another run's commit in progress (about 2 s in all).
+_CONTENTION_RETRIES = 100
 # The listener checks its connection when no notification came for this long.
 _LISTENER_PING = 30.0
 # Connection failures within this many seconds of a warning count as the same incident.
@@ -724,7 +727,7 @@ class PostgresBackend(Backend):
         write may have happened: only operations with ``retry_ambiguous`` are retried then
         (their retry is harmless: reads, claims, and writes fenced by a lease token).
         """
-        attempt = 0
+        attempt = contended = 0
         pool = await self._get_pool()  # opening reports its own errors, unretried
         while True:
             effects = _Effects(attempt)
@@ -742,6 +745,14 @@ class PostgresBackend(Backend):
             except psycopg.DataError as exc:
                 # e.g. a NUL character in a text field: the caller's input, not the database.
                 raise ValueError(f"{action}: {_scrub(str(exc), self._secrets)}") from exc
+            except psycopg.errors.LockNotAvailable:
+                # A NOWAIT lock (deliver_to_open_run) met a commit in progress on another
+                # run: nothing was written; try again once that commit is through.
+                contended += 1
+                if contended > _CONTENTION_RETRIES:
+                    raise
+                await asyncio.sleep(min(0.001 * 2 ** min(contended, 6), 0.05) * random.random())
+                continue
             except psycopg.OperationalError as exc:
                 retry = attempt < len(_RETRY_DELAYS) and (retry_ambiguous or not maybe_written)
                 self._report_incident(action, exc, retry)

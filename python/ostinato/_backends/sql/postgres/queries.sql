@@ -70,11 +70,16 @@ ORDER BY e.ord
 
 -- name: deliver_to_open_run
 -- Put an event in the inbox of the instance's open run; returns its queue, or nothing.
--- Used inside workflow-task commits, which hold their own run's lock: taking another run's
--- lock there could deadlock with a commit of that run signalling back.
+-- Used inside workflow-task commits, which hold their own run's lock: waiting for another
+-- run's lock there could deadlock with a commit of that run signalling back, so the share
+-- lock is taken NOWAIT. A commit in progress on the target (it may close the run, or
+-- continue it as new) makes this fail with lock_not_available, and the whole commit is
+-- retried a moment later (PostgresBackend._run), when the target's fate is settled. Never
+-- inserting next to a closing commit is what keeps the event from being lost with the run.
 WITH target AS (
     SELECT instance_id, run_id, queue FROM {schema}.runs
     WHERE instance_id = %(instance_id)s AND status = 'running'
+    FOR SHARE NOWAIT
 ), delivered AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
     SELECT instance_id, run_id, %(now)s, %(event)s FROM target
