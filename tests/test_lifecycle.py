@@ -756,6 +756,30 @@ async def test_signals_survive_continue_as_new(backend_url: str, cache_size: int
         await h.check_replay(summing_entity, handle)
 
 
+@workflow.defn
+async def entity_feeder(target: str, values: list[int]) -> None:
+    for value in values:
+        await workflow.signal_external(target, "add", value)
+
+
+async def test_external_signals_survive_continue_as_new(backend_url: str, cache_size: int) -> None:
+    """The same with another workflow as the sender: each of its signal_external commits
+    races a continue-as-new of the target, and none is lost."""
+    async with harness(backend_url, cache_size) as h, h.worker([summing_entity, entity_feeder]):
+        handle = await h.client.start_workflow(summing_entity, 0, 0, [], id="fed-entity")
+        feeders = [
+            await h.client.start_workflow(entity_feeder, "fed-entity", list(range(k, 41, 4)))
+            for k in (1, 2, 3, 4)
+        ]
+        for feeder in feeders:
+            await feeder.result(timeout=30)
+        await handle.signal("add", -1)
+        assert await handle.result(timeout=30) == [820, 40]
+        await h.check_replay(summing_entity, handle)
+        for feeder in feeders:
+            await h.check_replay(entity_feeder, feeder)
+
+
 # ---- start options ---------------------------------------------------------------------------
 
 
