@@ -2038,7 +2038,7 @@ class PostgresBackend(Backend):
         params: dict[str, Any] = {"queues": list(queues)}
         if kind == "workflow":
             query = "next_workflow_work"
-            params.update(worker=worker or "", sticky_wait=sticky_wait)
+            params.update(worker=worker or "", sticky_wait=sticky_wait, now=self.clock())
         else:
             query = "next_activity_work"
         pool = await self._get_pool()

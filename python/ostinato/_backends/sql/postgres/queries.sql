@@ -451,14 +451,16 @@ RETURNING 1
 -- When workflow work on these queues becomes claimable by %(worker)s: <= now means now, NULL
 -- means no work is pending. Runs that are neither leased nor delayed are found from the
 -- earliest inbox event (index on visible_at): those left to no worker or to this one, then
--- those left to another worker (claimable sticky_wait later); the few leased or delayed runs
--- are checked one by one.
+-- those left to another worker (claimable sticky_wait later); the few delayed runs are
+-- checked one by one (index). A run under a lease that has not expired yet is not counted:
+-- its worker's commit notifies, and should that worker be gone, the expiry is noticed at the
+-- next poll (Worker poll_interval), since leases are kept out of every index (migration 4).
 SELECT least(
     (SELECT i.visible_at
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
      WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
-       AND r.lease_expires_at IS NULL AND r.ready_at IS NULL
+       AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s) AND r.ready_at IS NULL
        AND (r.sticky_worker IS NULL OR r.sticky_worker = %(worker)s)
      ORDER BY i.visible_at
      LIMIT 1),
@@ -466,13 +468,12 @@ SELECT least(
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
      WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
-       AND r.lease_expires_at IS NULL AND r.ready_at IS NULL
+       AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s) AND r.ready_at IS NULL
        AND r.sticky_worker <> %(worker)s
      ORDER BY i.visible_at
      LIMIT 1),
-    (SELECT min(greatest(pending.first_visible,
+    (SELECT min(greatest(pending.first_visible, r.ready_at,
                          coalesce(r.lease_expires_at, '-infinity'::float8),
-                         coalesce(r.ready_at, '-infinity'::float8),
                          CASE WHEN r.sticky_worker <> %(worker)s
                               THEN pending.first_visible + %(sticky_wait)s::float8
                               ELSE '-infinity'::float8 END))
@@ -481,8 +482,8 @@ SELECT least(
          SELECT min(i.visible_at) AS first_visible FROM {schema}.inbox AS i
          WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id
      ) AS pending
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
-       AND (r.lease_expires_at IS NOT NULL OR r.ready_at IS NOT NULL))
+     WHERE r.status = 'running' AND r.ready_at IS NOT NULL
+       AND r.queue = ANY(%(queues)b::text[]))
 )
 
 -- ---- activity tasks -----------------------------------------------------------------------
