@@ -941,6 +941,38 @@ async def fails_after_var() -> None:
     raise RuntimeError("kaput")
 
 
+@activity.defn
+async def declined(card: str) -> str:
+    raise ValueError(f"card {card} declined")
+
+
+@workflow.defn
+async def charging(card: str) -> str:
+    retry = ostinato.RetryPolicy(initial_interval=60)
+    return await workflow.execute_activity(declined, card, retry=retry)
+
+
+async def test_describe_shows_why_an_activity_is_still_pending(
+    backend_url: str, cache_size: int
+) -> None:
+    async with harness(backend_url, cache_size) as h, h.worker([charging], [declined]):
+        handle = await h.client.start_workflow(charging, "4242", id="charging")
+
+        async def retrying() -> bool:
+            pending = (await handle.describe()).pending_activities
+            return bool(pending) and pending[0].state == "retrying"
+
+        await eventually(retrying, what="the activity's first failure")
+        desc = await handle.describe()
+        [pending] = desc.pending_activities
+        assert (pending.name, pending.attempt) == ("declined", 1)
+        assert pending.last_failure == "ValueError: card 4242 declined"
+        assert pending.next_attempt_at is not None
+        assert 55 < (pending.next_attempt_at - desc.updated_at).total_seconds() < 65
+        await handle.terminate("test over")
+        assert (await handle.describe()).pending_activities == []
+
+
 async def test_describe_failed_run(backend_url: str, cache_size: int) -> None:
     async with harness(backend_url, cache_size) as h:
         with pytest.raises(ostinato.WorkflowFailedError):

@@ -209,6 +209,26 @@ class ActivityTask:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivityState:
+    """Where one of a run's scheduled activities stands (for describe)."""
+
+    activity_id: int
+    name: str
+    # Attempts started so far: 0 until a worker first claims it.
+    attempt: int
+    scheduled_at: float
+    # When it may be claimed (again): the retry time after a failed attempt.
+    visible_at: float
+    # A worker holds it under a lease that has not expired.
+    running: bool
+    cancel_requested: bool = False
+    # The last heartbeat's details (JSON payload), if any.
+    heartbeat_details: bytes | None = None
+    # The failure payload of the last failed attempt that is being retried, if any.
+    last_failure: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     instance_id: str
     run_id: str
@@ -379,8 +399,17 @@ class Backend(abc.ABC):
         run's inbox if that run is still open. Fenced: ``LeaseLostError``, nothing written."""
 
     @abc.abstractmethod
-    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
-        """Release the lease and make the task claimable again at ``visible_at``. Fenced."""
+    async def retry_activity(
+        self, task: ActivityTask, visible_at: float, failure: bytes | None = None
+    ) -> None:
+        """Release the lease and make the task claimable again at ``visible_at``; record
+        ``failure`` (the failed attempt's failure payload) as its last failure, or keep the
+        one recorded before when None (an attempt given back unfinished). Fenced."""
+
+    @abc.abstractmethod
+    async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
+        """The run's activity tasks that are still pending (scheduled, running or waiting
+        for a retry), by activity id; [] for an unknown run."""
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar, overload
@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar, overload
 import orjson
 
 from . import _events
-from ._backend import Backend, NewRun, RunInfo, RunStatus
+from ._backend import ActivityState, Backend, NewRun, RunInfo, RunStatus
 from ._converter import PayloadConverter, check_call, default_converter
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
@@ -37,8 +37,21 @@ def _dt(ts: float | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class PendingActivity:
+    """An activity the workflow waits for. ``state`` is "scheduled" (no attempt started yet),
+    "running", "retrying" (an attempt failed; the next starts at ``next_attempt_at``) or
+    "finished" (its outcome is in, waiting for the workflow's next step to see it)."""
+
     activity_id: int
     name: str
+    state: str = "scheduled"
+    # Attempts started so far.
+    attempt: int = 0
+    next_attempt_at: datetime | None = None
+    # "Type: message" of the last failed attempt, while it is being retried.
+    last_failure: str | None = None
+    # The last heartbeat's details (JSON value), if any.
+    heartbeat_details: Any = None
+    cancel_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,10 @@ class WorkflowHandle(Generic[T]):
         await backend.open()
         info = await backend.describe(self.id, self.run_id)
         history = await backend.history(self.id, info.run_id)
-        return _describe(info, history)
+        states = []
+        if info.status is RunStatus.RUNNING:
+            states = await backend.activity_states(self.id, info.run_id)
+        return _describe(info, history, states)
 
     async def history(self) -> list[dict[str, Any]]:
         """The run's history as JSON-able dicts (save it for ``ostinato.testing.replay``)."""
@@ -176,7 +192,32 @@ class WorkflowHandle(Generic[T]):
         return await self.client.get_vars(self.id)
 
 
-def _describe(info: RunInfo, history: list[bytes]) -> WorkflowDescription:
+def _pending_activity(activity_id: int, name: str, state: ActivityState | None) -> PendingActivity:
+    if state is None:
+        return PendingActivity(activity_id, name, state="finished")
+    if state.running:
+        status = "running"
+    elif state.attempt == 0:
+        status = "scheduled"
+    else:
+        status = "retrying"
+    return PendingActivity(
+        activity_id,
+        name,
+        state=status,
+        attempt=state.attempt,
+        next_attempt_at=_dt(state.visible_at) if status == "retrying" else None,
+        last_failure=failure_message(state.last_failure) if state.last_failure else None,
+        heartbeat_details=orjson.loads(state.heartbeat_details)
+        if state.heartbeat_details
+        else None,
+        cancel_requested=state.cancel_requested,
+    )
+
+
+def _describe(
+    info: RunInfo, history: list[bytes], states: Sequence[ActivityState] = ()
+) -> WorkflowDescription:
     activities: dict[int, str] = {}
     timers: dict[int, int] = {}
     children: dict[int, str] = {}
@@ -200,6 +241,7 @@ def _describe(info: RunInfo, history: list[bytes]) -> WorkflowDescription:
         elif kind in ("child_completed", "child_failed", "child_cancel_requested"):
             children.pop(eid, None)
     is_open = info.status is RunStatus.RUNNING
+    by_id = {state.activity_id: state for state in states}
     created = _dt(info.created_at)
     updated = _dt(info.updated_at)
     assert created is not None and updated is not None
@@ -219,7 +261,7 @@ def _describe(info: RunInfo, history: list[bytes]) -> WorkflowDescription:
         else None,
         parent_instance_id=info.parent.instance_id if info.parent else None,
         next_run_id=info.next_run_id,
-        pending_activities=[PendingActivity(k, v) for k, v in activities.items()]
+        pending_activities=[_pending_activity(k, v, by_id.get(k)) for k, v in activities.items()]
         if is_open
         else [],
         pending_timers=[

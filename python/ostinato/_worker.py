@@ -808,7 +808,7 @@ class _ActivityAttempt:
             exc,
             visible_at - self.backend.clock(),
         )
-        await self.backend.retry_activity(task, visible_at)
+        await self.backend.retry_activity(task, visible_at, encode_failure(exc))
 
     async def _fail_for_good(
         self, exc: BaseException, retry_state: str, *, attempt: int | None = None

@@ -13,6 +13,7 @@ import time
 import orjson
 import pytest
 from ostinato._backend import (
+    ActivityState,
     Backend,
     NewActivity,
     NewTimer,
@@ -977,6 +978,58 @@ async def test_activity_of_a_closed_run_delivers_nothing(
         await b.complete_activity(act, ev("activity_completed", id=1, result=1, attempt=1))
         task = await claim_one(b)
         assert inbox_kinds(task) == ["workflow_started"]
+
+
+async def test_activity_states_follow_attempts(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        run = await start(b, "states")
+        assert await b.activity_states("states", run.run_id) == []
+        assert await b.activity_states("nobody", "no-run") == []
+        await schedule_activity(
+            b, "states", activity(2, name="second", queue="b"), activity(1, name="first")
+        )
+
+        def by_id(states: list[ActivityState]) -> dict[int, ActivityState]:
+            return {state.activity_id: state for state in states}
+
+        [first, second] = await b.activity_states("states", run.run_id)
+        assert (first.activity_id, first.name, second.activity_id, second.name) == (
+            1,
+            "first",
+            2,
+            "second",
+        )
+        assert (first.attempt, first.running, first.last_failure) == (0, False, None)
+        assert first.scheduled_at == first.visible_at == T0
+
+        [claimed] = await b.claim_activity_tasks(["default"], 30, 5)
+        assert await b.heartbeat_activity(claimed, b'{"done": 3}', 30) is False
+        state = by_id(await b.activity_states("states", run.run_id))[1]
+        assert (state.attempt, state.running, state.heartbeat_details) == (1, True, b'{"done": 3}')
+        assert by_id(await b.activity_states("states", run.run_id))[2].running is False
+
+        failure = b'{"type":"ValueError","message":"card declined"}'
+        await b.retry_activity(claimed, T0 + 10, failure)
+        state = by_id(await b.activity_states("states", run.run_id))[1]
+        assert (state.attempt, state.running, state.visible_at) == (1, False, T0 + 10)
+        assert state.last_failure == failure
+
+        # An attempt given back unfinished (shutdown) keeps the failure recorded before.
+        clock.advance(10)
+        [claimed] = await b.claim_activity_tasks(["default"], 30, 5)
+        await b.retry_activity(claimed, clock.now)
+        assert by_id(await b.activity_states("states", run.run_id))[1].last_failure == failure
+
+        # A lease that ran out is not running any more.
+        [claimed] = await b.claim_activity_tasks(["default"], 30, 5)
+        clock.advance(31)
+        state = by_id(await b.activity_states("states", run.run_id))[1]
+        assert (state.attempt, state.running) == (3, False)
+
+        # Completed activities leave the list.
+        [claimed] = await b.claim_activity_tasks(["default"], 30, 5)
+        await b.complete_activity(claimed, ev("activity_completed", id=1, result=1, attempt=4))
+        assert [s.activity_id for s in await b.activity_states("states", run.run_id)] == [2]
 
 
 # ---- listing, deleting ----------------------------------------------------------------------

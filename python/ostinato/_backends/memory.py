@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from .._backend import (
+    ActivityState,
     ActivityTask,
     Backend,
     Clock,
@@ -110,6 +111,7 @@ class _ActivityTask:
     lease_expires_at: float | None = None
     heartbeat_details: bytes | None = None
     cancel_requested: bool = False
+    last_failure: bytes | None = None
 
     def is_running(self, now: float) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at > now
@@ -698,13 +700,39 @@ class MemoryBackend(Backend):
                 self._push(stored.run, bytes(event), self.clock(), wake)
         self._waiters.notify(wake)
 
-    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
+    async def retry_activity(
+        self, task: ActivityTask, visible_at: float, failure: bytes | None = None
+    ) -> None:
         with self._lock:
             stored = self._leased_activity(task)
             stored.lease_token = None
             stored.lease_expires_at = None
             stored.visible_at = visible_at
+            if failure is not None:
+                stored.last_failure = bytes(failure)
         self._waiters.notify([("activity", stored.queue)])
+
+    async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
+        with self._lock:
+            now = self.clock()
+            return sorted(
+                (
+                    ActivityState(
+                        activity_id=a.activity_id,
+                        name=a.name,
+                        attempt=a.attempt,
+                        scheduled_at=a.scheduled_at,
+                        visible_at=a.visible_at,
+                        running=a.is_running(now),
+                        cancel_requested=a.cancel_requested,
+                        heartbeat_details=a.heartbeat_details,
+                        last_failure=a.last_failure,
+                    )
+                    for a in self._activities.values()
+                    if a.run.instance_id == instance_id and a.run.run_id == run_id
+                ),
+                key=lambda state: state.activity_id,
+            )
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from .._backend import (
+    ActivityState,
     ActivityTask,
     Backend,
     Clock,
@@ -2012,7 +2013,9 @@ class PostgresBackend(Backend):
             transaction=False,
         )
 
-    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
+    async def retry_activity(
+        self, task: ActivityTask, visible_at: float, failure: bytes | None = None
+    ) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
             row = await self._fetchone(
                 conn,
@@ -2021,6 +2024,7 @@ class PostgresBackend(Backend):
                     "task_id": task.task_id,
                     "lease_token": task.lease_token,
                     "visible_at": visible_at,
+                    "failure": None if failure is None else bytes(failure),
                     "channel": self._channels["activity"],
                 },
             )
@@ -2029,6 +2033,42 @@ class PostgresBackend(Backend):
             self._work(effects, "activity", row[0], sql_notifies=True)
 
         await self._run(f"scheduling a retry of activity {task.name!r}", body, transaction=False)
+
+    async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
+        async def body(conn: Conn, effects: _Effects) -> list[ActivityState]:
+            rows = await self._fetchall(
+                conn,
+                "activity_states",
+                {"instance_id": instance_id, "run_id": run_id, "now": self.clock()},
+            )
+            return [
+                ActivityState(
+                    activity_id=activity_id,
+                    name=bytes(name).decode(),
+                    attempt=attempt,
+                    scheduled_at=scheduled_at,
+                    visible_at=visible_at,
+                    running=running,
+                    cancel_requested=cancel_requested,
+                    heartbeat_details=None if details is None else bytes(details),
+                    last_failure=None if failure is None else bytes(failure),
+                )
+                for (
+                    activity_id,
+                    name,
+                    attempt,
+                    scheduled_at,
+                    visible_at,
+                    running,
+                    cancel_requested,
+                    details,
+                    failure,
+                ) in rows
+            ]
+
+        return await self._run(
+            f"reading the activities of workflow {instance_id!r}", body, transaction=False
+        )
 
     # ---- wake-ups --------------------------------------------------------------------------
 

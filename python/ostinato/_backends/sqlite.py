@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from .._backend import (
+    ActivityState,
     ActivityTask,
     Backend,
     Clock,
@@ -1144,17 +1145,46 @@ class SqliteBackend(Backend):
 
         await self._call(op)
 
-    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
+    async def retry_activity(
+        self, task: ActivityTask, visible_at: float, failure: bytes | None = None
+    ) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             self._leased_activity(conn, task)
             conn.execute(
                 "UPDATE activity_tasks SET lease_token = NULL, lease_expires_at = NULL, "
-                "visible_at = ? WHERE id = ?",
-                (visible_at, task.task_id),
+                "visible_at = ?, last_failure = coalesce(?, last_failure) WHERE id = ?",
+                (visible_at, None if failure is None else bytes(failure), task.task_id),
             )
             wake.add(("activity", task.queue))
 
         await self._call(op)
+
+    async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityState]:
+            now = self.clock()
+            rows = conn.execute(
+                "SELECT a.activity_id, a.name, a.attempt, a.scheduled_at, a.visible_at, "
+                "a.lease_expires_at, a.cancel_requested, a.heartbeat_details, a.last_failure "
+                "FROM activity_tasks a JOIN runs r ON r.id = a.run "
+                "WHERE r.instance_id = ? AND r.run_id = ? ORDER BY a.activity_id",
+                (instance_id, run_id),
+            ).fetchall()
+            return [
+                ActivityState(
+                    activity_id=row[0],
+                    name=row[1],
+                    attempt=row[2],
+                    scheduled_at=row[3],
+                    visible_at=row[4],
+                    running=row[5] is not None and row[5] > now,
+                    cancel_requested=bool(row[6]),
+                    heartbeat_details=row[7],
+                    last_failure=row[8],
+                )
+                for row in rows
+            ]
+
+        return await self._read(op)
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from .._backend import (
+    ActivityState,
     ActivityTask,
     Backend,
     Clock,
@@ -194,8 +195,13 @@ class ObservedBackend(Backend):
     async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
         await self._op(self.inner.complete_activity(task, event))
 
-    async def retry_activity(self, task: ActivityTask, visible_at: float) -> None:
-        await self._op(self.inner.retry_activity(task, visible_at))
+    async def retry_activity(
+        self, task: ActivityTask, visible_at: float, failure: bytes | None = None
+    ) -> None:
+        await self._op(self.inner.retry_activity(task, visible_at, failure))
+
+    async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
+        return await self.inner.activity_states(instance_id, run_id)
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -550,11 +550,20 @@ SELECT EXISTS (SELECT 1 FROM done) AS deleted,
 -- name: retry_activity
 WITH released AS (
     UPDATE {schema}.activity_tasks
-    SET lease_token = NULL, lease_expires_at = NULL, visible_at = %(visible_at)s
+    SET lease_token = NULL, lease_expires_at = NULL, visible_at = %(visible_at)s,
+        last_failure = coalesce(%(failure)s::bytea, last_failure)
     WHERE task_id = %(task_id)s AND lease_token = %(lease_token)s
     RETURNING queue
 )
 SELECT queue, pg_notify(%(channel)s, queue) FROM released
+
+-- name: activity_states
+SELECT activity_id, name, attempt, scheduled_at, visible_at,
+       coalesce(lease_expires_at > %(now)s, false), cancel_requested, heartbeat_details,
+       last_failure
+FROM {schema}.activity_tasks
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+ORDER BY activity_id
 
 -- name: next_activity_work
 -- When activity work on these queues becomes claimable (see next_workflow_work).
