@@ -334,6 +334,26 @@ async def test_runs_on_a_sqlite_backend_and_restores_its_clock(tmp_path: Path) -
     await backend.close()
 
 
+async def test_takes_over_runs_a_vanished_worker_left_behind(tmp_path: Path) -> None:
+    # A real worker served the run and vanished without handing it over (its database went
+    # first): the run is still marked as cached by it. The environment's worker must not
+    # wait for it to come back, a wait its virtual clock would never see the end of.
+    url = f"sqlite:///{tmp_path}/left.db"
+    gone_backend = ostinato.connect(url)
+    async with ostinato.Worker(gone_backend, workflows=[wait_for_approval]) as gone:
+        client = ostinato.Client(gone_backend)
+        handle = await client.start_workflow(wait_for_approval, 5, id="left-behind")
+        while gone.stats["workflow_tasks"] < 1 or gone.busy:
+            await asyncio.sleep(0.01)
+        await handle.signal("approve", True)
+        await gone_backend.close()
+    async with WorkflowEnvironment(workflows=[wait_for_approval], backend=url) as env:
+        outcome, when = await env.client.get_handle("left-behind").result(timeout=10)
+        # Taken at once: not after the clock skipped to the next timer (the 5-day timeout).
+        assert outcome == "approved"
+        assert datetime.fromisoformat(when) < env.start_time + timedelta(minutes=1)
+
+
 async def test_backend_given_as_url(tmp_path: Path) -> None:
     async with WorkflowEnvironment(
         workflows=[sleeper], backend=f"sqlite:///{tmp_path}/url.db", start_time=START

@@ -149,6 +149,10 @@ class WorkflowEnvironment:
         self._saved_clock = self._inner.clock
         self.backend = ObservedBackend(self._inner, self._poke)
         self.client = Client(self.backend)
+        # The one worker here never waits for another to come back for its cached runs
+        # (e.g. runs of a database a crashed worker left behind): on the virtual clock that
+        # wait would be a sleep nothing skips over.
+        worker_options.setdefault("sticky_wait", 0.0)
         self.worker = Worker(
             self.backend,
             workflows=self.workflows,
