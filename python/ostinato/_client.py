@@ -344,22 +344,22 @@ class Client:
         timeout = to_seconds(execution_timeout, "execution_timeout")
         start_at = now + delay if delay else now
         deadline = start_at + timeout if timeout else None
-        info: dict[str, Any] = {
-            "instance_id": instance_id,
-            "run_id": run_id,
-            "queue": queue or "default",
-            "start_time": start_at,
-            "attempt": 1,
-        }
-        if deadline is not None:
-            info["execution_deadline"] = deadline
+        started = _events.workflow_started(
+            name,
+            payload,
+            instance_id=instance_id,
+            run_id=run_id,
+            queue=queue or "default",
+            start_time=start_at,
+            execution_deadline=deadline,
+        )
         await self.backend.create_run(
             NewRun(
                 instance_id=instance_id,
                 run_id=run_id,
                 workflow_name=name,
                 queue=queue or "default",
-                started_event=_events.workflow_started(name, payload, info),
+                started_event=started,
                 visible_at=start_at if delay else None,
                 id_reuse=id_reuse_policy,
                 execution_deadline=deadline,

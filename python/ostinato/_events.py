@@ -17,7 +17,29 @@ __all__ = [
 ]
 
 
-def workflow_started(name: str, payload: bytes, info: dict[str, Any]) -> bytes:
+def workflow_started(
+    name: str,
+    payload: bytes,
+    *,
+    instance_id: str,
+    run_id: str,
+    queue: str,
+    start_time: float,
+    execution_deadline: float | None,
+    **extra: str,
+) -> bytes:
+    """The event that starts a run; ``info`` becomes ``workflow.info()``. ``extra``: how the
+    run came about (``parent_instance_id``, ``continued_from_run_id``)."""
+    info: dict[str, Any] = {
+        "instance_id": instance_id,
+        "run_id": run_id,
+        "queue": queue,
+        "start_time": start_time,
+        "attempt": 1,
+        **extra,
+    }
+    if execution_deadline is not None:
+        info["execution_deadline"] = execution_deadline
     return orjson.dumps(
         {"kind": "workflow_started", "name": name, "input": orjson.Fragment(payload), "info": info}
     )

@@ -459,24 +459,22 @@ class Worker:
                 timeout = options.get("execution_timeout")
                 child_deadline = now + timeout if timeout else None
                 child_run_id = uuid.uuid4().hex
-                child_info: dict[str, Any] = {
-                    "instance_id": options["instance_id"],
-                    "run_id": child_run_id,
-                    "queue": options.get("queue") or run.queue,
-                    "start_time": now,
-                    "attempt": 1,
-                    "parent_instance_id": run.instance_id,
-                }
-                if child_deadline is not None:
-                    child_info["execution_deadline"] = child_deadline
+                child_queue = options.get("queue") or run.queue
                 commit.children.append(
                     NewRun(
                         instance_id=options["instance_id"],
                         run_id=child_run_id,
                         workflow_name=out.name,
-                        queue=options.get("queue") or run.queue,
+                        queue=child_queue,
                         started_event=_events.workflow_started(
-                            out.name, out.payload or b"[]", child_info
+                            out.name,
+                            out.payload or b"[]",
+                            instance_id=options["instance_id"],
+                            run_id=child_run_id,
+                            queue=child_queue,
+                            start_time=now,
+                            execution_deadline=child_deadline,
+                            parent_instance_id=run.instance_id,
                         ),
                         parent=ParentRef(run.instance_id, run.run_id, out.id),
                         execution_deadline=child_deadline,
@@ -522,18 +520,8 @@ class Worker:
                 name = options.get("workflow") or run.workflow_name
                 next_run_id = uuid.uuid4().hex
                 queue = options.get("queue") or run.queue
-                next_info: dict[str, Any] = {
-                    "instance_id": run.instance_id,
-                    "run_id": next_run_id,
-                    "queue": queue,
-                    "start_time": now,
-                    "attempt": 1,
-                    "continued_from_run_id": run.run_id,
-                }
                 # execution_timeout covers the whole execution: the next run inherits the
                 # deadline (and the parent link, which the backend carries over).
-                if run.execution_deadline is not None:
-                    next_info["execution_deadline"] = run.execution_deadline
                 commit.close = RunClose(
                     RunStatus.CONTINUED_AS_NEW,
                     None,
@@ -543,7 +531,14 @@ class Worker:
                         workflow_name=name,
                         queue=queue,
                         started_event=_events.workflow_started(
-                            name, out.payload or b"[]", next_info
+                            name,
+                            out.payload or b"[]",
+                            instance_id=run.instance_id,
+                            run_id=next_run_id,
+                            queue=queue,
+                            start_time=now,
+                            execution_deadline=run.execution_deadline,
+                            continued_from_run_id=run.run_id,
                         ),
                         execution_deadline=run.execution_deadline,
                     ),
