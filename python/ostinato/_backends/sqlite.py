@@ -181,6 +181,21 @@ class _RunRow:
         )
 
 
+# An inbox event ``i`` of run ``r`` that a worker may claim now: visible, its run open, not
+# under a live lease, not delayed, and not left to another worker that has the run cached
+# (until it has waited sticky_wait). Parameters: _claimable_params(now, worker, sticky_wait).
+_CLAIMABLE = (
+    "i.visible_at <= ? AND r.status = 'running' "
+    "AND (r.lease_token IS NULL OR r.lease_expires_at <= ?) "
+    "AND (r.ready_at IS NULL OR r.ready_at <= ?) "
+    "AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?)"
+)
+
+
+def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[object, ...]:
+    return (now, now, now, worker, sticky_wait, now)
+
+
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
@@ -836,22 +851,16 @@ class SqliteBackend(Backend):
         queues = list(queues)
         if max_tasks < 1 or not queues:
             return []
-        # A run another worker has cached is left to it until its work waited sticky_wait.
         find = (
             "SELECT i.run, MIN(i.id) AS first FROM inbox i JOIN runs r ON r.id = i.run "
-            f"WHERE i.queue IN ({_marks(queues)}) AND i.visible_at <= ? "
-            "AND r.status = 'running' "
-            "AND (r.lease_token IS NULL OR r.lease_expires_at <= ?) "
-            "AND (r.ready_at IS NULL OR r.ready_at <= ?) "
-            "AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?) "
+            f"WHERE i.queue IN ({_marks(queues)}) AND {_CLAIMABLE} "
             "GROUP BY i.run ORDER BY first LIMIT ?"
         )
 
         def op(conn: sqlite3.Connection, wake: Wake) -> list[WorkflowTask]:
             now = self.clock()
-            found = conn.execute(
-                find, (*queues, now, now, now, worker or "", sticky_wait, now, max_tasks)
-            ).fetchall()
+            claimable = _claimable_params(now, worker or "", sticky_wait)
+            found = conn.execute(find, (*queues, *claimable, max_tasks)).fetchall()
             tasks = []
             for pk, _ in found:
                 token = c.new_lease_token()
@@ -1200,12 +1209,8 @@ class SqliteBackend(Backend):
         if kind == "workflow":
             available = (
                 "SELECT 1 FROM inbox i JOIN runs r ON r.id = i.run "
-                f"WHERE i.queue IN ({marks}) AND i.visible_at <= ? AND r.status = 'running' "
-                "AND (r.lease_token IS NULL OR r.lease_expires_at <= ?) "
-                "AND (r.ready_at IS NULL OR r.ready_at <= ?) "
-                "AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?) "
-                "LIMIT 1",
-                lambda now: (*queues, now, now, now, worker, sticky_wait, now),
+                f"WHERE i.queue IN ({marks}) AND {_CLAIMABLE} LIMIT 1",
+                lambda now: (*queues, *_claimable_params(now, worker, sticky_wait)),
             )
             soonest = [
                 (
