@@ -1,6 +1,7 @@
 """Core engine benchmarks (issue 2), on SQLite with default durability, one process.
 
     python benchmarks/bench_core.py [--workflows 500] [--only throughput,latency,replay,rss]
+        [--samples 200] [--replay-activities 10000] [--parked 10000]
 
 (a) throughput: N workflows x 3 sequential no-op activities, workflows/s. Baseline in the
     same script: bare SQLite transactions/s with the same durability (one fsync'd commit
@@ -110,11 +111,12 @@ async def latency(tmp: Path, n: int = 200) -> None:
     client = ostinato.Client(backend)
     samples = []
     async with ostinato.Worker(backend, workflows=[one_step], activities=[noop]):
-        for i in range(n + 20):
+        warmup = min(20, n)
+        for i in range(n + warmup):
             start = time.perf_counter()
             handle = await client.start_workflow(one_step, i)
             await handle.result(timeout=30)
-            if i >= 20:  # warm-up excluded
+            if i >= warmup:  # warm-up excluded
                 samples.append((time.perf_counter() - start) * 1000)
     await backend.close()
     samples.sort()
@@ -139,7 +141,13 @@ def build_history(n: int) -> list[bytes]:
     )
     history: list[bytes] = []
     started = _events.workflow_started(
-        "many_steps", b"[%d]" % n, {"run_id": run_id, "instance_id": "replay-bench"}
+        "many_steps",
+        b"[%d]" % n,
+        instance_id="replay-bench",
+        run_id=run_id,
+        queue="default",
+        start_time=1_700_000_000.0,
+        execution_deadline=None,
     )
     t = 1_700_000_000_000_000
     run.step(t, [started])
@@ -208,6 +216,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workflows", type=int, default=500)
     parser.add_argument("--only", default="throughput,latency,replay,rss")
+    parser.add_argument("--samples", type=int, default=200, help="sequential runs for (b)")
+    parser.add_argument("--replay-activities", type=int, default=10_000, help="size of (c)")
+    parser.add_argument("--parked", type=int, default=10_000, help="cached runs for (d)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     print(f"python {sys.version.split()[0]}, ostinato {ostinato.__version__}, pid {os.getpid()}")
@@ -216,11 +227,11 @@ async def main() -> None:
         if "throughput" in only:
             await throughput(tmp, args.workflows)
         if "latency" in only:
-            await latency(tmp)
+            await latency(tmp, args.samples)
         if "replay" in only:
-            replay_bench()
+            replay_bench(args.replay_activities)
         if "rss" in only:
-            await rss(tmp)
+            await rss(tmp, args.parked)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_postgres.py [--workflows 2000] [--processes 1,2]
         [--only baseline,throughput,latency,claim,tree] [--trees 20] [--result-size 100]
+        [--samples 200]
         [--profile DIR]
 
 (a) throughput: N workflows x 3 sequential no-op activities, started concurrently by a
@@ -507,6 +508,7 @@ async def main() -> None:
     parser.add_argument("--only", default="baseline,throughput,latency,claim,tree")
     parser.add_argument("--trees", type=int, default=20)
     parser.add_argument("--result-size", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=200, help="sequential runs for (b), (c)")
     parser.add_argument(
         "--statement-stats",
         action="store_true",
@@ -538,9 +540,9 @@ async def main() -> None:
             if "throughput" in only:
                 print(await throughput(url, args.workflows, processes, profile_dir), flush=True)
             if "latency" in only:
-                print(await latency(url, 200, processes), flush=True)
+                print(await latency(url, args.samples, processes), flush=True)
             if "claim" in only:
-                print(await claim_latency(url, 200, processes), flush=True)
+                print(await claim_latency(url, args.samples, processes), flush=True)
             if "tree" in only:
                 print(
                     await tree(url, args.trees, args.result_size, processes, profile_dir),
