@@ -9,6 +9,8 @@ allow = ["random.Random"]
 # extra decorators that mark workflow / activity functions (dotted import paths)
 workflow-decorators = ["myapp.durable.workflow"]
 activity-decorators = ["myapp.durable.task"]
+# frameworks whose workflows to check (default: detected from each file's imports)
+preset = ["ostinato", "temporal", "dbos"]
 ```
 """
 
@@ -23,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .presets import DEFAULT_PRESET, PRESETS, Profile, detect, merge
 from .rules import RULES_BY_CODE
 from .table import Ban, BanTable
 
 WORKFLOW_DECORATORS = frozenset({"ostinato.workflow.defn"})
 ACTIVITY_DECORATORS = frozenset({"ostinato.activity.defn"})
 
-_KEYS = frozenset({"extra-banned", "allow", "workflow-decorators", "activity-decorators"})
+_KEYS = frozenset({"extra-banned", "allow", "workflow-decorators", "activity-decorators", "preset"})
 _BAN_VALUE = re.compile(r"^\s*(OST\d{3})\s*:\s*(\S.*?)\s*$")
 
 
@@ -43,11 +46,30 @@ class LintConfig:
     allow: frozenset[str] = frozenset()
     workflow_decorators: frozenset[str] = WORKFLOW_DECORATORS
     activity_decorators: frozenset[str] = ACTIVITY_DECORATORS
+    presets: tuple[str, ...] = ()  # configured; empty means "detect from imports"
     source: Path | None = None
 
     @functools.cached_property
     def table(self) -> BanTable:
         return BanTable(self.extra_banned, self.allow)
+
+    def presets_for(self, imported: frozenset[str]) -> tuple[str, ...]:
+        """The presets in force for a file importing the dotted names ``imported``."""
+        if self.presets:
+            return self.presets
+        return tuple(sorted(detect(imported) or {DEFAULT_PRESET}))
+
+    def profile(self, presets: tuple[str, ...]) -> Profile:
+        return _profile(presets, self.workflow_decorators, self.activity_decorators)
+
+
+@functools.lru_cache(maxsize=256)
+def _profile(
+    presets: tuple[str, ...],
+    workflow_decorators: frozenset[str],
+    activity_decorators: frozenset[str],
+) -> Profile:
+    return merge(presets, workflow_decorators, activity_decorators)
 
 
 DEFAULT_CONFIG = LintConfig()
@@ -94,6 +116,22 @@ def _string_list(path: Path, key: str, value: object) -> frozenset[str]:
     return frozenset(value)
 
 
+def _presets(path: Path, value: object) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(item, str) for item in names):
+        raise ConfigError(
+            f"{path}: [tool.ostinato.lint] preset must be a string or a list of strings "
+            f"(known: {', '.join(PRESETS)})"
+        )
+    for name in names:
+        if name not in PRESETS:
+            raise ConfigError(
+                f"{path}: [tool.ostinato.lint] preset {name!r} is not known "
+                f"(known: {', '.join(PRESETS)})"
+            )
+    return tuple(sorted(set(names)))
+
+
 def parse_config(table: Mapping[str, object], path: Path) -> LintConfig:
     unknown = sorted(set(table) - _KEYS)
     if unknown:
@@ -120,6 +158,7 @@ def parse_config(table: Mapping[str, object], path: Path) -> LintConfig:
         extra[name] = Ban(code, advice)
     return LintConfig(
         extra_banned=extra,
+        presets=_presets(path, table.get("preset", [])),
         allow=_string_list(path, "allow", table.get("allow", [])),
         workflow_decorators=WORKFLOW_DECORATORS
         | _string_list(path, "workflow-decorators", table.get("workflow-decorators", [])),

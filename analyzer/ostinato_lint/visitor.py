@@ -25,23 +25,20 @@ FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _CHECKS = checks_by_node_type()
-# Calls whose arguments are not workflow code (side_effect runs its function once and records
-# the result) or whose first argument is a function reference, not a call (activities, children).
-_SIDE_EFFECT = frozenset({"ostinato.workflow.side_effect"})
-_SCHEDULERS = frozenset(
-    {
-        "ostinato.workflow.execute_activity",
-        "ostinato.workflow.start_activity",
-        "ostinato.workflow.execute_child",
-        "ostinato.workflow.start_child",
-    }
-)
+_WAIT = frozenset({"asyncio.wait", "asyncio.tasks.wait"})
 _SET_TYPE_NAMES = frozenset({"set", "frozenset", "Set", "FrozenSet", "AbstractSet", "MutableSet"})
 _SET_METHODS = frozenset({"union", "intersection", "difference", "symmetric_difference", "copy"})
 _SET_OPERATORS = (ast.BitOr, ast.BitAnd, ast.BitXor, ast.Sub)
 
 
 def _is_set_annotation(annotation: ast.expr | None) -> bool:
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        try:  # "set[str]" (a string annotation)
+            annotation = ast.parse(annotation.value, mode="eval").body
+        except SyntaxError:
+            return False
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        return False  # `set[str] | None` may be None: not iterated as a set for sure
     if isinstance(annotation, ast.Subscript):
         annotation = annotation.value
     if isinstance(annotation, ast.Name):
@@ -101,11 +98,38 @@ class Target:
     owner: str | None  # class name, for methods
 
 
+def _is_set_literal(value: ast.expr) -> bool:
+    if isinstance(value, ast.Set | ast.SetComp):
+        return True
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in ("set", "frozenset")
+    )
+
+
+def _returns_set(node: FunctionNode) -> bool:
+    """Declared to return a set, or every value it returns is a set literal / set() call."""
+    if _is_set_annotation(node.returns):
+        return True
+    returned: list[ast.expr] = []
+    pending: list[ast.AST] = list(node.body)
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        if isinstance(current, ast.Return) and current.value is not None:
+            returned.append(current.value)
+        pending.extend(ast.iter_child_nodes(current))
+    return bool(returned) and all(_is_set_literal(value) for value in returned)
+
+
 @dataclass
 class ClassInfo:
     node: ast.ClassDef
     methods: dict[str, FunctionNode] = field(default_factory=dict)
     bases: list[str] = field(default_factory=list)
+    set_attrs: set[str] = field(default_factory=set)  # self.x = set() / x: set[str]
 
 
 class ModuleIndex:
@@ -113,6 +137,7 @@ class ModuleIndex:
 
     def __init__(self, tree: ast.Module, config: LintConfig) -> None:
         self.config = config
+        self.imported: set[str] = set()  # every dotted path a module-level import names
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
         self.names: set[str] = set()
@@ -120,8 +145,11 @@ class ModuleIndex:
         self.functions: dict[str, FunctionNode] = {}
         self.classes: dict[str, ClassInfo] = {}
         self._collect(tree.body)
+        self.presets = config.presets_for(frozenset(self.imported))
+        self.profile = config.profile(self.presets)
         self.workflows: list[Target] = []
         self.activities: dict[str, Target] = {}
+        self.direct_call_activities: set[str] = set()
         self._classify()
 
     # -- collection -------------------------------------------------------------------------
@@ -133,7 +161,9 @@ class ModuleIndex:
                     alias.name == "*" for alias in statement.names
                 ):
                     self.star_imports.append(statement.module or "")
+                    self.imported.add(statement.module or "")
                 for name, dotted in _import_bindings(statement):
+                    self.imported.add(dotted)
                     self.imports[name] = dotted
                     self.names.add(name)
             elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -146,7 +176,7 @@ class ModuleIndex:
                     statement.targets if isinstance(statement, ast.Assign) else [statement.target]
                 )
                 value = statement.value
-                is_set = (value is not None and self._is_set_literal(value)) or (
+                is_set = (value is not None and _is_set_literal(value)) or (
                     isinstance(statement, ast.AnnAssign)
                     and _is_set_annotation(statement.annotation)
                 )
@@ -167,24 +197,63 @@ class ModuleIndex:
                             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                                 self.names.add(node.id)
 
-    @staticmethod
-    def _is_set_literal(value: ast.expr) -> bool:
-        if isinstance(value, ast.Set | ast.SetComp):
-            return True
-        return (
-            isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name)
-            and value.func.id in ("set", "frozenset")
-        )
-
     def _collect_class(self, node: ast.ClassDef) -> None:
         info = ClassInfo(node)
         info.bases = [base.id for base in node.bases if isinstance(base, ast.Name)]
         for statement in node.body:
             if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
                 info.methods[statement.name] = statement
+                self._collect_set_attrs(info, statement)
+            elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                if _is_set_annotation(statement.annotation) or (
+                    statement.value is not None and _is_set_literal(statement.value)
+                ):
+                    info.set_attrs.add(statement.target.id)
+            elif isinstance(statement, ast.Assign) and _is_set_literal(statement.value):
+                for target in statement.targets:
+                    info.set_attrs.update(_bound_names(target))
         self.classes[node.name] = info
         self.names.add(node.name)
+
+    @staticmethod
+    def _collect_set_attrs(info: ClassInfo, method: FunctionNode) -> None:
+        """``self.pending = set()`` (or ``self.pending: set[str] = ...``) in any method."""
+        positional = [*method.args.posonlyargs, *method.args.args]
+        if not positional:
+            return
+        self_name = positional[0].arg
+        for node in ast.walk(method):
+            if isinstance(node, ast.Assign):
+                targets, is_set = node.targets, _is_set_literal(node.value)
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+                is_set = _is_set_annotation(node.annotation) or (
+                    node.value is not None and _is_set_literal(node.value)
+                )
+            else:
+                continue
+            if not is_set:
+                continue
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == self_name
+                ):
+                    info.set_attrs.add(target.attr)
+
+    def is_set_attribute(self, class_name: str, attr: str) -> bool:
+        pending, seen = [class_name], set()
+        while pending:
+            current = pending.pop(0)
+            info = self.classes.get(current)
+            if info is None or current in seen:
+                continue
+            seen.add(current)
+            if attr in info.set_attrs:
+                return True
+            pending.extend(info.bases)
+        return False
 
     def _decorated_with(self, node: FunctionNode | ast.ClassDef, names: frozenset[str]) -> bool:
         for decorator in node.decorator_list:
@@ -198,8 +267,8 @@ class ModuleIndex:
         return False
 
     def _classify(self) -> None:
-        workflow_names = self.config.workflow_decorators
-        activity_names = self.config.activity_decorators
+        workflow_names = self.profile.workflow_decorators
+        activity_names = self.profile.activity_decorators
         candidates = [Target(node, name, None) for name, node in self.functions.items()]
         for class_name, info in self.classes.items():
             whole_class = self._decorated_with(info.node, workflow_names)
@@ -212,6 +281,8 @@ class ModuleIndex:
         for target in candidates:
             if self._decorated_with(target.node, activity_names):
                 self.activities[target.qualname] = target
+                if self._decorated_with(target.node, self.profile.direct_call_decorators):
+                    self.direct_call_activities.add(target.qualname)
             elif self._decorated_with(target.node, workflow_names):
                 self.workflows.append(target)
 
@@ -258,12 +329,21 @@ class ModuleIndex:
 class _Scope:
     """Names bound by one function (or lambda) body."""
 
-    __slots__ = ("class_name", "imports", "instances", "locals", "self_name", "set_names")
+    __slots__ = (
+        "class_name",
+        "imports",
+        "instances",
+        "locals",
+        "self_name",
+        "set_names",
+        "wait_sets",
+    )
 
     def __init__(self) -> None:
         self.imports: dict[str, str] = {}
         self.locals: set[str] = set()
         self.set_names: set[str] = set()
+        self.wait_sets: set[str] = set()  # done, pending = await asyncio.wait(...)
         self.instances: dict[str, str] = {}  # local name -> same-module class it was built from
         self.self_name: str | None = None
         self.class_name: str | None = None
@@ -323,6 +403,7 @@ class FunctionVisitor(ast.NodeVisitor):
         self, index: ModuleIndex, target: Target, workflow: str, report: _Reporter
     ) -> None:
         self.index = index
+        self.profile = index.profile
         self.table = index.config.table
         self.target = target
         self.workflow = workflow
@@ -372,6 +453,12 @@ class FunctionVisitor(ast.NodeVisitor):
     def is_set_valued(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Set | ast.SetComp):
             return True
+        if isinstance(node, ast.Attribute):  # self.pending, set up as a set in any method
+            resolved = self.resolve(node)
+            if resolved is None or resolved.kind != "self" or not isinstance(node.value, ast.Name):
+                return False
+            owner, _, attr = resolved.qualname.rpartition(".")
+            return "." not in owner and self.index.is_set_attribute(owner, attr)
         if isinstance(node, ast.Name):
             for scope in reversed(self.scopes):
                 if node.id in scope.set_names:
@@ -381,6 +468,8 @@ class FunctionVisitor(ast.NodeVisitor):
             return node.id in self.index.set_names
         if isinstance(node, ast.Call):
             func = node.func
+            if self._returns_set(func):
+                return True
             if isinstance(func, ast.Name):
                 resolved = self.resolve_name(func.id)
                 return resolved is not None and resolved.qualname in (
@@ -398,12 +487,47 @@ class FunctionVisitor(ast.NodeVisitor):
             return not isinstance(node.op, ast.Sub) and self.is_set_valued(node.right)
         return False
 
+    def _returns_set(self, func: ast.expr) -> bool:
+        """``self.ids()`` / ``helper()`` where that same-module function returns a set."""
+        if not isinstance(func, ast.Name | ast.Attribute):
+            return False
+        resolved = self.resolve(func)
+        if resolved is None or resolved.kind not in ("module", "self"):
+            return False
+        if resolved.qualname in self.index.classes:
+            return False  # a constructor
+        target = self.index.target_for(resolved)
+        return target is not None and _returns_set(target.node)
+
+    def is_wait_set(self, node: ast.expr) -> bool:
+        if not isinstance(node, ast.Name):
+            return False
+        for scope in reversed(self.scopes):
+            if node.id in scope.wait_sets:
+                return True
+            if node.id in scope.locals:
+                return False
+        return False
+
+    def scheduled_inputs(self, call: ast.Call) -> list[ast.expr] | None:
+        """The input arguments when ``call`` schedules an activity or child, else None."""
+        resolved = self.resolve(call.func)
+        if resolved is None or resolved.qualname not in self.profile.schedulers:
+            return None
+        inputs = list(call.args[1:])
+        for keyword in call.keywords:
+            if keyword.arg in self.profile.input_keywords:
+                inputs.append(keyword.value)
+        return inputs
+
     def activity_name(self, node: ast.expr) -> str | None:
         if not isinstance(node, ast.Name | ast.Attribute):
             return None
         resolved = self.resolve(node)
         if resolved is None or resolved.kind not in ("module", "self"):
             return None
+        if resolved.qualname in self.index.direct_call_activities:
+            return None  # DBOS steps are meant to be called directly
         return resolved.qualname if resolved.qualname in self.index.activities else None
 
     def is_banned(self, node: ast.expr) -> bool:
@@ -428,6 +552,8 @@ class FunctionVisitor(ast.NodeVisitor):
                 self._emit(rule, hit)
 
     def _emit(self, rule: Rule, hit: Hit) -> None:
+        if rule.code in self.profile.disabled:
+            return
         line = getattr(hit.node, "lineno", 1)
         col = getattr(hit.node, "col_offset", 0)
         advice = hit.advice or rule.advice
@@ -485,12 +611,30 @@ class FunctionVisitor(ast.NodeVisitor):
             ):
                 instances[target.id] = resolved.qualname
 
+    def _track_wait(self, target: ast.expr, value: ast.expr) -> None:
+        """``done, pending = await asyncio.wait(...)``: both names hold unordered sets."""
+        if not self.scopes:
+            return
+        if isinstance(target, ast.Name):
+            self.scopes[-1].wait_sets.discard(target.id)
+        if not isinstance(target, ast.Tuple | ast.List):
+            return
+        names = [element.id for element in target.elts if isinstance(element, ast.Name)]
+        wait_sets = self.scopes[-1].wait_sets
+        wait_sets.difference_update(names)
+        call = value.value if isinstance(value, ast.Await) else value
+        if isinstance(call, ast.Call):
+            resolved = self.resolve(call.func)
+            if resolved is not None and resolved.qualname in _WAIT and len(names) == 2:
+                wait_sets.update(names)
+
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         for target in node.targets:
             self.visit(target)
             self._track_set_binding(target, self.is_set_valued(node.value))
             self._track_instance(target, node.value)
+            self._track_wait(target, node.value)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -557,11 +701,11 @@ class FunctionVisitor(ast.NodeVisitor):
     def _visit_arguments(self, call: ast.Call) -> None:
         resolved = self.resolve(call.func)
         qualname = resolved.qualname if resolved is not None else ""
-        if qualname in _SIDE_EFFECT:
+        if qualname in self.profile.side_effects:
             return
         arguments: list[ast.expr] = list(call.args)
         if (
-            qualname in _SCHEDULERS
+            qualname in self.profile.schedulers
             and arguments
             and isinstance(arguments[0], ast.Name | ast.Attribute)
         ):

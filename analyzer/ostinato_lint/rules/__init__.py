@@ -21,6 +21,8 @@ from . import (
     ost109_module_state,
     ost110_direct_activity_call,
     ost111_swallowed_cancellation,
+    ost112_asyncio_wait_order,
+    ost113_set_payload,
 )
 from ._rule import Check, CheckContext, Hit, Resolved, Rule
 
@@ -38,6 +40,8 @@ ALL_RULES: tuple[Rule, ...] = tuple(
         ost109_module_state,
         ost110_direct_activity_call,
         ost111_swallowed_cancellation,
+        ost112_asyncio_wait_order,
+        ost113_set_payload,
     )
 )
 RULES_BY_CODE: Mapping[str, Rule] = {rule.code: rule for rule in ALL_RULES}

@@ -44,6 +44,14 @@ class CheckContext(Protocol):
         """True when ``node`` evaluates to a ``set``/``frozenset`` as far as we can tell."""
         ...
 
+    def is_wait_set(self, node: ast.expr) -> bool:
+        """True for the ``done``/``pending`` names bound from ``await asyncio.wait(...)``."""
+        ...
+
+    def scheduled_inputs(self, call: ast.Call) -> list[ast.expr] | None:
+        """The input arguments when ``call`` schedules an activity or child workflow."""
+        ...
+
     def activity_name(self, node: ast.expr) -> str | None:
         """The name of the same-module activity ``node`` refers to, if it refers to one."""
         ...
