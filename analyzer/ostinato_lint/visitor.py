@@ -29,6 +29,35 @@ _WAIT = frozenset({"asyncio.wait", "asyncio.tasks.wait"})
 _SET_TYPE_NAMES = frozenset({"set", "frozenset", "Set", "FrozenSet", "AbstractSet", "MutableSet"})
 _SET_METHODS = frozenset({"union", "intersection", "difference", "symmetric_difference", "copy"})
 _SET_OPERATORS = (ast.BitOr, ast.BitAnd, ast.BitXor, ast.Sub)
+_STR_TYPE_NAMES = frozenset({"str", "bytes", "LiteralString"})
+_STR_BUILTINS = frozenset({"str", "bytes", "repr", "ascii", "format", "chr"})
+_STR_METHODS = frozenset(
+    {
+        "encode",
+        "decode",
+        "lower",
+        "upper",
+        "casefold",
+        "title",
+        "capitalize",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "format",
+        "join",
+        "replace",
+        "removeprefix",
+        "removesuffix",
+        "hexdigest",
+        "isoformat",
+    }
+)
+
+
+def _is_str_annotation(annotation: ast.expr | None) -> bool:
+    if isinstance(annotation, ast.Name):
+        return annotation.id in _STR_TYPE_NAMES
+    return isinstance(annotation, ast.Attribute) and annotation.attr in _STR_TYPE_NAMES
 
 
 def _is_set_annotation(annotation: ast.expr | None) -> bool:
@@ -336,6 +365,7 @@ class _Scope:
         "locals",
         "self_name",
         "set_names",
+        "str_names",
         "wait_sets",
     )
 
@@ -343,6 +373,7 @@ class _Scope:
         self.imports: dict[str, str] = {}
         self.locals: set[str] = set()
         self.set_names: set[str] = set()
+        self.str_names: set[str] = set()  # str/bytes values (for hash())
         self.wait_sets: set[str] = set()  # done, pending = await asyncio.wait(...)
         self.instances: dict[str, str] = {}  # local name -> same-module class it was built from
         self.self_name: str | None = None
@@ -358,6 +389,8 @@ class _Scope:
             scope.locals.add(param.arg)
             if _is_set_annotation(param.annotation):
                 scope.set_names.add(param.arg)
+            if _is_str_annotation(param.annotation):
+                scope.str_names.add(param.arg)
         positional = [*arguments.posonlyargs, *arguments.args]
         if (
             owner is not None
@@ -487,6 +520,37 @@ class FunctionVisitor(ast.NodeVisitor):
             return not isinstance(node.op, ast.Sub) and self.is_set_valued(node.right)
         return False
 
+    def is_str_valued(self, node: ast.expr) -> bool:
+        """True when ``node`` is a ``str``/``bytes`` (or a tuple holding one) as far as we can
+        tell: literals, f-strings, str()/bytes() calls, string methods, annotated names."""
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, str | bytes)
+        if isinstance(node, ast.JoinedStr):
+            return True
+        if isinstance(node, ast.Tuple):
+            return any(self.is_str_valued(element) for element in node.elts)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+            return self.is_str_valued(node.left) or (
+                isinstance(node.op, ast.Add) and self.is_str_valued(node.right)
+            )
+        if isinstance(node, ast.Subscript):
+            return isinstance(node.slice, ast.Slice) and self.is_str_valued(node.value)
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                resolved = self.resolve_name(func.id)
+                return resolved is not None and resolved.qualname in {
+                    f"builtins.{name}" for name in _STR_BUILTINS
+                }
+            return isinstance(func, ast.Attribute) and func.attr in _STR_METHODS
+        if isinstance(node, ast.Name):
+            for scope in reversed(self.scopes):
+                if node.id in scope.str_names:
+                    return True
+                if node.id in scope.locals or node.id in scope.imports:
+                    return False
+        return False
+
     def _returns_set(self, func: ast.expr) -> bool:
         """``self.ids()`` / ``helper()`` where that same-module function returns a set."""
         if not isinstance(func, ast.Name | ast.Attribute):
@@ -596,6 +660,13 @@ class FunctionVisitor(ast.NodeVisitor):
             else:
                 self.scopes[-1].set_names.discard(target.id)
 
+    def _track_str_binding(self, target: ast.expr, is_str: bool) -> None:
+        if isinstance(target, ast.Name) and self.scopes:
+            if is_str:
+                self.scopes[-1].str_names.add(target.id)
+            else:
+                self.scopes[-1].str_names.discard(target.id)
+
     def _track_instance(self, target: ast.expr, value: ast.expr) -> None:
         """``pricing = Pricing()``: later ``pricing.price()`` reaches ``Pricing.price``."""
         if not isinstance(target, ast.Name) or not self.scopes:
@@ -633,6 +704,7 @@ class FunctionVisitor(ast.NodeVisitor):
         for target in node.targets:
             self.visit(target)
             self._track_set_binding(target, self.is_set_valued(node.value))
+            self._track_str_binding(target, self.is_str_valued(node.value))
             self._track_instance(target, node.value)
             self._track_wait(target, node.value)
 
@@ -644,6 +716,11 @@ class FunctionVisitor(ast.NodeVisitor):
             node.value is not None and self.is_set_valued(node.value)
         )
         self._track_set_binding(node.target, is_set)
+        self._track_str_binding(
+            node.target,
+            _is_str_annotation(node.annotation)
+            or (node.value is not None and self.is_str_valued(node.value)),
+        )
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.visit(node.value)

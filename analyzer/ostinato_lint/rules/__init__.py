@@ -23,6 +23,7 @@ from . import (
     ost111_swallowed_cancellation,
     ost112_asyncio_wait_order,
     ost113_set_payload,
+    ost114_string_hash,
 )
 from ._rule import Check, CheckContext, Hit, Resolved, Rule
 
@@ -42,6 +43,7 @@ ALL_RULES: tuple[Rule, ...] = tuple(
         ost111_swallowed_cancellation,
         ost112_asyncio_wait_order,
         ost113_set_payload,
+        ost114_string_hash,
     )
 )
 RULES_BY_CODE: Mapping[str, Rule] = {rule.code: rule for rule in ALL_RULES}

@@ -44,6 +44,10 @@ class CheckContext(Protocol):
         """True when ``node`` evaluates to a ``set``/``frozenset`` as far as we can tell."""
         ...
 
+    def is_str_valued(self, node: ast.expr) -> bool:
+        """True when ``node`` evaluates to ``str``/``bytes`` (or a tuple holding one)."""
+        ...
+
     def is_wait_set(self, node: ast.expr) -> bool:
         """True for the ``done``/``pending`` names bound from ``await asyncio.wait(...)``."""
         ...
