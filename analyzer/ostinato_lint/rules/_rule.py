@@ -48,6 +48,10 @@ class CheckContext(Protocol):
         """True when ``node`` evaluates to ``str``/``bytes`` (or a tuple holding one)."""
         ...
 
+    def enclosing_handlers(self) -> list[ast.ExceptHandler]:
+        """The ``except`` clauses the node is inside, outermost first."""
+        ...
+
     def is_wait_set(self, node: ast.expr) -> bool:
         """True for the ``done``/``pending`` names bound from ``await asyncio.wait(...)``."""
         ...

@@ -2,6 +2,8 @@
 ## What it does
 Flags randomness in workflow code: anything from `random` (including `random.Random()`
 instances), `secrets`, `numpy.random`, `os.urandom()`, and `uuid.uuid1()` / `uuid.uuid4()`.
+A generator seeded with a constant (`random.Random(42)`, `numpy.random.default_rng(7)`) draws the
+same numbers in every process and is not flagged; one seeded from anything else is.
 
 ## Why is this bad?
 A replay must take exactly the decisions the first execution took.  A random number drawn

@@ -2,7 +2,9 @@
 ## What it does
 Flags exception handlers in workflow code that catch cancellation and do not re-raise: a bare
 `except:`, `except BaseException:` and `except asyncio.CancelledError:` (alone or in a tuple)
-whose body contains no `raise`, and `contextlib.suppress()` of any of them.
+whose body contains no `raise`, and `contextlib.suppress()` of any of them.  A handler nested
+inside an outer `except` that catches cancellation and re-raises it is not flagged: cleanup there
+may swallow its own failures, the outer handler still propagates the cancel.
 
 ## Why is this bad?
 Cancelling a run (`handle.cancel()`, a parent's cancellation, a timeout) is delivered to the
@@ -77,15 +79,27 @@ def _caught_cancellation(ctx: CheckContext, node: ast.expr) -> str | None:
     return None
 
 
-def _reraises(body: list[ast.stmt]) -> bool:
+def _reraises(body: list[ast.stmt], skip: ast.AST | None = None) -> bool:
     pending: list[ast.AST] = list(body)
     while pending:
         node = pending.pop()
+        if node is skip:
+            continue
         if isinstance(node, ast.Raise):
             return True
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
             continue  # a raise in a nested function does not re-raise from the handler
         pending.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _inside_reraising_handler(ctx: CheckContext, node: ast.AST) -> bool:
+    """Cleanup inside ``except CancelledError: ...; raise`` may swallow its own errors: the
+    outer handler still re-raises the cancellation."""
+    for outer in ctx.enclosing_handlers():
+        catches = outer.type is None or _caught_cancellation(ctx, outer.type) is not None
+        if catches and _reraises(outer.body, skip=node):
+            return True
     return False
 
 
@@ -98,7 +112,7 @@ def _check_handler(ctx: CheckContext, node: ast.AST) -> Iterator[Hit]:
         if name is None:
             return
         caught = f"'except {name}'"
-    if not _reraises(node.body):
+    if not _reraises(node.body) and not _inside_reraising_handler(ctx, node):
         yield Hit(node, f"{caught} swallows the run's cancellation (asyncio.CancelledError)")
 
 
@@ -106,6 +120,8 @@ def _check_suppress(ctx: CheckContext, node: ast.AST) -> Iterator[Hit]:
     assert isinstance(node, ast.Call)
     resolved = ctx.resolve(node.func)
     if resolved is None or resolved.qualname != "contextlib.suppress":
+        return
+    if _inside_reraising_handler(ctx, node):
         return
     for arg in node.args:
         name = _caught_cancellation(ctx, arg)
