@@ -127,6 +127,38 @@ class Target:
     node: FunctionNode
     qualname: str
     owner: str | None  # class name, for methods
+    enclosing: tuple[Target, ...] = ()  # the functions a nested function is defined in
+
+
+def _function_imports(node: FunctionNode) -> Iterator[tuple[str, str]]:
+    """The imports a function body makes (not those of functions nested in it)."""
+    pending: list[ast.AST] = list(node.body)
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ast.Import | ast.ImportFrom):
+            yield from _import_bindings(current)
+        elif not isinstance(
+            current, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
+        ):
+            pending.extend(ast.iter_child_nodes(current))
+
+
+def _nested_functions(parent: Target) -> Iterator[Target]:
+    """Functions defined inside ``parent`` (at any depth), as targets that know their enclosers."""
+    pending: list[ast.AST] = list(parent.node.body)
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef):
+            nested = Target(
+                current,
+                f"{parent.qualname}.<locals>.{current.name}",
+                None,
+                (*parent.enclosing, parent),
+            )
+            yield nested
+            yield from _nested_functions(nested)
+        elif not isinstance(current, ast.ClassDef | ast.Lambda):
+            pending.extend(ast.iter_child_nodes(current))
 
 
 def _is_set_literal(value: ast.expr) -> bool:
@@ -181,6 +213,7 @@ class ModuleIndex:
         self.workflows: list[Target] = []
         self.activities: dict[str, Target] = {}
         self.direct_call_activities: set[str] = set()
+        self.nested: dict[str, Target] = {}  # functions defined inside functions, by qualname
         self._classify()
 
     # -- collection -------------------------------------------------------------------------
@@ -286,14 +319,18 @@ class ModuleIndex:
             pending.extend(info.bases)
         return False
 
-    def _decorated_with(self, node: FunctionNode | ast.ClassDef, names: frozenset[str]) -> bool:
+    def _decorated_with(
+        self,
+        node: FunctionNode | ast.ClassDef,
+        names: frozenset[str],
+        local_imports: dict[str, str] | None = None,
+    ) -> bool:
         for decorator in node.decorator_list:
             root, attrs = _chain_root(decorator)
-            if (
-                isinstance(root, ast.Name)
-                and root.id in self.imports
-                and ".".join([self.imports[root.id], *attrs]) in names
-            ):
+            if not isinstance(root, ast.Name):
+                continue
+            dotted = (local_imports or {}).get(root.id) or self.imports.get(root.id)
+            if dotted is not None and ".".join([dotted, *attrs]) in names:
                 return True
         return False
 
@@ -309,12 +346,32 @@ class ModuleIndex:
                     self.workflows.append(target)
                 else:
                     candidates.append(target)
+        self._classify_targets(candidates)
+        # DBOS (and many tests) define workflows and steps inside functions
+        for parent in [*candidates, *self.workflows]:
+            nested = list(_nested_functions(parent))
+            if not nested:
+                continue
+            for target in nested:
+                self.nested[target.qualname] = target
+            local_imports: dict[str, str] = dict(_function_imports(parent.node))
+            self._classify_targets(nested, local_imports)
+
+    def _classify_targets(
+        self, candidates: list[Target], local_imports: dict[str, str] | None = None
+    ) -> None:
+        workflow_names = self.profile.workflow_decorators
+        activity_names = self.profile.activity_decorators
         for target in candidates:
-            if self._decorated_with(target.node, activity_names):
+            if not target.node.decorator_list:
+                continue
+            if self._decorated_with(target.node, activity_names, local_imports):
                 self.activities[target.qualname] = target
-                if self._decorated_with(target.node, self.profile.direct_call_decorators):
+                if self._decorated_with(
+                    target.node, self.profile.direct_call_decorators, local_imports
+                ):
                     self.direct_call_activities.add(target.qualname)
-            elif self._decorated_with(target.node, workflow_names):
+            elif self._decorated_with(target.node, workflow_names, local_imports):
                 self.workflows.append(target)
 
     # -- lookups ----------------------------------------------------------------------------
@@ -346,6 +403,8 @@ class ModuleIndex:
 
     def target_for(self, resolved: Resolved) -> Target | None:
         """The same-module function a reference leads to (a class leads to its __init__)."""
+        if resolved.kind == "local":
+            return self.nested.get(resolved.qualname)
         if resolved.kind not in ("module", "self"):
             return None
         head, _, rest = resolved.qualname.partition(".")
@@ -362,9 +421,11 @@ class _Scope:
 
     __slots__ = (
         "class_name",
+        "functions",
         "imports",
         "instances",
         "locals",
+        "prefix",
         "self_name",
         "set_names",
         "str_names",
@@ -380,6 +441,8 @@ class _Scope:
         self.instances: dict[str, str] = {}  # local name -> same-module class it was built from
         self.self_name: str | None = None
         self.class_name: str | None = None
+        self.functions: set[str] = set()  # functions defined in this body
+        self.prefix: str | None = None  # "outer.<locals>" for an enclosing function's scope
 
     @classmethod
     def of(cls, node: FunctionNode | ast.Lambda, owner: str | None) -> _Scope:
@@ -414,6 +477,8 @@ class _Scope:
             node = pending.pop()
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.locals.add(node.name)
+                if not isinstance(node, ast.ClassDef):
+                    self.functions.add(node.name)
                 continue
             if isinstance(node, ast.Lambda):
                 continue
@@ -458,10 +523,14 @@ class FunctionVisitor(ast.NodeVisitor):
         for default in (*node.args.defaults, *node.args.kw_defaults):
             if default is not None:
                 self.visit(default)
+        for outer in self.target.enclosing:
+            scope = _Scope.of(outer.node, outer.owner)
+            scope.prefix = f"{outer.qualname}.<locals>"
+            self.scopes.append(scope)
         self.scopes.append(_Scope.of(node, self.target.owner))
         for statement in node.body:
             self.visit(statement)
-        self.scopes.pop()
+        del self.scopes[:]
 
     # -- CheckContext -----------------------------------------------------------------------
 
@@ -473,6 +542,8 @@ class FunctionVisitor(ast.NodeVisitor):
                 return Resolved("self", scope.class_name)
             if name in scope.instances:
                 return Resolved("self", scope.instances[name])
+            if scope.prefix is not None and name in scope.functions:
+                return Resolved("local", f"{scope.prefix}.{name}")
             if name in scope.locals:
                 return None
         return self.index.resolve_global(name)
@@ -559,7 +630,7 @@ class FunctionVisitor(ast.NodeVisitor):
         if not isinstance(func, ast.Name | ast.Attribute):
             return False
         resolved = self.resolve(func)
-        if resolved is None or resolved.kind not in ("module", "self"):
+        if resolved is None or resolved.kind not in ("module", "self", "local"):
             return False
         if resolved.qualname in self.index.classes:
             return False  # a constructor
@@ -591,7 +662,7 @@ class FunctionVisitor(ast.NodeVisitor):
         if not isinstance(node, ast.Name | ast.Attribute):
             return None
         resolved = self.resolve(node)
-        if resolved is None or resolved.kind not in ("module", "self"):
+        if resolved is None or resolved.kind not in ("module", "self", "local"):
             return None
         if resolved.qualname in self.index.direct_call_activities:
             return None  # DBOS steps are meant to be called directly
@@ -824,7 +895,7 @@ class FunctionVisitor(ast.NodeVisitor):
         if base is None:
             return
         qualname = ".".join([base.qualname, *(name for name, _ in segments[1:])])
-        if base.kind in ("module", "self"):
+        if base.kind in ("module", "self", "local"):
             self.references.append(Resolved(base.kind, qualname))
             return
         if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load):

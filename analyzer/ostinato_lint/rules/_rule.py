@@ -26,7 +26,9 @@ class Resolved(NamedTuple):
     - ``"module"``: a module-level function, class or variable of the file being linted
       (``qualname`` is its dotted name inside the module, e.g. ``Order.run``);
     - ``"self"``: an attribute of ``self``/``cls`` inside a method (``qualname`` is
-      ``Class.attr``).
+      ``Class.attr``);
+    - ``"local"``: a function defined inside an enclosing function of the code being checked
+      (``qualname`` is ``outer.<locals>.name``).
     """
 
     kind: str

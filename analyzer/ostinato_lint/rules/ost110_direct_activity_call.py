@@ -56,6 +56,7 @@ def _check_call(ctx: CheckContext, node: ast.AST) -> Iterator[Hit]:
     assert isinstance(node, ast.Call)
     name = ctx.activity_name(node.func)
     if name is not None:
+        name = name.rpartition("<locals>.")[2]  # build_app.<locals>.charge -> charge
         yield Hit(
             node,
             f"calls activity '{name}' directly, so it runs inline on every replay",
