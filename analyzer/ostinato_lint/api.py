@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DEFAULT_CONFIG, LintConfig, config_for
-from .finding import Finding
+from .finding import Finding, Note
 from .visitor import analyze
 
 # Same spelling flake8 accepts: a bare noqa comment silences everything on the line, a noqa
@@ -41,6 +41,7 @@ def lint_source(
     config: LintConfig | None = None,
     *,
     noqa: bool = True,
+    notes: list[Note] | None = None,
 ) -> list[Finding]:
     """Findings for one module's source.  Raises ``SyntaxError`` for invalid code.
 
@@ -50,16 +51,18 @@ def lint_source(
     tree = ast.parse(source, filename=path)
     if config is None:
         config = DEFAULT_CONFIG if path.startswith("<") else config_for(Path(path))
-    findings = analyze(tree, path, config)
+    findings = analyze(tree, path, config, notes)
     if noqa:
         lines = source.splitlines()
         findings = [finding for finding in findings if not _suppressed(finding, lines)]
     return findings
 
 
-def lint_file(path: Path, config: LintConfig | None = None) -> list[Finding]:
+def lint_file(
+    path: Path, config: LintConfig | None = None, *, notes: list[Note] | None = None
+) -> list[Finding]:
     source = importlib.util.decode_source(path.read_bytes())  # honours PEP 263 coding lines
-    return lint_source(source, str(path), config)
+    return lint_source(source, str(path), config, notes=notes)
 
 
 def iter_python_files(path: Path) -> Iterator[Path]:
@@ -79,6 +82,8 @@ def iter_python_files(path: Path) -> Iterator[Path]:
 class LintResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # files that could not be read or parsed
+    notes: list[str] = field(default_factory=list)  # how files were checked, each said once
+    files: int = 0  # files linted
 
 
 def _selected(code: str, select: Sequence[str], ignore: Sequence[str]) -> bool:
@@ -96,14 +101,17 @@ def lint_paths(
 ) -> LintResult:
     """Lint files and directories (recursively).  Unreadable or invalid files go to ``errors``."""
     result = LintResult()
+    notes: list[Note] = []
+    seen_notes: set[str] = set()
     for given in paths:
         root = Path(given)
         if not root.exists():
             result.errors.append(f"{root}: no such file or directory")
             continue
         for file in iter_python_files(root):
+            result.files += 1
             try:
-                findings = lint_file(file, config)
+                findings = lint_file(file, config, notes=notes)
             except SyntaxError as error:
                 where = f"{file}:{error.lineno or 1}:{(error.offset or 0) or 1}"
                 result.errors.append(f"{where}: E999 SyntaxError: {error.msg}")
@@ -111,5 +119,11 @@ def lint_paths(
             except (OSError, UnicodeDecodeError) as error:
                 result.errors.append(f"{file}: cannot read: {error}")
                 continue
+            finally:
+                for note in notes:
+                    if note.key not in seen_notes:
+                        seen_notes.add(note.key)
+                        result.notes.append(note.message)
+                notes.clear()
             result.findings.extend(f for f in findings if _selected(f.code, select, ignore))
     return result

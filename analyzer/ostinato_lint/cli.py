@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     else:
         for finding in result.findings:
             print(finding.format())
+    for message in result.notes:
+        print(message, file=sys.stderr)
     for message in result.errors:
         print(message, file=sys.stderr)
     if result.errors:

@@ -1,4 +1,5 @@
-"""Project configuration: the ``[tool.ostinato.lint]`` table of the nearest pyproject.toml.
+"""Project configuration: the ``[tool.ostinato.lint]`` tables of the pyproject.toml files above
+a linted file, merged (the nearest wins where they disagree; ``inherit = false`` stops the search).
 
 ```toml
 [tool.ostinato.lint]
@@ -11,6 +12,8 @@ workflow-decorators = ["myapp.durable.workflow"]
 activity-decorators = ["myapp.durable.task"]
 # frameworks whose workflows to check (default: detected from each file's imports)
 preset = ["ostinato", "temporal", "dbos"]
+# a subproject's table adds to its parents' unless it says
+inherit = false
 ```
 """
 
@@ -32,7 +35,9 @@ from .table import Ban, BanTable
 WORKFLOW_DECORATORS = frozenset({"ostinato.workflow.defn"})
 ACTIVITY_DECORATORS = frozenset({"ostinato.activity.defn"})
 
-_KEYS = frozenset({"extra-banned", "allow", "workflow-decorators", "activity-decorators", "preset"})
+_KEYS = frozenset(
+    {"extra-banned", "allow", "workflow-decorators", "activity-decorators", "preset", "inherit"}
+)
 _BAN_VALUE = re.compile(r"^\s*(OST\d{3})\s*:\s*(\S.*?)\s*$")
 
 
@@ -47,7 +52,9 @@ class LintConfig:
     workflow_decorators: frozenset[str] = WORKFLOW_DECORATORS
     activity_decorators: frozenset[str] = ACTIVITY_DECORATORS
     presets: tuple[str, ...] = ()  # configured; empty means "detect from imports"
-    source: Path | None = None
+    source: Path | None = None  # the nearest pyproject.toml that contributed
+    inherit: bool = True  # whether parent directories' tables apply too
+    sources: tuple[Path, ...] = ()  # every pyproject.toml that contributed, outermost first
 
     @functools.cached_property
     def table(self) -> BanTable:
@@ -156,7 +163,12 @@ def parse_config(table: Mapping[str, object], path: Path) -> LintConfig:
                 f"(known: {', '.join(RULES_BY_CODE)})"
             )
         extra[name] = Ban(code, advice)
+    inherit = table.get("inherit", True)
+    if not isinstance(inherit, bool):
+        raise ConfigError(f"{path}: [tool.ostinato.lint] inherit must be true or false")
     return LintConfig(
+        inherit=inherit,
+        sources=(path,),
         extra_banned=extra,
         presets=_presets(path, table.get("preset", [])),
         allow=_string_list(path, "allow", table.get("allow", [])),
@@ -182,9 +194,43 @@ def _config_from(path: Path, mtime_ns: int) -> LintConfig:
     return parse_config(section, path)
 
 
+def _merge(outer: LintConfig, inner: LintConfig) -> LintConfig:
+    """A subproject's table on top of its parent's: lists add up, the inner one wins otherwise."""
+    return LintConfig(
+        extra_banned={**outer.extra_banned, **inner.extra_banned},
+        allow=outer.allow | inner.allow,
+        workflow_decorators=outer.workflow_decorators | inner.workflow_decorators,
+        activity_decorators=outer.activity_decorators | inner.activity_decorators,
+        presets=inner.presets or outer.presets,
+        source=inner.source,
+        inherit=inner.inherit,
+        sources=(*outer.sources, *inner.sources),
+    )
+
+
 def config_for(path: Path) -> LintConfig:
-    """The configuration that applies to the file or directory ``path``."""
-    pyproject = find_pyproject(path)
-    if pyproject is None:
+    """The configuration that applies to the file or directory ``path``: every
+    ``[tool.ostinato.lint]`` from the nearest pyproject.toml up, until one says
+    ``inherit = false``."""
+    directory = path.resolve()
+    if not directory.is_dir():
+        directory = directory.parent
+    found: list[LintConfig] = []
+    for candidate in (directory, *directory.parents):
+        pyproject = candidate / "pyproject.toml"
+        try:
+            mtime_ns = pyproject.stat().st_mtime_ns
+        except OSError:
+            continue
+        config = _config_from(pyproject, mtime_ns)
+        if config.source is None:
+            continue  # a pyproject.toml without our table: keep looking upward
+        found.append(config)
+        if not config.inherit:
+            break
+    if not found:
         return DEFAULT_CONFIG
-    return _config_from(pyproject, pyproject.stat().st_mtime_ns)
+    merged = found[-1]
+    for inner in reversed(found[:-1]):
+        merged = _merge(merged, inner)
+    return merged

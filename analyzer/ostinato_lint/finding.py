@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, order=True)
@@ -19,3 +20,10 @@ class Finding:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+class Note(NamedTuple):
+    """Something the user should know about how a file was checked (printed once per ``key``)."""
+
+    key: str
+    message: str

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from ._version import __version__
 from .config import DEFAULT_CONFIG, config_for
+from .finding import Note
 from .visitor import analyze
 
 _STDIN_NAMES = frozenset({"stdin", "-", "<stdin>", "(none)"})
+_SAID: set[str] = set()  # note keys already printed by this process
 
 
 class Plugin:
@@ -30,5 +33,11 @@ class Plugin:
             config = DEFAULT_CONFIG
         else:
             config = config_for(Path(self._filename))
-        for finding in analyze(self._tree, self._filename, config):
+        notes: list[Note] = []
+        findings = analyze(self._tree, self._filename, config, notes)
+        for note in notes:
+            if note.key not in _SAID:
+                _SAID.add(note.key)
+                print(note.message, file=sys.stderr)
+        for finding in findings:
             yield finding.line, finding.col - 1, f"{finding.code} {finding.message}", type(self)

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .config import LintConfig
-from .finding import Finding
+from .finding import Finding, Note
+from .presets import DEFAULT_PRESET, PRESETS
 from .rules import RULES_BY_CODE, Check, Hit, Resolved, Rule, checks_by_node_type
 from .table import METHOD_BANS
 
@@ -319,7 +320,7 @@ class ModuleIndex:
             pending.extend(info.bases)
         return False
 
-    def _decorated_with(
+    def decorated_with(
         self,
         node: FunctionNode | ast.ClassDef,
         names: frozenset[str],
@@ -339,10 +340,10 @@ class ModuleIndex:
         activity_names = self.profile.activity_decorators
         candidates = [Target(node, name, None) for name, node in self.functions.items()]
         for class_name, info in self.classes.items():
-            whole_class = self._decorated_with(info.node, workflow_names)
+            whole_class = self.decorated_with(info.node, workflow_names)
             for name, method in info.methods.items():
                 target = Target(method, f"{class_name}.{name}", class_name)
-                if whole_class and not self._decorated_with(method, activity_names):
+                if whole_class and not self.decorated_with(method, activity_names):
                     self.workflows.append(target)
                 else:
                     candidates.append(target)
@@ -365,13 +366,13 @@ class ModuleIndex:
         for target in candidates:
             if not target.node.decorator_list:
                 continue
-            if self._decorated_with(target.node, activity_names, local_imports):
+            if self.decorated_with(target.node, activity_names, local_imports):
                 self.activities[target.qualname] = target
-                if self._decorated_with(
+                if self.decorated_with(
                     target.node, self.profile.direct_call_decorators, local_imports
                 ):
                     self.direct_call_activities.add(target.qualname)
-            elif self._decorated_with(target.node, workflow_names, local_imports):
+            elif self.decorated_with(target.node, workflow_names, local_imports):
                 self.workflows.append(target)
 
     # -- lookups ----------------------------------------------------------------------------
@@ -929,9 +930,44 @@ class _Reporter:
             self.findings[key] = Finding(self.path, line, col + 1, code, message, workflow)
 
 
-def analyze(tree: ast.Module, path: str, config: LintConfig) -> list[Finding]:
-    """Every finding in the workflow code of one parsed module, sorted by position."""
+def _notes(index: ModuleIndex, path: str) -> Iterator[Note]:
+    config = index.config
+    if not config.presets:
+        if index.presets != (DEFAULT_PRESET,):
+            names = ", ".join(index.presets)
+            yield Note(
+                f"detected:{names}",
+                f"ostinato-lint: note: no preset configured; {path} and files like it are "
+                f"checked as {names} code (detected from imports); set preset = [...] under "
+                "[tool.ostinato.lint] to choose",
+            )
+        return
+    decorated: list[FunctionNode | ast.ClassDef] = [
+        *index.functions.values(),
+        *(target.node for target in index.nested.values()),
+    ]
+    for info in index.classes.values():
+        decorated += [info.node, *info.methods.values()]
+    for name, preset in PRESETS.items():
+        if name in index.presets:
+            continue
+        if any(index.decorated_with(node, preset.workflow_decorators) for node in decorated):
+            yield Note(
+                f"unconfigured:{name}",
+                f"ostinato-lint: warning: {path} defines {name} workflows but the '{name}' "
+                f'preset is not configured, so they are not checked; add "{name}" to preset = '
+                "[...] under [tool.ostinato.lint]",
+            )
+
+
+def analyze(
+    tree: ast.Module, path: str, config: LintConfig, notes: list[Note] | None = None
+) -> list[Finding]:
+    """Every finding in the workflow code of one parsed module, sorted by position.  Notes about
+    how the module was checked (detected presets, unconfigured frameworks) go to ``notes``."""
     index = ModuleIndex(tree, config)
+    if notes is not None:
+        notes.extend(_notes(index, path))
     report = _Reporter(path)
     queue: deque[tuple[Target, str]] = deque(
         (target, target.qualname) for target in index.workflows
