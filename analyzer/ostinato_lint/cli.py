@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
+from . import report
 from ._version import __version__
 from .api import lint_paths
 from .config import ConfigError
 from .rules import ALL_RULES, RULES_BY_CODE
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+_EPILOG = """\
+exit status:
+  0  no findings (or --exit-zero)
+  1  findings
+  2  usage error, invalid configuration, or a file that could not be read or parsed
+     (the other files are still checked and reported)
+
+Notes (detected presets, unconfigured frameworks) and errors go to stderr; with
+--format json/sarif, stdout is only the document.
+"""
 
 
 def _codes(value: str) -> list[str]:
@@ -28,12 +38,26 @@ def _codes(value: str) -> list[str]:
 def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Flag nondeterminism (clocks, randomness, I/O, threads ...) in ostinato "
-        "workflow code. Exit status: 0 clean, 1 findings, 2 usage or syntax error.",
+        description="Flag nondeterminism (clocks, randomness, I/O, threads ...) in durable "
+        "workflow code (ostinato, Temporal, DBOS).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories")
     parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default text)"
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="text (path:line:col: CODE message), json, or sarif (SARIF 2.1.0, for GitHub code "
+        "scanning); default text",
+    )
+    parser.add_argument(
+        "--statistics",
+        action="store_true",
+        help="count the findings per code (after the text output; on stderr for json/sarif)",
+    )
+    parser.add_argument(
+        "--output", metavar="FILE", help="write the report to FILE instead of stdout"
     )
     parser.add_argument(
         "--select", type=_codes, default=[], metavar="CODES", help="only these codes/prefixes"
@@ -70,11 +94,24 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         print(f"{parser.prog}: configuration error: {error}", file=sys.stderr)
         return EXIT_ERROR
     if args.format == "json":
-        json.dump([finding.as_dict() for finding in result.findings], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        document = report.as_json(result.findings)
+    elif args.format == "sarif":
+        document = report.sarif(result)
     else:
-        for finding in result.findings:
-            print(finding.format())
+        document = report.text(result.findings)
+    if args.statistics and args.format == "text" and not args.output:
+        document += report.statistics(result)
+    elif args.statistics:
+        sys.stderr.write(report.statistics(result))
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(document)
+        except OSError as error:
+            print(f"{parser.prog}: cannot write --output {args.output}: {error}", file=sys.stderr)
+            return EXIT_ERROR
+    else:
+        sys.stdout.write(document)
     for message in result.notes:
         print(message, file=sys.stderr)
     for message in result.errors:
