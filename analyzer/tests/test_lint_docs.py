@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
-from ostinato_lint import ALL_RULES
+from ostinato_lint import ALL_RULES, lint_source
+from ostinato_lint.config import parse_config
 from ostinato_lint.docs import INDEX_END, INDEX_START, expected_docs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "lint"
@@ -36,3 +38,20 @@ def test_rule_examples_are_valid_python() -> None:
         doc = inspect.cleandoc(rule.doc)
         for block in doc.split("```python")[1:]:
             compile(block.split("```")[0], f"{rule.code} docs", "exec")
+
+
+@pytest.mark.parametrize("preset", ["ostinato", "temporal", "dbos"])
+def test_preset_page_examples_report_what_they_mark(preset: str) -> None:
+    """Each worked example on docs/lint/preset-*.md finds exactly the `# OSTnnn` lines."""
+    text = (DOCS / f"preset-{preset}.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert blocks
+    config = parse_config({"preset": preset}, Path("pyproject.toml"))
+    for block in blocks:
+        found = sorted((f.line, f.code) for f in lint_source(block, "example.py", config))
+        marked = sorted(
+            (number, code)
+            for number, line in enumerate(block.splitlines(), start=1)
+            for code in re.findall(r"# (OST\d{3})", line)
+        )
+        assert found == marked
