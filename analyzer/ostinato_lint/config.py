@@ -32,8 +32,9 @@ from .presets import DEFAULT_PRESET, PRESETS, Profile, detect, merge
 from .rules import RULES_BY_CODE
 from .table import Ban, BanTable
 
-WORKFLOW_DECORATORS = frozenset({"ostinato.workflow.defn"})
-ACTIVITY_DECORATORS = frozenset({"ostinato.activity.defn"})
+# The ostinato preset's decorators (kept for code that imported these names)
+WORKFLOW_DECORATORS = PRESETS[DEFAULT_PRESET].workflow_decorators
+ACTIVITY_DECORATORS = PRESETS[DEFAULT_PRESET].activity_decorators
 
 _KEYS = frozenset(
     {"extra-banned", "allow", "workflow-decorators", "activity-decorators", "preset", "inherit"}
@@ -49,8 +50,9 @@ class ConfigError(ValueError):
 class LintConfig:
     extra_banned: Mapping[str, Ban] = field(default_factory=dict)
     allow: frozenset[str] = frozenset()
-    workflow_decorators: frozenset[str] = WORKFLOW_DECORATORS
-    activity_decorators: frozenset[str] = ACTIVITY_DECORATORS
+    # the project's own decorators, added to those of the presets in force
+    workflow_decorators: frozenset[str] = frozenset()
+    activity_decorators: frozenset[str] = frozenset()
     presets: tuple[str, ...] = ()  # configured; empty means "detect from imports"
     source: Path | None = None  # the nearest pyproject.toml that contributed
     inherit: bool = True  # whether parent directories' tables apply too
@@ -172,10 +174,12 @@ def parse_config(table: Mapping[str, object], path: Path) -> LintConfig:
         extra_banned=extra,
         presets=_presets(path, table.get("preset", [])),
         allow=_string_list(path, "allow", table.get("allow", [])),
-        workflow_decorators=WORKFLOW_DECORATORS
-        | _string_list(path, "workflow-decorators", table.get("workflow-decorators", [])),
-        activity_decorators=ACTIVITY_DECORATORS
-        | _string_list(path, "activity-decorators", table.get("activity-decorators", [])),
+        workflow_decorators=_string_list(
+            path, "workflow-decorators", table.get("workflow-decorators", [])
+        ),
+        activity_decorators=_string_list(
+            path, "activity-decorators", table.get("activity-decorators", [])
+        ),
         source=path,
     )
 

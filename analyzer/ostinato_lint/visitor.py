@@ -209,8 +209,6 @@ class ModuleIndex:
         self.functions: dict[str, FunctionNode] = {}
         self.classes: dict[str, ClassInfo] = {}
         self._collect(tree.body)
-        self.presets = config.presets_for(frozenset(self.imported))
-        self.profile = config.profile(self.presets)
         self.workflows: list[Target] = []
         self.activities: dict[str, Target] = {}
         self.direct_call_activities: set[str] = set()
@@ -336,26 +334,41 @@ class ModuleIndex:
         return False
 
     def _classify(self) -> None:
-        workflow_names = self.profile.workflow_decorators
-        activity_names = self.profile.activity_decorators
-        candidates = [Target(node, name, None) for name, node in self.functions.items()]
+        parents = [Target(node, name, None) for name, node in self.functions.items()]
         for class_name, info in self.classes.items():
-            whole_class = self.decorated_with(info.node, workflow_names)
-            for name, method in info.methods.items():
-                target = Target(method, f"{class_name}.{name}", class_name)
-                if whole_class and not self.decorated_with(method, activity_names):
-                    self.workflows.append(target)
-                else:
-                    candidates.append(target)
-        self._classify_targets(candidates)
-        # DBOS (and many tests) define workflows and steps inside functions
-        for parent in [*candidates, *self.workflows]:
+            parents += [
+                Target(method, f"{class_name}.{name}", class_name)
+                for name, method in info.methods.items()
+            ]
+        # DBOS (and many tests) define workflows and steps inside functions, often importing
+        # the framework there too: find them before choosing the presets
+        nested_groups: list[tuple[list[Target], dict[str, str]]] = []
+        for parent in parents:
             nested = list(_nested_functions(parent))
             if not nested:
                 continue
             for target in nested:
                 self.nested[target.qualname] = target
-            local_imports: dict[str, str] = dict(_function_imports(parent.node))
+            local_imports = dict(_function_imports(parent.node))
+            self.imported.update(local_imports.values())
+            nested_groups.append((nested, local_imports))
+        self.presets = self.config.presets_for(frozenset(self.imported))
+        self.profile = self.config.profile(self.presets)
+        workflow_names = self.profile.workflow_decorators
+        activity_names = self.profile.activity_decorators
+        candidates = []
+        for target in parents:
+            owner = self.classes.get(target.owner) if target.owner else None
+            if (
+                owner is not None
+                and self.decorated_with(owner.node, workflow_names)
+                and not self.decorated_with(target.node, activity_names)
+            ):
+                self.workflows.append(target)
+            else:
+                candidates.append(target)
+        self._classify_targets(candidates)
+        for nested, local_imports in nested_groups:
             self._classify_targets(nested, local_imports)
 
     def _classify_targets(

@@ -31,9 +31,12 @@ HEADER = [
     "from random import *",
     "CACHE = {}",
     "G = set()",
+    "from temporalio import workflow as tw",
+    "from dbos import DBOS",
 ]
 DECORATORS = ["", "@workflow.defn", "@workflow.defn(name='n')", "@ostinato.workflow.defn"]
-DECORATORS += ["@defn", "@activity.defn", "@staticmethod"]
+DECORATORS += ["@defn", "@activity.defn", "@staticmethod", "@tw.defn", "@DBOS.workflow()"]
+DECORATORS += ["@DBOS.step()"]
 EXCEPT = ["", " BaseException", " asyncio.CancelledError", " Exception as err", " (ValueError, G)"]
 
 atoms = st.one_of(
@@ -88,6 +91,9 @@ def statements(draw: st.DrawFn, depth: int = 0) -> list[str]:
         [f"return {e}"],
         [f"with {e} as w:", "    pass"],
         [f"for y in {e}:", "    pass"],
+        [f"done, s = await asyncio.wait({e})"],
+        [f"self.s = {e}"],
+        [f"x = hash({e})"],
     ]
     if depth >= 2:
         return draw(st.sampled_from(simple))
