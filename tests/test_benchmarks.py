@@ -28,6 +28,10 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
         ["sqlite group commit", "sqlite 1 tx per op", "memory"],
     ),
     "bench_guard.py": (["--steps", "200", "--repeat", "1"], ["ns/step"]),
+    "bench_lint.py": (
+        ["--files", "12", "--repeat", "1"],
+        ["ostinato-lint, in process", "ostinato-lint, CLI", "flake8 (default checks)"],
+    ),
     "bench_postgres.py": (
         ["--workflows", "20", "--processes", "1", "--trees", "1", "--samples", "3"],
         ["baseline:", "(a) throughput", "(b) start-to-result", "(c) commit-to-claim", "(d) tree"],

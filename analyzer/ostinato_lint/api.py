@@ -51,7 +51,7 @@ def lint_source(
     tree = ast.parse(source, filename=path)
     if config is None:
         config = DEFAULT_CONFIG if path.startswith("<") else config_for(Path(path))
-    findings = analyze(tree, path, config, notes)
+    findings = analyze(tree, path, config, notes, source)
     if noqa:
         lines = source.splitlines()
         findings = [finding for finding in findings if not _suppressed(finding, lines)]

@@ -22,9 +22,12 @@ class Plugin:
     name = "ostinato-lint"
     version = __version__
 
-    def __init__(self, tree: ast.AST, filename: str = "stdin") -> None:
+    def __init__(
+        self, tree: ast.AST, filename: str = "stdin", lines: list[str] | None = None
+    ) -> None:
         self._tree = tree
         self._filename = filename
+        self._source = "".join(lines) if lines is not None else None
 
     def run(self) -> Iterator[tuple[int, int, str, type[Plugin]]]:
         if not isinstance(self._tree, ast.Module):
@@ -34,7 +37,7 @@ class Plugin:
         else:
             config = config_for(Path(self._filename))
         notes: list[Note] = []
-        findings = analyze(self._tree, self._filename, config, notes)
+        findings = analyze(self._tree, self._filename, config, notes, self._source)
         for note in notes:
             if note.key not in _SAID:
                 _SAID.add(note.key)

@@ -12,6 +12,7 @@ converter writes sets sorted (OST113).  temporalio and DBOS do neither.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -104,6 +105,11 @@ class Profile:
     input_keywords: frozenset[str]
     side_effects: frozenset[str]
     disabled: frozenset[str]
+
+    @functools.cached_property
+    def scheduler_names(self) -> frozenset[str]:
+        """The last parts of the scheduling calls (a cheap test before resolving a call)."""
+        return frozenset(name.rpartition(".")[2] for name in self.schedulers)
 
 
 def merge(

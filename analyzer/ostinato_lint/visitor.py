@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _CHECKS = checks_by_node_type()
 _WAIT = frozenset({"asyncio.wait", "asyncio.tasks.wait"})
+# expressions that can hold the names an assignment binds: `a, (b, *c) = ...`
+_TARGETS = (ast.Name, ast.Tuple, ast.List, ast.Starred)
+_DEF_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]", re.MULTILINE)
 # Generators that are deterministic when seeded with a constant: random.Random(42)
 _SEEDABLE = frozenset({"random.Random", "numpy.random.default_rng", "numpy.random.RandomState"})
 _SET_TYPE_NAMES = frozenset({"set", "frozenset", "Set", "FrozenSet", "AbstractSet", "MutableSet"})
@@ -188,19 +192,90 @@ def _returns_set(node: FunctionNode) -> bool:
     return bool(returned) and all(_is_set_literal(value) for value in returned)
 
 
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement in ``body`` and the blocks nested in it (not in nested functions)."""
+    pending = list(body)
+    while pending:
+        statement = pending.pop()
+        yield statement
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(statement, name, None)
+            if isinstance(block, list):
+                pending.extend(block)
+        for handler in getattr(statement, "handlers", ()):
+            pending.extend(handler.body)
+        for case in getattr(statement, "cases", ()):
+            pending.extend(case.body)
+
+
+def _class_set_attributes(node: ast.ClassDef) -> set[str]:
+    """Attributes a class sets up as sets: ``x: set[str]`` / ``x = set()`` in its body, and
+    ``self.x = set()`` (or ``self.x: set[str] = ...``) in any of its methods."""
+    found: set[str] = set()
+    for statement in node.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            _method_set_attributes(statement, found)
+        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            if _is_set_annotation(statement.annotation) or (
+                statement.value is not None and _is_set_literal(statement.value)
+            ):
+                found.add(statement.target.id)
+        elif isinstance(statement, ast.Assign) and _is_set_literal(statement.value):
+            for target in statement.targets:
+                found.update(_bound_names(target))
+    return found
+
+
+def _method_set_attributes(method: FunctionNode, found: set[str]) -> None:
+    positional = [*method.args.posonlyargs, *method.args.args]
+    if not positional:
+        return
+    self_name = positional[0].arg
+    for node in _statements(method.body):
+        if isinstance(node, ast.Assign):
+            targets, is_set = node.targets, _is_set_literal(node.value)
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+            is_set = _is_set_annotation(node.annotation) or (
+                node.value is not None and _is_set_literal(node.value)
+            )
+        else:
+            continue
+        if not is_set:
+            continue
+        for target in targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == self_name
+            ):
+                found.add(target.attr)
+
+
 @dataclass
 class ClassInfo:
     node: ast.ClassDef
     methods: dict[str, FunctionNode] = field(default_factory=dict)
     bases: list[str] = field(default_factory=list)
-    set_attrs: set[str] = field(default_factory=set)  # self.x = set() / x: set[str]
+    _set_attrs: set[str] | None = None  # self.x = set() / x: set[str]; found when first asked
+
+    @property
+    def set_attrs(self) -> set[str]:
+        if self._set_attrs is None:
+            self._set_attrs = _class_set_attributes(self.node)
+        return self._set_attrs
 
 
 class ModuleIndex:
     """What the module's top level defines and imports."""
 
-    def __init__(self, tree: ast.Module, config: LintConfig) -> None:
+    def __init__(self, tree: ast.Module, config: LintConfig, source: str | None = None) -> None:
         self.config = config
+        self._source = source
+        self.walrus = source is None or ":=" in source  # can an expression bind a name?
+        self._enclosing_scopes: dict[int, _Scope] = {}
         self.imported: set[str] = set()  # every dotted path a module-level import names
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
@@ -266,44 +341,8 @@ class ModuleIndex:
         for statement in node.body:
             if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
                 info.methods[statement.name] = statement
-                self._collect_set_attrs(info, statement)
-            elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
-                if _is_set_annotation(statement.annotation) or (
-                    statement.value is not None and _is_set_literal(statement.value)
-                ):
-                    info.set_attrs.add(statement.target.id)
-            elif isinstance(statement, ast.Assign) and _is_set_literal(statement.value):
-                for target in statement.targets:
-                    info.set_attrs.update(_bound_names(target))
         self.classes[node.name] = info
         self.names.add(node.name)
-
-    @staticmethod
-    def _collect_set_attrs(info: ClassInfo, method: FunctionNode) -> None:
-        """``self.pending = set()`` (or ``self.pending: set[str] = ...``) in any method."""
-        positional = [*method.args.posonlyargs, *method.args.args]
-        if not positional:
-            return
-        self_name = positional[0].arg
-        for node in ast.walk(method):
-            if isinstance(node, ast.Assign):
-                targets, is_set = node.targets, _is_set_literal(node.value)
-            elif isinstance(node, ast.AnnAssign):
-                targets = [node.target]
-                is_set = _is_set_annotation(node.annotation) or (
-                    node.value is not None and _is_set_literal(node.value)
-                )
-            else:
-                continue
-            if not is_set:
-                continue
-            for target in targets:
-                if (
-                    isinstance(target, ast.Attribute)
-                    and isinstance(target.value, ast.Name)
-                    and target.value.id == self_name
-                ):
-                    info.set_attrs.add(target.attr)
 
     def is_set_attribute(self, class_name: str, attr: str) -> bool:
         pending, seen = [class_name], set()
@@ -343,7 +382,7 @@ class ModuleIndex:
         # DBOS (and many tests) define workflows and steps inside functions, often importing
         # the framework there too: find them before choosing the presets
         nested_groups: list[tuple[list[Target], dict[str, str]]] = []
-        for parent in parents:
+        for parent in self._parents_with_nested_defs(parents):
             nested = list(_nested_functions(parent))
             if not nested:
                 continue
@@ -370,6 +409,40 @@ class ModuleIndex:
         self._classify_targets(candidates)
         for nested, local_imports in nested_groups:
             self._classify_targets(nested, local_imports)
+
+    def enclosing_scope(self, outer: Target) -> _Scope:
+        """The (read-only) scope of a function that encloses a checked nested function."""
+        scope = self._enclosing_scopes.get(id(outer.node))
+        if scope is None:
+            scope = _Scope.of(outer.node, outer.owner, self.walrus)
+            scope.prefix = f"{outer.qualname}.<locals>"
+            self._enclosing_scopes[id(outer.node)] = scope
+        return scope
+
+    def _parents_with_nested_defs(self, parents: list[Target]) -> list[Target]:
+        """The functions that may define functions: with the source at hand, those whose lines
+        hold a ``def`` that is not a known function or method (one regex pass instead of walking
+        every body); without it, all of them."""
+        if self._source is None:
+            return parents
+        known = {target.node.lineno for target in parents}
+        others: list[int] = []
+        line, position = 1, 0
+        for match in _DEF_LINE.finditer(self._source):
+            line += self._source.count("\n", position, match.start())
+            position = match.start()
+            if line not in known:
+                others.append(line)
+        if not others:
+            return []
+        return [
+            parent
+            for parent in parents
+            if any(
+                parent.node.lineno < line <= (parent.node.end_lineno or parent.node.lineno)
+                for line in others
+            )
+        ]
 
     def _classify_targets(
         self, candidates: list[Target], local_imports: dict[str, str] | None = None
@@ -459,7 +532,9 @@ class _Scope:
         self.prefix: str | None = None  # "outer.<locals>" for an enclosing function's scope
 
     @classmethod
-    def of(cls, node: FunctionNode | ast.Lambda, owner: str | None) -> _Scope:
+    def of(cls, node: FunctionNode | ast.Lambda, owner: str | None, walrus: bool = True) -> _Scope:
+        """The scope of a function body.  Without ``walrus`` (no ``:=`` in the module), only
+        statements and assignment targets can bind names, so expressions are not walked."""
         scope = cls()
         arguments = node.args
         params = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
@@ -482,13 +557,15 @@ class _Scope:
             scope.self_name = positional[0].arg
             scope.class_name = owner
         body: list[ast.AST] = [node.body] if isinstance(node.body, ast.expr) else [*node.body]
-        scope._collect(body)
+        scope._collect(body, walrus)
         return scope
 
-    def _collect(self, pending: list[ast.AST]) -> None:
+    def _collect(self, pending: list[ast.AST], walrus: bool = True) -> None:
         declared_global: set[str] = set()
         while pending:
             node = pending.pop()
+            if not walrus and isinstance(node, ast.expr) and not isinstance(node, _TARGETS):
+                continue
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.locals.add(node.name)
                 if not isinstance(node, ast.ClassDef):
@@ -506,7 +583,12 @@ class _Scope:
                 self.locals.add(node.name)
             elif isinstance(node, ast.MatchMapping) and node.rest:
                 self.locals.add(node.rest)
-            pending.extend(ast.iter_child_nodes(node))
+            for name in node._fields:  # ast.iter_child_nodes, without the generator overhead
+                value = getattr(node, name, None)
+                if isinstance(value, ast.AST):
+                    pending.append(value)
+                elif isinstance(value, list):
+                    pending.extend(item for item in value if isinstance(item, ast.AST))
         self.locals -= declared_global
 
 
@@ -524,6 +606,7 @@ class FunctionVisitor(ast.NodeVisitor):
         self.report = report
         self.scopes: list[_Scope] = []
         self.handlers: list[ast.ExceptHandler] = []  # the except clauses we are inside
+        self._resolved: dict[int, Resolved | None] = {}
         self.references: list[Resolved] = []
         if target.qualname == workflow:
             self.suffix = ""
@@ -538,10 +621,8 @@ class FunctionVisitor(ast.NodeVisitor):
             if default is not None:
                 self.visit(default)
         for outer in self.target.enclosing:
-            scope = _Scope.of(outer.node, outer.owner)
-            scope.prefix = f"{outer.qualname}.<locals>"
-            self.scopes.append(scope)
-        self.scopes.append(_Scope.of(node, self.target.owner))
+            self.scopes.append(self.index.enclosing_scope(outer))
+        self.scopes.append(_Scope.of(node, self.target.owner, self.index.walrus))
         for statement in node.body:
             self.visit(statement)
         del self.scopes[:]
@@ -563,13 +644,18 @@ class FunctionVisitor(ast.NodeVisitor):
         return self.index.resolve_global(name)
 
     def resolve(self, node: ast.expr) -> Resolved | None:
+        key = id(node)  # several checks ask about the same node: resolve it once
+        if key in self._resolved:
+            return self._resolved[key]
         root, attrs = _chain_root(node)
         if not isinstance(root, ast.Name):
-            return None
-        base = self.resolve_name(root.id)
-        if base is None or not attrs:
-            return base
-        return Resolved(base.kind, ".".join([base.qualname, *attrs]))
+            resolved = None
+        else:
+            resolved = self.resolve_name(root.id)
+            if resolved is not None and attrs:
+                resolved = Resolved(resolved.kind, ".".join([resolved.qualname, *attrs]))
+        self._resolved[key] = resolved
+        return resolved
 
     def is_set_valued(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Set | ast.SetComp):
@@ -663,7 +749,14 @@ class FunctionVisitor(ast.NodeVisitor):
 
     def scheduled_inputs(self, call: ast.Call) -> list[ast.expr] | None:
         """The input arguments when ``call`` schedules an activity or child, else None."""
-        resolved = self.resolve(call.func)
+        func = call.func
+        if not isinstance(func, ast.Attribute | ast.Name):
+            return None
+        if (func.attr if isinstance(func, ast.Attribute) else func.id) not in (
+            self.profile.scheduler_names
+        ):
+            return None
+        resolved = self.resolve(func)
         if resolved is None or resolved.qualname not in self.profile.schedulers:
             return None
         inputs = list(call.args[1:])
@@ -718,7 +811,7 @@ class FunctionVisitor(ast.NodeVisitor):
         for default in (*node.args.defaults, *node.args.kw_defaults):
             if default is not None:
                 self.visit(default)
-        self.scopes.append(_Scope.of(node, None))
+        self.scopes.append(_Scope.of(node, None, self.index.walrus))
         if isinstance(node, ast.Lambda):
             self.visit(node.body)
         else:
@@ -734,6 +827,29 @@ class FunctionVisitor(ast.NodeVisitor):
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self._visit_function_like(node)
+
+    def _visit_comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+    ) -> None:
+        """A comprehension's variables are its own: `[t.x for t in ts]` is not the module `t`."""
+        scope = _Scope()
+        for generator in node.generators:
+            scope.locals.update(_bound_names(generator.target))
+        self.scopes.append(scope)
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    def visit_ListComp(self, node: ast.ListComp) -> None:
+        self._visit_comprehension(node)
+
+    def visit_SetComp(self, node: ast.SetComp) -> None:
+        self._visit_comprehension(node)
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> None:
+        self._visit_comprehension(node)
+
+    def visit_DictComp(self, node: ast.DictComp) -> None:
+        self._visit_comprehension(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for child in (*node.decorator_list, *node.bases, *node.keywords):
@@ -974,11 +1090,16 @@ def _notes(index: ModuleIndex, path: str) -> Iterator[Note]:
 
 
 def analyze(
-    tree: ast.Module, path: str, config: LintConfig, notes: list[Note] | None = None
+    tree: ast.Module,
+    path: str,
+    config: LintConfig,
+    notes: list[Note] | None = None,
+    source: str | None = None,
 ) -> list[Finding]:
     """Every finding in the workflow code of one parsed module, sorted by position.  Notes about
-    how the module was checked (detected presets, unconfigured frameworks) go to ``notes``."""
-    index = ModuleIndex(tree, config)
+    how the module was checked (detected presets, unconfigured frameworks) go to ``notes``;
+    ``source`` (the module's text) only makes indexing faster."""
+    index = ModuleIndex(tree, config, source)
     if notes is not None:
         notes.extend(_notes(index, path))
     report = _Reporter(path)

@@ -63,11 +63,15 @@ _IMPLICIT_NOW = {
     "time.ctime": 0,
     "time.asctime": 0,
 }
+_NAMES = frozenset(name.rpartition(".")[2] for name in _IMPLICIT_NOW)
 
 
 def _check_call(ctx: CheckContext, node: ast.AST) -> Iterator[Hit]:
     assert isinstance(node, ast.Call)
-    resolved = ctx.resolve(node.func)
+    func = node.func
+    if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) not in _NAMES:
+        return
+    resolved = ctx.resolve(func)
     if resolved is None or resolved.kind != "import":
         return
     before = _IMPLICIT_NOW.get(resolved.qualname)

@@ -115,7 +115,11 @@ _CHECKS = iteration_checks(_is_set, _PROBLEM, "take min()/max() or pop from a so
 def _check_task_ordering(ctx: CheckContext, node: ast.AST) -> Iterator[Hit]:
     assert isinstance(node, ast.Call)
     yield from _CHECKS[ast.Call](ctx, node)
-    resolved = ctx.resolve(node.func)
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name not in ("as_completed", "wait"):
+        return
+    resolved = ctx.resolve(func)
     if resolved is None or resolved.qualname not in _TASK_ORDERING:
         return
     if node.args and ctx.is_set_valued(node.args[0]):

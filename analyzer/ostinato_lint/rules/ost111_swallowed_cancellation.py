@@ -118,7 +118,10 @@ def _check_handler(ctx: CheckContext, node: ast.AST) -> Iterator[Hit]:
 
 def _check_suppress(ctx: CheckContext, node: ast.AST) -> Iterator[Hit]:
     assert isinstance(node, ast.Call)
-    resolved = ctx.resolve(node.func)
+    func = node.func
+    if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) != "suppress":
+        return
+    resolved = ctx.resolve(func)
     if resolved is None or resolved.qualname != "contextlib.suppress":
         return
     if _inside_reraising_handler(ctx, node):
