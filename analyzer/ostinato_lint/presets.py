@@ -13,8 +13,8 @@ converter writes sets sorted (OST113).  temporalio and DBOS do neither.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Preset:
     side_effects: frozenset[str] = frozenset()
     # rules this framework's runtime makes unnecessary
     disabled: frozenset[str] = frozenset()
+    # what to use instead, in this framework's words (by rule code), when it is the only preset
+    advice: Mapping[str, str] = field(default_factory=dict)
 
 
 _TEMPORAL_SCHEDULERS = frozenset(
@@ -78,6 +80,14 @@ PRESETS: dict[str, Preset] = {
     "dbos": Preset(
         name="dbos",
         modules=("dbos",),
+        advice={
+            "OST101": "read the clock in a @DBOS.step() (its result is recorded)",
+            "OST102": "draw random values in a @DBOS.step() (its result is recorded)",
+            "OST103": "use DBOS.sleep(seconds) (a durable sleep)",
+            "OST104": "move it into a @DBOS.step() and call that",
+            "OST105": "move the work into a @DBOS.step()",
+            "OST106": "pass it in as a workflow argument, or read it in a @DBOS.step()",
+        },
         workflow_decorators=frozenset({"dbos.DBOS.workflow"}),
         activity_decorators=_DBOS_STEPS,
         direct_call_decorators=_DBOS_STEPS,
@@ -105,6 +115,7 @@ class Profile:
     input_keywords: frozenset[str]
     side_effects: frozenset[str]
     disabled: frozenset[str]
+    advice: Mapping[str, str]
 
     @functools.cached_property
     def scheduler_names(self) -> frozenset[str]:
@@ -130,6 +141,7 @@ def merge(
         input_keywords=frozenset().union(*(p.input_keywords for p in chosen)),
         side_effects=frozenset().union(*(p.side_effects for p in chosen)),
         disabled=disabled,
+        advice=chosen[0].advice if len(chosen) == 1 else {},
     )
 
 

@@ -801,7 +801,7 @@ class FunctionVisitor(ast.NodeVisitor):
             return
         line = getattr(hit.node, "lineno", 1)
         col = getattr(hit.node, "col_offset", 0)
-        advice = hit.advice or rule.advice
+        advice = self.profile.advice.get(rule.code) or hit.advice or rule.advice
         self.report(line, col, rule.code, f"{hit.detail}; {advice}{self.suffix}", self.workflow)
 
     def _visit_function_like(self, node: FunctionNode | ast.Lambda) -> None:

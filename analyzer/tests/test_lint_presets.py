@@ -75,6 +75,10 @@ def test_dbos_steps_are_called_directly_and_workflows_checked() -> None:
     findings = lint_source(DBOS_APP, "app.py", parse_config({}, Path("p.toml")), notes=notes)
     assert [(f.line, f.code) for f in findings] == [(11, "OST101")]
     assert [note.key for note in notes] == ["detected:dbos"]
+    # the advice speaks DBOS: there is no workflow.now() there
+    assert findings[0].message.endswith("read the clock in a @DBOS.step() (its result is recorded)")
+    (temporal,) = lint_source(TEMPORAL, "greeter.py", parse_config({}, Path("p.toml")))
+    assert temporal.message.endswith("use workflow.now()")
 
 
 def test_a_configured_preset_replaces_detection_and_warns_about_the_rest() -> None:
