@@ -62,6 +62,17 @@ class LintConfig:
     def table(self) -> BanTable:
         return BanTable(self.extra_banned, self.allow)
 
+    @functools.cached_property
+    def cache_key(self) -> tuple[object, ...]:
+        """Everything that changes what the checks find, as a hashable value."""
+        return (
+            self.presets,
+            self.allow,
+            self.workflow_decorators,
+            self.activity_decorators,
+            tuple(sorted(self.extra_banned.items())),
+        )
+
     def presets_for(self, imported: frozenset[str]) -> tuple[str, ...]:
         """The presets in force for a file importing the dotted names ``imported``."""
         if self.presets:

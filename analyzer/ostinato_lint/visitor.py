@@ -16,10 +16,12 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .config import LintConfig
 from .finding import Finding, Note
 from .presets import DEFAULT_PRESET, PRESETS
+from .project import MAX_HOPS, Reached, import_root, locate, parse
 from .rules import RULES_BY_CODE, Check, Hit, Resolved, Rule, checks_by_node_type
 from .table import METHOD_BANS
 
@@ -273,6 +275,10 @@ class ModuleIndex:
 
     def __init__(self, tree: ast.Module, config: LintConfig, source: str | None = None) -> None:
         self.config = config
+        self.path: Path | None = None  # the module's file, when it has one (to follow imports)
+        self.hops = 0  # how many imports away from the linted module this one is
+        self.root: tuple[Path, tuple[str, ...]] | None = None  # import root, package
+        self.followed: dict[str, list[Reached]] = {}  # imported function -> what it leads to
         self._source = source
         self.walrus = source is None or ":=" in source  # can an expression bind a name?
         self._enclosing_scopes: dict[int, _Scope] = {}
@@ -803,6 +809,7 @@ class FunctionVisitor(ast.NodeVisitor):
         col = getattr(hit.node, "col_offset", 0)
         advice = self.profile.advice.get(rule.code) or hit.advice or rule.advice
         self.report(line, col, rule.code, f"{hit.detail}; {advice}{self.suffix}", self.workflow)
+        self.report.raw.setdefault((line, col, rule.code), (hit.detail, advice))
 
     def _visit_function_like(self, node: FunctionNode | ast.Lambda) -> None:
         if not isinstance(node, ast.Lambda):
@@ -1032,6 +1039,8 @@ class FunctionVisitor(ast.NodeVisitor):
             return  # assigning to a banned name (monkeypatching in a test) is not calling it
         match = self.table.lookup(qualname)
         if match is None:
+            if base.kind == "import" and self.index.path is not None:
+                self._follow_import(node, base, segments)
             return
         base_depth = len(base.qualname.split("."))
         last = min(max(0, match.depth - base_depth), len(segments) - 1)
@@ -1045,6 +1054,76 @@ class FunctionVisitor(ast.NodeVisitor):
             shown += "()"
         self._emit(rule, Hit(node, f"{shown} {rule.problem}", match.ban.advice))
 
+    def _follow_import(
+        self, node: ast.expr, base: Resolved, segments: list[tuple[str, bool]]
+    ) -> None:
+        """``quote(x)`` where ``quote`` comes from another module of the project: report at
+        this call what that function leads to."""
+        called = next((i for i, (_, was_called) in enumerate(segments) if was_called), None)
+        if called is None:
+            return
+        dotted = ".".join([base.qualname, *(name for name, _ in segments[1 : called + 1])])
+        shown = ".".join(name for name, _ in segments[: called + 1])
+        for reached in _reached_through(self.index, dotted):
+            rule = RULES_BY_CODE[reached.code]
+            self._emit(
+                rule,
+                Hit(node, f"{shown}() leads to {reached.where}: {reached.detail}", reached.advice),
+            )
+
+
+_REACHED: dict[tuple[object, ...], list[Reached]] = {}
+
+
+def _reached_through(index: ModuleIndex, dotted: str) -> list[Reached]:
+    """What the project function ``dotted`` (an import path seen from ``index``'s module) and
+    the same-module code it calls do that workflow code must not (bounded by MAX_HOPS)."""
+    if index.path is None or index.hops >= MAX_HOPS:
+        return []
+    known = index.followed.get(dotted)
+    if known is None:
+        known = index.followed[dotted] = _reached_uncached(index, dotted)
+    return known
+
+
+def _reached_uncached(index: ModuleIndex, dotted: str) -> list[Reached]:
+    assert index.path is not None
+    if index.root is None:
+        index.root = import_root(index.path)
+    located = locate(dotted, index.path, index.root)
+    if located is None:
+        return []
+    module, name = located
+    try:
+        mtime_ns = module.stat().st_mtime_ns
+    except OSError:
+        return []
+    key = (module, mtime_ns, name, index.hops, index.config.cache_key)
+    if key in _REACHED:
+        return _REACHED[key]
+    _REACHED[key] = []  # a cycle back to this function finds nothing more
+    reached: list[Reached] = []
+    parsed = parse(module, mtime_ns)
+    if parsed is not None:
+        tree, source = parsed
+        helper = ModuleIndex(tree, index.config, source)
+        helper.path, helper.hops = module, index.hops + 1
+        node = helper.functions.get(name)
+        is_durable = name in helper.activities or any(w.qualname == name for w in helper.workflows)
+        if node is not None and not is_durable:
+            report = _Reporter(str(module))
+            _check_from(helper, [(Target(node, name, None), name)], report)
+            root, _ = import_root(module)
+            where = module.relative_to(root).as_posix()
+            for (line, _col, code), (detail, advice) in sorted(
+                report.raw.items(), key=lambda item: (item[0][0], item[0][1], item[0][2])
+            ):
+                reached.append(Reached(code, detail, advice, f"{where}:{line}"))
+    if len(_REACHED) > 4096:
+        _REACHED.clear()
+    _REACHED[key] = reached
+    return reached
+
 
 class _Reporter:
     """Collects findings for one file, once per (line, column, code)."""
@@ -1052,6 +1131,7 @@ class _Reporter:
     def __init__(self, path: str) -> None:
         self.path = path
         self.findings: dict[tuple[int, int, str], Finding] = {}
+        self.raw: dict[tuple[int, int, str], tuple[str, str]] = {}  # (detail, advice)
 
     def __call__(self, line: int, col: int, code: str, message: str, workflow: str) -> None:
         key = (line, col, code)
@@ -1100,13 +1180,19 @@ def analyze(
     how the module was checked (detected presets, unconfigured frameworks) go to ``notes``;
     ``source`` (the module's text) only makes indexing faster."""
     index = ModuleIndex(tree, config, source)
+    if not path.startswith("<") and path not in ("stdin", "-", "(none)"):
+        index.path = Path(path)
     if notes is not None:
         notes.extend(_notes(index, path))
     report = _Reporter(path)
-    queue: deque[tuple[Target, str]] = deque(
-        (target, target.qualname) for target in index.workflows
-    )
-    seen = {id(target.node) for target in index.workflows}
+    _check_from(index, [(target, target.qualname) for target in index.workflows], report)
+    return sorted(report.findings.values())
+
+
+def _check_from(index: ModuleIndex, roots: list[tuple[Target, str]], report: _Reporter) -> None:
+    """Check ``roots`` (target, the workflow it counts for) and what they reach in the module."""
+    queue: deque[tuple[Target, str]] = deque(roots)
+    seen = {id(target.node) for target, _ in roots}
     while queue:
         target, workflow = queue.popleft()
         visitor = FunctionVisitor(index, target, workflow, report)
@@ -1117,4 +1203,3 @@ def analyze(
                 continue
             seen.add(id(callee.node))
             queue.append((callee, workflow))
-    return sorted(report.findings.values())
