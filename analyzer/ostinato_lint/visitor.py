@@ -1114,7 +1114,10 @@ def _reached_uncached(index: ModuleIndex, dotted: str) -> list[Reached]:
             report = _Reporter(str(module))
             _check_from(helper, [(Target(node, name, None), name)], report)
             root, _ = import_root(module)
-            where = module.relative_to(root).as_posix()
+            try:
+                where = module.relative_to(root).as_posix()
+            except ValueError:  # a symlinked package: name the file alone
+                where = module.name
             for (line, _col, code), (detail, advice) in sorted(
                 report.raw.items(), key=lambda item: (item[0][0], item[0][1], item[0][2])
             ):
