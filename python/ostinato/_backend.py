@@ -86,6 +86,11 @@ class NewRun:
     # "allow": a new run may reuse the id once the previous run closed.
     # "refuse": any earlier run with this id makes the start fail.
     id_reuse: str = "allow"
+    # While the instance has an open run: "fail" (WorkflowAlreadyStartedError),
+    # "use_existing" (create nothing, the open run stands), or "terminate_existing"
+    # (terminate the open run, as ``terminate`` does, and start this one in the same
+    # transaction).
+    id_conflict: str = "fail"
     # Absolute deadline of the run; the backend delivers a {"kind": "timed_out"} inbox event
     # at this time.
     execution_deadline: float | None = None
@@ -269,8 +274,9 @@ class Backend(abc.ABC):
     async def create_run(self, run: NewRun) -> None:
         """Create a run and put ``run.started_event`` in its inbox.
 
-        Raises ``WorkflowAlreadyStartedError`` if the instance has an open run, or any run at
-        all when ``run.id_reuse == "refuse"``.
+        Raises ``WorkflowAlreadyStartedError`` if the instance has an open run (unless
+        ``run.id_conflict`` says to use or terminate it), or any run at all when
+        ``run.id_reuse == "refuse"``.
         """
 
     @abc.abstractmethod

@@ -24,6 +24,7 @@ __all__ = [
     "Waiter",
     "Waiters",
     "child_closed_event",
+    "check_text",
     "child_start_refused_event",
     "decode_cursor",
     "encode_cursor",
@@ -141,9 +142,41 @@ def first_seq(event: bytes) -> int:
     return seq
 
 
+ID_CONFLICTS = ("fail", "use_existing", "terminate_existing")
+# The reason recorded on a run terminated by a start with id_conflict="terminate_existing".
+CONFLICT_TERMINATE_REASON = "a new run was started with id_conflict='terminate_existing'"
+
+
+def check_text(value: object, what: str, *, empty: bool = False) -> str:
+    """``value`` if it is a string every backend can store, else a ``TypeError`` /
+    ``ValueError`` naming ``what``: not empty (unless ``empty``), no NUL character (PostgreSQL
+    text cannot hold one) and no lone surrogate (not encodable as UTF-8)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__} ({value!r:.80})")
+    if not value and not empty:
+        raise ValueError(f"{what} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain a NUL character (\\x00): {value!r:.80}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} is not valid text: it contains the lone surrogate "
+            f"{value[exc.start]!r} at index {exc.start}, which UTF-8 cannot encode"
+        ) from None
+    return value
+
+
 def validate_new_run(run: NewRun) -> None:
     if run.id_reuse not in ("allow", "refuse"):
         raise ValueError(f"id_reuse must be 'allow' or 'refuse', not {run.id_reuse!r}")
+    if run.id_conflict not in ID_CONFLICTS:
+        raise ValueError(
+            f"id_conflict must be one of {', '.join(map(repr, ID_CONFLICTS))}, "
+            f"not {run.id_conflict!r}"
+        )
+    if run.id_conflict == "terminate_existing" and run.id_reuse == "refuse":
+        raise ValueError("id_conflict='terminate_existing' needs id_reuse='allow'")
     if not run.instance_id:
         raise ValueError("a workflow instance id must not be empty")
     if not run.run_id:
@@ -195,14 +228,16 @@ def encode_cursor(position: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    if not cursor.startswith("r"):
-        raise ValueError(f"invalid list cursor {cursor!r}: pass the cursor list_runs returned")
+    invalid = f"invalid list cursor {cursor!r:.80}: pass the cursor list_runs returned"
+    if not isinstance(cursor, str) or not cursor.startswith("r") or len(cursor) > 17:
+        raise ValueError(invalid)
     try:
-        return int(cursor[1:], 16)
+        position = int(cursor[1:], 16)
     except ValueError:
-        raise ValueError(
-            f"invalid list cursor {cursor!r}: pass the cursor list_runs returned"
-        ) from None
+        raise ValueError(invalid) from None
+    if not 0 <= position < 2**63:
+        raise ValueError(invalid)
+    return position
 
 
 def mask_url(url: str) -> str:

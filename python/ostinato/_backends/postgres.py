@@ -979,15 +979,30 @@ class PostgresBackend(Backend):
             conn, "insert_instance", {"instance_id": run.instance_id, "run_id": run.run_id}
         )
         if inserted is None:
+            latest_run_id = None
             row = await self._fetchone(conn, "lock_instance", {"instance_id": run.instance_id})
             if row is not None:
+                latest_run_id = row[0]
                 row = await self._fetchone(
                     conn,
                     "latest_run_state",
-                    {"instance_id": run.instance_id, "run_id": run.run_id, "latest_run_id": row[0]},
+                    {
+                        "instance_id": run.instance_id,
+                        "run_id": run.run_id,
+                        "latest_run_id": latest_run_id,
+                    },
                 )
             if row is not None:
                 status, run_id_taken = row
+                if status == RunStatus.RUNNING.value and run.id_conflict == "use_existing":
+                    return True, False, bool(run_id_taken)
+                if status == RunStatus.RUNNING.value and run.id_conflict == "terminate_existing":
+                    assert latest_run_id is not None
+                    await self._terminate_tree(
+                        conn, effects, run.instance_id, latest_run_id,
+                        c.CONFLICT_TERMINATE_REASON, now,
+                    )  # fmt: skip
+                    status = RunStatus.TERMINATED.value
                 if status == RunStatus.RUNNING.value:
                     return False, True, bool(run_id_taken)
                 if run.id_reuse == "refuse" or run_id_taken:

@@ -704,6 +704,13 @@ class SqliteBackend(Backend):
 
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             refused, open_run = self._start_refusal(conn, run)
+            if open_run and run.id_conflict == "use_existing":
+                return
+            if open_run and run.id_conflict == "terminate_existing":
+                now = self.clock()
+                existing = self._run_row(conn, run.instance_id, None)
+                self._terminate(conn, existing, c.CONFLICT_TERMINATE_REASON, now, wake)
+                refused, open_run = self._start_refusal(conn, run)
             if refused:
                 if open_run:
                     raise WorkflowAlreadyStartedError(run.instance_id)
