@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 import uuid
@@ -219,7 +220,13 @@ class WorkflowHandle(Generic[T]):
         backend = self.client.backend
         await backend.open()
         info = await backend.describe(self.id, self.run_id)
-        history = await backend.history(self.id, info.run_id)
+        try:
+            history = await backend.history(self.id, info.run_id)
+        except HistoryCorruptError as exc:
+            # A tampered store: describe what the run row says, and why it is stuck.
+            history = []
+            if info.blocked_reason is None and info.status is RunStatus.RUNNING:
+                info = dataclasses.replace(info, blocked_reason=str(exc))
         states = []
         if info.status is RunStatus.RUNNING:
             states = await backend.activity_states(self.id, info.run_id)

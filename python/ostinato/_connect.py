@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from ._backend import Backend
-from ._backends._common import mask_url
+from ._backends._common import check_text, mask_url
 
 __all__ = ["connect"]
 
@@ -38,6 +38,11 @@ def connect(url: str, **options: Any) -> Backend:
     """
     if not isinstance(url, str):
         raise TypeError(f"connect() takes a URL string, not {type(url).__name__}")
+    try:
+        check_text(url, "url")
+    except ValueError as exc:
+        # Said without the URL itself: it may hold a password.
+        raise ValueError(f"{str(exc).split(':')[0]}: {mask_url(url)!r}") from None
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:

@@ -39,6 +39,7 @@ from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
     ApplicationError,
     DeadlockError,
+    HistoryCorruptError,
     LeaseLostError,
     NonDeterminismError,
     PayloadError,
@@ -334,6 +335,7 @@ class Worker:
             DeadlockError,
             NondeterministicCallError,
             _core.HistoryCorruptError,
+            HistoryCorruptError,
         ) as exc:
             if run is not None:
                 run.dispose()
@@ -387,6 +389,8 @@ class Worker:
                 f"history of workflow {task.instance_id!r} is corrupt at event #{exc.seq}: "
                 f"{exc}. The run is kept; repair or terminate it."
             )
+        elif isinstance(exc, HistoryCorruptError):
+            reason = str(exc)  # read from the store: says what and where
         else:
             reason = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, NonDeterminismError) and self.nondeterminism == "fail":

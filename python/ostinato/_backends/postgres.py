@@ -900,41 +900,8 @@ class PostgresBackend(Backend):
     # ---- shared pieces --------------------------------------------------------------------
 
     def _row_to_info(self, row: Sequence[Any]) -> RunInfo:
-        (
-            instance_id,
-            run_id,
-            workflow_name,
-            queue,
-            status,
-            created_at,
-            updated_at,
-            closed_at,
-            history_length,
-            result,
-            blocked_reason,
-            parent_instance_id,
-            parent_run_id,
-            parent_command_id,
-            next_run_id,
-        ) = row[:15]
-        parent = None
-        if parent_instance_id is not None:
-            parent = ParentRef(parent_instance_id, parent_run_id, parent_command_id)
-        return RunInfo(
-            instance_id=instance_id,
-            run_id=run_id,
-            workflow_name=workflow_name,
-            queue=queue,
-            status=RunStatus(status),
-            created_at=created_at,
-            updated_at=updated_at,
-            closed_at=closed_at,
-            history_length=history_length,
-            result=None if result is None else bytes(result),
-            blocked_reason=blocked_reason,
-            parent=parent,
-            next_run_id=next_run_id,
-        )
+        # A tampered row (unknown status ...) reads as an open run blocked with the reason.
+        return c.run_info(row)
 
     async def _lock_latest_run(self, conn: Conn, instance_id: str) -> tuple[str, str] | None:
         """Lock the instance and its latest run: (run id, status), None for an unknown id."""
@@ -1275,7 +1242,9 @@ class PostgresBackend(Backend):
                 )
             if not rows:
                 raise _not_found(instance_id, run_id)
-            return [bytes(event) for (event,) in rows if event is not None]
+            events = [bytes(event) for (event, *_) in rows if event is not None]
+            _, found_run_id, history_length = rows[0]
+            return c.check_history_length(instance_id, found_run_id, history_length, events)
 
         return await self._run(
             f"reading the history of workflow {instance_id!r}", body, transaction=False

@@ -157,10 +157,13 @@ class _RunRow:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> _RunRow:
-        parent = None if row[12] is None else ParentRef(row[12], row[13], row[14])
+        # A tampered row (unknown status, a text where a number belongs) reads as an open
+        # run blocked with the reason, so listing and describing keep working.
+        i = c.run_info(row[1:16])
         return cls(
-            row[0], row[1], row[2], row[3], row[4], RunStatus(row[5]), row[6], row[7], row[8],
-            row[9], row[10], row[11], parent, row[15], row[16],
+            row[0], i.instance_id, i.run_id, i.workflow_name, i.queue, i.status, i.created_at,
+            i.updated_at, i.closed_at, i.history_length, i.result, i.blocked_reason, i.parent,
+            i.next_run_id, row[16],
         )  # fmt: skip
 
     def info(self) -> RunInfo:
@@ -757,7 +760,8 @@ class SqliteBackend(Backend):
         def op(conn: sqlite3.Connection, wake: Wake) -> list[bytes]:
             run = self._run_row(conn, instance_id, run_id)
             rows = conn.execute("SELECT event FROM history WHERE run = ? ORDER BY seq", (run.pk,))
-            return [event for (event,) in rows]
+            events = [bytes(event) for (event,) in rows]
+            return c.check_history_length(run.instance_id, run.run_id, run.history_length, events)
 
         return await self._read(op)
 

@@ -1,0 +1,343 @@
+"""Hostile input and tampered stores, through every public entry point, on every backend.
+
+Bad arguments get a clear error at the call site that names the argument, and nothing is
+stored (Client methods, handle methods, SyncClient, ``connect()``, the CLI). A store whose rows
+were tampered with says so (the run is shown blocked with the reason) while the rest stays
+listable and running. SQLite paths and file modes, PostgreSQL credentials, connect timeouts
+and outages, and id conflicts of ``start_workflow``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import ostinato
+import pytest
+from ostinato import activity, workflow
+from ostinato.testing import replay
+
+
+@pytest.fixture(params=[1000, 0], ids=["sticky", "replay"])
+def cache_size(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@workflow.defn(name="hostile.waiter")
+async def waiter() -> str:
+    """Waits for a "go" signal, then returns what it carried."""
+    return str(await workflow.signal_channel("go").receive())
+
+
+@activity.defn(name="hostile.echo")
+async def echo(value: str) -> str:
+    return value
+
+
+@workflow.defn(name="hostile.echoes")
+async def echoes(value: str) -> str:
+    return str(await workflow.execute_activity(echo, value, start_to_close_timeout=10))
+
+
+@contextlib.asynccontextmanager
+async def client_for(url: str) -> AsyncIterator[ostinato.Client]:
+    backend = ostinato.connect(url)
+    await backend.open()
+    try:
+        yield ostinato.Client(backend)
+    finally:
+        await backend.close()
+
+
+async def all_ids(client: ostinato.Client) -> list[str]:
+    page, _ = await client.list_workflows(limit=1000)
+    return sorted(d.instance_id for d in page)
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ostinato", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+SURROGATE = "bad\udc80id"
+NUL = "bad\x00id"
+
+
+# ---- 12: bad arguments are refused at the call site, naming the argument ------------------
+
+# (call, error type, text the message must contain)
+BAD_CLIENT_CALLS: list[tuple[str, Callable[[ostinato.Client], Any], type[Exception], str]] = [
+    ("queue=123", lambda c: c.start_workflow(waiter, id="w", queue=123), TypeError, "queue"),
+    ("queue=''", lambda c: c.start_workflow(waiter, id="w", queue=""), ValueError, "queue"),
+    ("queue NUL", lambda c: c.start_workflow(waiter, id="w", queue=NUL), ValueError, "queue"),
+    ("id=5", lambda c: c.start_workflow(waiter, id=5), TypeError, "id"),
+    ("id surrogate", lambda c: c.start_workflow(waiter, id=SURROGATE), ValueError, "id"),
+    ("id NUL", lambda c: c.start_workflow(waiter, id=NUL), ValueError, "id"),
+    ("name surrogate", lambda c: c.start_workflow(SURROGATE), ValueError, "workflow"),
+    (
+        "start_delay=inf",
+        lambda c: c.start_workflow(waiter, id="w", start_delay=float("inf")),
+        ValueError,
+        "start_delay",
+    ),
+    (
+        "start_delay=2**70",
+        lambda c: c.start_workflow(waiter, id="w", start_delay=2**70),
+        ValueError,
+        "start_delay",
+    ),
+    (
+        "execution_timeout=nan",
+        lambda c: c.start_workflow(waiter, id="w", execution_timeout=float("nan")),
+        ValueError,
+        "execution_timeout",
+    ),
+    (
+        "id_conflict",
+        lambda c: c.start_workflow(waiter, id="w", id_conflict="replace"),
+        ValueError,
+        "id_conflict",
+    ),
+    (
+        "terminate_existing+refuse",
+        lambda c: c.start_workflow(
+            waiter, id="w", id_conflict="terminate_existing", id_reuse_policy="refuse"
+        ),
+        ValueError,
+        "id_reuse_policy",
+    ),
+    ("limit=2**70", lambda c: c.list_workflows(limit=2**70), ValueError, "limit"),
+    ("limit=0", lambda c: c.list_workflows(limit=0), ValueError, "limit"),
+    ("limit=True", lambda c: c.list_workflows(limit=True), TypeError, "limit"),
+    ("limit='5'", lambda c: c.list_workflows(limit="5"), TypeError, "limit"),
+    ("status", lambda c: c.list_workflows(status="zombie"), ValueError, "status"),
+    ("cursor", lambda c: c.list_workflows(cursor="r" + "f" * 40), ValueError, "cursor"),
+    ("cursor surrogate", lambda c: c.list_workflows(cursor=SURROGATE), ValueError, "cursor"),
+    ("workflow filter", lambda c: c.list_workflows(workflow=NUL), ValueError, "workflow"),
+    ("get_vars id", lambda c: c.get_vars(SURROGATE), ValueError, "id"),
+    ("get_handle id", lambda c: c.get_handle(NUL).describe(), ValueError, "id"),
+    ("get_handle run_id", lambda c: c.get_handle("w", run_id=SURROGATE), ValueError, "run_id"),
+    ("signal name", lambda c: c.get_handle("w").signal(SURROGATE), ValueError, "signal name"),
+    ("signal name int", lambda c: c.get_handle("w").signal(7), TypeError, "signal name"),
+    ("cancel reason", lambda c: c.get_handle("w").cancel(SURROGATE), ValueError, "reason"),
+    ("terminate reason", lambda c: c.get_handle("w").terminate(NUL), ValueError, "reason"),
+    ("terminate reason int", lambda c: c.get_handle("w").terminate(3), TypeError, "reason"),
+    ("result timeout", lambda c: c.get_handle("w").result(timeout=-1), ValueError, "timeout"),
+    ("result timeout nan", lambda c: c.get_handle("w").result(float("nan")), ValueError, "timeout"),
+]
+
+
+async def _bad_call(call: Callable[[ostinato.Client], Any], client: ostinato.Client) -> None:
+    result = call(client)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "names"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_CLIENT_CALLS],
+)
+async def test_client_refuses_bad_arguments(
+    backend_url: str, call: Callable[[ostinato.Client], Any], error: type[Exception], names: str
+) -> None:
+    async with client_for(backend_url) as client:
+        handle = await client.start_workflow(waiter, id="w")
+        with pytest.raises(error, match=names):
+            await _bad_call(call, client)
+        # Nothing was stored, and the open run is untouched.
+        assert await all_ids(client) == ["w"]
+        desc = await handle.describe()
+        assert desc.status == "running" and desc.history_length == 0
+        assert desc.blocked_reason is None
+
+
+def test_sync_client_refuses_bad_arguments(backend_url: str) -> None:
+    with ostinato.SyncClient(backend_url) as client:
+        client.start_workflow(waiter, id="w")
+        with pytest.raises(TypeError, match="queue"):
+            client.start_workflow(waiter, id="x", queue=123)
+        with pytest.raises(ValueError, match="limit"):
+            client.list_workflows(limit=2**70)
+        with pytest.raises(ValueError, match="reason"):
+            client.get_handle("w").terminate(SURROGATE)
+        with pytest.raises(ValueError, match="id"):
+            client.get_handle(NUL)
+        page, _ = client.list_workflows()
+        assert [d.instance_id for d in page] == ["w"] and page[0].status == "running"
+
+
+def test_connect_refuses_bad_urls(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="URL"):
+        ostinato.connect(b"sqlite:///x.db")  # type: ignore[arg-type]
+    for url in (f"sqlite:///{tmp_path}/a\x00b.db", f"sqlite:///{tmp_path}/a\udc80b.db"):
+        with pytest.raises(ValueError, match="url"):
+            ostinato.connect(url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_names_the_bad_argument(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    out = cli("list", url, "--limit", str(2**70))
+    assert out.returncode == 1
+    assert "limit" in out.stderr and "Traceback" not in out.stderr
+    out = cli("list", url, "--status", "zombie")
+    assert out.returncode == 1 and "status" in out.stderr and "Traceback" not in out.stderr
+
+
+# ---- 23: id conflicts through the client ----------------------------------------------------
+
+
+async def test_id_conflict_through_the_client(backend_url: str, cache_size: int) -> None:
+    async with client_for(backend_url) as client:
+        worker = ostinato.Worker(
+            client.backend, workflows=[waiter], workflow_cache_size=cache_size, poll_interval=0.05
+        )
+        async with worker:
+            first = await client.start_workflow(waiter, id="order")
+            with pytest.raises(ostinato.WorkflowAlreadyStartedError):
+                await client.start_workflow(waiter, id="order")
+            same = await client.start_workflow(waiter, id="order", id_conflict="use_existing")
+            assert (await same.describe()).run_id == (await first.describe()).run_id
+            first_run = (await first.describe()).run_id
+            await eventually(
+                lambda: _history_length(first), "the first run's first task", timeout=20
+            )
+            new = await client.start_workflow(waiter, id="order", id_conflict="terminate_existing")
+            old = client.get_handle("order", run_id=first_run)
+            with pytest.raises(ostinato.WorkflowTerminatedError, match="id_conflict"):
+                await old.result(timeout=10)
+            await new.signal("go", "second")
+            assert await new.result(timeout=20) == "second"
+            history = await old.history()
+            assert history[-1]["kind"] == "workflow_terminated"
+            replay(waiter, history)
+
+
+async def _history_length(handle: ostinato.WorkflowHandle[Any]) -> int:
+    return (await handle.describe()).history_length
+
+
+# ---- 13 / 14: a tampered store says so; the rest stays listable and running -----------------
+
+
+def tamper(url: str, sql: str, *params: Any) -> None:
+    """Run ``sql`` on the store behind ``url`` directly, as an operator (or an attacker) would.
+    Tables are named without schema; PostgreSQL's CHECK on runs.status is dropped first."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///") :])
+        with conn:
+            conn.execute(sql.replace("%s", "?"), params)
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute("SET search_path TO ostinato")
+        pg.execute("ALTER TABLE runs DROP CONSTRAINT IF EXISTS runs_status_known")
+        pg.execute(sql.encode(), params)
+
+
+def stored(backend_url: str) -> str:
+    if backend_url == "memory://":
+        pytest.skip("the memory backend has no stored rows to tamper with")
+    return backend_url
+
+
+async def test_run_in_an_unknown_status_is_shown_blocked(backend_url: str) -> None:
+    url = stored(backend_url)
+    async with client_for(url) as client:
+        bad = await client.start_workflow(waiter, id="bad")
+        tamper(url, "UPDATE runs SET status = 'zombie' WHERE instance_id = %s", "bad")
+        good = await client.start_workflow(echoes, "still works", id="good")
+        page, _ = await client.list_workflows()
+        by_id = {d.instance_id: d for d in page}
+        assert sorted(by_id) == ["bad", "good"]
+        assert by_id["bad"].status == "running"
+        assert "zombie" in (by_id["bad"].blocked_reason or "")
+        desc = await bad.describe()
+        assert desc.is_blocked and "corrupt" in (desc.blocked_reason or "")
+        with pytest.raises(TimeoutError, match="zombie"):
+            await bad.result(timeout=0.2)
+        async with ostinato.Worker(
+            client.backend, workflows=[echoes, waiter], activities=[echo], poll_interval=0.05
+        ):
+            assert await good.result(timeout=20) == "still works"
+        out = cli("list", url)
+        assert out.returncode == 0, out.stderr
+        assert "BLOCKED" in out.stdout and "zombie" in out.stdout and "good" in out.stdout
+
+
+async def test_history_length_that_disagrees_blocks_the_run(
+    backend_url: str, cache_size: int
+) -> None:
+    url = stored(backend_url)
+    async with client_for(url) as client:
+        worker = ostinato.Worker(
+            client.backend,
+            workflows=[waiter, echoes],
+            activities=[echo],
+            workflow_cache_size=cache_size,
+            poll_interval=0.05,
+        )
+        async with worker:
+            bad = await client.start_workflow(waiter, id="bad")
+            length = await eventually(lambda: _history_length(bad), "the first task")
+            tamper(
+                url,
+                "UPDATE runs SET history_length = history_length + 3 WHERE instance_id = %s",
+                "bad",
+            )
+            await bad.signal("go", "x")
+
+            async def blocked() -> str | None:
+                return (await bad.describe()).blocked_reason
+
+            reason = await eventually(blocked, "the run to be blocked")
+            assert "corrupt" in reason and f"says {length + 3} events" in reason
+            with pytest.raises(ostinato.HistoryCorruptError, match="corrupt"):
+                await bad.history()
+            with pytest.raises(TimeoutError, match="corrupt"):
+                await bad.result(timeout=0.2)
+            # The rest of the store keeps running.
+            assert await client.start_workflow(echoes, "ok", id="good") is not None
+            assert await client.get_handle("good").result(timeout=20) == "ok"
+            assert "bad" in await all_ids(client)
+        out = cli("history", url, "bad")
+        assert out.returncode == 1 and "HistoryCorruptError" in out.stderr
+
+
+async def test_unreadable_history_event_is_a_corrupt_history_error(backend_url: str) -> None:
+    url = stored(backend_url)
+    async with client_for(url) as client:
+        handle = await client.start_workflow(echoes, "x", id="h")
+        async with ostinato.Worker(
+            client.backend, workflows=[echoes], activities=[echo], poll_interval=0.05
+        ):
+            assert await handle.result(timeout=20) == "x"
+        tamper(url, "UPDATE history SET event = %s WHERE seq = 2", b"{not json")
+        with pytest.raises(ostinato.HistoryCorruptError, match="event #2"):
+            await handle.history()
+        assert (await handle.describe()).status == "completed"
