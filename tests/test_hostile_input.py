@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -341,3 +343,55 @@ async def test_unreadable_history_event_is_a_corrupt_history_error(backend_url: 
         with pytest.raises(ostinato.HistoryCorruptError, match="event #2"):
             await handle.history()
         assert (await handle.describe()).status == "completed"
+
+
+# ---- 17: SQLite paths and file modes -------------------------------------------------------
+
+
+async def test_sqlite_unopenable_path_names_it_and_explains_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    backend = ostinato.connect("sqlite:///missing/dir/app.db")
+    with pytest.raises(sqlite3.OperationalError) as err:
+        await backend.open()
+    message = str(err.value)
+    assert str(tmp_path / "missing" / "dir" / "app.db") in message
+    assert "sqlite:///x.db is relative" in message and "sqlite:////abs/x.db is absolute" in message
+    assert "does not exist" in message
+    with pytest.raises(sqlite3.OperationalError, match="unable to open"):
+        async with client_for("sqlite:////no/such/dir/app.db") as client:
+            await client.list_workflows()
+    with pytest.raises(ostinato.WorkflowNotFoundError):  # the path is fixed: it works now
+        (tmp_path / "missing" / "dir").mkdir(parents=True)
+        async with client_for("sqlite:///missing/dir/app.db") as client:
+            await client.get_handle("x").describe()
+    out = cli("list", "sqlite:///missing/other/app.db")
+    assert out.returncode == 1
+    assert "sqlite:////abs/x.db is absolute" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_sqlite_files_are_private_to_their_owner(tmp_path: Path, cache_size: int) -> None:
+    path = tmp_path / "private.db"
+    async with client_for(f"sqlite:///{path}") as client:
+        async with ostinato.Worker(
+            client.backend,
+            workflows=[echoes],
+            activities=[echo],
+            workflow_cache_size=cache_size,
+            poll_interval=0.05,
+        ):
+            handle = await client.start_workflow(echoes, "card 4111", id="p")
+            assert await handle.result(timeout=20) == "card 4111"
+        files = sorted(p.name for p in tmp_path.iterdir())
+        assert {"private.db", "private.db-wal", "private.db-shm"} <= set(files)
+        for name in files:
+            mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+            assert mode & 0o077 == 0, f"{name} is {mode:o}"
+    # An existing file keeps the mode its owner gave it.
+    shared = tmp_path / "shared.db"
+    shared.touch()
+    os.chmod(shared, 0o640)
+    async with client_for(f"sqlite:///{shared}") as client:
+        await client.list_workflows()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o640

@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import importlib.resources
+import os
 import queue
 import random
 import re
@@ -311,12 +312,18 @@ class SqliteBackend(Backend):
             stopped.set_result(None)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout,
-            isolation_level=None,  # we issue BEGIN / COMMIT ourselves
-            cached_statements=256,
-        )
+        try:
+            self._create_private()
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+                cached_statements=256,
+            )
+        except (OSError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "unable to open" not in str(exc):
+                raise
+            raise sqlite3.OperationalError(self._open_error(exc)) from None
         try:
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
             conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
@@ -325,6 +332,30 @@ class SqliteBackend(Backend):
             conn.close()
             raise
         return conn
+
+    def _create_private(self) -> None:
+        """Create a new database file readable and writable by its owner only (histories
+        hold personal data); SQLite gives its -wal and -shm files the same mode. An
+        existing file keeps its mode."""
+        if self.path == ":memory:" or self.path.startswith("file:") or not self.path:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
+
+    def _open_error(self, exc: BaseException) -> str:
+        full = os.path.abspath(self.path)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        folder = os.path.dirname(full)
+        if not os.path.isdir(folder):
+            reason += f" (the directory {folder!r} does not exist)"
+        return (
+            f"unable to open SQLite database file {full!r}: {reason}. In a URL, "
+            "sqlite:///x.db is relative to the working directory "
+            f"({os.getcwd()}) and sqlite:////abs/x.db is absolute"
+        )
 
     def _retry_busy(self, action: Callable[[], T]) -> T:
         """Run ``action``, retrying with back-off while another process holds the lock."""
