@@ -395,3 +395,31 @@ async def test_sqlite_files_are_private_to_their_owner(tmp_path: Path, cache_siz
     async with client_for(f"sqlite:///{shared}") as client:
         await client.list_workflows()
     assert stat.S_IMODE(shared.stat().st_mode) == 0o640
+
+
+# ---- 19: an error for a too-deep value abbreviates its path ---------------------------------
+
+
+def nested(depth: int) -> list[Any]:
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+async def test_too_deep_value_error_abbreviates_the_path(backend_url: str) -> None:
+    async with client_for(backend_url) as client:
+        handle = await client.start_workflow(waiter, id="w")
+        with pytest.raises(ostinato.PayloadError) as err:
+            await client.start_workflow(echoes, nested(400), id="deep")
+        message = str(err.value)
+        assert "argument 1 of workflow 'hostile.echoes'" in message
+        assert "more levels" in message and "nested too deeply" in message
+        assert len(message) < 300 and message.count("[0]") < 16
+        with pytest.raises(ostinato.PayloadError, match="more levels") as err:
+            await handle.signal("go", {"order": {"lines": nested(400)}})
+        assert "['order']['lines'][0]" in str(err.value) and len(str(err.value)) < 300
+        assert await all_ids(client) == ["w"]
+        assert (await handle.describe()).history_length == 0
