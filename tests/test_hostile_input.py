@@ -423,3 +423,143 @@ async def test_too_deep_value_error_abbreviates_the_path(backend_url: str) -> No
         assert "['order']['lines'][0]" in str(err.value) and len(str(err.value)) < 300
         assert await all_ids(client) == ["w"]
         assert (await handle.describe()).history_length == 0
+
+
+# ---- 18: PostgreSQL credentials, connect timeouts and outages -------------------------------
+
+SECRET = "S3cr3t-Pa55"
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.postgres
+async def test_pg_password_is_masked_in_every_connect_error(pg_server: Any) -> None:
+    pytest.importorskip("psycopg")
+    port = closed_port()
+    real = pg_server.url("postgres")
+    wrong_password = real.replace(pg_server.password, SECRET)
+    assert SECRET in wrong_password
+    urls = [
+        f"postgresql://ostinato:{SECRET}@127.0.0.1:{port}/db?connect_timeout=2",
+        f"postgres://ostinato:{SECRET}@127.0.0.1:{port}/db",
+        wrong_password,
+        f"postgresql:/ostinato:{SECRET}@127.0.0.1:{port}/db",
+        f"postgres//ostinato:{SECRET}@127.0.0.1:{port}/db",
+        f"host=127.0.0.1 port={port} user=ostinato password={SECRET} dbname=db",
+        f"postgresql://ostinato:{SECRET}@127.0.0.1:{port}/db\x00",
+        f"postgresql://ostinato:{SECRET}@127.0.0.1:notaport/db",
+    ]
+    for url in urls:
+        messages = []
+        try:
+            backend = ostinato.connect(url)
+            assert SECRET not in repr(backend)
+            async with client_for(url) as client:
+                await client.list_workflows()
+        except Exception as exc:
+            messages.append(f"{exc!r} {exc.__cause__!r} {exc.__context__!r}")
+        else:
+            raise AssertionError(f"{url!r} connected")
+        with pytest.raises(Exception) as err:
+            ostinato.SyncClient(url).list_workflows()
+        messages.append(str(err.value))
+        if "\x00" not in url:  # not passable as a command-line argument
+            out = cli("list", url)
+            assert out.returncode == 1
+            messages.append(out.stderr)
+        for message in messages:
+            assert SECRET not in message, message
+    out = cli("db", "migrate", wrong_password)
+    assert out.returncode == 1 and SECRET not in out.stderr + out.stdout
+    assert "***" in out.stderr
+
+
+@pytest.mark.postgres
+async def test_pg_outage_every_client_call_honours_its_timeout(
+    pg_server: Any, postgres_url: str
+) -> None:
+    """With the server down, result(timeout=T) gives up about T seconds later (not after
+    every retry has waited its own connect timeout), and other calls after connect_timeout,
+    saying so. The bounds are generous: the point is seconds, not the 33-43 s of before."""
+    psycopg = pytest.importorskip("psycopg")
+    url = f"{postgres_url}?connect_timeout=2"
+    async with client_for(url) as client:
+        handle = await client.start_workflow(waiter, id="w")
+        pg_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match="within 3s") as err:
+                await handle.result(timeout=3)
+            assert time.monotonic() - started < 3 + 5
+            assert "could not be read" in str(err.value)
+            assert pg_server.password not in str(err.value)
+            started = time.monotonic()
+            with pytest.raises(psycopg.OperationalError, match="connect_timeout=2s") as err:
+                await client.start_workflow(waiter, id="x")
+            assert time.monotonic() - started < 2 + 5
+            assert pg_server.password not in str(err.value)
+            with pytest.raises(psycopg.OperationalError, match="connect_timeout"):
+                await handle.describe()
+            with pytest.raises(TimeoutError, match="within 1s"):
+                await asyncio.to_thread(_sync_result, url, 1)
+        finally:
+            pg_server.start()
+        # The same client works again once the server is back (and its connection pool
+        # has reconnected: result() with a timeout rides that out by itself).
+
+        async def signalled() -> bool:
+            try:
+                await handle.signal("go", "back")
+            except psycopg.OperationalError:
+                return False
+            return True
+
+        await eventually(signalled, "the client to reconnect", timeout=60)
+        async with ostinato.Worker(client.backend, workflows=[waiter], poll_interval=0.05):
+            assert await handle.result(timeout=60) == "back"
+
+
+@pytest.mark.postgres
+async def test_pg_worker_started_while_the_server_is_down_waits(
+    pg_server: Any, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with client_for(postgres_url) as client:
+        handle = await client.start_workflow(echoes, "late", id="late")
+    pg_server.stop()
+    worker_backend = ostinato.connect(postgres_url, connect_timeout=1)
+    worker = ostinato.Worker(
+        worker_backend, workflows=[echoes], activities=[echo], poll_interval=0.05
+    )
+    caplog.set_level("WARNING", logger="ostinato.worker")
+    runner = asyncio.create_task(worker.run())
+    try:
+
+        async def warned() -> bool:
+            return "cannot open its backend" in caplog.text
+
+        await eventually(warned, "the worker to say why it waits")
+        assert not runner.done()
+        assert pg_server.password not in caplog.text and "***" in caplog.text
+        pg_server.start()
+        async with client_for(postgres_url) as client:
+            assert await client.get_handle("late").result(timeout=60) == "late"
+        assert not runner.done()
+    finally:
+        if not getattr(pg_server, "running", True):
+            pg_server.start()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await worker_backend.close()
+    del handle
+
+
+def _sync_result(url: str, timeout: float) -> Any:
+    with ostinato.SyncClient(url) as client:
+        return client.get_handle("w").result(timeout=timeout)

@@ -268,6 +268,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by ``open()``, may go away by itself (a database server
+        that is down or unreachable): a worker then waits and tries again instead of
+        exiting. False by default."""
+        return False
+
     # ---- client side ------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -37,6 +37,8 @@ T = TypeVar("T")
 # (a hundred years: later instants are not datetimes every backend and tool can show).
 MAX_LIST_LIMIT = 10_000
 MAX_DURATION = 100 * 365.25 * 86400
+# How long after its timeout result() gives up on a backend that does not answer.
+_RESULT_GRACE = 1.0
 
 
 def _limit(value: object) -> int:
@@ -155,18 +157,50 @@ class WorkflowHandle(Generic[T]):
         ``WorkflowCancelledError`` / ``WorkflowTerminatedError`` / ``WorkflowTimedOutError``,
         and ``TimeoutError`` if ``timeout`` seconds pass first.
         """
-        backend = self.client.backend
         seconds = _timeout(timeout)
-        await backend.open()
+        if seconds is None:
+            return await self._result(None)
+        # The backend's own waits (a database that does not answer) count against the
+        # timeout too: give up a moment after it whatever the backend is doing.
+        self._last_error: BaseException | None = None
+        try:
+            return await asyncio.wait_for(self._result(seconds), seconds + _RESULT_GRACE)
+        except asyncio.TimeoutError as exc:
+            if str(exc):  # the run's own "did not finish" (the builtin one on 3.11+)
+                raise
+            raise self._timed_out(seconds) from None
+
+    def _timed_out(self, seconds: float) -> TimeoutError:
+        error = self._last_error
+        why = f"{type(error).__name__}: {error}" if error else "it did not respond in time"
+        return TimeoutError(
+            f"workflow {self.id!r}: no answer within {seconds:g}s: the backend could not "
+            f"be read ({why})"
+        )
+
+    async def _result(self, seconds: float | None) -> T:
+        backend = self.client.backend
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + seconds
         run_id = self.run_id
-        if run_id is None:
-            run_id = (await backend.describe(self.id)).run_id
         while True:
             remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
-            info = await backend.wait_closed(self.id, run_id, remaining)
+            try:
+                await backend.open()
+                if run_id is None:
+                    run_id = (await backend.describe(self.id)).run_id
+                info = await backend.wait_closed(self.id, run_id, remaining)
+            except Exception as exc:
+                # With a timeout, an outage is ridden out until the deadline.
+                if seconds is None or not backend.is_transient(exc):
+                    raise
+                self._last_error = exc
+                if remaining is not None and remaining <= 0:
+                    raise self._timed_out(seconds) from exc
+                await asyncio.sleep(min(0.5, remaining or 0.0))
+                continue
             if info.status is RunStatus.RUNNING:
+                assert seconds is not None
                 blocked = f"; blocked: {info.blocked_reason}" if info.blocked_reason else ""
                 raise TimeoutError(
                     f"workflow {self.id!r} did not finish within {seconds:g}s "

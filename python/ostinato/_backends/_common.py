@@ -320,6 +320,18 @@ def decode_cursor(cursor: str) -> int:
     return position
 
 
+# "user:password@" anywhere (also in mistyped URLs such as postgresql:/host or
+# postgres//host that urlsplit does not read as having a password), and password=... of
+# key=value connection strings and query strings.
+_USERINFO = re.compile(r"(?P<user>[^\s:/@?#&=]*):(?P<password>[^\s/?#]*)@")
+_KV_PASSWORD = re.compile(r"(?P<key>password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&]+)", re.I)
+
+
+def _mask_loose(text: str) -> str:
+    text = _USERINFO.sub(r"\g<user>:***@", text)
+    return _KV_PASSWORD.sub(r"\g<key>***", text)
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***`` (for reprs, logs and errors)."""
     try:
@@ -327,7 +339,7 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<unparsable url>"
     if parts.password is None:
-        return url
+        return _mask_loose(url)
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
@@ -337,7 +349,7 @@ def mask_url(url: str) -> str:
     except ValueError:
         port = None
     netloc = f"{user}:***@{host}" + (f":{port}" if port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return _mask_loose(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
 
 
 # ---- in-process wake-ups ------------------------------------------------------------------
