@@ -5,6 +5,7 @@
 # dependencies. Usage: scripts/wheel_smoke.sh [python]   (takes a minute or two: a release build)
 source "$(dirname "$0")/_env.sh"
 
+export PIP_DISABLE_PIP_VERSION_CHECK=1
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 started=$SECONDS
@@ -32,7 +33,8 @@ step "install into a fresh virtualenv (no Rust on PATH)"
 "$PY" -m venv "$WORK/venv"
 # Only the new venv and the system directories: no cargo, rustc or .venv.
 CLEAN_PATH="$WORK/venv/bin:/usr/bin:/bin"
-env -i PATH="$CLEAN_PATH" HOME="$WORK" "$WORK/venv/bin/python" -m pip install -q "$wheel"
+env -i PATH="$CLEAN_PATH" HOME="$WORK" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    "$WORK/venv/bin/python" -m pip install -q "$wheel"
 if env -i PATH="$CLEAN_PATH" sh -c 'command -v cargo || command -v rustc' >/dev/null; then
     echo "error: a Rust toolchain is on the clean PATH" >&2
     exit 1
@@ -72,6 +74,7 @@ async def main() -> None:
         assert await handle.result(timeout=30) == "hello wheel"
     await backend.close()
     mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode & 0o077 == 0, f"the database file is {mode:o}, not private"
     print(f"workflow ran from {ostinato.__file__}; database mode {mode:o}")
 
 
