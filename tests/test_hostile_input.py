@@ -84,6 +84,14 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def cli_bytes(*args: str | bytes) -> tuple[int, str]:
+    """The CLI given raw argv bytes (not UTF-8 ones reach Python as lone surrogates)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ostinato", *args], capture_output=True, timeout=120, check=False
+    )
+    return out.returncode, out.stderr.decode(errors="replace")
+
+
 SURROGATE = "bad\udc80id"
 NUL = "bad\x00id"
 
@@ -130,6 +138,24 @@ BAD_CLIENT_CALLS: list[tuple[str, Callable[[ostinato.Client], Any], type[Excepti
         ),
         ValueError,
         "id_reuse_policy",
+    ),
+    (
+        "argument 2**70",
+        lambda c: c.start_workflow(echoes, 2**70, id="w2"),
+        ostinato.PayloadError,
+        "argument 1 of workflow",
+    ),
+    (
+        "argument surrogate",
+        lambda c: c.start_workflow(echoes, SURROGATE, id="w2"),
+        ostinato.PayloadError,
+        "argument 1 of workflow",
+    ),
+    (
+        "signal value 2**70",
+        lambda c: c.get_handle("w").signal("go", 2**70),
+        ostinato.PayloadError,
+        "value of signal 'go'",
     ),
     ("limit=2**70", lambda c: c.list_workflows(limit=2**70), ValueError, "limit"),
     ("limit=0", lambda c: c.list_workflows(limit=0), ValueError, "limit"),
@@ -200,13 +226,26 @@ def test_connect_refuses_bad_urls(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_names_the_bad_argument(tmp_path: Path) -> None:
+async def test_cli_names_the_bad_argument(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/cli.db"
-    out = cli("list", url, "--limit", str(2**70))
-    assert out.returncode == 1
-    assert "limit" in out.stderr and "Traceback" not in out.stderr
-    out = cli("list", url, "--status", "zombie")
-    assert out.returncode == 1 and "status" in out.stderr and "Traceback" not in out.stderr
+    async with client_for(url) as client:
+        await client.start_workflow(waiter, id="w")
+    for args, names in [
+        (["list", url, "--limit", str(2**70)], "limit"),
+        (["list", url, "--limit", "-5"], "limit"),
+        (["list", url, "--status", "zombie"], "status"),
+        # Bytes that are not UTF-8 reach Python as lone surrogates.
+        (["describe", url, b"bad\xffid"], "id"),
+        (["terminate", url, "w", "--reason", b"no\xff"], "reason"),
+        (["cancel", url, b"w\xff"], "id"),
+        (["history", url, "w", "--run-id", b"r\xff"], "run_id"),
+    ]:
+        returncode, stderr = cli_bytes(*args)
+        assert returncode == 1, (args, stderr)
+        assert names in stderr and "Traceback" not in stderr, (args, stderr)
+    async with client_for(url) as client:
+        page, _ = await client.list_workflows()
+        assert [(d.instance_id, d.status) for d in page] == [("w", "running")]
 
 
 # ---- 23: id conflicts through the client ----------------------------------------------------
@@ -283,6 +322,8 @@ async def test_run_in_an_unknown_status_is_shown_blocked(backend_url: str) -> No
         assert desc.is_blocked and "corrupt" in (desc.blocked_reason or "")
         with pytest.raises(TimeoutError, match="zombie"):
             await bad.result(timeout=0.2)
+        with pytest.raises(TimeoutError, match="zombie"):
+            await asyncio.to_thread(_sync_result, url, 0.2, "bad")
         async with ostinato.Worker(
             client.backend, workflows=[echoes, waiter], activities=[echo], poll_interval=0.05
         ):
@@ -343,6 +384,11 @@ async def test_unreadable_history_event_is_a_corrupt_history_error(backend_url: 
         with pytest.raises(ostinato.HistoryCorruptError, match="event #2"):
             await handle.history()
         assert (await handle.describe()).status == "completed"
+        tamper(url, "UPDATE runs SET result = %s WHERE instance_id = %s", b"{not json", "h")
+        with pytest.raises(ostinato.PayloadError, match="not valid JSON"):
+            await client.get_handle("h").result(timeout=5)
+        page, _ = await client.list_workflows()
+        assert [d.instance_id for d in page] == ["h"]
 
 
 # ---- 17: SQLite paths and file modes -------------------------------------------------------
@@ -560,6 +606,6 @@ async def test_pg_worker_started_while_the_server_is_down_waits(
     del handle
 
 
-def _sync_result(url: str, timeout: float) -> Any:
+def _sync_result(url: str, timeout: float, id: str = "w") -> Any:
     with ostinato.SyncClient(url) as client:
-        return client.get_handle("w").result(timeout=timeout)
+        return client.get_handle(id).result(timeout=timeout)

@@ -21,6 +21,7 @@ from ._converter import PayloadConverter, check_call, default_converter
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
+    PayloadError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -216,7 +217,13 @@ class WorkflowHandle(Generic[T]):
             payload = info.result or b"null"
             if self._decode is not None:
                 return self._decode(payload)
-            return orjson.loads(payload)
+            try:
+                return orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise PayloadError(
+                    f"the stored result of workflow {info.instance_id!r} is not valid JSON "
+                    f"({exc}): the store was tampered with or damaged"
+                ) from None
         cause = decode_failure(info.result) if info.result else None
         message = failure_message(info.result) if info.result else info.status.value
         error_type: type[WorkflowFailedError] = {
@@ -292,6 +299,16 @@ class WorkflowHandle(Generic[T]):
         return await self.client.get_vars(self.id)
 
 
+def _json_or_text(payload: bytes | None) -> Any:
+    """A stored JSON payload for display: decoded, or (unreadable) described as such."""
+    if not payload:
+        return None
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return f"<unreadable payload: {bytes(payload[:80])!r}>"
+
+
 def _pending_activity(activity_id: int, name: str, state: ActivityState | None) -> PendingActivity:
     if state is None:
         return PendingActivity(activity_id, name, state="finished")
@@ -308,9 +325,7 @@ def _pending_activity(activity_id: int, name: str, state: ActivityState | None) 
         attempt=state.attempt,
         next_attempt_at=_dt(state.visible_at) if status == "retrying" else None,
         last_failure=failure_message(state.last_failure) if state.last_failure else None,
-        heartbeat_details=orjson.loads(state.heartbeat_details)
-        if state.heartbeat_details
-        else None,
+        heartbeat_details=_json_or_text(state.heartbeat_details),
         cancel_requested=state.cancel_requested,
     )
 
