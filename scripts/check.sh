@@ -34,6 +34,11 @@ mypy
 step "stubtest"
 python -m mypy.stubtest ostinato._core --allowlist stubs/allowlist.txt
 
+step "release wheel smoke test (OSTINATO_SKIP_WHEEL=1 skips it)"
+if [ "${OSTINATO_SKIP_WHEEL:-}" != 1 ]; then
+    bash scripts/wheel_smoke.sh
+fi
+
 step "pytest"
 set +e
 python -m pytest -q "$@"

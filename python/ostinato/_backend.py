@@ -86,6 +86,11 @@ class NewRun:
     # "allow": a new run may reuse the id once the previous run closed.
     # "refuse": any earlier run with this id makes the start fail.
     id_reuse: str = "allow"
+    # While the instance has an open run: "fail" (WorkflowAlreadyStartedError),
+    # "use_existing" (create nothing, the open run stands), or "terminate_existing"
+    # (terminate the open run, as ``terminate`` does, and start this one in the same
+    # transaction).
+    id_conflict: str = "fail"
     # Absolute deadline of the run; the backend delivers a {"kind": "timed_out"} inbox event
     # at this time.
     execution_deadline: float | None = None
@@ -263,14 +268,21 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by ``open()``, may go away by itself (a database server
+        that is down or unreachable): a worker then waits and tries again instead of
+        exiting. False by default."""
+        return False
+
     # ---- client side ------------------------------------------------------------------------
 
     @abc.abstractmethod
     async def create_run(self, run: NewRun) -> None:
         """Create a run and put ``run.started_event`` in its inbox.
 
-        Raises ``WorkflowAlreadyStartedError`` if the instance has an open run, or any run at
-        all when ``run.id_reuse == "refuse"``.
+        Raises ``WorkflowAlreadyStartedError`` if the instance has an open run (unless
+        ``run.id_conflict`` says to use or terminate it), or any run at all when
+        ``run.id_reuse == "refuse"``.
         """
 
     @abc.abstractmethod

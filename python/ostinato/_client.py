@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 import uuid
@@ -15,9 +16,12 @@ import orjson
 
 from . import _events
 from ._backend import ActivityState, Backend, NewRun, RunInfo, RunStatus
+from ._backends._common import ID_CONFLICTS, check_text, decode_cursor
 from ._converter import PayloadConverter, check_call, default_converter
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
+    HistoryCorruptError,
+    PayloadError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -29,6 +33,45 @@ from ._retry import Duration, to_seconds
 __all__ = ["Client", "SyncClient", "WorkflowDescription", "WorkflowHandle"]
 
 T = TypeVar("T")
+
+# The largest page list_workflows returns; the largest start delay or execution timeout
+# (a hundred years: later instants are not datetimes every backend and tool can show).
+MAX_LIST_LIMIT = 10_000
+MAX_DURATION = 100 * 365.25 * 86400
+# How long after its timeout result() gives up on a backend that does not answer.
+_RESULT_GRACE = 1.0
+
+
+def _limit(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"limit must be an int, not {type(value).__name__} ({value!r:.80})")
+    if not 1 <= value <= MAX_LIST_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}, not {value}")
+    return value
+
+
+def _bounded(value: Duration | None, what: str) -> float | None:
+    seconds = to_seconds(value, what)
+    if seconds is not None and not seconds <= MAX_DURATION:
+        raise ValueError(f"{what} must be at most 100 years ({MAX_DURATION:g}s), not {value!r}")
+    return seconds
+
+
+def _timeout(value: Duration | None) -> float | None:
+    """A wait's timeout: any non-negative duration; inf means no timeout."""
+    seconds = to_seconds(value, "timeout")
+    return None if seconds == float("inf") else seconds
+
+
+def _status(value: object) -> RunStatus | None:
+    if value is None or isinstance(value, RunStatus):
+        return value
+    check_text(value, "status")
+    try:
+        return RunStatus(value)
+    except ValueError:
+        known = ", ".join(repr(s.value) for s in RunStatus)
+        raise ValueError(f"status must be one of {known}, not {value!r:.80}") from None
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -115,18 +158,50 @@ class WorkflowHandle(Generic[T]):
         ``WorkflowCancelledError`` / ``WorkflowTerminatedError`` / ``WorkflowTimedOutError``,
         and ``TimeoutError`` if ``timeout`` seconds pass first.
         """
+        seconds = _timeout(timeout)
+        if seconds is None:
+            return await self._result(None)
+        # The backend's own waits (a database that does not answer) count against the
+        # timeout too: give up a moment after it whatever the backend is doing.
+        self._last_error: BaseException | None = None
+        try:
+            return await asyncio.wait_for(self._result(seconds), seconds + _RESULT_GRACE)
+        except asyncio.TimeoutError as exc:
+            if str(exc):  # the run's own "did not finish" (the builtin one on 3.11+)
+                raise
+            raise self._timed_out(seconds) from None
+
+    def _timed_out(self, seconds: float) -> TimeoutError:
+        error = self._last_error
+        why = f"{type(error).__name__}: {error}" if error else "it did not respond in time"
+        return TimeoutError(
+            f"workflow {self.id!r}: no answer within {seconds:g}s: the backend could not "
+            f"be read ({why})"
+        )
+
+    async def _result(self, seconds: float | None) -> T:
         backend = self.client.backend
-        await backend.open()
-        seconds = to_seconds(timeout, "timeout")
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + seconds
         run_id = self.run_id
-        if run_id is None:
-            run_id = (await backend.describe(self.id)).run_id
         while True:
             remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
-            info = await backend.wait_closed(self.id, run_id, remaining)
+            try:
+                await backend.open()
+                if run_id is None:
+                    run_id = (await backend.describe(self.id)).run_id
+                info = await backend.wait_closed(self.id, run_id, remaining)
+            except Exception as exc:
+                # With a timeout, an outage is ridden out until the deadline.
+                if seconds is None or not backend.is_transient(exc):
+                    raise
+                self._last_error = exc
+                if remaining is not None and remaining <= 0:
+                    raise self._timed_out(seconds) from exc
+                await asyncio.sleep(min(0.5, remaining or 0.0))
+                continue
             if info.status is RunStatus.RUNNING:
+                assert seconds is not None
                 blocked = f"; blocked: {info.blocked_reason}" if info.blocked_reason else ""
                 raise TimeoutError(
                     f"workflow {self.id!r} did not finish within {seconds:g}s "
@@ -142,7 +217,13 @@ class WorkflowHandle(Generic[T]):
             payload = info.result or b"null"
             if self._decode is not None:
                 return self._decode(payload)
-            return orjson.loads(payload)
+            try:
+                return orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise PayloadError(
+                    f"the stored result of workflow {info.instance_id!r} is not valid JSON "
+                    f"({exc}): the store was tampered with or damaged"
+                ) from None
         cause = decode_failure(info.result) if info.result else None
         message = failure_message(info.result) if info.result else info.status.value
         error_type: type[WorkflowFailedError] = {
@@ -159,17 +240,20 @@ class WorkflowHandle(Generic[T]):
 
     async def signal(self, name: str, value: Any = None) -> None:
         """Send a signal; ``WorkflowNotFoundError`` / ``WorkflowNotRunningError``."""
+        check_text(name, "signal name")
         payload = self.client.converter.encode(value, what=f"value of signal {name!r}")
         await self.client.backend.open()
         await self.client.backend.signal(self.id, _events.signal_received(name, payload))
 
     async def cancel(self, reason: str = "cancelled by client") -> None:
         """Ask the workflow to cancel: ``asyncio.CancelledError`` reaches its current await."""
+        check_text(reason, "reason", empty=True)
         await self.client.backend.open()
         await self.client.backend.request_cancel(self.id, _events.cancel_requested(reason))
 
     async def terminate(self, reason: str = "terminated by client") -> None:
         """End the run at once, without running any more workflow code."""
+        check_text(reason, "reason", empty=True)
         await self.client.backend.open()
         await self.client.backend.terminate(self.id, reason)
 
@@ -177,19 +261,52 @@ class WorkflowHandle(Generic[T]):
         backend = self.client.backend
         await backend.open()
         info = await backend.describe(self.id, self.run_id)
-        history = await backend.history(self.id, info.run_id)
+        try:
+            history = await backend.history(self.id, info.run_id)
+        except HistoryCorruptError as exc:
+            # A tampered store: describe what the run row says, and why it is stuck.
+            history = []
+            if info.blocked_reason is None and info.status is RunStatus.RUNNING:
+                info = dataclasses.replace(info, blocked_reason=str(exc))
         states = []
         if info.status is RunStatus.RUNNING:
             states = await backend.activity_states(self.id, info.run_id)
         return _describe(info, history, states)
 
     async def history(self) -> list[dict[str, Any]]:
-        """The run's history as JSON-able dicts (save it for ``ostinato.testing.replay``)."""
+        """The run's history as JSON-able dicts (save it for ``ostinato.testing.replay``).
+
+        ``HistoryCorruptError`` when a stored event is not a JSON object (a tampered store).
+        """
         await self.client.backend.open()
-        return [orjson.loads(e) for e in await self.client.backend.history(self.id, self.run_id)]
+        events = []
+        for seq, raw in enumerate(await self.client.backend.history(self.id, self.run_id), 1):
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                event = exc
+            if not isinstance(event, dict):
+                raise HistoryCorruptError(
+                    f"history of workflow {self.id!r} is corrupt at event #{seq}: "
+                    f"not a JSON object ({event})",
+                    seq=seq,
+                    instance_id=self.id,
+                )
+            events.append(event)
+        return events
 
     async def get_vars(self) -> dict[str, Any]:
         return await self.client.get_vars(self.id)
+
+
+def _json_or_text(payload: bytes | None) -> Any:
+    """A stored JSON payload for display: decoded, or (unreadable) described as such."""
+    if not payload:
+        return None
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return f"<unreadable payload: {bytes(payload[:80])!r}>"
 
 
 def _pending_activity(activity_id: int, name: str, state: ActivityState | None) -> PendingActivity:
@@ -208,9 +325,7 @@ def _pending_activity(activity_id: int, name: str, state: ActivityState | None) 
         attempt=state.attempt,
         next_attempt_at=_dt(state.visible_at) if status == "retrying" else None,
         last_failure=failure_message(state.last_failure) if state.last_failure else None,
-        heartbeat_details=orjson.loads(state.heartbeat_details)
-        if state.heartbeat_details
-        else None,
+        heartbeat_details=_json_or_text(state.heartbeat_details),
         cancel_requested=state.cancel_requested,
     )
 
@@ -291,6 +406,7 @@ class Client:
         start_delay: Duration | None = ...,
         execution_timeout: Duration | None = ...,
         id_reuse_policy: str = ...,
+        id_conflict: str = ...,
     ) -> WorkflowHandle[T]: ...
     @overload
     async def start_workflow(
@@ -302,6 +418,7 @@ class Client:
         start_delay: Duration | None = ...,
         execution_timeout: Duration | None = ...,
         id_reuse_policy: str = ...,
+        id_conflict: str = ...,
     ) -> WorkflowHandle[Any]: ...
     async def start_workflow(
         self,
@@ -312,17 +429,39 @@ class Client:
         start_delay: Duration | None = None,
         execution_timeout: Duration | None = None,
         id_reuse_policy: str = "allow",
+        id_conflict: str = "fail",
     ) -> WorkflowHandle[Any]:
         """Start a workflow and return its handle.
 
         Arguments are checked against the workflow's signature and encoded here: a wrong
-        count or an unserializable value raises before anything is stored. A running
-        workflow with the same ``id`` raises ``WorkflowAlreadyStartedError``; a closed one is
-        replaced by a new run unless ``id_reuse_policy="refuse"``.
+        count, an unserializable value or a bad option raises before anything is stored.
+        While a run with the same ``id`` is still open, ``id_conflict`` decides: "fail"
+        (default) raises ``WorkflowAlreadyStartedError``, "use_existing" starts nothing and
+        returns a handle on the open run, "terminate_existing" terminates it and starts this
+        one. A closed one is replaced by a new run unless ``id_reuse_policy="refuse"``.
         """
         if id_reuse_policy not in ("allow", "refuse"):
-            raise ValueError("id_reuse_policy must be 'allow' or 'refuse'")
+            raise ValueError(
+                f"id_reuse_policy must be 'allow' or 'refuse', not {id_reuse_policy!r:.80}"
+            )
+        if id_conflict not in ID_CONFLICTS:
+            raise ValueError(
+                f"id_conflict must be one of {', '.join(map(repr, ID_CONFLICTS))}, "
+                f"not {id_conflict!r:.80}"
+            )
+        if id_conflict == "terminate_existing" and id_reuse_policy == "refuse":
+            raise ValueError(
+                "id_conflict='terminate_existing' needs id_reuse_policy='allow': the new run "
+                "reuses the id of the run it terminates"
+            )
+        if id is not None:
+            check_text(id, "id")
+        if queue is not None:
+            check_text(queue, "queue")
+        delay = _bounded(start_delay, "start_delay")
+        timeout = _bounded(execution_timeout, "execution_timeout")
         name = workflow_name(workflow)
+        check_text(name, "workflow name")
         decode = None
         if isinstance(workflow, str):
             values = list(args)
@@ -335,13 +474,9 @@ class Client:
 
         payload = self.converter.encode_args(values, what=f"arguments of workflow {name!r}")
         instance_id = id if id is not None else uuid.uuid4().hex
-        if not isinstance(instance_id, str) or not instance_id:
-            raise ValueError(f"workflow id must be a non-empty string, got {instance_id!r}")
         run_id = uuid.uuid4().hex
         await self.backend.open()
         now = self.backend.clock()
-        delay = to_seconds(start_delay, "start_delay")
-        timeout = to_seconds(execution_timeout, "execution_timeout")
         start_at = now + delay if delay else now
         deadline = start_at + timeout if timeout else None
         started = _events.workflow_started(
@@ -362,6 +497,7 @@ class Client:
                 started_event=started,
                 visible_at=start_at if delay else None,
                 id_reuse=id_reuse_policy,
+                id_conflict=id_conflict,
                 execution_deadline=deadline,
             )
         )
@@ -372,6 +508,9 @@ class Client:
     ) -> WorkflowHandle[Any]:
         """A handle on an existing workflow (its latest run, or ``run_id``); pass
         ``workflow`` to decode the result with its return annotation."""
+        check_text(id, "id")
+        if run_id is not None:
+            check_text(run_id, "run_id")
         decode = None
         if workflow is not None and not isinstance(workflow, str):
             fn = workflow_definition(workflow).fn
@@ -386,18 +525,26 @@ class Client:
         limit: int = 100,
         cursor: str | None = None,
     ) -> tuple[list[WorkflowDescription], str | None]:
-        """A page of workflows (latest run of each, newest first) and the next cursor."""
+        """A page of workflows (latest run of each, newest first) and the next cursor.
+
+        ``limit`` is 1 to 10,000.
+        """
+        run_status = _status(status)
+        name = None
+        if workflow is not None:
+            name = check_text(workflow_name(workflow), "workflow")
+        _limit(limit)
+        if cursor is not None:
+            decode_cursor(check_text(cursor, "cursor"))
         await self.backend.open()
         runs, next_cursor = await self.backend.list_runs(
-            status=RunStatus(status) if status is not None else None,
-            workflow_name=workflow_name(workflow) if workflow is not None else None,
-            limit=limit,
-            cursor=cursor,
+            status=run_status, workflow_name=name, limit=limit, cursor=cursor
         )
         return [_describe(info, []) for info in runs], next_cursor
 
     async def get_vars(self, id: str) -> dict[str, Any]:
         """Runtime variables set with ``workflow.set_var`` (as of the last committed step)."""
+        check_text(id, "id")
         await self.backend.open()
         return {k: orjson.loads(v) for k, v in (await self.backend.get_vars(id)).items()}
 

@@ -38,10 +38,20 @@ def connect(url: str, **options: Any) -> Backend:
     """
     if not isinstance(url, str):
         raise TypeError(f"connect() takes a URL string, not {type(url).__name__}")
+    # Checked here rather than by check_text, whose error would show the URL unmasked.
+    if "\x00" in url:
+        raise ValueError(f"url must not contain a NUL character (\\x00): {mask_url(url)!r}")
+    if not url.isascii() and url.encode("utf-8", "surrogatepass") != url.encode("utf-8", "replace"):
+        raise ValueError(f"url is not valid text (it contains a lone surrogate): {mask_url(url)!r}")
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
-        raise ValueError(f"not a backend URL: {mask_url(url)!r}; supported: {_SCHEMES}")
+        hint = ""
+        for known in ("postgresql", "postgres", "sqlite", "memory"):
+            if url.lower().startswith(known) and not url.lower().startswith(known + "ql"):
+                hint = f" (a URL starts with {known}://)"
+                break
+        raise ValueError(f"not a backend URL: {mask_url(url)!r}{hint}; supported: {_SCHEMES}")
     if scheme == "memory":
         if rest:
             raise ValueError(f"memory:// takes no path or options, got {url!r}")

@@ -256,9 +256,18 @@ def _find_problem(value: object, depth: int = 0) -> _Problem | None:
     return None
 
 
+# A longer path (a deeply nested value) is shown by its outer and inner ends.
+_PATH_SHOWN = 12
+
+
 def _render_path(segments: Sequence[str]) -> str:
-    """``['.amount', '[2]', '.items']`` (innermost first) -> ``"items[2].amount"``."""
-    text = "".join(reversed(segments))
+    """``['.amount', '[2]', '.items']`` (innermost first) -> ``"items[2].amount"``; a path of
+    more than 12 segments keeps its outer 8 and inner 4: ``a[0][0]...(240 more)...[0]``."""
+    outer_first = list(reversed(segments))
+    if len(outer_first) > _PATH_SHOWN:
+        hidden = len(outer_first) - _PATH_SHOWN
+        outer_first = [*outer_first[:8], f"...({hidden} more levels)...", *outer_first[-4:]]
+    text = "".join(outer_first)
     return text[1:] if text.startswith(".") else text
 
 

@@ -8,6 +8,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -39,6 +40,7 @@ from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
     ApplicationError,
     DeadlockError,
+    HistoryCorruptError,
     LeaseLostError,
     NonDeterminismError,
     PayloadError,
@@ -147,7 +149,7 @@ class Worker:
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Worker:
-        await self.backend.open()
+        await self._open_backend()
         self._runner = asyncio.create_task(self.run(), name=f"ostinato-worker:{self.identity}")
         return self
 
@@ -172,8 +174,29 @@ class Worker:
                 if not runner.cancelled():
                     raise
 
+    async def _open_backend(self) -> None:
+        """Open the backend; while it fails for a reason that may pass (the database server
+        is down or unreachable), log why and try again with back-off, as a service started
+        before its database (or under a supervisor) should."""
+        delay = 0.5
+        while True:
+            try:
+                await self.backend.open()
+                return
+            except Exception as exc:
+                if not self.backend.is_transient(exc):
+                    raise
+                log.warning(
+                    "worker %s cannot open its backend (%s); retrying in %gs",
+                    self.identity,
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay * (0.75 + random.random() / 2))
+            delay = min(delay * 2, 30.0)
+
     async def run(self) -> None:
-        await self.backend.open()
+        await self._open_backend()
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         if self.handle_signals and threading.current_thread() is threading.main_thread():
@@ -334,6 +357,7 @@ class Worker:
             DeadlockError,
             NondeterministicCallError,
             _core.HistoryCorruptError,
+            HistoryCorruptError,
         ) as exc:
             if run is not None:
                 run.dispose()
@@ -387,6 +411,8 @@ class Worker:
                 f"history of workflow {task.instance_id!r} is corrupt at event #{exc.seq}: "
                 f"{exc}. The run is kept; repair or terminate it."
             )
+        elif isinstance(exc, HistoryCorruptError):
+            reason = str(exc)  # read from the store: says what and where
         else:
             reason = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, NonDeterminismError) and self.nondeterminism == "fail":

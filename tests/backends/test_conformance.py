@@ -119,6 +119,67 @@ async def test_id_reuse_refused(backend_url: str, clock: FakeClock) -> None:
         await start(b, "fresh", id_reuse="refuse")
 
 
+async def test_id_conflict_fail_is_the_default(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        first = await start(b, "conflict")
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await start(b, "conflict", id_conflict="fail")
+        assert (await b.describe("conflict")).run_id == first.run_id
+
+
+async def test_id_conflict_use_existing(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        first = await start(b, "conflict")
+        await b.create_run(new_run("conflict", id_conflict="use_existing"))
+        info = await b.describe("conflict")
+        assert info.run_id == first.run_id and info.status is RunStatus.RUNNING
+        task = await claim_one(b)
+        assert inbox_kinds(task) == ["workflow_started"]  # no second start was queued
+        await b.release_workflow_task(task)
+        await run_to_close(b, "conflict")
+        # Once the run is closed, a start with use_existing starts a new run as usual.
+        second = await start(b, "conflict", id_conflict="use_existing")
+        assert (await b.describe("conflict")).run_id == second.run_id
+        page, _ = await b.list_runs()
+        assert len(page) == 1
+
+
+async def test_id_conflict_terminate_existing(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        first = await start(b, "conflict")
+        parent = await claim_one(b)
+        child = child_run(parent, 1, "conflict-child")
+        await b.commit_workflow_task(
+            parent,
+            full_commit(parent, {"kind": "child_scheduled", "id": 1}, children=[child]),
+        )
+        second = await start(b, "conflict", id_conflict="terminate_existing")
+        old = await b.describe("conflict", first.run_id)
+        assert old.status is RunStatus.TERMINATED
+        assert b"id_conflict" in (old.result or b"")
+        assert kinds(await b.history("conflict", first.run_id))[-1] == "workflow_terminated"
+        # Its open child is terminated with it, as terminate() does.
+        assert (await b.describe("conflict-child")).status is RunStatus.TERMINATED
+        new = await b.describe("conflict")
+        assert new.run_id == second.run_id and new.status is RunStatus.RUNNING
+        task = await claim_for(b, "conflict")
+        assert task.run_id == second.run_id and inbox_kinds(task) == ["workflow_started"]
+        # Nothing to terminate: a plain start.
+        await start(b, "conflict-fresh", id_conflict="terminate_existing")
+
+
+async def test_id_conflict_is_validated(backend_url: str, clock: FakeClock) -> None:
+    async with open_backend(backend_url, clock) as b:
+        await start(b, "conflict")
+        with pytest.raises(ValueError, match="id_conflict"):
+            await b.create_run(new_run("conflict", id_conflict="replace"))
+        with pytest.raises(ValueError, match="id_conflict"):
+            await b.create_run(
+                new_run("conflict", id_conflict="terminate_existing", id_reuse="refuse")
+            )
+        assert (await b.describe("conflict")).status is RunStatus.RUNNING
+
+
 async def test_start_delay(backend_url: str, clock: FakeClock) -> None:
     async with open_backend(backend_url, clock) as b:
         await start(b, "later", visible_at=T0 + 60)

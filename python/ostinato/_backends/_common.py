@@ -12,18 +12,21 @@ import contextlib
 import re
 import secrets
 import threading
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from .._backend import NewRun, RunStatus, WorkflowCommit
-from .._errors import LeaseLostError
+from .._backend import NewRun, ParentRef, RunInfo, RunStatus, WorkflowCommit
+from .._errors import HistoryCorruptError, LeaseLostError
 
 __all__ = [
     "Waiter",
     "Waiters",
+    "check_history_length",
     "child_closed_event",
+    "check_text",
     "child_start_refused_event",
     "decode_cursor",
     "encode_cursor",
@@ -31,6 +34,7 @@ __all__ = [
     "first_seq",
     "mask_url",
     "new_lease_token",
+    "run_info",
     "signal_external_completed_event",
     "signal_target_missing",
     "terminated_failure",
@@ -141,9 +145,41 @@ def first_seq(event: bytes) -> int:
     return seq
 
 
+ID_CONFLICTS = ("fail", "use_existing", "terminate_existing")
+# The reason recorded on a run terminated by a start with id_conflict="terminate_existing".
+CONFLICT_TERMINATE_REASON = "a new run was started with id_conflict='terminate_existing'"
+
+
+def check_text(value: object, what: str, *, empty: bool = False) -> str:
+    """``value`` if it is a string every backend can store, else a ``TypeError`` /
+    ``ValueError`` naming ``what``: not empty (unless ``empty``), no NUL character (PostgreSQL
+    text cannot hold one) and no lone surrogate (not encodable as UTF-8)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__} ({value!r:.80})")
+    if not value and not empty:
+        raise ValueError(f"{what} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain a NUL character (\\x00): {value!r:.80}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} is not valid text: it contains the lone surrogate "
+            f"{value[exc.start]!r} at index {exc.start}, which UTF-8 cannot encode"
+        ) from None
+    return value
+
+
 def validate_new_run(run: NewRun) -> None:
     if run.id_reuse not in ("allow", "refuse"):
         raise ValueError(f"id_reuse must be 'allow' or 'refuse', not {run.id_reuse!r}")
+    if run.id_conflict not in ID_CONFLICTS:
+        raise ValueError(
+            f"id_conflict must be one of {', '.join(map(repr, ID_CONFLICTS))}, "
+            f"not {run.id_conflict!r}"
+        )
+    if run.id_conflict == "terminate_existing" and run.id_reuse == "refuse":
+        raise ValueError("id_conflict='terminate_existing' needs id_reuse='allow'")
     if not run.instance_id:
         raise ValueError("a workflow instance id must not be empty")
     if not run.run_id:
@@ -183,6 +219,83 @@ def signal_target_missing(instance_id: str, exists: bool) -> bytes:
     return failure_payload("WorkflowNotFoundError", f"no workflow with id {instance_id!r}")
 
 
+# ---- reading stored rows ------------------------------------------------------------------
+
+
+def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
+    """A ``RunInfo`` from the stored columns (instance_id, run_id, workflow_name, queue,
+    status, created_at, updated_at, closed_at, history_length, result, blocked_reason,
+    parent_instance_id, parent_run_id, parent_command_id, next_run_id).
+
+    A row no version of ostinato wrote (tampered with, or from a newer version) does not make
+    listing fail: a status this version does not know, or a field of the wrong type, shows
+    the run as open and blocked, with the reason.
+    """
+    (
+        instance_id, run_id, workflow_name, queue, status, created_at, updated_at, closed_at,
+        history_length, result, blocked_reason, parent_instance_id, parent_run_id,
+        parent_command_id, next_run_id,
+    ) = row[:15]  # fmt: skip
+    problems = []
+    try:
+        run_status = RunStatus(status)
+    except ValueError:
+        run_status = RunStatus.RUNNING
+        problems.append(f"status {status!r:.40} is not one this version of ostinato knows")
+
+    def number(name: str, value: Any, kind: type, default: Any) -> Any:
+        if value is None and default is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return kind(value)
+        problems.append(f"{name} is {value!r:.40}, not a number")
+        return default
+
+    created = number("created_at", created_at, float, 0.0)
+    updated = number("updated_at", updated_at, float, created)
+    closed = number("closed_at", closed_at, float, None)
+    length = number("history_length", history_length, int, 0)
+    parent = None
+    if parent_instance_id is not None:
+        parent = ParentRef(parent_instance_id, parent_run_id, parent_command_id)
+    reason = blocked_reason
+    if problems:
+        reason = (
+            f"the store's row for this run is corrupt: {'; '.join(problems)}. "
+            "It is shown as open and blocked; repair or remove the row"
+        )
+    return RunInfo(
+        instance_id=str(instance_id),
+        run_id=str(run_id),
+        workflow_name=str(workflow_name),
+        queue=str(queue),
+        status=run_status,
+        created_at=created,
+        updated_at=updated,
+        closed_at=closed,
+        history_length=length,
+        result=None if result is None else bytes(result),
+        blocked_reason=reason,
+        parent=parent,
+        next_run_id=next_run_id,
+    )
+
+
+def check_history_length(
+    instance_id: str, run_id: str, history_length: int, events: list[bytes]
+) -> list[bytes]:
+    """``events`` if there are as many as the run row says, else ``HistoryCorruptError``."""
+    if len(events) != history_length:
+        raise HistoryCorruptError(
+            f"history of workflow {instance_id!r} (run {run_id}) is corrupt: its run row "
+            f"says {history_length} events, the store holds {len(events)}. The run is kept; "
+            "repair or terminate it",
+            seq=min(len(events), history_length) + 1,
+            instance_id=instance_id,
+        )
+    return events
+
+
 # ---- leases, cursors, URLs ----------------------------------------------------------------
 
 
@@ -195,14 +308,28 @@ def encode_cursor(position: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    if not cursor.startswith("r"):
-        raise ValueError(f"invalid list cursor {cursor!r}: pass the cursor list_runs returned")
+    invalid = f"invalid list cursor {cursor!r:.80}: pass the cursor list_runs returned"
+    if not isinstance(cursor, str) or not cursor.startswith("r") or len(cursor) > 17:
+        raise ValueError(invalid)
     try:
-        return int(cursor[1:], 16)
+        position = int(cursor[1:], 16)
     except ValueError:
-        raise ValueError(
-            f"invalid list cursor {cursor!r}: pass the cursor list_runs returned"
-        ) from None
+        raise ValueError(invalid) from None
+    if not 0 <= position < 2**63:
+        raise ValueError(invalid)
+    return position
+
+
+# "user:password@" anywhere (also in mistyped URLs such as postgresql:/host or
+# postgres//host that urlsplit does not read as having a password), and password=... of
+# key=value connection strings and query strings.
+_USERINFO = re.compile(r"(?P<user>[^\s:/@?#&=]*):(?P<password>[^\s/?#]*)@")
+_KV_PASSWORD = re.compile(r"(?P<key>password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&]+)", re.I)
+
+
+def _mask_loose(text: str) -> str:
+    text = _USERINFO.sub(r"\g<user>:***@", text)
+    return _KV_PASSWORD.sub(r"\g<key>***", text)
 
 
 def mask_url(url: str) -> str:
@@ -212,7 +339,7 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<unparsable url>"
     if parts.password is None:
-        return url
+        return _mask_loose(url)
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
@@ -222,7 +349,7 @@ def mask_url(url: str) -> str:
     except ValueError:
         port = None
     netloc = f"{user}:***@{host}" + (f":{port}" if port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return _mask_loose(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
 
 
 # ---- in-process wake-ups ------------------------------------------------------------------

@@ -331,6 +331,12 @@ class MemoryBackend(Backend):
         wake: set[Hashable] = set()
         with self._lock:
             refused, open_run = self._start_refusal(run)
+            if open_run and run.id_conflict == "use_existing":
+                return
+            if open_run and run.id_conflict == "terminate_existing":
+                existing = self._latest(run.instance_id)
+                self._terminate(existing, c.CONFLICT_TERMINATE_REASON, self.clock(), wake)
+                refused, open_run = self._start_refusal(run)
             if refused:
                 if open_run:
                     raise WorkflowAlreadyStartedError(run.instance_id)

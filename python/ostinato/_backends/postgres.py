@@ -40,7 +40,7 @@ import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .._backend import (
     ActivityState,
@@ -560,6 +560,14 @@ class PostgresBackend(Backend):
             raise ValueError(f"schema must be a name of 1 to 63 bytes, not {schema!r}")
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be positive, not {poll_interval}")
+        if (
+            not isinstance(connect_timeout, (int, float))
+            or isinstance(connect_timeout, bool)
+            or not 0 < connect_timeout <= 3600
+        ):
+            raise ValueError(
+                f"connect_timeout must be seconds between 0 and 3600, not {connect_timeout!r}"
+            )
         self.clock = clock
         self._dsn = dsn
         self._masked = mask_dsn(dsn)
@@ -675,9 +683,18 @@ class PostgresBackend(Backend):
 
     def _connection_error(self, action: str, exc: BaseException) -> psycopg.OperationalError:
         message = " ".join(_scrub(str(exc), self._secrets).split())
+        if isinstance(exc, PoolTimeout) or "timeout" in message.lower():
+            message += (
+                f" (gave up after connect_timeout={self._connect_timeout:g}s: set it with "
+                "connect(url, connect_timeout=SECONDS) or ?connect_timeout= in the URL)"
+            )
         return psycopg.OperationalError(
             f"PostgreSQL at {self._masked} failed while {action}: {message}"
         )
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """A server that is down, restarting or unreachable (or refuses us for now)."""
+        return isinstance(exc, psycopg.OperationalError)
 
     async def _check_schema(self, conn: Conn) -> None:
         latest = len(load_migrations())
@@ -730,11 +747,16 @@ class PostgresBackend(Backend):
         """
         attempt = contended = 0
         pool = await self._get_pool()  # opening reports its own errors, unretried
+        # Waiting for a connection and retrying after broken ones share one connect_timeout:
+        # during an outage an operation fails after about that long, not after every retry
+        # has waited for it in turn.
+        give_up = time.monotonic() + self._connect_timeout
         while True:
             effects = _Effects(attempt)
             maybe_written = not transaction
             try:
-                async with pool.connection() as conn:
+                wait = max(give_up - time.monotonic(), 0.05)
+                async with pool.connection(timeout=wait) as conn:
                     if transaction:
                         async with conn.transaction():
                             result = await body(conn, effects)
@@ -755,7 +777,11 @@ class PostgresBackend(Backend):
                 await asyncio.sleep(min(0.001 * 2 ** min(contended, 6), 0.05) * random.random())
                 continue
             except psycopg.OperationalError as exc:
-                retry = attempt < len(_RETRY_DELAYS) and (retry_ambiguous or not maybe_written)
+                retry = (
+                    attempt < len(_RETRY_DELAYS)
+                    and (retry_ambiguous or not maybe_written)
+                    and time.monotonic() + _RETRY_DELAYS[attempt] < give_up
+                )
                 self._report_incident(action, exc, retry)
                 if not retry:
                     raise self._connection_error(action, exc) from exc
@@ -900,41 +926,8 @@ class PostgresBackend(Backend):
     # ---- shared pieces --------------------------------------------------------------------
 
     def _row_to_info(self, row: Sequence[Any]) -> RunInfo:
-        (
-            instance_id,
-            run_id,
-            workflow_name,
-            queue,
-            status,
-            created_at,
-            updated_at,
-            closed_at,
-            history_length,
-            result,
-            blocked_reason,
-            parent_instance_id,
-            parent_run_id,
-            parent_command_id,
-            next_run_id,
-        ) = row[:15]
-        parent = None
-        if parent_instance_id is not None:
-            parent = ParentRef(parent_instance_id, parent_run_id, parent_command_id)
-        return RunInfo(
-            instance_id=instance_id,
-            run_id=run_id,
-            workflow_name=workflow_name,
-            queue=queue,
-            status=RunStatus(status),
-            created_at=created_at,
-            updated_at=updated_at,
-            closed_at=closed_at,
-            history_length=history_length,
-            result=None if result is None else bytes(result),
-            blocked_reason=blocked_reason,
-            parent=parent,
-            next_run_id=next_run_id,
-        )
+        # A tampered row (unknown status ...) reads as an open run blocked with the reason.
+        return c.run_info(row)
 
     async def _lock_latest_run(self, conn: Conn, instance_id: str) -> tuple[str, str] | None:
         """Lock the instance and its latest run: (run id, status), None for an unknown id."""
@@ -979,15 +972,30 @@ class PostgresBackend(Backend):
             conn, "insert_instance", {"instance_id": run.instance_id, "run_id": run.run_id}
         )
         if inserted is None:
+            latest_run_id = None
             row = await self._fetchone(conn, "lock_instance", {"instance_id": run.instance_id})
             if row is not None:
+                latest_run_id = row[0]
                 row = await self._fetchone(
                     conn,
                     "latest_run_state",
-                    {"instance_id": run.instance_id, "run_id": run.run_id, "latest_run_id": row[0]},
+                    {
+                        "instance_id": run.instance_id,
+                        "run_id": run.run_id,
+                        "latest_run_id": latest_run_id,
+                    },
                 )
             if row is not None:
                 status, run_id_taken = row
+                if status == RunStatus.RUNNING.value and run.id_conflict == "use_existing":
+                    return True, False, bool(run_id_taken)
+                if status == RunStatus.RUNNING.value and run.id_conflict == "terminate_existing":
+                    assert latest_run_id is not None
+                    await self._terminate_tree(
+                        conn, effects, run.instance_id, latest_run_id,
+                        c.CONFLICT_TERMINATE_REASON, now,
+                    )  # fmt: skip
+                    status = RunStatus.TERMINATED.value
                 if status == RunStatus.RUNNING.value:
                     return False, True, bool(run_id_taken)
                 if run.id_reuse == "refuse" or run_id_taken:
@@ -1260,7 +1268,9 @@ class PostgresBackend(Backend):
                 )
             if not rows:
                 raise _not_found(instance_id, run_id)
-            return [bytes(event) for (event,) in rows if event is not None]
+            events = [bytes(event) for (event, *_) in rows if event is not None]
+            _, found_run_id, history_length = rows[0]
+            return c.check_history_length(instance_id, found_run_id, history_length, events)
 
         return await self._run(
             f"reading the history of workflow {instance_id!r}", body, transaction=False

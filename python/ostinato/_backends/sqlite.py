@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import importlib.resources
+import os
 import queue
 import random
 import re
@@ -157,10 +158,13 @@ class _RunRow:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> _RunRow:
-        parent = None if row[12] is None else ParentRef(row[12], row[13], row[14])
+        # A tampered row (unknown status, a text where a number belongs) reads as an open
+        # run blocked with the reason, so listing and describing keep working.
+        i = c.run_info(row[1:16])
         return cls(
-            row[0], row[1], row[2], row[3], row[4], RunStatus(row[5]), row[6], row[7], row[8],
-            row[9], row[10], row[11], parent, row[15], row[16],
+            row[0], i.instance_id, i.run_id, i.workflow_name, i.queue, i.status, i.created_at,
+            i.updated_at, i.closed_at, i.history_length, i.result, i.blocked_reason, i.parent,
+            i.next_run_id, row[16],
         )  # fmt: skip
 
     def info(self) -> RunInfo:
@@ -308,12 +312,18 @@ class SqliteBackend(Backend):
             stopped.set_result(None)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout,
-            isolation_level=None,  # we issue BEGIN / COMMIT ourselves
-            cached_statements=256,
-        )
+        try:
+            self._create_private()
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+                cached_statements=256,
+            )
+        except (OSError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "unable to open" not in str(exc):
+                raise
+            raise sqlite3.OperationalError(self._open_error(exc)) from None
         try:
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
             conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
@@ -322,6 +332,30 @@ class SqliteBackend(Backend):
             conn.close()
             raise
         return conn
+
+    def _create_private(self) -> None:
+        """Create a new database file readable and writable by its owner only (histories
+        hold personal data); SQLite gives its -wal and -shm files the same mode. An
+        existing file keeps its mode."""
+        if self.path == ":memory:" or self.path.startswith("file:") or not self.path:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
+
+    def _open_error(self, exc: BaseException) -> str:
+        full = os.path.abspath(self.path)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        folder = os.path.dirname(full)
+        if not os.path.isdir(folder):
+            reason += f" (the directory {folder!r} does not exist)"
+        return (
+            f"unable to open SQLite database file {full!r}: {reason}. In a URL, "
+            "sqlite:///x.db is relative to the working directory "
+            f"({os.getcwd()}) and sqlite:////abs/x.db is absolute"
+        )
 
     def _retry_busy(self, action: Callable[[], T]) -> T:
         """Run ``action``, retrying with back-off while another process holds the lock."""
@@ -704,6 +738,13 @@ class SqliteBackend(Backend):
 
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             refused, open_run = self._start_refusal(conn, run)
+            if open_run and run.id_conflict == "use_existing":
+                return
+            if open_run and run.id_conflict == "terminate_existing":
+                now = self.clock()
+                existing = self._run_row(conn, run.instance_id, None)
+                self._terminate(conn, existing, c.CONFLICT_TERMINATE_REASON, now, wake)
+                refused, open_run = self._start_refusal(conn, run)
             if refused:
                 if open_run:
                     raise WorkflowAlreadyStartedError(run.instance_id)
@@ -750,7 +791,8 @@ class SqliteBackend(Backend):
         def op(conn: sqlite3.Connection, wake: Wake) -> list[bytes]:
             run = self._run_row(conn, instance_id, run_id)
             rows = conn.execute("SELECT event FROM history WHERE run = ? ORDER BY seq", (run.pk,))
-            return [event for (event,) in rows]
+            events = [bytes(event) for (event,) in rows]
+            return c.check_history_length(run.instance_id, run.run_id, run.history_length, events)
 
         return await self._read(op)
 

@@ -136,14 +136,16 @@ WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 
 -- name: history_latest
 -- One row with a NULL event when the run has no history; no row when there is no such run.
-SELECT h.event
+-- Every row carries the run's id and history_length (checked against the rows found).
+SELECT h.event, r.run_id, r.history_length
 FROM {schema}.instances AS i
-LEFT JOIN {schema}.history AS h ON h.instance_id = i.instance_id AND h.run_id = i.latest_run_id
+JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.latest_run_id
+LEFT JOIN {schema}.history AS h ON h.instance_id = r.instance_id AND h.run_id = r.run_id
 WHERE i.instance_id = %(instance_id)s
 ORDER BY h.seq
 
 -- name: history_run
-SELECT h.event
+SELECT h.event, r.run_id, r.history_length
 FROM {schema}.runs AS r
 LEFT JOIN {schema}.history AS h ON h.instance_id = r.instance_id AND h.run_id = r.run_id
 WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
