@@ -235,5 +235,9 @@ class Reducer:
     def history_length(self) -> int:
         """Number of events in history, recorded and new."""
     @property
+    def history_length_here(self) -> int:
+        """Number of events in history at this point of the workflow code (workflow.info()):
+        the same value on every replay."""
+    @property
     def finished(self) -> bool:
         """True once the run has a closing command (complete, fail, cancel, continue)."""

@@ -33,6 +33,8 @@ struct Batch {
     commands: Range<usize>,
     /// Sequence number of the batch's last event.
     last_seq: u64,
+    /// Sequence number of the batch's last inbound event (its `task_started` when it has none).
+    inbound_seq: u64,
 }
 
 /// The activation the workflow code is running.
@@ -45,6 +47,9 @@ struct Current {
     end: usize,
     /// Sequence number of the batch's last event.
     last_seq: u64,
+    /// Sequence number of the last event of history at this point of the code: the batch's last
+    /// inbound event, then each command event matched or recorded.
+    position: u64,
 }
 
 /// Where a command's event comes from.
@@ -70,8 +75,9 @@ pub struct Reducer {
     slots: Vec<Slot>,
     /// Open or closed.
     run: completion::State,
-    /// Change ids for which `patched` returned true.
-    patches: Vec<Box<str>>,
+    /// Change ids `patched` has answered for this run, with the answer (kept for the rest of
+    /// the run, true or false).
+    patches: Vec<(Box<str>, bool)>,
     /// Events in history, recorded and new.
     history_length: u64,
     /// Checks recorded history as it is loaded.
@@ -140,7 +146,8 @@ impl Reducer {
         let mut decoded: Vec<Event> = Vec::with_capacity(raw.len());
         let mut new_batches: Vec<Batch> = Vec::new();
         // Growth of the last queued batch when this load continues it.
-        let mut tail: Option<(usize, usize, u64)> = None; // (inbound_end, commands_end, last_seq)
+        // (inbound_end, commands_end, last_seq, inbound_seq)
+        let mut tail: Option<(usize, usize, u64, u64)> = None;
         let mut seq = self.history_length;
         let result = (|| -> Result<()> {
             for bytes in raw {
@@ -159,6 +166,7 @@ impl Reducer {
                             inbound: index..index,
                             commands: index..index,
                             last_seq: seq,
+                            inbound_seq: seq,
                         });
                         continue; // task_started itself is not kept
                     }
@@ -169,6 +177,7 @@ impl Reducer {
                             if is_inbound {
                                 batch.inbound.end = index + 1;
                                 batch.commands = index + 1..index + 1;
+                                batch.inbound_seq = seq;
                             } else {
                                 batch.commands.end = index + 1;
                             }
@@ -181,12 +190,16 @@ impl Reducer {
                                 )));
                             }
                             let last = self.batches.back().expect("checked above");
-                            let (inbound_end, _, _) =
-                                tail.unwrap_or((last.inbound.end, last.commands.end, 0));
+                            let (inbound_end, _, _, inbound_seq) = tail.unwrap_or((
+                                last.inbound.end,
+                                last.commands.end,
+                                0,
+                                last.inbound_seq,
+                            ));
                             tail = Some(if is_inbound {
-                                (index + 1, index + 1, seq)
+                                (index + 1, index + 1, seq, seq)
                             } else {
-                                (inbound_end, index + 1, seq)
+                                (inbound_end, index + 1, seq, inbound_seq)
                             });
                         }
                     }
@@ -200,7 +213,7 @@ impl Reducer {
             return Err(e);
         }
         self.validator.commit();
-        if let Some((inbound_end, commands_end, last_seq)) = tail {
+        if let Some((inbound_end, commands_end, last_seq, inbound_seq)) = tail {
             let last = self
                 .batches
                 .back_mut()
@@ -211,6 +224,7 @@ impl Reducer {
             }
             last.commands.end = commands_end;
             last.last_seq = last_seq;
+            last.inbound_seq = inbound_seq;
         }
         self.events.extend(decoded);
         self.batches.extend(new_batches);
@@ -278,6 +292,7 @@ impl Reducer {
             inbound: start..end,
             commands: end..end,
             last_seq,
+            inbound_seq: last_seq,
         });
         self.history_length = last_seq;
         self.has_new_batches = true;
@@ -358,6 +373,7 @@ impl Reducer {
             next: batch.commands.start,
             end: batch.commands.end,
             last_seq: batch.last_seq,
+            position: batch.inbound_seq,
         });
         Ok(Some(Activation {
             time: batch.time,
@@ -458,6 +474,7 @@ impl Reducer {
     /// Moves past the matched recorded command event.
     fn consume(&mut self) {
         if let Some(current) = &mut self.current {
+            current.position = self.events[current.next].seq;
             current.next += 1;
         }
     }
@@ -465,6 +482,9 @@ impl Reducer {
     /// Appends a new command event with the next sequence number.
     fn record(&mut self, body: &EventBody) {
         self.history_length += 1;
+        if let Some(current) = &mut self.current {
+            current.position = self.history_length;
+        }
         self.new_events
             .push(event::encode(self.history_length, body));
     }
@@ -648,8 +668,9 @@ impl Reducer {
     /// Not replaying: records a marker and returns true (a deprecated patch records nothing and
     /// returns true). Replaying: consumes the next recorded command event if it is a marker for
     /// `change_id` and returns true; otherwise consumes nothing and returns false (true for a
-    /// deprecated patch). A change id that returned true once returns true for the rest of the
-    /// run.
+    /// deprecated patch). Once `patched` (not deprecated) has answered for a change id, it gives
+    /// the same answer for the rest of the run: a run that replayed the old path (false) keeps
+    /// it after replay has caught up, and records no marker.
     pub fn patched(&mut self, change_id: &str, deprecated: bool) -> Result<bool> {
         let Some(current) = &self.current else {
             return Err(Error::engine_bug(format!(
@@ -658,8 +679,8 @@ impl Reducer {
         };
         completion::Completion::step(self.run, completion::Input::Command)
             .map_err(|e| Error::engine_bug(format!("patched '{change_id}': {}", e.message())))?;
-        if self.patches.iter().any(|p| &**p == change_id) {
-            return Ok(true);
+        if let Some((_, answer)) = self.patches.iter().find(|(p, _)| &**p == change_id) {
+            return Ok(*answer);
         }
         let input = if deprecated {
             marker::Input::Deprecated
@@ -673,6 +694,9 @@ impl Reducer {
                 |ev| matches!(&ev.body, EventBody::MarkerRecorded { name, .. } if name == change_id),
             );
             if !next_is_marker {
+                if !deprecated {
+                    self.patches.push((change_id.into(), false));
+                }
                 return Ok(deprecated);
             }
             self.consume();
@@ -690,7 +714,7 @@ impl Reducer {
             name: change_id.into(),
             options: None,
         });
-        self.patches.push(change_id.into());
+        self.patches.push((change_id.into(), true));
         Ok(true)
     }
 
@@ -905,6 +929,15 @@ impl Reducer {
     /// Number of events in history, recorded and new.
     pub fn history_length(&self) -> u64 {
         self.history_length
+    }
+
+    /// Number of events in history at this point of the workflow code: while an activation
+    /// runs, up to its inbound events and the command events matched or recorded so far (the
+    /// same value on every replay); otherwise [`Reducer::history_length`].
+    pub fn history_length_here(&self) -> u64 {
+        self.current
+            .as_ref()
+            .map_or(self.history_length, |c| c.position)
     }
 
     /// True once the run has a closing command.

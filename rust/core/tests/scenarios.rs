@@ -835,3 +835,80 @@ fn replay_then_continue_with_a_new_batch() {
     );
     assert_eq!(r.history_length(), 6);
 }
+
+/// A run recorded before the change (no marker) replays `patched("fix-1")` as false; once replay
+/// has caught up, the same change id keeps answering false and records no marker:
+///
+/// ```text
+///  1 task_started
+///  2 workflow_started
+///  3 activity_scheduled id=1 'old'
+/// ```
+#[test]
+fn patched_keeps_a_false_answer_after_replay_caught_up() {
+    let mut h = HistoryBuilder::new();
+    h.task(1).workflow_started("wf", "[]");
+    h.activity_scheduled("old", "[]");
+    let mut r = Reducer::new();
+    r.load_history(&h.build()).unwrap();
+    r.next_activation().unwrap().unwrap();
+    assert!(!r.patched("fix-1", false).unwrap());
+    r.schedule_activity("old", b"[]", b"{}").unwrap();
+    r.finish_activation().unwrap();
+    r.add_new_batch(5, &[inbox::activity_completed(1, "1")])
+        .unwrap();
+    r.take_new_events();
+    let a = r.next_activation().unwrap().unwrap();
+    assert!(!a.replaying);
+    assert!(!r.patched("fix-1", false).unwrap());
+    r.schedule_activity("old", b"[]", b"{}").unwrap();
+    r.finish_activation().unwrap();
+    let events = as_text(&r.take_new_events());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].contains("activity_scheduled"));
+}
+
+/// `history_length_here` is the length of history at that point of the code, the same when the
+/// batch is replayed as when it ran (three events per timer: started, task_started, fired).
+#[test]
+fn history_length_here_is_the_same_on_replay() {
+    let code = |r: &mut Reducer, a: &Activation, log: &mut Vec<String>| -> Result<()> {
+        log.push(format!("at start {}", r.history_length_here()));
+        match job_kinds(a).as_slice() {
+            [EventKind::WorkflowStarted] => {
+                r.start_timer(10)?;
+            }
+            [EventKind::TimerFired] if a.jobs[0].id == 1 => {
+                r.start_timer(20)?;
+            }
+            _ => r.complete(b"null")?,
+        }
+        log.push(format!("after command {}", r.history_length_here()));
+        Ok(())
+    };
+    let inboxes = [
+        (1, vec![inbox::workflow_started("wf")]),
+        (10, vec![inbox::timer_fired(1)]),
+        (20, vec![inbox::timer_fired(2)]),
+    ];
+    let inc = run_incremental(&mut { code }, &inboxes).unwrap();
+    let (replayed, _) = run_replay(&mut { code }, &inc.history).unwrap();
+    assert_eq!(inc.trace, replayed);
+    let logged: Vec<&String> = replayed.iter().filter(|l| !l.starts_with(' ')).collect();
+    let logged: Vec<&str> = logged
+        .iter()
+        .filter(|l| !l.starts_with("activation"))
+        .map(|l| l.as_str())
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "at start 2",
+            "after command 3",
+            "at start 5",
+            "after command 6",
+            "at start 8",
+            "after command 9"
+        ]
+    );
+}

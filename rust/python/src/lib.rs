@@ -384,6 +384,13 @@ impl Reducer {
         self.0.history_length()
     }
 
+    /// Number of events in history at this point of the workflow code (workflow.info()): the
+    /// same value on every replay.
+    #[getter]
+    fn history_length_here(&self) -> u64 {
+        self.0.history_length_here()
+    }
+
     /// True once the run has a closing command (complete, fail, cancel, continue).
     #[getter]
     fn finished(&self) -> bool {
