@@ -46,7 +46,7 @@ from ._errors import (
 from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
 from ._retry import RetryPolicy
-from ._run import WorkflowRun
+from ._run import CANCEL_EXTERNAL, WorkflowRun
 from .activity import ActivityInfo, _ActivityContext, _context
 
 __all__ = ["Worker"]
@@ -482,21 +482,19 @@ class Worker:
                 )
             elif kind == "cancel_child":
                 options = orjson.loads(out.options or b"{}")
+                reason = f"parent {run.instance_id} cancelled it"
+                if run.cancel_reason:
+                    reason = f"{reason} (the parent was cancelled: {run.cancel_reason})"
                 commit.cancel_instances.append(
-                    (
-                        options["instance_id"],
-                        _events.cancel_requested(f"parent {run.instance_id} cancelled it"),
-                    )
+                    (options["instance_id"], _events.cancel_requested(reason))
                 )
             elif kind == "signal_external":
                 options = orjson.loads(out.options or b"{}")
-                commit.signals.append(
-                    OutgoingSignal(
-                        options["instance_id"],
-                        _events.signal_received(out.name, out.payload or b"null"),
-                        out.id,
-                    )
-                )
+                if out.name == CANCEL_EXTERNAL:  # workflow.cancel_external()
+                    event = _events.cancel_requested(orjson.loads(out.payload or b'""'))
+                else:
+                    event = _events.signal_received(out.name, out.payload or b"null")
+                commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
             elif kind == "complete":
                 commit.close = RunClose(RunStatus.COMPLETED, out.payload)
             elif kind == "fail":

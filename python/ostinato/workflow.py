@@ -14,9 +14,9 @@ import inspect
 import logging
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
 from datetime import datetime, timezone
-from typing import Any, Generic, NoReturn, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 import orjson
 
@@ -29,13 +29,22 @@ from ._definition import (
     workflow_name,
 )
 from ._retry import Duration, RetryPolicy, to_seconds
-from ._run import ContinueAsNew, SignalChannel, WorkflowInfo, WorkflowRun, current_run
+from ._run import (
+    CANCEL_EXTERNAL,
+    ContinueAsNew,
+    SignalChannel,
+    WorkflowInfo,
+    WorkflowRun,
+    current_run,
+)
 
 __all__ = [
     "ActivityHandle",
     "ChildHandle",
     "SignalChannel",
     "WorkflowInfo",
+    "cancel_external",
+    "cancellation_reason",
     "continue_as_new",
     "defn",
     "deprecate_patch",
@@ -64,19 +73,50 @@ T = TypeVar("T")
 defn = workflow_defn
 
 
-class ActivityHandle(Generic[T]):
-    """A scheduled activity: await it for the result, or ``cancel()`` it."""
+class _FutureCoroutine(Coroutine[Any, Any, T]):
+    """An awaitable over a future that is also a coroutine, so that ``asyncio.create_task()``
+    and ``asyncio.ensure_future()`` take it (and ``await``, ``gather``, ``wait``, ``wait_for``,
+    ``shield``). Awaiting it any number of times gives the same outcome; driving it as a
+    coroutine (``send`` / ``throw``) is for one task."""
 
-    __slots__ = ("_future", "_run", "activity_id", "name")
+    __slots__ = ("_future", "_iter")
 
-    def __init__(self, run: WorkflowRun, activity_id: int, name: str, future: asyncio.Future[T]):
-        self._run = run
+    def __init__(self, future: asyncio.Future[T]) -> None:
         self._future = future
-        self.activity_id = activity_id
-        self.name = name
+        self._iter: Generator[Any, None, T] | None = None
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._future.__await__()
+
+    def _driven(self) -> Generator[Any, None, T]:
+        if self._iter is None:
+            self._iter = self._future.__await__()
+        return self._iter
+
+    def send(self, value: Any) -> Any:
+        return self._driven().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._driven().throw(typ)
+        return self._driven().throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._iter is not None:
+            self._iter.close()
+
+
+class ActivityHandle(_FutureCoroutine[T]):
+    """A scheduled activity: await it for the result, or ``cancel()`` it. It is a coroutine as
+    far as asyncio is concerned: ``asyncio.create_task(handle)`` works."""
+
+    __slots__ = ("_run", "activity_id", "name")
+
+    def __init__(self, run: WorkflowRun, activity_id: int, name: str, future: asyncio.Future[T]):
+        super().__init__(future)
+        self._run = run
+        self.activity_id = activity_id
+        self.name = name
 
     def cancel(self) -> None:
         """Cancel the activity: awaiting it raises ``asyncio.CancelledError``; a running
@@ -194,19 +234,17 @@ execute_activity = start_activity
 """Schedule an activity and return an awaitable of its result (same as ``start_activity``)."""
 
 
-class ChildHandle(Generic[T]):
-    """A started child workflow: await it for its result, ``signal()`` or ``cancel()`` it."""
+class ChildHandle(_FutureCoroutine[T]):
+    """A started child workflow: await it for its result, ``signal()`` or ``cancel()`` it.
+    Like ``ActivityHandle`` it is a coroutine to asyncio (``asyncio.create_task(handle)``)."""
 
-    __slots__ = ("_future", "_run", "instance_id", "name")
+    __slots__ = ("_run", "instance_id", "name")
 
     def __init__(self, run: WorkflowRun, instance_id: str, name: str, future: asyncio.Future[T]):
+        super().__init__(future)
         self._run = run
-        self._future = future
         self.instance_id = instance_id
         self.name = name
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self._future.__await__()
 
     async def signal(self, name: str, value: Any = None) -> None:
         await signal_external(self.instance_id, name, value)
@@ -272,8 +310,37 @@ async def signal_external(instance_id: str, name: str, value: Any = None) -> Non
     """Send a signal to another workflow. Raises ``WorkflowNotFoundError`` when no such
     workflow exists and ``WorkflowNotRunningError`` when it has finished."""
     run = current_run("signal_external")
+    if name == CANCEL_EXTERNAL:
+        raise ValueError(
+            f"signal_external(name={name!r}): the name is reserved; use workflow.cancel_external()"
+        )
     payload = run.converter.encode(value, what=f"value of signal {name!r}")
     await run.signal_external(instance_id, name, payload)
+
+
+async def cancel_external(instance_id: str, reason: str | None = None) -> None:
+    """Ask another workflow (not necessarily a child) to cancel: ``asyncio.CancelledError``
+    reaches its current await and ``workflow.cancellation_reason()`` there returns ``reason``
+    (by default one naming this workflow). Recorded in history, so it happens once and
+    replays. Returns once the request is delivered; raises ``WorkflowNotFoundError`` when no
+    such workflow exists and ``WorkflowNotRunningError`` when it has finished."""
+    run = current_run("cancel_external")
+    if not isinstance(instance_id, str) or not instance_id:
+        raise TypeError(
+            f"cancel_external(instance_id=...) needs a non-empty str, got {instance_id!r}"
+        )
+    if reason is not None and not isinstance(reason, str):
+        raise TypeError(f"cancel_external(reason=...) needs a str or None, got {reason!r}")
+    if reason is None:
+        reason = f"workflow {run.instance_id} cancelled it"
+    await run.cancel_external(instance_id, reason)
+
+
+def cancellation_reason() -> str | None:
+    """The reason of the cancel request this run received (``handle.cancel(reason)``, the
+    parent's cascade, or another workflow's ``cancel_external``); ``None`` while no cancel
+    was requested. The same on replay."""
+    return current_run("cancellation_reason").cancel_reason
 
 
 async def sleep(duration: Duration) -> None:
@@ -320,7 +387,7 @@ def info() -> WorkflowInfo:
         queue=run.info.queue,
         start_time=run.info.start_time,
         attempt=run.info.attempt,
-        history_length=run.history_length,
+        history_length=run.reducer.history_length_here,
         parent_instance_id=run.info.parent_instance_id,
         continued_from_run_id=run.info.continued_from_run_id,
     )
