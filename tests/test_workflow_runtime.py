@@ -393,3 +393,66 @@ async def test_cancel_external(backend_url: str, cache_size: int) -> None:
     # Recorded commands, not activities: the cancel happens once and replays.
     assert history.count("signal_external_sent") == 3
     assert "activity_scheduled" not in history
+
+
+# ---- item 5: a command cancelled in the step that issued it leaves no trace -------------------
+
+ECHOED: dict[str, list[str]] = {}
+
+
+@activity.defn
+async def echo_seen(key: str, value: str) -> str:
+    ECHOED.setdefault(key, []).append(value)
+    return value
+
+
+@workflow.defn
+async def cancels_at_once(key: str) -> list[str]:
+    outcome = []
+    child = workflow.start_child(child_doubles, 1, id=f"{key}-never-started")
+    child.cancel()
+    try:
+        await child
+    except asyncio.CancelledError:
+        outcome.append("child cancelled")
+    act = workflow.start_activity(echo_seen, key, "never run")
+    act.cancel()
+    try:
+        await act
+    except asyncio.CancelledError:
+        outcome.append("activity cancelled")
+    sleeper = asyncio.create_task(workflow.sleep(30))
+    await asyncio.sleep(0)  # the task starts its timer in this same step
+    sleeper.cancel()
+    try:
+        await sleeper
+    except asyncio.CancelledError:
+        outcome.append("timer cancelled")
+    outcome.append(await workflow.execute_activity(echo_seen, key, "kept"))
+    return outcome
+
+
+async def test_cancel_in_the_same_step_leaves_no_trace(backend_url: str, cache_size: int) -> None:
+    key = f"same-step-{backend_url.split(':')[0]}-{cache_size}"
+    async with (
+        harness(backend_url, cache_size) as h,
+        h.worker([cancels_at_once, child_doubles], [echo_seen, echo_int]),
+    ):
+        handle = await h.client.start_workflow(cancels_at_once, key)
+        result = await handle.result(timeout=20)
+        await h.check_replay(cancels_at_once, handle)
+        history = await handle.history()
+        with pytest.raises(ostinato.WorkflowNotFoundError):
+            await h.client.get_handle(f"{key}-never-started").describe()
+    assert result == ["child cancelled", "activity cancelled", "timer cancelled", "kept"]
+    assert ECHOED[key] == ["kept"]
+    assert kinds(history) == [
+        "task_started",
+        "workflow_started",
+        "activity_scheduled",
+        "task_started",
+        "activity_completed",
+        "workflow_completed",
+    ]
+    # The ids of the withdrawn commands stay taken: the kept activity is command 4.
+    assert history[2]["id"] == 4

@@ -236,8 +236,8 @@ class Reducer:
         """Number of events in history, recorded and new."""
     @property
     def history_length_here(self) -> int:
-        """Number of events in history at this point of the workflow code (workflow.info()):
-        the same value on every replay."""
+        """Number of events in history when the running workflow task started
+        (workflow.info()): the same value on every replay."""
     @property
     def finished(self) -> bool:
         """True once the run has a closing command (complete, fail, cancel, continue)."""

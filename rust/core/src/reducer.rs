@@ -47,18 +47,32 @@ struct Current {
     end: usize,
     /// Sequence number of the batch's last event.
     last_seq: u64,
-    /// Sequence number of the last event of history at this point of the code: the batch's last
-    /// inbound event, then each command event matched or recorded.
-    position: u64,
+    /// Sequence number of the batch's last inbound event: the length of history when the
+    /// workflow task started (`workflow.info().history_length`).
+    inbound_seq: u64,
 }
 
 /// Where a command's event comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
     /// Not replaying: record a new event (and task).
     Fresh,
     /// Replaying: the recorded event at this index of `Reducer::events` matches.
     Recorded(usize),
+    /// Replaying a command that can be cancelled (activity, timer, child) that history does
+    /// not have at this point: it was withdrawn when it ran, if the code cancels it in this same
+    /// step. Otherwise `finish_activation` reports this nondeterminism.
+    Tentative(Error),
+}
+
+/// A command issued in the current activation that can still be withdrawn by a cancel in the
+/// same step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unsent {
+    id: u64,
+    /// `None` when recorded fresh (its event and task are withdrawn); the nondeterminism to
+    /// report at `finish_activation` when it was accepted tentatively on replay.
+    mismatch: Option<Error>,
 }
 
 /// The state of one workflow run.
@@ -88,6 +102,11 @@ pub struct Reducer {
     new_batch_open: bool,
     /// Encoded events not yet taken.
     new_events: Vec<Vec<u8>>,
+    /// Command events recorded by the current (fresh) activation, encoded with their sequence
+    /// numbers when it finishes (a cancel in the same step may withdraw one).
+    fresh: Vec<EventBody>,
+    /// Cancellable commands issued by the current activation.
+    unsent: Vec<Unsent>,
     /// Tasks not yet taken.
     tasks: Vec<Task>,
 }
@@ -119,6 +138,8 @@ impl Reducer {
             has_new_batches: false,
             new_batch_open: false,
             new_events: Vec::new(),
+            fresh: Vec::new(),
+            unsent: Vec::new(),
             tasks: Vec::new(),
         }
     }
@@ -373,7 +394,7 @@ impl Reducer {
             next: batch.commands.start,
             end: batch.commands.end,
             last_seq: batch.last_seq,
-            position: batch.inbound_seq,
+            inbound_seq: batch.inbound_seq,
         });
         Ok(Some(Activation {
             time: batch.time,
@@ -390,6 +411,9 @@ impl Reducer {
                 "finish_activation called without an activation in progress",
             ));
         };
+        if let Some(mismatch) = self.unsent.iter().find_map(|u| u.mismatch.clone()) {
+            return Err(mismatch);
+        }
         if current.replaying && current.next < current.end {
             let ev = &self.events[current.next];
             let expected = ev.body.describe();
@@ -406,6 +430,11 @@ impl Reducer {
         if !current.replaying {
             self.new_batch_open = false;
         }
+        let first = self.history_length - self.fresh.len() as u64 + 1;
+        for (i, body) in std::mem::take(&mut self.fresh).iter().enumerate() {
+            self.new_events.push(event::encode(first + i as u64, body));
+        }
+        self.unsent.clear();
         self.current = None;
         if self.batches.is_empty() {
             self.events.clear();
@@ -474,19 +503,120 @@ impl Reducer {
     /// Moves past the matched recorded command event.
     fn consume(&mut self) {
         if let Some(current) = &mut self.current {
-            current.position = self.events[current.next].seq;
             current.next += 1;
         }
     }
 
-    /// Appends a new command event with the next sequence number.
+    /// Appends a new command event with the next sequence number (encoded when the activation
+    /// finishes).
     fn record(&mut self, body: &EventBody) {
         self.history_length += 1;
-        if let Some(current) = &mut self.current {
-            current.position = self.history_length;
+        self.fresh.push(body.clone());
+    }
+
+    /// Like [`Reducer::check_command`] for a command that a cancel in the same step can
+    /// withdraw (schedule_activity, start_timer, start_child). While replaying, a recorded
+    /// command event that hands out a later id than this command's (or none at all) means the
+    /// command may have been withdrawn when it ran: it is accepted tentatively.
+    fn check_cancellable(&self, identity: &Identity<'_>) -> Result<(Source, completion::State)> {
+        match self.check_command(identity, completion::Input::Command) {
+            Ok((Source::Recorded(index), run)) => {
+                let ev = &self.events[index];
+                let id = self.next_id();
+                if ev.body.command_id() == Some(id) {
+                    return Ok((Source::Recorded(index), run));
+                }
+                // The recorded command is a later one: this one was withdrawn, or is extra.
+                let expected = ev.body.describe();
+                let got = identity.describe();
+                let e = Error::nondeterminism(
+                    ev.seq,
+                    expected.clone(),
+                    got.clone(),
+                    format!(
+                        "history event #{} is {expected} but the workflow code issued {got} as \
+                         command {id}",
+                        ev.seq
+                    ),
+                );
+                Ok((Source::Tentative(e), run))
+            }
+            Ok(found) => Ok(found),
+            Err(e @ Error::Nondeterminism(_)) => {
+                let current = self
+                    .current
+                    .as_ref()
+                    .expect("nondeterminism implies replay");
+                let next = self.events[current.next..current.end].first();
+                let hands_out_this_id = next.is_some_and(|ev| {
+                    allocates_id(&ev.body) && ev.body.command_id() == Some(self.next_id())
+                });
+                if hands_out_this_id {
+                    return Err(e);
+                }
+                let (run, _) = completion::Completion::step(self.run, completion::Input::Command)
+                    .map_err(|err| {
+                    Error::engine_bug(format!("{}: {}", identity.describe(), err.message()))
+                })?;
+                Ok((Source::Tentative(e), run))
+            }
+            Err(e) => Err(e),
         }
-        self.new_events
-            .push(event::encode(self.history_length, body));
+    }
+
+    /// Remembers a cancellable command issued by this activation.
+    fn issued(&mut self, id: u64, source: Source) {
+        match source {
+            Source::Fresh => self.unsent.push(Unsent { id, mismatch: None }),
+            Source::Tentative(e) => self.unsent.push(Unsent {
+                id,
+                mismatch: Some(e),
+            }),
+            Source::Recorded(_) => {}
+        }
+    }
+
+    /// A cancel of command `id` in the step that issued it: takes its event and task back.
+    /// Returns false when `id` was not issued by this activation (or came from history).
+    fn withdraw(&mut self, id: u64, command: &str) -> Result<bool> {
+        let Some(at) = self.unsent.iter().position(|u| u.id == id) else {
+            return Ok(false);
+        };
+        let index = (id - 1) as usize;
+        let to = match (command, self.slots[index].state) {
+            ("cancel_activity", MachineState::Activity(s)) => MachineState::Activity(
+                activity::Activity::step(s, activity::Input::CancelInSameStep)?.0,
+            ),
+            ("cancel_timer", MachineState::Timer(s)) => {
+                MachineState::Timer(timer::Timer::step(s, timer::Input::CancelInSameStep)?.0)
+            }
+            ("cancel_child", MachineState::Child(s)) => {
+                MachineState::Child(child::Child::step(s, child::Input::CancelInSameStep)?.0)
+            }
+            // Another kind of command: the regular path reports it.
+            _ => return Ok(false),
+        };
+        completion::Completion::step(self.run, completion::Input::Command)
+            .map_err(|e| Error::engine_bug(format!("{command}({id}): {}", e.message())))?;
+        if self.unsent[at].mismatch.is_none() {
+            let event = self
+                .fresh
+                .iter()
+                .position(|b| allocates_id(b) && b.command_id() == Some(id))
+                .ok_or_else(|| Error::engine_bug(format!("{command}({id}): event not found")))?;
+            self.fresh.remove(event);
+            self.history_length -= 1;
+            self.tasks.retain(|t| {
+                !(t.id == id
+                    && matches!(
+                        t.kind,
+                        TaskKind::Activity | TaskKind::Timer | TaskKind::StartChild
+                    ))
+            });
+        }
+        self.unsent.remove(at);
+        self.slots[index].state = to;
+        Ok(true)
     }
 
     fn next_id(&self) -> u64 {
@@ -518,10 +648,7 @@ impl Reducer {
 
     /// `schedule_activity`: returns the activity's command id.
     pub fn schedule_activity(&mut self, name: &str, input: &[u8], options: &[u8]) -> Result<u64> {
-        let (source, run) = self.check_command(
-            &Identity::ScheduleActivity(name),
-            completion::Input::Command,
-        )?;
+        let (source, run) = self.check_cancellable(&Identity::ScheduleActivity(name))?;
         let (state, _) =
             activity::Activity::step(activity::State::Created, activity::Input::Schedule)?;
         let id = self.next_id();
@@ -542,18 +669,23 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => {}
         }
         self.slots.push(Slot {
             state: MachineState::Activity(state),
             name: name.into(),
             options: None,
         });
+        self.issued(id, source);
         self.run = run;
         Ok(id)
     }
 
     /// `cancel_activity`: the code stops waiting for activity `id`.
     pub fn cancel_activity(&mut self, id: u64) -> Result<()> {
+        if self.withdraw(id, "cancel_activity")? {
+            return Ok(());
+        }
         let (source, run) =
             self.check_command(&Identity::CancelActivity(id), completion::Input::Command)?;
         let (index, state) = self.target(id, "cancel_activity")?;
@@ -571,6 +703,7 @@ impl Reducer {
                 self.tasks.push(Task::new(TaskKind::CancelActivity, id));
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots[index].state = MachineState::Activity(to);
         self.run = run;
@@ -580,8 +713,7 @@ impl Reducer {
     /// `start_timer`: returns the timer's command id. While replaying the recorded fire time
     /// is kept.
     pub fn start_timer(&mut self, fire_at: i64) -> Result<u64> {
-        let (source, run) =
-            self.check_command(&Identity::StartTimer, completion::Input::Command)?;
+        let (source, run) = self.check_cancellable(&Identity::StartTimer)?;
         let (state, _) = timer::Timer::step(timer::State::Created, timer::Input::Start)?;
         let id = self.next_id();
         match source {
@@ -592,18 +724,23 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => {}
         }
         self.slots.push(Slot {
             state: MachineState::Timer(state),
             name: "".into(),
             options: None,
         });
+        self.issued(id, source);
         self.run = run;
         Ok(id)
     }
 
     /// `cancel_timer`: the code stops waiting for timer `id`.
     pub fn cancel_timer(&mut self, id: u64) -> Result<()> {
+        if self.withdraw(id, "cancel_timer")? {
+            return Ok(());
+        }
         let (source, run) =
             self.check_command(&Identity::CancelTimer(id), completion::Input::Command)?;
         let (index, state) = self.target(id, "cancel_timer")?;
@@ -617,6 +754,7 @@ impl Reducer {
                 self.tasks.push(Task::new(TaskKind::CancelTimer, id));
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots[index].state = MachineState::Timer(to);
         self.run = run;
@@ -653,6 +791,7 @@ impl Reducer {
                 self.consume();
                 value
             }
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         };
         self.slots.push(Slot {
             state: MachineState::SideEffect(state),
@@ -690,8 +829,10 @@ impl Reducer {
         let (state, _) = marker::Marker::step(marker::State::Created, input)?;
         let id = self.next_id();
         if current.replaying {
+            // The marker must also hand out this very id: a later one (after a withdrawn
+            // command) belongs to a later patched() call.
             let next_is_marker = self.events[current.next..current.end].first().is_some_and(
-                |ev| matches!(&ev.body, EventBody::MarkerRecorded { name, .. } if name == change_id),
+                |ev| matches!(&ev.body, EventBody::MarkerRecorded { id: m, name } if name == change_id && *m == id),
             );
             if !next_is_marker {
                 if !deprecated {
@@ -720,11 +861,10 @@ impl Reducer {
 
     /// `start_child`: returns the child's command id.
     pub fn start_child(&mut self, name: &str, input: &[u8], options: &[u8]) -> Result<u64> {
-        let (source, run) =
-            self.check_command(&Identity::StartChild(name), completion::Input::Command)?;
+        let (source, run) = self.check_cancellable(&Identity::StartChild(name))?;
         let (state, _) = child::Child::step(child::State::Created, child::Input::Start)?;
         let id = self.next_id();
-        let options = match source {
+        let options = match &source {
             Source::Fresh => {
                 let input = payload(input, "child input")?;
                 let options = payload(options, "child options")?;
@@ -742,19 +882,21 @@ impl Reducer {
                 options
             }
             Source::Recorded(index) => {
-                let EventBody::ChildScheduled { options, .. } = self.recorded(index) else {
+                let EventBody::ChildScheduled { options, .. } = self.recorded(*index) else {
                     unreachable!("identity matched child_scheduled")
                 };
                 let options = options.clone();
                 self.consume();
                 options
             }
+            Source::Tentative(_) => payload(options, "child options")?,
         };
         self.slots.push(Slot {
             state: MachineState::Child(state),
             name: name.into(),
             options: Some(options),
         });
+        self.issued(id, source);
         self.run = run;
         Ok(id)
     }
@@ -769,6 +911,9 @@ impl Reducer {
 
     /// `cancel_child`: the code stops waiting for child `id` and asks the backend to cancel it.
     pub fn cancel_child(&mut self, id: u64) -> Result<()> {
+        if self.withdraw(id, "cancel_child")? {
+            return Ok(());
+        }
         let (source, run) =
             self.check_command(&Identity::CancelChild(id), completion::Input::Command)?;
         let (index, state) = self.target(id, "cancel_child")?;
@@ -783,6 +928,7 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots[index].state = MachineState::Child(to);
         self.run = run;
@@ -815,6 +961,7 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots.push(Slot {
             state: MachineState::ExternalSignal(state),
@@ -854,6 +1001,7 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         for (index, to) in running_children {
             self.slots[index].state = MachineState::Child(to);
@@ -931,17 +1079,30 @@ impl Reducer {
         self.history_length
     }
 
-    /// Number of events in history at this point of the workflow code: while an activation
-    /// runs, up to its inbound events and the command events matched or recorded so far (the
-    /// same value on every replay); otherwise [`Reducer::history_length`].
+    /// Number of events in history when the running workflow task started (up to its inbound
+    /// events; the commands it issues are not counted): the same value on every replay, which
+    /// [`Reducer::history_length`] is not. Outside an activation, `history_length`.
     pub fn history_length_here(&self) -> u64 {
         self.current
             .as_ref()
-            .map_or(self.history_length, |c| c.position)
+            .map_or(self.history_length, |c| c.inbound_seq)
     }
 
     /// True once the run has a closing command.
     pub fn finished(&self) -> bool {
         self.run != completion::State::Running
     }
+}
+
+/// True for the command events that hand out a new command id.
+fn allocates_id(body: &EventBody) -> bool {
+    matches!(
+        body,
+        EventBody::ActivityScheduled { .. }
+            | EventBody::TimerStarted { .. }
+            | EventBody::SideEffectRecorded { .. }
+            | EventBody::MarkerRecorded { .. }
+            | EventBody::ChildScheduled { .. }
+            | EventBody::SignalExternalSent { .. }
+    )
 }

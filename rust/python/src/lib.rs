@@ -384,8 +384,8 @@ impl Reducer {
         self.0.history_length()
     }
 
-    /// Number of events in history at this point of the workflow code (workflow.info()): the
-    /// same value on every replay.
+    /// Number of events in history when the running workflow task started (workflow.info()):
+    /// the same value on every replay.
     #[getter]
     fn history_length_here(&self) -> u64 {
         self.0.history_length_here()

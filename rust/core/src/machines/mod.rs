@@ -34,6 +34,9 @@ pub enum Effect {
     /// Nothing besides the state change (e.g. an outcome the code no longer waits for: kept
     /// in history, no job).
     Ignore,
+    /// A cancel in the step that issued the command: the command's event and task are taken
+    /// back before they leave the reducer, and the cancel records nothing either.
+    Withdraw,
 }
 
 impl Effect {
@@ -42,6 +45,7 @@ impl Effect {
             Effect::Record => "record command",
             Effect::Deliver => "job",
             Effect::Ignore => "none",
+            Effect::Withdraw => "withdraw command",
         }
     }
 }

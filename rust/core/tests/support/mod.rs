@@ -52,6 +52,16 @@ impl HistoryBuilder {
             options: p("{}"),
         })
     }
+    /// An `activity_scheduled` with id `id`: the ids before it were withdrawn.
+    pub fn activity_scheduled_with_id(&mut self, id: u64, name: &str, input: &str) -> &mut Self {
+        self.next_id = id + 1;
+        self.push(EventBody::ActivityScheduled {
+            id,
+            name: name.into(),
+            input: p(input),
+            options: p("{}"),
+        })
+    }
     pub fn activity_completed(&mut self, id: u64, result: &str) -> &mut Self {
         self.push(EventBody::ActivityCompleted {
             id,
