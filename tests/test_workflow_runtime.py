@@ -391,7 +391,8 @@ async def test_cancel_external(backend_url: str, cache_size: int) -> None:
     assert outcomes[2].startswith("not found: ") and "no-such-instance" in outcomes[2]
     assert outcomes[3] == "not running"
     # Recorded commands, not activities: the cancel happens once and replays.
-    assert history.count("signal_external_sent") == 3
+    assert history.count("external_cancel_requested") == 3
+    assert history.count("signal_external_completed") == 3
     assert "activity_scheduled" not in history
 
 

@@ -43,10 +43,6 @@ __all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRun", "current_run"]
 
 log = logging.getLogger("ostinato.workflow")
 
-# The signal_external name under which workflow.cancel_external() is recorded: the worker
-# delivers a cancel_requested event (with the payload as reason) instead of a signal.
-CANCEL_EXTERNAL = "__ostinato.cancel__"
-
 # The failure type of a run that outgrew the worker's history_max_length.
 HISTORY_TOO_LONG = "HistoryTooLongError"
 
@@ -654,7 +650,13 @@ class WorkflowRun:
         return future
 
     def cancel_external(self, instance_id: str, reason: str) -> asyncio.Future[Any]:
-        return self.signal_external(instance_id, CANCEL_EXTERNAL, orjson.dumps(reason))
+        options = orjson.dumps({"instance_id": instance_id})
+        command_id: int = self._command(self.reducer.cancel_external, options, reason)
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending[command_id] = _Pending(
+            "cancel", "cancel", future, None, instance_id=instance_id
+        )
+        return future
 
     def side_effect(self, fn: Callable[[], Any]) -> Any:
         if self.reducer.replaying:

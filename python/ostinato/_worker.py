@@ -46,7 +46,7 @@ from ._errors import (
 from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
 from ._retry import RetryPolicy
-from ._run import CANCEL_EXTERNAL, WorkflowRun
+from ._run import WorkflowRun
 from .activity import ActivityInfo, _ActivityContext, _context
 
 __all__ = ["Worker"]
@@ -490,10 +490,13 @@ class Worker:
                 )
             elif kind == "signal_external":
                 options = orjson.loads(out.options or b"{}")
-                if out.name == CANCEL_EXTERNAL:  # workflow.cancel_external()
-                    event = _events.cancel_requested(orjson.loads(out.payload or b'""'))
-                else:
-                    event = _events.signal_received(out.name, out.payload or b"null")
+                event = _events.signal_received(out.name, out.payload or b"null")
+                commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
+            elif kind == "cancel_external":
+                # Delivered like a signal (the sender learns whether the target is open),
+                # as a cancel request.
+                options = orjson.loads(out.options or b"{}")
+                event = _events.cancel_requested(orjson.loads(out.payload or b'""'))
                 commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
             elif kind == "complete":
                 commit.close = RunClose(RunStatus.COMPLETED, out.payload)

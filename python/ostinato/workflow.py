@@ -30,7 +30,6 @@ from ._definition import (
 )
 from ._retry import Duration, RetryPolicy, to_seconds
 from ._run import (
-    CANCEL_EXTERNAL,
     ContinueAsNew,
     SignalChannel,
     WorkflowInfo,
@@ -310,10 +309,6 @@ async def signal_external(instance_id: str, name: str, value: Any = None) -> Non
     """Send a signal to another workflow. Raises ``WorkflowNotFoundError`` when no such
     workflow exists and ``WorkflowNotRunningError`` when it has finished."""
     run = current_run("signal_external")
-    if name == CANCEL_EXTERNAL:
-        raise ValueError(
-            f"signal_external(name={name!r}): the name is reserved; use workflow.cancel_external()"
-        )
     payload = run.converter.encode(value, what=f"value of signal {name!r}")
     await run.signal_external(instance_id, name, payload)
 

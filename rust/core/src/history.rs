@@ -27,6 +27,9 @@ fn allocated_state(kind: EventKind) -> Option<MachineState> {
         EventKind::MarkerRecorded => MachineState::Marker(marker::State::Recorded),
         EventKind::ChildScheduled => MachineState::Child(child::State::Started),
         EventKind::SignalExternalSent => MachineState::ExternalSignal(external_signal::State::Sent),
+        EventKind::ExternalCancelRequested => {
+            MachineState::ExternalCancel(external_signal::State::Sent)
+        }
         _ => return None,
     })
 }
@@ -57,6 +60,7 @@ fn describe(state: MachineState) -> &'static str {
         MachineState::Marker(_) => "a patch marker",
         MachineState::Child(_) => "a child workflow",
         MachineState::ExternalSignal(_) => "an external signal",
+        MachineState::ExternalCancel(_) => "an external cancel",
     }
 }
 

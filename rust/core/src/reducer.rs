@@ -972,6 +972,41 @@ impl Reducer {
         Ok(id)
     }
 
+    /// `cancel_external`: ask the instance named in `options` to cancel, with `reason`;
+    /// returns the command id. Answered by `signal_external_completed`, like a signal.
+    pub fn cancel_external(&mut self, options: &[u8], reason: &str) -> Result<u64> {
+        let (source, run) =
+            self.check_command(&Identity::CancelExternal, completion::Input::Command)?;
+        let (state, _) = external_signal::ExternalSignal::step(
+            external_signal::State::Created,
+            external_signal::Input::Send,
+        )?;
+        let id = self.next_id();
+        match source {
+            Source::Fresh => {
+                let options = payload(options, "cancel options")?;
+                let mut task = Task::new(TaskKind::CancelExternal, id);
+                task.payload = Some(Payload::json_string(reason));
+                task.options = Some(options.clone());
+                self.record(&EventBody::ExternalCancelRequested {
+                    id,
+                    options,
+                    reason: reason.to_owned(),
+                });
+                self.tasks.push(task);
+            }
+            Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
+        }
+        self.slots.push(Slot {
+            state: MachineState::ExternalCancel(state),
+            name: "".into(),
+            options: None,
+        });
+        self.run = run;
+        Ok(id)
+    }
+
     /// The shared tail of the four closing commands. `fresh` holds the event and task to
     /// record when not replaying.
     fn close(
@@ -1104,5 +1139,6 @@ fn allocates_id(body: &EventBody) -> bool {
             | EventBody::MarkerRecorded { .. }
             | EventBody::ChildScheduled { .. }
             | EventBody::SignalExternalSent { .. }
+            | EventBody::ExternalCancelRequested { .. }
     )
 }

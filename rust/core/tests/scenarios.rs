@@ -1010,3 +1010,55 @@ fn history_length_here_is_the_same_on_replay() {
         ]
     );
 }
+
+/// `cancel_external` is a command answered like a signal:
+///
+/// ```text
+///  1 task_started
+///  2 workflow_started
+///  3 external_cancel_requested id=1 (instance "other", reason "superseded")
+///  4 task_started
+///  5 signal_external_completed id=1 failure=null
+///  6 workflow_completed
+/// ```
+#[test]
+fn cancel_external_is_recorded_and_answered() {
+    let mut h = HistoryBuilder::new();
+    h.task(1).workflow_started("wf", "[]");
+    h.external_cancel_requested("other", "superseded");
+    h.task(2).signal_external_completed(1, None);
+    h.workflow_completed("null");
+    let make = || {
+        |r: &mut Reducer, a: &Activation, log: &mut Vec<String>| -> Result<()> {
+            match job_kinds(a).as_slice() {
+                [EventKind::WorkflowStarted] => {
+                    let id = r.cancel_external(br#"{"instance_id":"other"}"#, "superseded")?;
+                    log.push(format!("cancel {id}"));
+                }
+                [EventKind::SignalExternalCompleted] => r.complete(b"null")?,
+                other => panic!("unexpected jobs {other:?}"),
+            }
+            Ok(())
+        }
+    };
+    let (inc, _) = scenario(make, &h);
+    assert_eq!(inc.tasks[0].kind, TaskKind::CancelExternal);
+    assert_eq!(
+        inc.tasks[0].payload.as_ref().unwrap().as_str(),
+        "\"superseded\""
+    );
+    // Another command in its place is nondeterminism.
+    let e = run_replay(
+        &mut |r: &mut Reducer, _: &Activation, _: &mut Vec<String>| -> Result<()> {
+            r.signal_external("x", b"1", b"{}")?;
+            Ok(())
+        },
+        &h.build(),
+    )
+    .unwrap_err();
+    let (seq, expected, got, _) = nondeterminism(e);
+    assert_eq!(
+        (seq, expected.as_str(), got.as_str()),
+        (3, "external_cancel_requested", "signal_external 'x'")
+    );
+}

@@ -336,6 +336,13 @@ impl Reducer {
             .map_err(|e| to_py_err(py, e))
     }
 
+    /// Ask another workflow instance (named in `options`) to cancel; returns the command id.
+    fn cancel_external(&mut self, py: Python<'_>, options: &[u8], reason: &str) -> PyResult<u64> {
+        self.0
+            .cancel_external(options, reason)
+            .map_err(|e| to_py_err(py, e))
+    }
+
     /// Close the run with a result.
     fn complete(&mut self, py: Python<'_>, result: &[u8]) -> PyResult<()> {
         self.0.complete(result).map_err(|e| to_py_err(py, e))

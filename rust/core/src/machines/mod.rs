@@ -142,6 +142,8 @@ pub enum MachineState {
     Child(child::State),
     /// A signal to another workflow.
     ExternalSignal(external_signal::State),
+    /// A cancel request to another workflow (`cancel_external`): the external-signal table.
+    ExternalCancel(external_signal::State),
 }
 
 impl MachineState {
@@ -175,6 +177,9 @@ impl MachineState {
             MachineState::ExternalSignal(s) => {
                 go::<external_signal::ExternalSignal>(s, body, MachineState::ExternalSignal)
             }
+            MachineState::ExternalCancel(s) => {
+                go::<external_signal::ExternalSignal>(s, body, MachineState::ExternalCancel)
+            }
         }
     }
 }
@@ -201,6 +206,7 @@ impl Slot {
             MachineState::Marker(_) => format!("patched '{}'", self.name),
             MachineState::Child(_) => format!("start_child '{}'", self.name),
             MachineState::ExternalSignal(_) => format!("signal_external '{}'", self.name),
+            MachineState::ExternalCancel(_) => "cancel_external".to_owned(),
         }
     }
 }
