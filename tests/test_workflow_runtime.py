@@ -218,7 +218,11 @@ async def uses_tasks() -> list[Any]:
     d = asyncio.ensure_future(workflow.start_child(child_doubles, 1))
     done, _ = await asyncio.wait([a, b, c, d])
     e = await asyncio.wait_for(asyncio.create_task(workflow.execute_activity(echo, "e")), 60)
-    return [await a, await b, await c, await d, e, len(done)]
+    # Handles themselves stay futures-like awaitables that asyncio.wait accepts.
+    f = workflow.execute_activity(echo, "f")
+    g = workflow.execute_child(child_doubles, 2)
+    done_handles, _ = await asyncio.wait([f, g])
+    return [await a, await b, await c, await d, e, len(done), await f, await g, len(done_handles)]
 
 
 async def test_create_task_over_activities_and_children(backend_url: str, cache_size: int) -> None:
@@ -229,7 +233,7 @@ async def test_create_task_over_activities_and_children(backend_url: str, cache_
         handle = await h.client.start_workflow(uses_tasks)
         result = await handle.result(timeout=20)
         await h.check_replay(uses_tasks, handle)
-    assert result == ["a", "b", 42, 2, "e", 4]
+    assert result == ["a", "b", 42, 2, "e", 4, "f", 4, 2]
 
 
 # ---- item 21: the cancel reason ---------------------------------------------------------------

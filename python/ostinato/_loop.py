@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
+import inspect
 import logging
 import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -61,6 +62,10 @@ class _WorkflowTask(asyncio.Task[Any]):
 
     def __hash__(self) -> int:
         return self._ost_hash
+
+
+async def _await(awaitable: Awaitable[_T]) -> _T:
+    return await awaitable
 
 
 class _NotAllowedInWorkflow(RuntimeError):
@@ -174,6 +179,10 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
         self._check_open()
+        if not asyncio.iscoroutine(coro) and inspect.isawaitable(coro):
+            # A workflow handle (execute_activity / execute_child): asyncio.create_task()
+            # takes only coroutines, the workflow loop takes any awaitable.
+            coro = _await(coro)
         task: asyncio.Task[_T]
         if self._task_factory is not None:
             task = self._task_factory(self, coro)

@@ -14,9 +14,9 @@ import inspect
 import logging
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from datetime import datetime, timezone
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, Generic, NoReturn, TypeVar, overload
 
 import orjson
 
@@ -72,42 +72,37 @@ T = TypeVar("T")
 defn = workflow_defn
 
 
-class _FutureCoroutine(Coroutine[Any, Any, T]):
-    """An awaitable over a future that is also a coroutine, so that ``asyncio.create_task()``
-    and ``asyncio.ensure_future()`` take it (and ``await``, ``gather``, ``wait``, ``wait_for``,
-    ``shield``). Awaiting it any number of times gives the same outcome; driving it as a
-    coroutine (``send`` / ``throw``) is for one task."""
+class _FutureAwaitable(Generic[T]):
+    """An awaitable over a future. Awaiting it any number of times gives the same outcome.
+    Everything in asyncio that takes an awaitable takes it (``gather``, ``wait_for``,
+    ``shield``, ``ensure_future``), the workflow loop's ``create_task`` does too (so
+    ``asyncio.create_task(handle)`` works), and ``asyncio.wait`` does through the few future
+    methods below. It hashes like its future: by creation order, the same on every replay."""
 
-    __slots__ = ("_future", "_iter")
+    __slots__ = ("_future",)
 
     def __init__(self, future: asyncio.Future[T]) -> None:
         self._future = future
-        self._iter: Generator[Any, None, T] | None = None
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._future.__await__()
 
-    def _driven(self) -> Generator[Any, None, T]:
-        if self._iter is None:
-            self._iter = self._future.__await__()
-        return self._iter
+    def __hash__(self) -> int:
+        return hash(self._future)
 
-    def send(self, value: Any) -> Any:
-        return self._driven().send(value)
+    def done(self) -> bool:
+        return self._future.done()
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        if val is None and tb is None:
-            return self._driven().throw(typ)
-        return self._driven().throw(typ, val, tb)
+    def add_done_callback(self, fn: Callable[[asyncio.Future[T]], object], **kw: Any) -> None:
+        self._future.add_done_callback(fn, **kw)
 
-    def close(self) -> None:
-        if self._iter is not None:
-            self._iter.close()
+    def remove_done_callback(self, fn: Callable[[asyncio.Future[T]], object]) -> int:
+        return self._future.remove_done_callback(fn)
 
 
-class ActivityHandle(_FutureCoroutine[T]):
-    """A scheduled activity: await it for the result, or ``cancel()`` it. It is a coroutine as
-    far as asyncio is concerned: ``asyncio.create_task(handle)`` works."""
+class ActivityHandle(_FutureAwaitable[T]):
+    """A scheduled activity: await it for the result, or ``cancel()`` it (also usable with
+    ``asyncio.create_task`` / ``ensure_future``)."""
 
     __slots__ = ("_run", "activity_id", "name")
 
@@ -121,9 +116,6 @@ class ActivityHandle(_FutureCoroutine[T]):
         """Cancel the activity: awaiting it raises ``asyncio.CancelledError``; a running
         attempt learns it through ``activity.heartbeat()`` / ``activity.is_cancelled()``."""
         self._future.cancel()
-
-    def done(self) -> bool:
-        return self._future.done()
 
 
 def _activity_options(
@@ -233,9 +225,9 @@ execute_activity = start_activity
 """Schedule an activity and return an awaitable of its result (same as ``start_activity``)."""
 
 
-class ChildHandle(_FutureCoroutine[T]):
-    """A started child workflow: await it for its result, ``signal()`` or ``cancel()`` it.
-    Like ``ActivityHandle`` it is a coroutine to asyncio (``asyncio.create_task(handle)``)."""
+class ChildHandle(_FutureAwaitable[T]):
+    """A started child workflow: await it for its result, ``signal()`` or ``cancel()`` it
+    (also usable with ``asyncio.create_task`` / ``ensure_future``)."""
 
     __slots__ = ("_run", "instance_id", "name")
 
