@@ -461,3 +461,23 @@ async def test_cancel_in_the_same_step_leaves_no_trace(backend_url: str, cache_s
     ]
     # The ids of the withdrawn commands stay taken: the kept activity is command 4.
     assert history[2]["id"] == 4
+
+
+async def test_finally_blocks_of_evicted_runs_record_nothing(backend_url: str) -> None:
+    """With room for one run in the cache, starting a second run evicts the first while the
+    worker keeps running: the first run's finally: block runs then, and records nothing."""
+    first, second = (f"evict-{n}-{backend_url.split(':')[0]}" for n in (1, 2))
+    async with harness(backend_url, 1) as h, h.worker([cleans_up], [note]):
+        one = await h.client.start_workflow(cleans_up, first)
+        await eventually(lambda: has_event(h, one.id, "activity_completed"))
+        two = await h.client.start_workflow(cleans_up, second)
+        await eventually(lambda: has_event(h, two.id, "activity_completed"))
+        await eventually(lambda: asyncio.sleep(0, bool(NOTES.get(first))), what="eviction")
+        for handle in (one, two):
+            await handle.signal("go")
+            assert await handle.result(timeout=20) == "done"
+            await h.check_replay(cleans_up, handle)
+        history = await one.history()
+    assert RAN[first] == ["started", "cleanup"]
+    assert kinds(history).count("activity_scheduled") == 2
+    assert all("disposed" in line for line in NOTES[first])
