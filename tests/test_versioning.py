@@ -227,3 +227,53 @@ def test_patched_is_sticky_within_a_run() -> None:
     old[2]["id"] = old[4]["id"] = 1
     replay(checks, old)
     assert seen.pop() == [False, False, False]
+
+
+# ---- patched() keeps its answer for the whole run ---------------------------------------------
+
+
+@activity.defn
+async def step_path(path: str) -> str:
+    return path
+
+
+@workflow.defn(name="two_guards")
+async def two_guards_v1() -> list[str]:
+    first = await workflow.execute_activity(step_path, "old")
+    await workflow.signal_channel("go").receive()
+    return [first, await workflow.execute_activity(step_path, "old")]
+
+
+@workflow.defn(name="two_guards")
+async def two_guards_v2() -> list[str]:
+    """Two guards on one change: a run must take the same path at both."""
+    path = "new" if workflow.patched("two-guards") else "old"
+    first = await workflow.execute_activity(step_path, path)
+    await workflow.signal_channel("go").receive()
+    path = "new" if workflow.patched("two-guards") else "old"
+    return [first, await workflow.execute_activity(step_path, path)]
+
+
+async def test_patched_keeps_its_answer_after_replay_caught_up(
+    backend_url: str, cache_size: int
+) -> None:
+    """A run started before the change replays ``patched()`` as False; a later ``patched()``
+    of the same change, run after replay has caught up, must also say False (and record no
+    marker), on a live worker and when the whole history is replayed."""
+    async with harness(backend_url, cache_size) as h:
+        async with h.worker([two_guards_v1], [step_path]):
+            old = await h.client.start_workflow("two_guards", id="two-guards-old")
+            await _waiting(h, "two-guards-old")
+        async with h.worker([two_guards_v2], [step_path]):
+            await old.signal("go")
+            assert await old.result(timeout=20) == ["old", "old"]
+            new = await h.client.start_workflow("two_guards", id="two-guards-new")
+            await _waiting(h, "two-guards-new")
+            await new.signal("go")
+            assert await new.result(timeout=20) == ["new", "new"]
+        history = await old.history()
+        new_history = await new.history()
+    assert _markers(history) == []
+    assert _markers(new_history) == ["two-guards"]
+    replay(two_guards_v2, history)
+    replay(two_guards_v2, new_history)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
+import inspect
 import logging
 import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -41,6 +42,30 @@ class DurableTimer(asyncio.TimerHandle):
     __slots__ = ("timer_id",)
 
     timer_id: int
+
+
+class _WorkflowFuture(asyncio.Future[Any]):
+    """A future of workflow code. It hashes by creation order within its run instead of by
+    memory address, so sets of futures (``asyncio.wait``'s ``done`` and ``pending``) iterate in
+    the same order on every replay, in any process."""
+
+    _ost_hash = 0
+
+    def __hash__(self) -> int:
+        return self._ost_hash
+
+
+class _WorkflowTask(asyncio.Task[Any]):
+    """A task of workflow code; hashes by creation order like ``_WorkflowFuture``."""
+
+    _ost_hash = 0
+
+    def __hash__(self) -> int:
+        return self._ost_hash
+
+
+async def _await(awaitable: Awaitable[_T]) -> _T:
+    return await awaitable
 
 
 class _NotAllowedInWorkflow(RuntimeError):
@@ -64,11 +89,25 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         # The run's tasks, so disposing of the run can close them (asyncio.all_tasks would
         # scan the tasks of every run in the process).
         self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        # Hash of the next future or task: its creation number within the run.
+        self._next_hash = 0
 
     # ---- scheduling ---------------------------------------------------------------------
 
     def time(self) -> float:
         return self._run.now_us / 1_000_000
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"workflow {self._run.workflow_name!r} ({self._run.instance_id}) was disposed "
+                "(evicted from the worker's cache or dropped after its workflow task); code in a "
+                "finally: block that runs then cannot schedule anything"
+            )
+
+    def _hash(self) -> int:
+        self._next_hash += 1
+        return self._next_hash
 
     def call_soon(  # type: ignore[override]
         self,
@@ -76,6 +115,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         *args: Any,
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
+        self._check_open()
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
@@ -127,7 +167,9 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
     # ---- futures and tasks --------------------------------------------------------------
 
     def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
+        future = _WorkflowFuture(loop=self)
+        future._ost_hash = self._hash()
+        return future
 
     def create_task(
         self,
@@ -136,13 +178,20 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
+        self._check_open()
+        if not asyncio.iscoroutine(coro) and inspect.isawaitable(coro):
+            # A workflow handle (execute_activity / execute_child): asyncio.create_task()
+            # takes only coroutines, the workflow loop takes any awaitable.
+            coro = _await(coro)
         task: asyncio.Task[_T]
         if self._task_factory is not None:
             task = self._task_factory(self, coro)
         elif sys.version_info >= (3, 11):
-            task = asyncio.Task(coro, loop=self, name=name, context=context)
+            task = _WorkflowTask(coro, loop=self, name=name, context=context)
         else:
-            task = asyncio.Task(coro, loop=self, name=name)
+            task = _WorkflowTask(coro, loop=self, name=name)
+        if isinstance(task, _WorkflowTask):
+            task._ost_hash = self._hash()
         self.tasks.add(task)
         return task
 

@@ -78,12 +78,26 @@ class _Abort(BaseException):
 _current: WorkflowRun | None = None
 
 
+# What the finally: blocks of a disposed run may still call: reads that change nothing.
+_ALLOWED_WHILE_DISPOSING = frozenset(
+    {"info", "now", "random", "uuid4", "cancellation_reason", "signal_channel"}
+)
+
+
 def current_run(api: str) -> WorkflowRun:
     run = _current
     if run is None:
         raise RuntimeError(
             f"workflow.{api}() can only be called from workflow code (a function decorated "
             "with @workflow.defn running in a worker)"
+        )
+    if run.disposing and api not in _ALLOWED_WHILE_DISPOSING:
+        raise RuntimeError(
+            f"workflow.{api}() called in a finally: block of workflow {run.workflow_name!r} "
+            f"({run.instance_id}) while the worker disposed of the suspended run (evicted from "
+            "its cache, dropped after a workflow task, or shut down). The run itself goes on "
+            "from its history; nothing done here is recorded. Put cleanup that must happen in "
+            "an except asyncio.CancelledError: block or after the await, not in finally:."
         )
     if run.closed:
         raise RuntimeError(f"workflow.{api}() called after the workflow run finished")
@@ -190,6 +204,10 @@ class WorkflowRun:
         self.vars: dict[str, bytes] = {}
         self.dirty_vars: dict[str, bytes] = {}
         self.cancel_requested = False
+        self.cancel_reason: str | None = None
+        # dispose() is closing the run's coroutines: their finally: blocks may not issue
+        # commands.
+        self.disposing = False
         self.closed = False
         self.aborted = False
         self.failure: BaseException | None = None
@@ -475,8 +493,9 @@ class WorkflowRun:
             # parent's cascade) must not interrupt cleanup that is running after the first.
             if not self.cancel_requested:
                 self.cancel_requested = True
+                self.cancel_reason = job.name
                 if self.main is not None and not self.main.done():
-                    self.main.cancel()
+                    self.main.cancel(job.name or None)
         elif kind == "timed_out":
             failure = orjson.dumps(
                 {
@@ -630,6 +649,15 @@ class WorkflowRun:
         self.pending[command_id] = _Pending("signal", name, future, None, instance_id=instance_id)
         return future
 
+    def cancel_external(self, instance_id: str, reason: str) -> asyncio.Future[Any]:
+        options = orjson.dumps({"instance_id": instance_id})
+        command_id: int = self._command(self.reducer.cancel_external, options, reason)
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending[command_id] = _Pending(
+            "cancel", "cancel", future, None, instance_id=instance_id
+        )
+        return future
+
     def side_effect(self, fn: Callable[[], Any]) -> Any:
         if self.reducer.replaying:
             _, recorded = self._command(self.reducer.side_effect, None)
@@ -670,27 +698,46 @@ class WorkflowRun:
         return dirty
 
     def dispose(self) -> None:
-        """Drop the run (cache eviction, failure): its code is never resumed."""
+        """Drop the run (cache eviction, failure): its code is never resumed.
+
+        The suspended coroutines are closed, so their ``finally:`` blocks run. They run as
+        this run's code (on its closed loop, ``_current`` set, replaying so the logger is
+        silent), and every workflow API that would issue a command raises a RuntimeError that
+        says why: nothing they do is recorded or reaches the worker's own event loop.
+        """
+        global _current
         self.closed = True
         self.aborted = True
+        self.disposing = True
+        self.replaying = True
         self.pending.clear()
         self.timers.clear()
         self.conditions.clear()
+        self.dirty_vars.clear()
         # Close the suspended coroutines now rather than leaving them to the garbage
         # collector: finalizers that run Python code at arbitrary points (inside another
         # library's C code) are a source of heisenbugs, and nobody wants "Task was destroyed
         # but it is pending" for a run that was merely evicted.
         self.loop.set_exception_handler(_ignore_loop_errors)
-        for task in list(self.loop.tasks):
-            if task.done():
-                continue
-            task._log_destroy_pending = False  # type: ignore[attr-defined]
-            coro = task.get_coro()
-            if coro is not None and hasattr(coro, "close"):
-                with contextlib.suppress(BaseException):
-                    coro.close()
-        self.main = None
         self.loop.close()
+        previous_loop = asyncio.events._get_running_loop()
+        previous_run = _current
+        asyncio.events._set_running_loop(self.loop)
+        _current = self
+        try:
+            for task in list(self.loop.tasks):
+                if task.done():
+                    continue
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
+                coro = task.get_coro()
+                if coro is not None and hasattr(coro, "close"):
+                    with contextlib.suppress(BaseException):
+                        coro.close()
+        finally:
+            _current = previous_run
+            asyncio.events._set_running_loop(previous_loop)
+        self.dirty_vars.clear()
+        self.main = None
 
 
 def _ignore_loop_errors(loop: object, context: dict[str, Any]) -> None:

@@ -508,21 +508,22 @@ class Worker:
                 )
             elif kind == "cancel_child":
                 options = orjson.loads(out.options or b"{}")
+                reason = f"parent {run.instance_id} cancelled it"
+                if run.cancel_reason:
+                    reason = f"{reason} (the parent was cancelled: {run.cancel_reason})"
                 commit.cancel_instances.append(
-                    (
-                        options["instance_id"],
-                        _events.cancel_requested(f"parent {run.instance_id} cancelled it"),
-                    )
+                    (options["instance_id"], _events.cancel_requested(reason))
                 )
             elif kind == "signal_external":
                 options = orjson.loads(out.options or b"{}")
-                commit.signals.append(
-                    OutgoingSignal(
-                        options["instance_id"],
-                        _events.signal_received(out.name, out.payload or b"null"),
-                        out.id,
-                    )
-                )
+                event = _events.signal_received(out.name, out.payload or b"null")
+                commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
+            elif kind == "cancel_external":
+                # Delivered like a signal (the sender learns whether the target is open),
+                # as a cancel request.
+                options = orjson.loads(out.options or b"{}")
+                event = _events.cancel_requested(orjson.loads(out.payload or b'""'))
+                commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
             elif kind == "complete":
                 commit.close = RunClose(RunStatus.COMPLETED, out.payload)
             elif kind == "fail":

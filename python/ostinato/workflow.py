@@ -29,13 +29,21 @@ from ._definition import (
     workflow_name,
 )
 from ._retry import Duration, RetryPolicy, to_seconds
-from ._run import ContinueAsNew, SignalChannel, WorkflowInfo, WorkflowRun, current_run
+from ._run import (
+    ContinueAsNew,
+    SignalChannel,
+    WorkflowInfo,
+    WorkflowRun,
+    current_run,
+)
 
 __all__ = [
     "ActivityHandle",
     "ChildHandle",
     "SignalChannel",
     "WorkflowInfo",
+    "cancel_external",
+    "cancellation_reason",
     "continue_as_new",
     "defn",
     "deprecate_patch",
@@ -64,27 +72,50 @@ T = TypeVar("T")
 defn = workflow_defn
 
 
-class ActivityHandle(Generic[T]):
-    """A scheduled activity: await it for the result, or ``cancel()`` it."""
+class _FutureAwaitable(Generic[T]):
+    """An awaitable over a future. Awaiting it any number of times gives the same outcome.
+    Everything in asyncio that takes an awaitable takes it (``gather``, ``wait_for``,
+    ``shield``, ``ensure_future``), the workflow loop's ``create_task`` does too (so
+    ``asyncio.create_task(handle)`` works), and ``asyncio.wait`` does through the few future
+    methods below. It hashes like its future: by creation order, the same on every replay."""
 
-    __slots__ = ("_future", "_run", "activity_id", "name")
+    __slots__ = ("_future",)
 
-    def __init__(self, run: WorkflowRun, activity_id: int, name: str, future: asyncio.Future[T]):
-        self._run = run
+    def __init__(self, future: asyncio.Future[T]) -> None:
         self._future = future
-        self.activity_id = activity_id
-        self.name = name
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._future.__await__()
+
+    def __hash__(self) -> int:
+        return hash(self._future)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def add_done_callback(self, fn: Callable[[asyncio.Future[T]], object], **kw: Any) -> None:
+        self._future.add_done_callback(fn, **kw)
+
+    def remove_done_callback(self, fn: Callable[[asyncio.Future[T]], object]) -> int:
+        return self._future.remove_done_callback(fn)
+
+
+class ActivityHandle(_FutureAwaitable[T]):
+    """A scheduled activity: await it for the result, or ``cancel()`` it (also usable with
+    ``asyncio.create_task`` / ``ensure_future``)."""
+
+    __slots__ = ("_run", "activity_id", "name")
+
+    def __init__(self, run: WorkflowRun, activity_id: int, name: str, future: asyncio.Future[T]):
+        super().__init__(future)
+        self._run = run
+        self.activity_id = activity_id
+        self.name = name
 
     def cancel(self) -> None:
         """Cancel the activity: awaiting it raises ``asyncio.CancelledError``; a running
         attempt learns it through ``activity.heartbeat()`` / ``activity.is_cancelled()``."""
         self._future.cancel()
-
-    def done(self) -> bool:
-        return self._future.done()
 
 
 def _activity_options(
@@ -194,19 +225,17 @@ execute_activity = start_activity
 """Schedule an activity and return an awaitable of its result (same as ``start_activity``)."""
 
 
-class ChildHandle(Generic[T]):
-    """A started child workflow: await it for its result, ``signal()`` or ``cancel()`` it."""
+class ChildHandle(_FutureAwaitable[T]):
+    """A started child workflow: await it for its result, ``signal()`` or ``cancel()`` it
+    (also usable with ``asyncio.create_task`` / ``ensure_future``)."""
 
-    __slots__ = ("_future", "_run", "instance_id", "name")
+    __slots__ = ("_run", "instance_id", "name")
 
     def __init__(self, run: WorkflowRun, instance_id: str, name: str, future: asyncio.Future[T]):
+        super().__init__(future)
         self._run = run
-        self._future = future
         self.instance_id = instance_id
         self.name = name
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self._future.__await__()
 
     async def signal(self, name: str, value: Any = None) -> None:
         await signal_external(self.instance_id, name, value)
@@ -276,6 +305,31 @@ async def signal_external(instance_id: str, name: str, value: Any = None) -> Non
     await run.signal_external(instance_id, name, payload)
 
 
+async def cancel_external(instance_id: str, reason: str | None = None) -> None:
+    """Ask another workflow (not necessarily a child) to cancel: ``asyncio.CancelledError``
+    reaches its current await and ``workflow.cancellation_reason()`` there returns ``reason``
+    (by default one naming this workflow). Recorded in history, so it happens once and
+    replays. Returns once the request is delivered; raises ``WorkflowNotFoundError`` when no
+    such workflow exists and ``WorkflowNotRunningError`` when it has finished."""
+    run = current_run("cancel_external")
+    if not isinstance(instance_id, str) or not instance_id:
+        raise TypeError(
+            f"cancel_external(instance_id=...) needs a non-empty str, got {instance_id!r}"
+        )
+    if reason is not None and not isinstance(reason, str):
+        raise TypeError(f"cancel_external(reason=...) needs a str or None, got {reason!r}")
+    if reason is None:
+        reason = f"workflow {run.instance_id} cancelled it"
+    await run.cancel_external(instance_id, reason)
+
+
+def cancellation_reason() -> str | None:
+    """The reason of the cancel request this run received (``handle.cancel(reason)``, the
+    parent's cascade, or another workflow's ``cancel_external``); ``None`` while no cancel
+    was requested. The same on replay."""
+    return current_run("cancellation_reason").cancel_reason
+
+
 async def sleep(duration: Duration) -> None:
     """Sleep durably: a timer recorded in history that survives restarts."""
     current_run("sleep")
@@ -320,7 +374,7 @@ def info() -> WorkflowInfo:
         queue=run.info.queue,
         start_time=run.info.start_time,
         attempt=run.info.attempt,
-        history_length=run.history_length,
+        history_length=run.reducer.history_length_here,
         parent_instance_id=run.info.parent_instance_id,
         continued_from_run_id=run.info.continued_from_run_id,
     )

@@ -124,6 +124,7 @@ class Task:
     - ``cancel_child``: ``id``, ``name``, ``options`` = the child's options (they name the
       child instance); also emitted for every running child when the run closes
     - ``signal_external``: ``id``, ``name``, ``payload``, ``options``
+    - ``cancel_external``: ``id``, ``payload`` = reason (JSON string), ``options``
     - ``complete``: ``payload`` = result
     - ``fail``: ``payload`` = failure
     - ``canceled``: nothing
@@ -216,6 +217,9 @@ class Reducer:
         """Stop waiting for child `id` and ask the backend to cancel it."""
     def signal_external(self, name: str, payload: bytes, options: bytes) -> int:
         """Send signal `name` to the instance in `options`; returns its command id."""
+    def cancel_external(self, options: bytes, reason: str) -> int:
+        """Ask the instance named in ``options`` to cancel; returns the command id (answered
+        by ``signal_external_completed``)."""
     def complete(self, result: bytes) -> None:
         """Close the run with `result`."""
     def fail(self, failure: bytes) -> None:
@@ -234,6 +238,10 @@ class Reducer:
     @property
     def history_length(self) -> int:
         """Number of events in history, recorded and new."""
+    @property
+    def history_length_here(self) -> int:
+        """Number of events in history when the running workflow task started
+        (workflow.info()): the same value on every replay."""
     @property
     def finished(self) -> bool:
         """True once the run has a closing command (complete, fail, cancel, continue)."""

@@ -188,6 +188,11 @@ pub(crate) fn decode(bytes: &[u8], expected_seq: u64) -> Option<Event> {
             payload: c.field("payload", Cursor::payload)?,
             options: c.field("options", Cursor::payload)?,
         },
+        b"external_cancel_requested" => B::ExternalCancelRequested {
+            id: c.id()?,
+            options: c.field("options", Cursor::payload)?,
+            reason: c.field("reason", Cursor::string)?,
+        },
         b"signal_external_completed" => {
             let id = c.id()?;
             let failure = c.field("failure", Cursor::payload)?;

@@ -72,6 +72,7 @@ event_kinds! {
     ChildCancelRequested => "child_cancel_requested", Command;
     SignalExternalSent => "signal_external_sent", Command;
     SignalExternalCompleted => "signal_external_completed", Inbound;
+    ExternalCancelRequested => "external_cancel_requested", Command;
     CancelRequested => "cancel_requested", Inbound;
     TimedOut => "timed_out", Inbound;
     WorkflowCompleted => "workflow_completed", Command;
@@ -169,6 +170,13 @@ pub enum EventBody {
         payload: Payload,
         options: Payload,
     },
+    /// `workflow.cancel_external`: a cancel request for another instance (`options` names it);
+    /// answered by `signal_external_completed` like a signal.
+    ExternalCancelRequested {
+        id: u64,
+        options: Payload,
+        reason: String,
+    },
     /// `failure` is JSON `null` on the wire when the signal was delivered.
     SignalExternalCompleted {
         id: u64,
@@ -227,6 +235,7 @@ impl EventBody {
             B::ChildCancelRequested { .. } => K::ChildCancelRequested,
             B::SignalExternalSent { .. } => K::SignalExternalSent,
             B::SignalExternalCompleted { .. } => K::SignalExternalCompleted,
+            B::ExternalCancelRequested { .. } => K::ExternalCancelRequested,
             B::CancelRequested { .. } => K::CancelRequested,
             B::TimedOut => K::TimedOut,
             B::WorkflowCompleted { .. } => K::WorkflowCompleted,
@@ -255,6 +264,7 @@ impl EventBody {
             | B::ChildFailed { id, .. }
             | B::ChildCancelRequested { id }
             | B::SignalExternalSent { id, .. }
+            | B::ExternalCancelRequested { id, .. }
             | B::SignalExternalCompleted { id, .. } => Some(*id),
             _ => None,
         }
@@ -271,7 +281,9 @@ impl EventBody {
             | B::ChildScheduled { name, .. }
             | B::SignalExternalSent { name, .. } => format!("{kind} '{name}'"),
             B::SignalReceived { name, .. } => format!("{kind} '{name}'"),
-            B::TimerStarted { .. } | B::SideEffectRecorded { .. } => kind.to_owned(),
+            B::TimerStarted { .. }
+            | B::SideEffectRecorded { .. }
+            | B::ExternalCancelRequested { .. } => kind.to_owned(),
             _ => match self.command_id() {
                 Some(id) => format!("{kind} for command {id}"),
                 None => kind.to_owned(),
@@ -464,6 +476,11 @@ fn body_from_wire(kind: EventKind, w: WireEvent<'_>) -> std::result::Result<Even
             payload: payload(w.payload, "payload")?,
             options: payload(w.options, "options")?,
         },
+        K::ExternalCancelRequested => B::ExternalCancelRequested {
+            id: id(w.id)?,
+            options: payload(w.options, "options")?,
+            reason: need(w.reason, "reason")?,
+        },
         K::SignalExternalCompleted => {
             let failure = payload(w.failure, "failure")?;
             B::SignalExternalCompleted {
@@ -605,6 +622,15 @@ pub(crate) fn encode(seq: u64, body: &EventBody) -> Vec<u8> {
                 .raw("payload", payload)
                 .raw("options", options);
         }
+        B::ExternalCancelRequested {
+            id,
+            options,
+            reason,
+        } => {
+            w.int("id", id)
+                .raw("options", options)
+                .string("reason", reason);
+        }
         B::SignalExternalCompleted { id, failure } => {
             w.int("id", id);
             match failure {
@@ -709,6 +735,11 @@ mod tests {
             B::SignalExternalCompleted {
                 id: 6,
                 failure: Some(p("{\"m\":1}")),
+            },
+            B::ExternalCancelRequested {
+                id: 7,
+                options: p("{\"instance_id\":\"o\"}"),
+                reason: "superseded".into(),
             },
             B::CancelRequested {
                 reason: "user".into(),

@@ -2,8 +2,9 @@
 //!
 //! The checks are the ones the contract calls *corrupt history*: contiguous `seq`, batches that
 //! open with `task_started`, inbound events before command events inside a batch, the run's
-//! `workflow_started` first, nothing after the closing command, command ids handed out 1, 2, 3...
-//! in order, and every id an event refers to belonging to an earlier command of the right kind.
+//! `workflow_started` first, nothing after the closing command, command ids handed out in
+//! increasing order (an id history skips belongs to a command withdrawn by a cancel in the step
+//! that issued it), and every id an event refers to belonging to an earlier command of the right kind.
 //! The validator also runs every command's machine over the recorded events, so an outcome
 //! delivered twice or a cancel after the outcome is caught here as corrupt history instead of
 //! surfacing later, during replay, as an engine bug. With all that guaranteed, anything that goes
@@ -26,6 +27,9 @@ fn allocated_state(kind: EventKind) -> Option<MachineState> {
         EventKind::MarkerRecorded => MachineState::Marker(marker::State::Recorded),
         EventKind::ChildScheduled => MachineState::Child(child::State::Started),
         EventKind::SignalExternalSent => MachineState::ExternalSignal(external_signal::State::Sent),
+        EventKind::ExternalCancelRequested => {
+            MachineState::ExternalCancel(external_signal::State::Sent)
+        }
         _ => return None,
     })
 }
@@ -56,6 +60,7 @@ fn describe(state: MachineState) -> &'static str {
         MachineState::Marker(_) => "a patch marker",
         MachineState::Child(_) => "a child workflow",
         MachineState::ExternalSignal(_) => "an external signal",
+        MachineState::ExternalCancel(_) => "an external cancel",
     }
 }
 
@@ -86,8 +91,9 @@ struct Cursor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Validator {
     cursor: Cursor,
-    /// Machine state of command id N at index N-1, as recorded history drives it.
-    machines: Vec<MachineState>,
+    /// Machine state of command id N at index N-1, as recorded history drives it; `None` for an
+    /// id history skips (a command withdrawn by a cancel in the step that issued it).
+    machines: Vec<Option<MachineState>>,
     /// Previous states of machines changed by the load in progress (for rollback).
     undo: Vec<(usize, MachineState)>,
 }
@@ -150,7 +156,7 @@ impl Validator {
     pub(crate) fn rollback(&mut self, mark: Mark) {
         while self.undo.len() > mark.undo {
             let (index, state) = self.undo.pop().expect("length checked");
-            self.machines[index] = state;
+            self.machines[index] = Some(state);
         }
         self.machines.truncate(mark.ids);
         self.cursor = mark.cursor;
@@ -243,17 +249,19 @@ impl Validator {
         let kind = body.kind();
         let issued = self.machines.len() as u64;
         if let Some(state) = allocated_state(kind) {
-            if id != issued + 1 {
+            // Ids increase; a gap is a command withdrawn in the step that issued it.
+            if id <= issued {
                 return Err(Error::corrupt(
                     seq,
                     format!(
-                        "{} has id {id}, expected {} (ids are handed out in order)",
+                        "{} has id {id}, expected {} or more (ids are handed out in order)",
                         kind.as_str(),
                         issued + 1
                     ),
                 ));
             }
-            self.machines.push(state);
+            self.machines.resize(id as usize - 1, None);
+            self.machines.push(Some(state));
             return Ok(());
         }
         // Inbound events answer commands of earlier tasks; cancels may target a command
@@ -273,7 +281,16 @@ impl Validator {
             ));
         }
         let index = (id - 1) as usize;
-        let state = self.machines[index];
+        let Some(state) = self.machines[index] else {
+            return Err(Error::corrupt(
+                seq,
+                format!(
+                    "{} refers to command {id}, which history does not have (withdrawn in \
+                     the step that issued it)",
+                    kind.as_str()
+                ),
+            ));
+        };
         let illegal = |e: Error| {
             Error::corrupt(
                 seq,
@@ -296,7 +313,7 @@ impl Validator {
             ));
         };
         self.undo.push((index, state));
-        self.machines[index] = next;
+        self.machines[index] = Some(next);
         Ok(())
     }
 }

@@ -113,6 +113,8 @@ pub enum TaskKind {
     CancelChild,
     /// Deliver a signal to another instance.
     SignalExternal,
+    /// Deliver a cancel request to another instance.
+    CancelExternal,
     /// The run completed.
     Complete,
     /// The run failed.
@@ -134,6 +136,7 @@ impl TaskKind {
             TaskKind::StartChild => "start_child",
             TaskKind::CancelChild => "cancel_child",
             TaskKind::SignalExternal => "signal_external",
+            TaskKind::CancelExternal => "cancel_external",
             TaskKind::Complete => "complete",
             TaskKind::Fail => "fail",
             TaskKind::Canceled => "canceled",

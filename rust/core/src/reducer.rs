@@ -33,6 +33,8 @@ struct Batch {
     commands: Range<usize>,
     /// Sequence number of the batch's last event.
     last_seq: u64,
+    /// Sequence number of the batch's last inbound event (its `task_started` when it has none).
+    inbound_seq: u64,
 }
 
 /// The activation the workflow code is running.
@@ -45,15 +47,32 @@ struct Current {
     end: usize,
     /// Sequence number of the batch's last event.
     last_seq: u64,
+    /// Sequence number of the batch's last inbound event: the length of history when the
+    /// workflow task started (`workflow.info().history_length`).
+    inbound_seq: u64,
 }
 
 /// Where a command's event comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
     /// Not replaying: record a new event (and task).
     Fresh,
     /// Replaying: the recorded event at this index of `Reducer::events` matches.
     Recorded(usize),
+    /// Replaying a command that can be cancelled (activity, timer, child) that history does
+    /// not have at this point: it was withdrawn when it ran, if the code cancels it in this same
+    /// step. Otherwise `finish_activation` reports this nondeterminism.
+    Tentative(Error),
+}
+
+/// A command issued in the current activation that can still be withdrawn by a cancel in the
+/// same step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unsent {
+    id: u64,
+    /// `None` when recorded fresh (its event and task are withdrawn); the nondeterminism to
+    /// report at `finish_activation` when it was accepted tentatively on replay.
+    mismatch: Option<Error>,
 }
 
 /// The state of one workflow run.
@@ -70,8 +89,9 @@ pub struct Reducer {
     slots: Vec<Slot>,
     /// Open or closed.
     run: completion::State,
-    /// Change ids for which `patched` returned true.
-    patches: Vec<Box<str>>,
+    /// Change ids `patched` has answered for this run, with the answer (kept for the rest of
+    /// the run, true or false).
+    patches: Vec<(Box<str>, bool)>,
     /// Events in history, recorded and new.
     history_length: u64,
     /// Checks recorded history as it is loaded.
@@ -82,6 +102,11 @@ pub struct Reducer {
     new_batch_open: bool,
     /// Encoded events not yet taken.
     new_events: Vec<Vec<u8>>,
+    /// Command events recorded by the current (fresh) activation, encoded with their sequence
+    /// numbers when it finishes (a cancel in the same step may withdraw one).
+    fresh: Vec<EventBody>,
+    /// Cancellable commands issued by the current activation.
+    unsent: Vec<Unsent>,
     /// Tasks not yet taken.
     tasks: Vec<Task>,
 }
@@ -113,6 +138,8 @@ impl Reducer {
             has_new_batches: false,
             new_batch_open: false,
             new_events: Vec::new(),
+            fresh: Vec::new(),
+            unsent: Vec::new(),
             tasks: Vec::new(),
         }
     }
@@ -140,7 +167,8 @@ impl Reducer {
         let mut decoded: Vec<Event> = Vec::with_capacity(raw.len());
         let mut new_batches: Vec<Batch> = Vec::new();
         // Growth of the last queued batch when this load continues it.
-        let mut tail: Option<(usize, usize, u64)> = None; // (inbound_end, commands_end, last_seq)
+        // (inbound_end, commands_end, last_seq, inbound_seq)
+        let mut tail: Option<(usize, usize, u64, u64)> = None;
         let mut seq = self.history_length;
         let result = (|| -> Result<()> {
             for bytes in raw {
@@ -159,6 +187,7 @@ impl Reducer {
                             inbound: index..index,
                             commands: index..index,
                             last_seq: seq,
+                            inbound_seq: seq,
                         });
                         continue; // task_started itself is not kept
                     }
@@ -169,6 +198,7 @@ impl Reducer {
                             if is_inbound {
                                 batch.inbound.end = index + 1;
                                 batch.commands = index + 1..index + 1;
+                                batch.inbound_seq = seq;
                             } else {
                                 batch.commands.end = index + 1;
                             }
@@ -181,12 +211,16 @@ impl Reducer {
                                 )));
                             }
                             let last = self.batches.back().expect("checked above");
-                            let (inbound_end, _, _) =
-                                tail.unwrap_or((last.inbound.end, last.commands.end, 0));
+                            let (inbound_end, _, _, inbound_seq) = tail.unwrap_or((
+                                last.inbound.end,
+                                last.commands.end,
+                                0,
+                                last.inbound_seq,
+                            ));
                             tail = Some(if is_inbound {
-                                (index + 1, index + 1, seq)
+                                (index + 1, index + 1, seq, seq)
                             } else {
-                                (inbound_end, index + 1, seq)
+                                (inbound_end, index + 1, seq, inbound_seq)
                             });
                         }
                     }
@@ -200,7 +234,7 @@ impl Reducer {
             return Err(e);
         }
         self.validator.commit();
-        if let Some((inbound_end, commands_end, last_seq)) = tail {
+        if let Some((inbound_end, commands_end, last_seq, inbound_seq)) = tail {
             let last = self
                 .batches
                 .back_mut()
@@ -211,6 +245,7 @@ impl Reducer {
             }
             last.commands.end = commands_end;
             last.last_seq = last_seq;
+            last.inbound_seq = inbound_seq;
         }
         self.events.extend(decoded);
         self.batches.extend(new_batches);
@@ -278,6 +313,7 @@ impl Reducer {
             inbound: start..end,
             commands: end..end,
             last_seq,
+            inbound_seq: last_seq,
         });
         self.history_length = last_seq;
         self.has_new_batches = true;
@@ -358,6 +394,7 @@ impl Reducer {
             next: batch.commands.start,
             end: batch.commands.end,
             last_seq: batch.last_seq,
+            inbound_seq: batch.inbound_seq,
         });
         Ok(Some(Activation {
             time: batch.time,
@@ -374,6 +411,9 @@ impl Reducer {
                 "finish_activation called without an activation in progress",
             ));
         };
+        if let Some(mismatch) = self.unsent.iter().find_map(|u| u.mismatch.clone()) {
+            return Err(mismatch);
+        }
         if current.replaying && current.next < current.end {
             let ev = &self.events[current.next];
             let expected = ev.body.describe();
@@ -390,6 +430,11 @@ impl Reducer {
         if !current.replaying {
             self.new_batch_open = false;
         }
+        let first = self.history_length - self.fresh.len() as u64 + 1;
+        for (i, body) in std::mem::take(&mut self.fresh).iter().enumerate() {
+            self.new_events.push(event::encode(first + i as u64, body));
+        }
+        self.unsent.clear();
         self.current = None;
         if self.batches.is_empty() {
             self.events.clear();
@@ -462,11 +507,116 @@ impl Reducer {
         }
     }
 
-    /// Appends a new command event with the next sequence number.
+    /// Appends a new command event with the next sequence number (encoded when the activation
+    /// finishes).
     fn record(&mut self, body: &EventBody) {
         self.history_length += 1;
-        self.new_events
-            .push(event::encode(self.history_length, body));
+        self.fresh.push(body.clone());
+    }
+
+    /// Like [`Reducer::check_command`] for a command that a cancel in the same step can
+    /// withdraw (schedule_activity, start_timer, start_child). While replaying, a recorded
+    /// command event that hands out a later id than this command's (or none at all) means the
+    /// command may have been withdrawn when it ran: it is accepted tentatively.
+    fn check_cancellable(&self, identity: &Identity<'_>) -> Result<(Source, completion::State)> {
+        match self.check_command(identity, completion::Input::Command) {
+            Ok((Source::Recorded(index), run)) => {
+                let ev = &self.events[index];
+                let id = self.next_id();
+                if ev.body.command_id() == Some(id) {
+                    return Ok((Source::Recorded(index), run));
+                }
+                // The recorded command is a later one: this one was withdrawn, or is extra.
+                let expected = ev.body.describe();
+                let got = identity.describe();
+                let e = Error::nondeterminism(
+                    ev.seq,
+                    expected.clone(),
+                    got.clone(),
+                    format!(
+                        "history event #{} is {expected} but the workflow code issued {got} as \
+                         command {id}",
+                        ev.seq
+                    ),
+                );
+                Ok((Source::Tentative(e), run))
+            }
+            Ok(found) => Ok(found),
+            Err(e @ Error::Nondeterminism(_)) => {
+                let current = self
+                    .current
+                    .as_ref()
+                    .expect("nondeterminism implies replay");
+                let next = self.events[current.next..current.end].first();
+                let hands_out_this_id = next.is_some_and(|ev| {
+                    allocates_id(&ev.body) && ev.body.command_id() == Some(self.next_id())
+                });
+                if hands_out_this_id {
+                    return Err(e);
+                }
+                let (run, _) = completion::Completion::step(self.run, completion::Input::Command)
+                    .map_err(|err| {
+                    Error::engine_bug(format!("{}: {}", identity.describe(), err.message()))
+                })?;
+                Ok((Source::Tentative(e), run))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remembers a cancellable command issued by this activation.
+    fn issued(&mut self, id: u64, source: Source) {
+        match source {
+            Source::Fresh => self.unsent.push(Unsent { id, mismatch: None }),
+            Source::Tentative(e) => self.unsent.push(Unsent {
+                id,
+                mismatch: Some(e),
+            }),
+            Source::Recorded(_) => {}
+        }
+    }
+
+    /// A cancel of command `id` in the step that issued it: takes its event and task back.
+    /// Returns false when `id` was not issued by this activation (or came from history).
+    fn withdraw(&mut self, id: u64, command: &str) -> Result<bool> {
+        let Some(at) = self.unsent.iter().position(|u| u.id == id) else {
+            return Ok(false);
+        };
+        let index = (id - 1) as usize;
+        let to = match (command, self.slots[index].state) {
+            ("cancel_activity", MachineState::Activity(s)) => MachineState::Activity(
+                activity::Activity::step(s, activity::Input::CancelInSameStep)?.0,
+            ),
+            ("cancel_timer", MachineState::Timer(s)) => {
+                MachineState::Timer(timer::Timer::step(s, timer::Input::CancelInSameStep)?.0)
+            }
+            ("cancel_child", MachineState::Child(s)) => {
+                MachineState::Child(child::Child::step(s, child::Input::CancelInSameStep)?.0)
+            }
+            // Another kind of command: the regular path reports it.
+            _ => return Ok(false),
+        };
+        completion::Completion::step(self.run, completion::Input::Command)
+            .map_err(|e| Error::engine_bug(format!("{command}({id}): {}", e.message())))?;
+        if self.unsent[at].mismatch.is_none() {
+            let event = self
+                .fresh
+                .iter()
+                .position(|b| allocates_id(b) && b.command_id() == Some(id))
+                .ok_or_else(|| Error::engine_bug(format!("{command}({id}): event not found")))?;
+            self.fresh.remove(event);
+            self.history_length -= 1;
+            self.tasks.retain(|t| {
+                !(t.id == id
+                    && matches!(
+                        t.kind,
+                        TaskKind::Activity | TaskKind::Timer | TaskKind::StartChild
+                    ))
+            });
+        }
+        self.unsent.remove(at);
+        self.slots[index].state = to;
+        Ok(true)
     }
 
     fn next_id(&self) -> u64 {
@@ -498,10 +648,7 @@ impl Reducer {
 
     /// `schedule_activity`: returns the activity's command id.
     pub fn schedule_activity(&mut self, name: &str, input: &[u8], options: &[u8]) -> Result<u64> {
-        let (source, run) = self.check_command(
-            &Identity::ScheduleActivity(name),
-            completion::Input::Command,
-        )?;
+        let (source, run) = self.check_cancellable(&Identity::ScheduleActivity(name))?;
         let (state, _) =
             activity::Activity::step(activity::State::Created, activity::Input::Schedule)?;
         let id = self.next_id();
@@ -522,18 +669,23 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => {}
         }
         self.slots.push(Slot {
             state: MachineState::Activity(state),
             name: name.into(),
             options: None,
         });
+        self.issued(id, source);
         self.run = run;
         Ok(id)
     }
 
     /// `cancel_activity`: the code stops waiting for activity `id`.
     pub fn cancel_activity(&mut self, id: u64) -> Result<()> {
+        if self.withdraw(id, "cancel_activity")? {
+            return Ok(());
+        }
         let (source, run) =
             self.check_command(&Identity::CancelActivity(id), completion::Input::Command)?;
         let (index, state) = self.target(id, "cancel_activity")?;
@@ -551,6 +703,7 @@ impl Reducer {
                 self.tasks.push(Task::new(TaskKind::CancelActivity, id));
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots[index].state = MachineState::Activity(to);
         self.run = run;
@@ -560,8 +713,7 @@ impl Reducer {
     /// `start_timer`: returns the timer's command id. While replaying the recorded fire time
     /// is kept.
     pub fn start_timer(&mut self, fire_at: i64) -> Result<u64> {
-        let (source, run) =
-            self.check_command(&Identity::StartTimer, completion::Input::Command)?;
+        let (source, run) = self.check_cancellable(&Identity::StartTimer)?;
         let (state, _) = timer::Timer::step(timer::State::Created, timer::Input::Start)?;
         let id = self.next_id();
         match source {
@@ -572,18 +724,23 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => {}
         }
         self.slots.push(Slot {
             state: MachineState::Timer(state),
             name: "".into(),
             options: None,
         });
+        self.issued(id, source);
         self.run = run;
         Ok(id)
     }
 
     /// `cancel_timer`: the code stops waiting for timer `id`.
     pub fn cancel_timer(&mut self, id: u64) -> Result<()> {
+        if self.withdraw(id, "cancel_timer")? {
+            return Ok(());
+        }
         let (source, run) =
             self.check_command(&Identity::CancelTimer(id), completion::Input::Command)?;
         let (index, state) = self.target(id, "cancel_timer")?;
@@ -597,6 +754,7 @@ impl Reducer {
                 self.tasks.push(Task::new(TaskKind::CancelTimer, id));
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots[index].state = MachineState::Timer(to);
         self.run = run;
@@ -633,6 +791,7 @@ impl Reducer {
                 self.consume();
                 value
             }
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         };
         self.slots.push(Slot {
             state: MachineState::SideEffect(state),
@@ -648,8 +807,9 @@ impl Reducer {
     /// Not replaying: records a marker and returns true (a deprecated patch records nothing and
     /// returns true). Replaying: consumes the next recorded command event if it is a marker for
     /// `change_id` and returns true; otherwise consumes nothing and returns false (true for a
-    /// deprecated patch). A change id that returned true once returns true for the rest of the
-    /// run.
+    /// deprecated patch). Once `patched` (not deprecated) has answered for a change id, it gives
+    /// the same answer for the rest of the run: a run that replayed the old path (false) keeps
+    /// it after replay has caught up, and records no marker.
     pub fn patched(&mut self, change_id: &str, deprecated: bool) -> Result<bool> {
         let Some(current) = &self.current else {
             return Err(Error::engine_bug(format!(
@@ -658,8 +818,8 @@ impl Reducer {
         };
         completion::Completion::step(self.run, completion::Input::Command)
             .map_err(|e| Error::engine_bug(format!("patched '{change_id}': {}", e.message())))?;
-        if self.patches.iter().any(|p| &**p == change_id) {
-            return Ok(true);
+        if let Some((_, answer)) = self.patches.iter().find(|(p, _)| &**p == change_id) {
+            return Ok(*answer);
         }
         let input = if deprecated {
             marker::Input::Deprecated
@@ -669,10 +829,15 @@ impl Reducer {
         let (state, _) = marker::Marker::step(marker::State::Created, input)?;
         let id = self.next_id();
         if current.replaying {
+            // The marker must also hand out this very id: a later one (after a withdrawn
+            // command) belongs to a later patched() call.
             let next_is_marker = self.events[current.next..current.end].first().is_some_and(
-                |ev| matches!(&ev.body, EventBody::MarkerRecorded { name, .. } if name == change_id),
+                |ev| matches!(&ev.body, EventBody::MarkerRecorded { id: m, name } if name == change_id && *m == id),
             );
             if !next_is_marker {
+                if !deprecated {
+                    self.patches.push((change_id.into(), false));
+                }
                 return Ok(deprecated);
             }
             self.consume();
@@ -690,17 +855,16 @@ impl Reducer {
             name: change_id.into(),
             options: None,
         });
-        self.patches.push(change_id.into());
+        self.patches.push((change_id.into(), true));
         Ok(true)
     }
 
     /// `start_child`: returns the child's command id.
     pub fn start_child(&mut self, name: &str, input: &[u8], options: &[u8]) -> Result<u64> {
-        let (source, run) =
-            self.check_command(&Identity::StartChild(name), completion::Input::Command)?;
+        let (source, run) = self.check_cancellable(&Identity::StartChild(name))?;
         let (state, _) = child::Child::step(child::State::Created, child::Input::Start)?;
         let id = self.next_id();
-        let options = match source {
+        let options = match &source {
             Source::Fresh => {
                 let input = payload(input, "child input")?;
                 let options = payload(options, "child options")?;
@@ -718,19 +882,21 @@ impl Reducer {
                 options
             }
             Source::Recorded(index) => {
-                let EventBody::ChildScheduled { options, .. } = self.recorded(index) else {
+                let EventBody::ChildScheduled { options, .. } = self.recorded(*index) else {
                     unreachable!("identity matched child_scheduled")
                 };
                 let options = options.clone();
                 self.consume();
                 options
             }
+            Source::Tentative(_) => payload(options, "child options")?,
         };
         self.slots.push(Slot {
             state: MachineState::Child(state),
             name: name.into(),
             options: Some(options),
         });
+        self.issued(id, source);
         self.run = run;
         Ok(id)
     }
@@ -745,6 +911,9 @@ impl Reducer {
 
     /// `cancel_child`: the code stops waiting for child `id` and asks the backend to cancel it.
     pub fn cancel_child(&mut self, id: u64) -> Result<()> {
+        if self.withdraw(id, "cancel_child")? {
+            return Ok(());
+        }
         let (source, run) =
             self.check_command(&Identity::CancelChild(id), completion::Input::Command)?;
         let (index, state) = self.target(id, "cancel_child")?;
@@ -759,6 +928,7 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots[index].state = MachineState::Child(to);
         self.run = run;
@@ -791,10 +961,46 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         self.slots.push(Slot {
             state: MachineState::ExternalSignal(state),
             name: name.into(),
+            options: None,
+        });
+        self.run = run;
+        Ok(id)
+    }
+
+    /// `cancel_external`: ask the instance named in `options` to cancel, with `reason`;
+    /// returns the command id. Answered by `signal_external_completed`, like a signal.
+    pub fn cancel_external(&mut self, options: &[u8], reason: &str) -> Result<u64> {
+        let (source, run) =
+            self.check_command(&Identity::CancelExternal, completion::Input::Command)?;
+        let (state, _) = external_signal::ExternalSignal::step(
+            external_signal::State::Created,
+            external_signal::Input::Send,
+        )?;
+        let id = self.next_id();
+        match source {
+            Source::Fresh => {
+                let options = payload(options, "cancel options")?;
+                let mut task = Task::new(TaskKind::CancelExternal, id);
+                task.payload = Some(Payload::json_string(reason));
+                task.options = Some(options.clone());
+                self.record(&EventBody::ExternalCancelRequested {
+                    id,
+                    options,
+                    reason: reason.to_owned(),
+                });
+                self.tasks.push(task);
+            }
+            Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
+        }
+        self.slots.push(Slot {
+            state: MachineState::ExternalCancel(state),
+            name: "".into(),
             options: None,
         });
         self.run = run;
@@ -830,6 +1036,7 @@ impl Reducer {
                 self.tasks.push(task);
             }
             Source::Recorded(_) => self.consume(),
+            Source::Tentative(_) => unreachable!("only check_cancellable accepts tentatively"),
         }
         for (index, to) in running_children {
             self.slots[index].state = MachineState::Child(to);
@@ -907,8 +1114,31 @@ impl Reducer {
         self.history_length
     }
 
+    /// Number of events in history when the running workflow task started (up to its inbound
+    /// events; the commands it issues are not counted): the same value on every replay, which
+    /// [`Reducer::history_length`] is not. Outside an activation, `history_length`.
+    pub fn history_length_here(&self) -> u64 {
+        self.current
+            .as_ref()
+            .map_or(self.history_length, |c| c.inbound_seq)
+    }
+
     /// True once the run has a closing command.
     pub fn finished(&self) -> bool {
         self.run != completion::State::Running
     }
+}
+
+/// True for the command events that hand out a new command id.
+fn allocates_id(body: &EventBody) -> bool {
+    matches!(
+        body,
+        EventBody::ActivityScheduled { .. }
+            | EventBody::TimerStarted { .. }
+            | EventBody::SideEffectRecorded { .. }
+            | EventBody::MarkerRecorded { .. }
+            | EventBody::ChildScheduled { .. }
+            | EventBody::SignalExternalSent { .. }
+            | EventBody::ExternalCancelRequested { .. }
+    )
 }

@@ -336,6 +336,13 @@ impl Reducer {
             .map_err(|e| to_py_err(py, e))
     }
 
+    /// Ask another workflow instance (named in `options`) to cancel; returns the command id.
+    fn cancel_external(&mut self, py: Python<'_>, options: &[u8], reason: &str) -> PyResult<u64> {
+        self.0
+            .cancel_external(options, reason)
+            .map_err(|e| to_py_err(py, e))
+    }
+
     /// Close the run with a result.
     fn complete(&mut self, py: Python<'_>, result: &[u8]) -> PyResult<()> {
         self.0.complete(result).map_err(|e| to_py_err(py, e))
@@ -382,6 +389,13 @@ impl Reducer {
     #[getter]
     fn history_length(&self) -> u64 {
         self.0.history_length()
+    }
+
+    /// Number of events in history when the running workflow task started (workflow.info()):
+    /// the same value on every replay.
+    #[getter]
+    fn history_length_here(&self) -> u64 {
+        self.0.history_length_here()
     }
 
     /// True once the run has a closing command (complete, fail, cancel, continue).

@@ -8,7 +8,10 @@
 //! | Scheduled | cancel_activity | CancelRequested | record command |
 //! | CancelRequested | activity_completed | Canceled | none |
 //! | CancelRequested | activity_failed | Canceled | none |
+//! | Scheduled | cancel_in_same_step | Withdrawn | withdraw command |
 //!
+//! A cancel in the same workflow step as the schedule (`start_activity(...).cancel()`) withdraws
+//! both: no event, no task; replay re-issues and re-withdraws it, matching nothing.
 //! Cancelling abandons the activity: the code stops waiting at once (the runtime resolves the
 //! awaitable with a cancellation), so an outcome that arrives later is kept in history but
 //! produces no job. Recording `activity_scheduled` emits an `activity` task,
@@ -33,6 +36,8 @@ pub enum State {
     Failed,
     /// Cancelled, and its late outcome arrived.
     Canceled,
+    /// Cancelled in the step that scheduled it: never in history.
+    Withdrawn,
 }
 
 labels!(State {
@@ -42,6 +47,7 @@ labels!(State {
     Completed => "Completed",
     Failed => "Failed",
     Canceled => "Canceled",
+    Withdrawn => "Withdrawn",
 });
 
 /// What can happen to an activity.
@@ -55,6 +61,8 @@ pub enum Input {
     Completed,
     /// `activity_failed` event.
     Failed,
+    /// `cancel_activity` command in the step that scheduled it.
+    CancelInSameStep,
 }
 
 labels!(Input {
@@ -62,6 +70,7 @@ labels!(Input {
     Cancel => "cancel_activity",
     Completed => "activity_completed",
     Failed => "activity_failed",
+    CancelInSameStep => "cancel_in_same_step",
 });
 
 impl TryFrom<&EventBody> for Input {
@@ -91,6 +100,7 @@ impl Machine for Activity {
         Row { from: State::Scheduled, input: Input::Cancel, to: State::CancelRequested, effect: Effect::Record },
         Row { from: State::CancelRequested, input: Input::Completed, to: State::Canceled, effect: Effect::Ignore },
         Row { from: State::CancelRequested, input: Input::Failed, to: State::Canceled, effect: Effect::Ignore },
+        Row { from: State::Scheduled, input: Input::CancelInSameStep, to: State::Withdrawn, effect: Effect::Withdraw },
     ];
 }
 

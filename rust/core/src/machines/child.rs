@@ -9,6 +9,10 @@
 //! | Started | parent_closed | Abandoned | none |
 //! | CancelRequested | child_completed | Canceled | none |
 //! | CancelRequested | child_failed | Canceled | none |
+//! | Started | cancel_in_same_step | Withdrawn | withdraw command |
+//!
+//! A cancel in the same workflow step as the start (`start_child(...).cancel()`) withdraws both:
+//! no event and no task, so the child is never created and its id stays free.
 //!
 //! Recording `child_scheduled` emits a `start_child` task, `child_cancel_requested` a
 //! `cancel_child` task carrying the child's options (they name the child instance). Like an
@@ -37,6 +41,8 @@ pub enum State {
     Canceled,
     /// Still running when the parent closed; the backend cancels it.
     Abandoned,
+    /// Cancelled in the step that started it: never in history, never created.
+    Withdrawn,
 }
 
 labels!(State {
@@ -47,6 +53,7 @@ labels!(State {
     CancelRequested => "CancelRequested",
     Canceled => "Canceled",
     Abandoned => "Abandoned",
+    Withdrawn => "Withdrawn",
 });
 
 /// What can happen to a child workflow.
@@ -62,6 +69,8 @@ pub enum Input {
     Failed,
     /// The parent issued a closing command while the child runs.
     ParentClosed,
+    /// `cancel_child` command in the step that started it.
+    CancelInSameStep,
 }
 
 labels!(Input {
@@ -70,6 +79,7 @@ labels!(Input {
     Completed => "child_completed",
     Failed => "child_failed",
     ParentClosed => "parent_closed",
+    CancelInSameStep => "cancel_in_same_step",
 });
 
 impl TryFrom<&EventBody> for Input {
@@ -100,6 +110,7 @@ impl Machine for Child {
         Row { from: State::Started, input: Input::ParentClosed, to: State::Abandoned, effect: Effect::Ignore },
         Row { from: State::CancelRequested, input: Input::Completed, to: State::Canceled, effect: Effect::Ignore },
         Row { from: State::CancelRequested, input: Input::Failed, to: State::Canceled, effect: Effect::Ignore },
+        Row { from: State::Started, input: Input::CancelInSameStep, to: State::Withdrawn, effect: Effect::Withdraw },
     ];
 }
 

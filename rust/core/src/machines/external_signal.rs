@@ -1,4 +1,5 @@
-//! External-signal machine: one per `signal_external` command.
+//! External-signal machine: one per `signal_external` command, and one per `cancel_external`
+//! command (a cancel request travels like a signal).
 //!
 //! | from | input | to | effect |
 //! |---|---|---|---|
@@ -7,7 +8,8 @@
 //!
 //! Recording `signal_external_sent` emits a `signal_external` task; the backend delivers the
 //! signal to the target instance and answers with `signal_external_completed` (its `failure` is
-//! `null` when the signal was delivered). A signal cannot be cancelled.
+//! `null` when the signal was delivered). A signal cannot be cancelled. Recording
+//! `external_cancel_requested` emits a `cancel_external` task, answered the same way.
 
 use super::{labels, Effect, KindMismatch, Machine, Row};
 use crate::event::EventBody;

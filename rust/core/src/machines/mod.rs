@@ -34,6 +34,9 @@ pub enum Effect {
     /// Nothing besides the state change (e.g. an outcome the code no longer waits for: kept
     /// in history, no job).
     Ignore,
+    /// A cancel in the step that issued the command: the command's event and task are taken
+    /// back before they leave the reducer, and the cancel records nothing either.
+    Withdraw,
 }
 
 impl Effect {
@@ -42,6 +45,7 @@ impl Effect {
             Effect::Record => "record command",
             Effect::Deliver => "job",
             Effect::Ignore => "none",
+            Effect::Withdraw => "withdraw command",
         }
     }
 }
@@ -138,6 +142,8 @@ pub enum MachineState {
     Child(child::State),
     /// A signal to another workflow.
     ExternalSignal(external_signal::State),
+    /// A cancel request to another workflow (`cancel_external`): the external-signal table.
+    ExternalCancel(external_signal::State),
 }
 
 impl MachineState {
@@ -171,6 +177,9 @@ impl MachineState {
             MachineState::ExternalSignal(s) => {
                 go::<external_signal::ExternalSignal>(s, body, MachineState::ExternalSignal)
             }
+            MachineState::ExternalCancel(s) => {
+                go::<external_signal::ExternalSignal>(s, body, MachineState::ExternalCancel)
+            }
         }
     }
 }
@@ -197,6 +206,7 @@ impl Slot {
             MachineState::Marker(_) => format!("patched '{}'", self.name),
             MachineState::Child(_) => format!("start_child '{}'", self.name),
             MachineState::ExternalSignal(_) => format!("signal_external '{}'", self.name),
+            MachineState::ExternalCancel(_) => "cancel_external".to_owned(),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! | Started | timer_fired | Fired | job |
 //! | Started | cancel_timer | Canceled | record command |
 //! | Canceled | timer_fired | CanceledFired | none |
+//! | Started | cancel_in_same_step | Withdrawn | withdraw command |
+//!
+//! A cancel in the same workflow step as the start withdraws both: no event, no task.
 //!
 //! The fire time is data of the `timer_started` event; on replay the recorded one is kept.
 //! Recording `timer_started` emits a `timer` task (deliver `timer_fired` at `fire_at`),
@@ -28,6 +31,8 @@ pub enum State {
     Canceled,
     /// Cancelled, and it fired anyway (ignored).
     CanceledFired,
+    /// Cancelled in the step that started it: never in history.
+    Withdrawn,
 }
 
 labels!(State {
@@ -36,6 +41,7 @@ labels!(State {
     Fired => "Fired",
     Canceled => "Canceled",
     CanceledFired => "CanceledFired",
+    Withdrawn => "Withdrawn",
 });
 
 /// What can happen to a timer.
@@ -47,12 +53,15 @@ pub enum Input {
     Cancel,
     /// `timer_fired` event.
     Fired,
+    /// `cancel_timer` command in the step that started it.
+    CancelInSameStep,
 }
 
 labels!(Input {
     Start => "start_timer",
     Cancel => "cancel_timer",
     Fired => "timer_fired",
+    CancelInSameStep => "cancel_in_same_step",
 });
 
 impl TryFrom<&EventBody> for Input {
@@ -79,6 +88,7 @@ impl Machine for Timer {
         Row { from: State::Started, input: Input::Fired, to: State::Fired, effect: Effect::Deliver },
         Row { from: State::Started, input: Input::Cancel, to: State::Canceled, effect: Effect::Record },
         Row { from: State::Canceled, input: Input::Fired, to: State::CanceledFired, effect: Effect::Ignore },
+        Row { from: State::Started, input: Input::CancelInSameStep, to: State::Withdrawn, effect: Effect::Withdraw },
     ];
 }
 

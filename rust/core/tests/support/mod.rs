@@ -52,6 +52,24 @@ impl HistoryBuilder {
             options: p("{}"),
         })
     }
+    pub fn external_cancel_requested(&mut self, instance_id: &str, reason: &str) -> &mut Self {
+        let id = self.id();
+        self.push(EventBody::ExternalCancelRequested {
+            id,
+            options: p(&format!("{{\"instance_id\":\"{instance_id}\"}}")),
+            reason: reason.into(),
+        })
+    }
+    /// An `activity_scheduled` with id `id`: the ids before it were withdrawn.
+    pub fn activity_scheduled_with_id(&mut self, id: u64, name: &str, input: &str) -> &mut Self {
+        self.next_id = id + 1;
+        self.push(EventBody::ActivityScheduled {
+            id,
+            name: name.into(),
+            input: p(input),
+            options: p("{}"),
+        })
+    }
     pub fn activity_completed(&mut self, id: u64, result: &str) -> &mut Self {
         self.push(EventBody::ActivityCompleted {
             id,
