@@ -31,6 +31,7 @@ from ._errors import (
     ChildWorkflowError,
     DeadlockError,
     NonDeterminismError,
+    PayloadError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
@@ -191,6 +192,8 @@ class WorkflowRun:
         self.dirty_vars: dict[str, bytes] = {}
         self.cancel_requested = False
         self.closed = False
+        # True once the execution deadline (the timed_out job) closed the run.
+        self.timed_out = False
         self.aborted = False
         self.failure: BaseException | None = None
         self.info: WorkflowInfo | None = None
@@ -368,10 +371,16 @@ class WorkflowRun:
         else:
             exc = main.exception()
             if exc is None:
-                result = self.converter.encode(
-                    main.result(), what=f"result of workflow {self.workflow_name!r}"
-                )
-                self._command(self.reducer.complete, result)
+                try:
+                    result = self.converter.encode(
+                        main.result(), what=f"result of workflow {self.workflow_name!r}"
+                    )
+                except PayloadError as error:
+                    # Like an activity's: the run fails (for good) and says why, rather
+                    # than retrying a task that can never commit.
+                    self._command(self.reducer.fail, encode_failure(error))
+                else:
+                    self._command(self.reducer.complete, result)
             elif isinstance(exc, ContinueAsNew):
                 self._continue_as_new(exc)
             elif isinstance(exc, asyncio.CancelledError):
@@ -486,6 +495,7 @@ class WorkflowRun:
             )
             self._command(self.reducer.fail, failure)
             self.closed = True
+            self.timed_out = True
         elif kind == "workflow_started":
             self._start(job)
         else:
