@@ -71,6 +71,13 @@ def test_retry_policy_keeps_good_values_through_json() -> None:
     assert again.to_json() == policy.to_json()
     assert [again.backoff(n) for n in (1, 2, 3)] == [0.25, 0.375, 0.5625]
     assert again.backoff(10_000) == 10  # huge attempt numbers hit the cap, no OverflowError
+    # Policies stored by earlier versions (zero interval, cap below it) are still read.
+    legacy = RetryPolicy.from_json({"initial_interval": 0, "max_interval": 0, "max_attempts": 3})
+    assert (legacy.backoff(1), legacy.max_attempts) == (0, 3)
+    old_cap = RetryPolicy.from_json({"initial_interval": 5, "max_interval": 1})
+    assert old_cap.backoff(1) == 1
+    with pytest.raises(ValueError, match="backoff_coefficient"):
+        RetryPolicy.from_json({"backoff_coefficient": float("nan")})
 
 
 @workflow.defn(name="wk.bad_sleeps")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,11 @@ def to_seconds(value: Duration | None, what: str) -> float | None:
     return seconds
 
 
+_reading_stored_policy: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ostinato_reading_stored_policy", default=False
+)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How the engine retries a failing activity (with exponential back-off).
@@ -73,13 +79,17 @@ class RetryPolicy:
         if self.initial_interval is None:
             raise TypeError("RetryPolicy.initial_interval must be a duration, got None")
         initial = to_seconds(self.initial_interval, "RetryPolicy.initial_interval")
-        if not initial:
+        # Policies stored by earlier versions may have a zero initial_interval or a
+        # max_interval below it (accepted then, harmless for a bounded number of attempts):
+        # tasks scheduled with them keep running after an upgrade.
+        legacy = _reading_stored_policy.get()
+        if not initial and not legacy:
             raise ValueError(
                 "RetryPolicy.initial_interval must be > 0 (a retry without back-off spins), "
                 f"got {self.initial_interval!r}"
             )
         cap = to_seconds(self.max_interval, "RetryPolicy.max_interval")
-        if cap is not None and cap < initial:
+        if cap is not None and cap < (initial or 0.0) and not legacy:
             raise ValueError(
                 f"RetryPolicy.max_interval ({self.max_interval!r}) must be >= "
                 f"initial_interval ({self.initial_interval!r})"
@@ -123,13 +133,17 @@ class RetryPolicy:
     def from_json(cls, data: dict[str, Any] | None) -> RetryPolicy:
         if not data:
             return cls()
-        return cls(
-            initial_interval=data.get("initial_interval", 1.0),
-            backoff_coefficient=data.get("backoff_coefficient", 2.0),
-            max_interval=data.get("max_interval"),
-            max_attempts=data.get("max_attempts", 10),
-            non_retryable_error_types=tuple(data.get("non_retryable_error_types", ())),
-        )
+        token = _reading_stored_policy.set(True)
+        try:
+            return cls(
+                initial_interval=data.get("initial_interval", 1.0),
+                backoff_coefficient=data.get("backoff_coefficient", 2.0),
+                max_interval=data.get("max_interval"),
+                max_attempts=data.get("max_attempts", 10),
+                non_retryable_error_types=tuple(data.get("non_retryable_error_types", ())),
+            )
+        finally:
+            _reading_stored_policy.reset(token)
 
     def backoff(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1`` after attempt ``attempt`` failed."""

@@ -613,7 +613,8 @@ class Worker:
         except asyncio.CancelledError:
             # Shutdown: give the task back so another worker runs it at once.
             try:
-                await attempt.flush_details()
+                with contextlib.suppress(Exception):
+                    await attempt.flush_details()
                 await self.backend.retry_activity(task, self.backend.clock())
             except Exception:
                 log.debug("releasing activity task on shutdown failed", exc_info=True)
