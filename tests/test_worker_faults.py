@@ -344,13 +344,15 @@ async def bad_result(kind: str) -> Any:
         return object()
     if kind == "nan":
         return float("nan")
+    if kind == "continue_as_new":
+        workflow.continue_as_new(object())
     deep: list[Any] = []
     for _ in range(100_000):
         deep = [deep]
     return deep
 
 
-@pytest.mark.parametrize("kind", ["object", "nan", "deep"])
+@pytest.mark.parametrize("kind", ["object", "nan", "deep", "continue_as_new"])
 async def test_unserializable_result_fails_the_run(
     backend_url: str, cache_size: int, kind: str
 ) -> None:
@@ -361,10 +363,11 @@ async def test_unserializable_result_fails_the_run(
         cause = failed.value.cause
         assert isinstance(cause, ApplicationError)
         assert cause.type == "PayloadError"
-        assert "cannot serialize result of workflow 'wk.bad_result'" in str(cause)
+        what = "argument 1 of continue_as_new arguments" if kind == "continue_as_new" else "result"
+        assert f"cannot serialize {what} of workflow 'wk.bad_result'" in str(cause)
         desc = await handle.describe()
         assert desc.status == "failed"
-        assert desc.failure.startswith("PayloadError: cannot serialize result")
+        assert desc.failure.startswith(f"PayloadError: cannot serialize {what}")
         replay(bad_result, await handle.history())
         if backend_url.startswith("sqlite") and kind == "object":
             cli = await asyncio.to_thread(

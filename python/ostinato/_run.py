@@ -408,9 +408,13 @@ class WorkflowRun:
                 self.instance_id,
                 ", ".join(f"{n!r}: {k}" for n, k in sorted(unread.items())),
             )
-        payload = self.converter.encode_args(
-            list(request.args_), what=f"continue_as_new arguments of workflow {name!r}"
-        )
+        try:
+            payload = self.converter.encode_args(
+                list(request.args_), what=f"continue_as_new arguments of workflow {name!r}"
+            )
+        except PayloadError as error:  # like an unserializable result: the run fails
+            self._command(self.reducer.fail, encode_failure(error))
+            return
         options = orjson.dumps({"workflow": name, "queue": self.queue})
         self._command(self.reducer.continue_as_new, payload, options)
 

@@ -906,7 +906,6 @@ class _ActivityAttempt:
         return ApplicationError(message, self.details, type="TimeoutError")
 
     async def _attempt_failed(self, exc: BaseException) -> None:
-        await self.flush_details()
         if isinstance(exc, _ActivityExit):
             exc = ApplicationError(
                 f"activity {self.task.name!r} raised {type(exc.original).__name__} "
@@ -941,6 +940,7 @@ class _ActivityAttempt:
             exc,
             visible_at - self.backend.clock(),
         )
+        await self.flush_details()  # the next attempt starts from the last details
         await self.backend.retry_activity(task, visible_at, encode_failure(exc))
 
     async def _fail_for_good(
