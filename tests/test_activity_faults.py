@@ -259,6 +259,35 @@ async def test_heartbeat_timeout_failure_carries_the_last_details(
     assert result == ["TimeoutError", [{"done": 3}]]
 
 
+@activity.defn(name="wk.heartbeat_not_json")
+async def heartbeat_not_json() -> list[Any]:
+    try:
+        activity.heartbeat(object())
+    except ostinato.PayloadError as exc:
+        error = str(exc)
+    # Longer than the lease (activity_lease=0.3): the lease must keep being extended.
+    for _ in range(20):
+        await asyncio.sleep(0.05)
+        activity.heartbeat()
+    return [activity.info().attempt, error]
+
+
+@workflow.defn(name="wk.heartbeat_not_json_wf")
+async def heartbeat_not_json_wf() -> list[Any]:
+    return await workflow.execute_activity(heartbeat_not_json, retry=FAST)
+
+
+async def test_heartbeat_details_that_are_not_json_fail_at_the_call(
+    backend_url: str, cache_size: int
+) -> None:
+    async with harness(backend_url, cache_size) as h:
+        attempt, error = await h.run(
+            heartbeat_not_json_wf, activities=[heartbeat_not_json], activity_lease=0.3
+        )
+    assert attempt == 1
+    assert error.startswith("cannot serialize heartbeat details")
+
+
 async def test_backend_keeps_details_across_bare_heartbeats(backend_url: str) -> None:
     """The storage contract: heartbeat_activity(details=None) keeps the stored details."""
     backend = ostinato.connect(backend_url)

@@ -677,7 +677,9 @@ class _ActivityAttempt:
         if task.heartbeat_details:
             with contextlib.suppress(orjson.JSONDecodeError):
                 self.details = orjson.loads(task.heartbeat_details)
-        self.details_dirty = False
+        # The encoded details not yet written to the store (None: nothing new).
+        self.unflushed: bytes | None = None
+        self._details_lock = threading.Lock()  # sync activities heartbeat from a thread
         self.last_heartbeat = time.monotonic()
         self.context: _ActivityContext | None = None
 
@@ -700,26 +702,24 @@ class _ActivityAttempt:
     async def flush_details(self) -> None:
         """Write heartbeat details recorded since the last lease tick, so the next attempt
         sees them (the attempt failed, timed out, or is given back on shutdown)."""
-        if not self.details_dirty:
-            return
-        self.details_dirty = False
-        try:
-            details = self.worker.converter.encode(self.details, what="heartbeat details")
-        except PayloadError:
-            log.warning(
-                "heartbeat details of activity %s of %s cannot be stored (not JSON)",
-                self.task.name,
-                self.task.instance_id,
-                exc_info=True,
-            )
-            return
-        await self.backend.heartbeat_activity(self.task, details, self.worker.activity_lease)
+        details = self._take_unflushed()
+        if details is not None:
+            await self.backend.heartbeat_activity(self.task, details, self.worker.activity_lease)
+
+    def _take_unflushed(self) -> bytes | None:
+        with self._details_lock:
+            details, self.unflushed = self.unflushed, None
+        return details
 
     def _heartbeat(self, details: Any) -> None:
         self.last_heartbeat = time.monotonic()
         if details is not None:
-            self.details = details
-            self.details_dirty = True
+            # Encoded here so that details that are not JSON fail at the call, in the
+            # activity, rather than later in the lease keeper.
+            encoded = self.worker.converter.encode(details, what="heartbeat details")
+            with self._details_lock:
+                self.unflushed = encoded
+                self.details = details
 
     async def run(self) -> None:
         task = self.task
@@ -886,10 +886,7 @@ class _ActivityAttempt:
                     f"activity {self.task.name!r} attempt {self.task.attempt} sent no heartbeat "
                     f"for {self.heartbeat_timeout:g}s (heartbeat_timeout)"
                 )
-            details = None
-            if self.details_dirty:
-                self.details_dirty = False
-                details = self.worker.converter.encode(self.details, what="heartbeat details")
+            details = self._take_unflushed()
             try:
                 cancelled = await self.backend.heartbeat_activity(self.task, details, lease)
             except LeaseLostError:
