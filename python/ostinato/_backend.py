@@ -211,6 +211,8 @@ class ActivityTask:
     deadline: float | None
     # Details of the last heartbeat of an earlier attempt (JSON payload), if any.
     heartbeat_details: bytes | None = None
+    # Name of the workflow of the run that scheduled the activity (activity.info()).
+    workflow_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,13 +398,15 @@ class Backend(abc.ABC):
     async def claim_activity_tasks(
         self, queues: Sequence[str], lease_seconds: float, max_tasks: int
     ) -> list[ActivityTask]:
-        """Lease up to ``max_tasks`` visible activity tasks; each claim adds one to attempt."""
+        """Lease up to ``max_tasks`` visible activity tasks; each claim adds one to attempt.
+        Each task carries the last heartbeat details stored and its run's workflow name."""
 
     @abc.abstractmethod
     async def heartbeat_activity(
         self, task: ActivityTask, details: bytes | None, lease_seconds: float
     ) -> bool:
-        """Record heartbeat details and extend the lease. Returns True when cancellation was
+        """Record heartbeat details and extend the lease. ``details=None`` (a lease tick with
+        nothing new) keeps the details stored before. Returns True when cancellation was
         requested. ``LeaseLostError`` if the lease was lost."""
 
     @abc.abstractmethod

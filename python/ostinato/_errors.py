@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 __all__ = [
@@ -40,6 +41,9 @@ class ApplicationError(OstinatoError):
 
     ``non_retryable=True`` stops activity retries at once. ``type`` names the error kind
     (defaults to the class name) and ``details`` carries JSON-able data to the caller.
+    ``next_retry_delay`` (seconds or a ``timedelta``), raised from an activity, replaces the
+    retry policy's back-off before the next attempt (the policy's ``max_attempts`` and the
+    ``schedule_to_close_timeout`` still apply).
     """
 
     def __init__(
@@ -48,12 +52,19 @@ class ApplicationError(OstinatoError):
         *details: Any,
         type: str | None = None,
         non_retryable: bool = False,
+        next_retry_delay: float | timedelta | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.details: Sequence[Any] = details
         self.type = type or builtins.type(self).__name__
         self.non_retryable = non_retryable
+        self.next_retry_delay: timedelta | None = None
+        if next_retry_delay is not None:
+            from ._retry import to_seconds  # _retry does not import this module back
+
+            seconds = to_seconds(next_retry_delay, "ApplicationError next_retry_delay")
+            self.next_retry_delay = timedelta(seconds=seconds or 0.0)
         # Set when the error was rebuilt from a stored failure (another process raised it).
         self.remote_traceback: str | None = None
 

@@ -18,6 +18,7 @@ Encoding never raises: a failure must always be recordable, so anything that can
 from __future__ import annotations
 
 import traceback
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -65,6 +66,9 @@ def _describe(
         "non_retryable": getattr(exc, "non_retryable", False) is True,
         "details": _details(exc, conv) if isinstance(exc, ApplicationError) else [],
     }
+    delay = exc.next_retry_delay if isinstance(exc, ApplicationError) else None
+    if delay is not None:
+        doc["next_retry_delay"] = delay.total_seconds()
     if isinstance(exc, ActivityError):
         doc["activity_name"] = str(exc.activity_name)
         doc["activity_id"] = _as_int(exc.activity_id)
@@ -198,12 +202,15 @@ def _rebuild(doc: Any, depth: int) -> BaseException:
     except (TypeError, ValueError):
         pass  # malformed extra fields: fall back to a plain ApplicationError
     details = doc.get("details")
+    delay = doc.get("next_retry_delay")
     err = ApplicationError(
         message,
         *(details if isinstance(details, list) else ()),
         type=type_name,
         non_retryable=doc.get("non_retryable") is True,
     )
+    if isinstance(delay, (int, float)) and not isinstance(delay, bool) and 0 <= delay < 1e12:
+        err.next_retry_delay = timedelta(seconds=delay)
     err.remote_traceback = _text(doc.get("traceback")) or None
     err.__cause__ = cause
     module = doc.get("module")

@@ -31,6 +31,7 @@ from ._errors import (
     ChildWorkflowError,
     DeadlockError,
     NonDeterminismError,
+    PayloadError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
@@ -209,6 +210,8 @@ class WorkflowRun:
         # commands.
         self.disposing = False
         self.closed = False
+        # True once the execution deadline (the timed_out job) closed the run.
+        self.timed_out = False
         self.aborted = False
         self.failure: BaseException | None = None
         self.info: WorkflowInfo | None = None
@@ -386,10 +389,16 @@ class WorkflowRun:
         else:
             exc = main.exception()
             if exc is None:
-                result = self.converter.encode(
-                    main.result(), what=f"result of workflow {self.workflow_name!r}"
-                )
-                self._command(self.reducer.complete, result)
+                try:
+                    result = self.converter.encode(
+                        main.result(), what=f"result of workflow {self.workflow_name!r}"
+                    )
+                except PayloadError as error:
+                    # Like an activity's: the run fails (for good) and says why, rather
+                    # than retrying a task that can never commit.
+                    self._command(self.reducer.fail, encode_failure(error))
+                else:
+                    self._command(self.reducer.complete, result)
             elif isinstance(exc, ContinueAsNew):
                 self._continue_as_new(exc)
             elif isinstance(exc, asyncio.CancelledError):
@@ -417,9 +426,13 @@ class WorkflowRun:
                 self.instance_id,
                 ", ".join(f"{n!r}: {k}" for n, k in sorted(unread.items())),
             )
-        payload = self.converter.encode_args(
-            list(request.args_), what=f"continue_as_new arguments of workflow {name!r}"
-        )
+        try:
+            payload = self.converter.encode_args(
+                list(request.args_), what=f"continue_as_new arguments of workflow {name!r}"
+            )
+        except PayloadError as error:  # like an unserializable result: the run fails
+            self._command(self.reducer.fail, encode_failure(error))
+            return
         options = orjson.dumps({"workflow": name, "queue": self.queue})
         self._command(self.reducer.continue_as_new, payload, options)
 
@@ -505,6 +518,7 @@ class WorkflowRun:
             )
             self._command(self.reducer.fail, failure)
             self.closed = True
+            self.timed_out = True
         elif kind == "workflow_started":
             self._start(job)
         else:

@@ -47,7 +47,7 @@ from ._errors import (
 )
 from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, to_seconds
 from ._run import WorkflowRun
 from .activity import ActivityInfo, _ActivityContext, _context
 
@@ -140,6 +140,11 @@ class Worker:
         self.history_max_length = history_max_length
         self.cache: OrderedDict[str, WorkflowRun] = OrderedDict()
         self._stopping: asyncio.Event | None = None
+        # Set by shutdown(): run() stops at once even if it had not started when asked to.
+        self._stop_requested = False
+        # Set when the caller of shutdown() is cancelled: in-flight activities are given
+        # back at once instead of being waited for.
+        self._hurry = False
         self._runner: asyncio.Task[None] | None = None
         self._inflight_workflow: set[asyncio.Task[None]] = set()
         self._inflight_activity: set[asyncio.Task[None]] = set()
@@ -150,6 +155,7 @@ class Worker:
 
     async def __aenter__(self) -> Worker:
         await self._open_backend()
+        self._stop_requested = False
         self._runner = asyncio.create_task(self.run(), name=f"ostinato-worker:{self.identity}")
         return self
 
@@ -163,28 +169,50 @@ class Worker:
 
     async def shutdown(self) -> None:
         """Stop claiming, let in-flight tasks finish (activities up to
-        ``graceful_shutdown_timeout``), release the rest."""
+        ``graceful_shutdown_timeout``), release the rest.
+
+        Works whenever it is called, even before ``run()`` got going. If the caller is
+        cancelled while waiting, the worker is stopped without waiting further for in-flight
+        work and the ``CancelledError`` propagates.
+        """
+        self._stop_requested = True
         if self._stopping is not None:
             self._stopping.set()
         runner, self._runner = self._runner, None
-        if runner is not None:
-            try:
-                await runner
-            except asyncio.CancelledError:
-                if not runner.cancelled():
+        if runner is None:
+            return
+        try:
+            # Shielded: the caller being cancelled must not be confused with the runner
+            # ending on its own (both show up as CancelledError here).
+            await asyncio.shield(runner)
+        except asyncio.CancelledError:
+            if runner.done() and runner.cancelled() and not _cancelling():
+                return  # the runner was cancelled by someone else, not the caller
+            if not runner.done():
+                # The caller was cancelled: give in-flight activities back at once (they
+                # run again elsewhere), let the runner clean up, and propagate.
+                self._hurry = True
+                for job in list(self._inflight_activity):
+                    job.cancel()
+                try:
+                    await asyncio.wait({runner})
+                except asyncio.CancelledError:
+                    runner.cancel()  # cancelled again: no more waiting
                     raise
+            raise
 
-    async def _open_backend(self) -> None:
+    async def _open_backend(self) -> bool:
         """Open the backend; while it fails for a reason that may pass (the database server
         is down or unreachable), log why and try again with back-off, as a service started
-        before its database (or under a supervisor) should."""
+        before its database (or under a supervisor) should. False: shutdown() was called
+        before it could be opened."""
         delay = 0.5
         while True:
             try:
                 await self.backend.open()
-                return
+                return True
             except Exception as exc:
-                if not self.backend.is_transient(exc):
+                if not self.backend.is_transient(exc) or self._stop_requested:
                     raise
                 log.warning(
                     "worker %s cannot open its backend (%s); retrying in %gs",
@@ -192,12 +220,21 @@ class Worker:
                     exc,
                     delay,
                 )
-            await asyncio.sleep(delay * (0.75 + random.random() / 2))
+            wake = delay * (0.75 + random.random() / 2)
+            while wake > 0 and not self._stop_requested:
+                await asyncio.sleep(min(wake, 0.1))
+                wake -= 0.1
+            if self._stop_requested:
+                return False
             delay = min(delay * 2, 30.0)
 
     async def run(self) -> None:
-        await self._open_backend()
+        if not await self._open_backend():
+            self._stop_requested = False
+            return
         self._stopping = asyncio.Event()
+        if self._stop_requested:  # shutdown() was called before this run() got going
+            self._stopping.set()
         loop = asyncio.get_running_loop()
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -230,6 +267,7 @@ class Worker:
             if self._own_executor and self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
+            self._stop_requested = self._hurry = False
 
     async def _release_sticky(self) -> None:
         """Hand the runs this worker has cached to the others at once, not sticky_wait later."""
@@ -248,7 +286,8 @@ class Worker:
             await asyncio.gather(*self._inflight_workflow, return_exceptions=True)
         if self._inflight_activity:
             _, pending = await asyncio.wait(
-                self._inflight_activity, timeout=self.graceful_shutdown_timeout
+                self._inflight_activity,
+                timeout=0 if self._hurry else self.graceful_shutdown_timeout,
             )
             for task in pending:
                 task.cancel()
@@ -363,6 +402,15 @@ class Worker:
                 run.dispose()
             await self._workflow_task_failed(task, exc)
             return
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Workflow code raised them (asyncio.run and handle_signals=True turn Ctrl-C
+            # into a cancellation, never into a KeyboardInterrupt inside workflow code).
+            # They must not take the worker down, nor every worker that picks the run up
+            # after it: the task fails and the run stays open, blocked with the reason.
+            if run is not None:
+                run.dispose()
+            await self._workflow_task_failed(task, _WorkflowCodeExit(exc))
+            return
         except Exception as exc:
             if run is not None:
                 run.dispose()
@@ -378,13 +426,12 @@ class Worker:
                 task.instance_id,
             )
             return
-        except Exception:
+        except Exception as exc:
+            # The store refused the commit. Whatever the cause (a value it cannot hold, an
+            # outage), trying again at once would spin: the run is retried with back-off
+            # and shows why it is stuck (describe(), the CLI).
             run.dispose()
-            log.exception("committing workflow task of %s failed", task.instance_id)
-            try:
-                await self.backend.release_workflow_task(task)
-            except Exception:
-                log.debug("release after failed commit also failed", exc_info=True)
+            await self._workflow_task_failed(task, _CommitFailed(exc))
             return
         # A later task of this run may have been claimed and finished while this one awaited
         # its commit: keep whichever copy is further along, and dispose of the other.
@@ -411,8 +458,8 @@ class Worker:
                 f"history of workflow {task.instance_id!r} is corrupt at event #{exc.seq}: "
                 f"{exc}. The run is kept; repair or terminate it."
             )
-        elif isinstance(exc, HistoryCorruptError):
-            reason = str(exc)  # read from the store: says what and where
+        elif isinstance(exc, (HistoryCorruptError, _WorkflowCodeExit, _CommitFailed)):
+            reason = str(exc)  # says what and where
         else:
             reason = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, NonDeterminismError) and self.nondeterminism == "fail":
@@ -423,8 +470,15 @@ class Worker:
         else:
             log.error("%s", reason)
         delay = min(1.0 * (2 ** min(task.failed_attempts, 10)), 60.0)
-        with contextlib.suppress(LeaseLostError):
+        try:
             await self.backend.fail_workflow_task(task, reason, self.backend.clock() + delay)
+        except LeaseLostError:
+            pass
+        except Exception:
+            # The store is unreachable: the lease expires and the task is claimed again then.
+            log.warning(
+                "could not record the failed workflow task of %s", task.instance_id, exc_info=True
+            )
 
     async def _fail_run(self, task: WorkflowTask, exc: BaseException) -> None:
         """The worker option nondeterminism="fail": close the run as failed."""
@@ -527,11 +581,10 @@ class Worker:
             elif kind == "complete":
                 commit.close = RunClose(RunStatus.COMPLETED, out.payload)
             elif kind == "fail":
-                payload = out.payload or b"{}"
-                status = RunStatus.FAILED
-                if b'"WorkflowTimedOutError"' in payload[:200]:
-                    status = RunStatus.TIMED_OUT
-                commit.close = RunClose(status, payload)
+                # What closed the run decides its status (the execution deadline's timed_out
+                # job), never what the failure payload says.
+                status = RunStatus.TIMED_OUT if run.timed_out else RunStatus.FAILED
+                commit.close = RunClose(status, out.payload or b"{}")
             elif kind == "canceled":
                 commit.close = RunClose(
                     RunStatus.CANCELED,
@@ -578,8 +631,9 @@ class Worker:
 
     async def _activity_task(self, task: ActivityTask) -> None:
         self.stats["activity_tasks"] += 1
+        attempt = _ActivityAttempt(self, task)
         try:
-            await _ActivityAttempt(self, task).run()
+            await attempt.run()
         except LeaseLostError:
             log.warning(
                 "lost the lease on activity %s #%d of %s (attempt %d); its result is dropped, "
@@ -592,6 +646,8 @@ class Worker:
         except asyncio.CancelledError:
             # Shutdown: give the task back so another worker runs it at once.
             try:
+                with contextlib.suppress(Exception):
+                    await attempt.flush_details()
                 await self.backend.retry_activity(task, self.backend.clock())
             except Exception:
                 log.debug("releasing activity task on shutdown failed", exc_info=True)
@@ -599,6 +655,34 @@ class Worker:
             log.exception(
                 "activity task %s of %s failed in the engine", task.name, task.instance_id
             )
+
+
+class _WorkflowCodeExit(Exception):
+    """KeyboardInterrupt / SystemExit raised by workflow code, caught by the worker."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(
+            f"workflow code raised {type(original).__name__}({original!s}): workflow code must "
+            "not raise KeyboardInterrupt or SystemExit (raise an exception such as "
+            "ApplicationError to fail the run). The worker kept running; the run stays open "
+            "and is retried with back-off: deploy a fix, or terminate it."
+        )
+
+
+class _CommitFailed(Exception):
+    """The backend refused a workflow task's commit (not a lost lease)."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(
+            f"committing the workflow task failed: {type(original).__name__}: {original}. "
+            "The run is retried with back-off."
+        )
+
+
+def _cancelling() -> bool:
+    """True when the current task has been asked to cancel (its caller's cancellation)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)  # Python 3.11+
+    return cancelling is not None and bool(cancelling())
 
 
 class _ActivityTimeout(Exception):
@@ -612,29 +696,81 @@ class _ActivityAttempt:
         self.worker = worker
         self.task = task
         self.backend = worker.backend
-        options: dict[str, Any] = orjson.loads(task.options or b"{}")
-        self.retry = RetryPolicy.from_json(options["retry"]) if options.get("retry") else None
-        self.start_to_close: float | None = options.get("start_to_close")
-        self.heartbeat_timeout: float | None = options.get("heartbeat")
+        self.retry: RetryPolicy | None = None
+        self.start_to_close: float | None = None
+        self.heartbeat_timeout: float | None = None
+        # Why the task's options cannot be read (a tampered or foreign store), if they can't.
+        self.bad_options: str | None = None
+        try:
+            self._read_options(task.options)
+        except Exception as exc:
+            self.bad_options = f"{type(exc).__name__}: {exc}"
+        # The last heartbeat details known: this attempt's, or the previous attempt's.
         self.details: Any = None
-        self.details_dirty = False
+        if task.heartbeat_details:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                self.details = orjson.loads(task.heartbeat_details)
+        # The encoded details not yet written to the store (None: nothing new).
+        self.unflushed: bytes | None = None
+        self._details_lock = threading.Lock()  # sync activities heartbeat from a thread
         self.last_heartbeat = time.monotonic()
         self.context: _ActivityContext | None = None
+
+    def _read_options(self, raw: bytes) -> None:
+        options = orjson.loads(raw or b"{}")
+        if not isinstance(options, dict):
+            raise TypeError(f"expected a JSON object, got {type(options).__name__}")
+        retry = options.get("retry")
+        if retry:
+            if not isinstance(retry, dict):
+                raise TypeError(f"retry must be a JSON object, got {retry!r}")
+            self.retry = RetryPolicy.from_json(retry)
+        self.start_to_close = to_seconds(options.get("start_to_close"), "start_to_close")
+        self.heartbeat_timeout = to_seconds(options.get("heartbeat"), "heartbeat")
 
     @property
     def policy(self) -> RetryPolicy:
         return self.retry or _DEFAULT_RETRY
 
+    async def flush_details(self) -> None:
+        """Write heartbeat details recorded since the last lease tick, so the next attempt
+        sees them (the attempt failed, timed out, or is given back on shutdown)."""
+        details = self._take_unflushed()
+        if details is not None:
+            await self.backend.heartbeat_activity(self.task, details, self.worker.activity_lease)
+
+    def _take_unflushed(self) -> bytes | None:
+        with self._details_lock:
+            details, self.unflushed = self.unflushed, None
+        return details
+
     def _heartbeat(self, details: Any) -> None:
         self.last_heartbeat = time.monotonic()
         if details is not None:
-            self.details = details
-            self.details_dirty = True
+            # Encoded here so that details that are not JSON fail at the call, in the
+            # activity, rather than later in the lease keeper.
+            encoded = self.worker.converter.encode(details, what="heartbeat details")
+            with self._details_lock:
+                self.unflushed = encoded
+                self.details = details
 
     async def run(self) -> None:
         task = self.task
         now = self.backend.clock()
         definition = self.worker.activities.get(task.name)
+        if self.bad_options is not None:
+            # Retrying cannot help: the options are read the same way every time.
+            await self._fail_for_good(
+                ApplicationError(
+                    f"activity {task.name!r} cannot run: its stored options cannot be read "
+                    f"({self.bad_options}); the store was changed outside ostinato or by an "
+                    "incompatible version",
+                    type="ActivityOptionsError",
+                    non_retryable=True,
+                ),
+                "non_retryable",
+            )
+            return
         if definition is None:
             await self._fail_for_good(
                 ApplicationError(
@@ -685,16 +821,14 @@ class _ActivityAttempt:
             activity_name=task.name,
             instance_id=task.instance_id,
             run_id=task.run_id,
-            workflow_name=None,
+            workflow_name=task.workflow_name,
             queue=task.queue,
             attempt=task.attempt,
             scheduled_time=datetime.fromtimestamp(task.scheduled_at, tz=timezone.utc),
             started_time=datetime.fromtimestamp(now, tz=timezone.utc),
             deadline=datetime.fromtimestamp(deadline, tz=timezone.utc) if deadline else None,
             heartbeat_timeout=self.heartbeat_timeout,
-            heartbeat_details=orjson.loads(task.heartbeat_details)
-            if task.heartbeat_details
-            else None,
+            heartbeat_details=self.details,
         )
         self.context = _ActivityContext(info, self._heartbeat)
         attempt = asyncio.ensure_future(self._invoke(definition, args))
@@ -709,7 +843,7 @@ class _ActivityAttempt:
                 )
             result = attempt.result()
         except _ActivityTimeout as exc:
-            await self._attempt_failed(ApplicationError(str(exc), type="TimeoutError"))
+            await self._attempt_failed(self._timeout_error(str(exc)))
             return
         except asyncio.CancelledError:
             if self.context._cancelled.is_set():
@@ -723,7 +857,7 @@ class _ActivityAttempt:
                 return
             error = keeper.exception() if keeper.done() and not keeper.cancelled() else None
             if isinstance(error, _ActivityTimeout):
-                await self._attempt_failed(ApplicationError(str(error), type="TimeoutError"))
+                await self._attempt_failed(self._timeout_error(str(error)))
                 return
             if error is not None:
                 raise error from None
@@ -785,10 +919,7 @@ class _ActivityAttempt:
                     f"activity {self.task.name!r} attempt {self.task.attempt} sent no heartbeat "
                     f"for {self.heartbeat_timeout:g}s (heartbeat_timeout)"
                 )
-            details = None
-            if self.details_dirty:
-                self.details_dirty = False
-                details = self.worker.converter.encode(self.details, what="heartbeat details")
+            details = self._take_unflushed()
             try:
                 cancelled = await self.backend.heartbeat_activity(self.task, details, lease)
             except LeaseLostError:
@@ -797,6 +928,12 @@ class _ActivityAttempt:
             if cancelled and not self.context._cancelled.is_set():
                 self.context._cancelled.set()
                 attempt.cancel()
+
+    def _timeout_error(self, message: str) -> ApplicationError:
+        """A timed-out attempt's failure: it carries the last heartbeat details, if any."""
+        if self.details is None:
+            return ApplicationError(message, type="TimeoutError")
+        return ApplicationError(message, self.details, type="TimeoutError")
 
     async def _attempt_failed(self, exc: BaseException) -> None:
         if isinstance(exc, _ActivityExit):
@@ -816,7 +953,10 @@ class _ActivityAttempt:
         if not policy.allows_another(task.attempt):
             await self._fail_for_good(exc, "maximum_attempts_reached")
             return
-        visible_at = self.backend.clock() + policy.backoff(task.attempt)
+        delay = policy.backoff(task.attempt)
+        if isinstance(exc, ApplicationError) and exc.next_retry_delay is not None:
+            delay = exc.next_retry_delay.total_seconds()  # the activity asked for it
+        visible_at = self.backend.clock() + delay
         if task.deadline is not None and visible_at >= task.deadline:
             await self._fail_for_good(exc, "timeout")
             return
@@ -830,6 +970,7 @@ class _ActivityAttempt:
             exc,
             visible_at - self.backend.clock(),
         )
+        await self.flush_details()  # the next attempt starts from the last details
         await self.backend.retry_activity(task, visible_at, encode_failure(exc))
 
     async def _fail_for_good(

@@ -65,7 +65,10 @@ def info() -> ActivityInfo:
 
 def heartbeat(details: Any = None) -> None:
     """Tell the engine this attempt is alive (needed with ``heartbeat_timeout``) and record
-    ``details`` (JSON), which the next attempt sees in ``info().heartbeat_details``."""
+    ``details`` (JSON), which the next attempt sees in ``info().heartbeat_details``.
+
+    ``heartbeat()`` without details keeps the last ones. Details that cannot be written as JSON
+    raise ``PayloadError`` here."""
     _current("heartbeat")._heartbeat(details)
 
 

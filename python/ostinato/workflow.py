@@ -20,6 +20,7 @@ from typing import Any, Generic, NoReturn, TypeVar, overload
 
 import orjson
 
+from ._checks import check_text
 from ._converter import check_call
 from ._definition import (
     activity_definition,
@@ -186,9 +187,13 @@ def start_activity(
     the engine; the handle raises ``ActivityError`` once the activity failed for good.
     """
     run = current_run("start_activity")
+    if queue is not None:
+        check_text(queue, "start_activity() queue")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"start_activity() retry must be a RetryPolicy, got {retry!r}")
     decode = None
     if isinstance(activity, str):
-        name = activity_name(activity)
+        name = check_text(activity_name(activity), "start_activity() activity name", allow_nul=True)
         values = list(args)
     else:
         definition = activity_definition(activity)
@@ -271,7 +276,11 @@ def start_child(
     """Start a child workflow. Its id defaults to one derived from the parent's run, so it is
     the same on replay. When the parent closes, running children are cancelled."""
     run = current_run("start_child")
-    name = workflow_name(workflow)
+    if id is not None:
+        check_text(id, "start_child() id")
+    if queue is not None:
+        check_text(queue, "start_child() queue")
+    name = check_text(workflow_name(workflow), "start_child() workflow name")
     decode = None
     if isinstance(workflow, str):
         values = list(args)
@@ -301,6 +310,8 @@ async def signal_external(instance_id: str, name: str, value: Any = None) -> Non
     """Send a signal to another workflow. Raises ``WorkflowNotFoundError`` when no such
     workflow exists and ``WorkflowNotRunningError`` when it has finished."""
     run = current_run("signal_external")
+    check_text(instance_id, "signal_external() instance_id")
+    check_text(name, "signal_external() name", allow_nul=True)
     payload = run.converter.encode(value, what=f"value of signal {name!r}")
     await run.signal_external(instance_id, name, payload)
 
@@ -333,7 +344,7 @@ def cancellation_reason() -> str | None:
 async def sleep(duration: Duration) -> None:
     """Sleep durably: a timer recorded in history that survives restarts."""
     current_run("sleep")
-    seconds = to_seconds(duration, "sleep duration") or 0.0
+    seconds = to_seconds(duration, "workflow.sleep() duration") or 0.0
     if seconds <= 0:
         await asyncio.sleep(0)
         return
@@ -387,7 +398,8 @@ async def side_effect(fn: Callable[[], T]) -> T:
 
 def signal_channel(name: str, type: Any = None) -> SignalChannel:
     """The channel of signals called ``name``; ``type`` decodes values (e.g. a dataclass)."""
-    return current_run("signal_channel").signal_channel(name, type)
+    run = current_run("signal_channel")
+    return run.signal_channel(check_text(name, "signal_channel() name", allow_nul=True), type)
 
 
 async def wait_condition(predicate: Callable[[], bool], timeout: Duration | None = None) -> None:
@@ -425,7 +437,7 @@ def deprecate_patch(change_id: str) -> None:
 def set_var(name: str, value: Any) -> None:
     """Set a runtime variable, readable from outside with ``client.get_vars(id)`` once the
     current step is committed."""
-    current_run("set_var").set_var(name, value)
+    current_run("set_var").set_var(check_text(name, "set_var() name", allow_nul=True), value)
 
 
 def disconnected(awaitable: Awaitable[T]) -> asyncio.Future[T]:

@@ -671,6 +671,7 @@ class MemoryBackend(Backend):
                         scheduled_at=task.scheduled_at,
                         deadline=task.deadline,
                         heartbeat_details=task.heartbeat_details,
+                        workflow_name=task.run.workflow_name,
                     )
                 )
         return claimed
@@ -690,7 +691,8 @@ class MemoryBackend(Backend):
     ) -> bool:
         with self._lock:
             stored = self._leased_activity(task)
-            stored.heartbeat_details = None if details is None else bytes(details)
+            if details is not None:  # a lease tick without details keeps the stored ones
+                stored.heartbeat_details = bytes(details)
             stored.lease_expires_at = self.clock() + lease_seconds
             return stored.cancel_requested
 

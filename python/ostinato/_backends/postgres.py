@@ -1905,6 +1905,7 @@ class PostgresBackend(Backend):
                     scheduled_at=r[10],
                     deadline=r[11],
                     heartbeat_details=None if r[12] is None else bytes(r[12]),
+                    workflow_name=r[14],
                 )
                 for r in rows
             ]

@@ -1118,8 +1118,8 @@ class SqliteBackend(Backend):
             )
             rows = conn.execute(
                 "SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, "
-                "a.options, a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details "
-                "FROM activity_tasks a JOIN runs r ON r.id = a.run "
+                "a.options, a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, "
+                "r.workflow_name FROM activity_tasks a JOIN runs r ON r.id = a.run "
                 f"WHERE a.queue IN ({marks}) AND a.visible_at <= ? AND a.cancel_requested = 0 "
                 "ORDER BY a.visible_at, a.id LIMIT ?",
                 (*queues, now, max_tasks),
@@ -1148,6 +1148,7 @@ class SqliteBackend(Backend):
                         scheduled_at=row[9],
                         deadline=row[10],
                         heartbeat_details=row[11],
+                        workflow_name=row[12],
                     )
                 )
             return claimed
@@ -1176,7 +1177,9 @@ class SqliteBackend(Backend):
             _, cancel_requested = self._leased_activity(conn, task)
             expires = self.clock() + lease_seconds
             conn.execute(
-                "UPDATE activity_tasks SET heartbeat_details = ?, lease_expires_at = ?, "
+                # A lease tick without details (NULL) keeps the stored ones.
+                "UPDATE activity_tasks SET heartbeat_details = coalesce(?, heartbeat_details), "
+                "lease_expires_at = ?, "
                 "visible_at = ? WHERE id = ?",
                 (None if details is None else bytes(details), expires, expires, task.task_id),
             )

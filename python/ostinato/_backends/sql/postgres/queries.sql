@@ -513,11 +513,14 @@ FROM candidates AS c
 WHERE t.task_id = c.task_id
 RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.input,
           t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
-          t.heartbeat_details, t.visible_at
+          t.heartbeat_details, t.visible_at,
+          (SELECT r.workflow_name FROM {schema}.runs AS r
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
 
 -- name: heartbeat_activity
+-- A lease tick without details (NULL) keeps the stored ones.
 UPDATE {schema}.activity_tasks
-SET heartbeat_details = %(details)s,
+SET heartbeat_details = coalesce(%(details)s::bytea, heartbeat_details),
     lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
 WHERE task_id = %(task_id)s AND lease_token = %(lease_token)s
 RETURNING cancel_requested
