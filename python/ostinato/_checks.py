@@ -10,18 +10,22 @@ from __future__ import annotations
 __all__ = ["check_text"]
 
 
-def check_text(value: object, what: str, *, allow_nul: bool = False) -> str:
-    """``value`` as a str that every backend can store; else TypeError/ValueError naming
-    ``what``. ``allow_nul`` for names the backends store as bytes (variables, signals)."""
+def check_text(value: object, what: str, *, empty: bool = False, allow_nul: bool = False) -> str:
+    """``value`` if it is a string every backend can store, else a ``TypeError`` /
+    ``ValueError`` naming ``what``: not empty (unless ``empty``), no NUL character (PostgreSQL
+    text cannot hold one; ``allow_nul`` for names the backends store as bytes: variables,
+    signals) and no lone surrogate (not encodable as UTF-8)."""
     if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{what} must be a string, not {type(value).__name__} ({value!r:.80})")
+    if not value and not empty:
+        raise ValueError(f"{what} must not be empty")
     if not allow_nul and "\x00" in value:
-        raise ValueError(f"{what} must not contain NUL characters ('\\x00'), got {value!r}")
+        raise ValueError(f"{what} must not contain a NUL character (\\x00): {value!r:.80}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(
-            f"{what} must be valid Unicode text, but it contains a lone surrogate "
-            f"({value[exc.start]!r} at index {exc.start}): {value!r}"
+            f"{what} is not valid text: it contains the lone surrogate "
+            f"{value[exc.start]!r} at index {exc.start}, which UTF-8 cannot encode"
         ) from None
     return value

@@ -16,7 +16,8 @@ import orjson
 
 from . import _events
 from ._backend import ActivityState, Backend, NewRun, RunInfo, RunStatus
-from ._backends._common import ID_CONFLICTS, check_text, decode_cursor
+from ._backends._common import ID_CONFLICTS, decode_cursor
+from ._checks import check_text
 from ._converter import PayloadConverter, check_call, default_converter
 from ._definition import workflow_definition, workflow_name
 from ._errors import (

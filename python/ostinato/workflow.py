@@ -188,12 +188,14 @@ def start_activity(
     """
     run = current_run("start_activity")
     if queue is not None:
-        check_text(queue, "start_activity() queue")
+        check_text(queue, "start_activity() queue", empty=True)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"start_activity() retry must be a RetryPolicy, got {retry!r}")
     decode = None
     if isinstance(activity, str):
-        name = check_text(activity_name(activity), "start_activity() activity name", allow_nul=True)
+        name = check_text(
+            activity_name(activity), "start_activity() activity name", empty=True, allow_nul=True
+        )
         values = list(args)
     else:
         definition = activity_definition(activity)
@@ -277,10 +279,10 @@ def start_child(
     the same on replay. When the parent closes, running children are cancelled."""
     run = current_run("start_child")
     if id is not None:
-        check_text(id, "start_child() id")
+        check_text(id, "start_child() id", empty=True)
     if queue is not None:
-        check_text(queue, "start_child() queue")
-    name = check_text(workflow_name(workflow), "start_child() workflow name")
+        check_text(queue, "start_child() queue", empty=True)
+    name = check_text(workflow_name(workflow), "start_child() workflow name", empty=True)
     decode = None
     if isinstance(workflow, str):
         values = list(args)
@@ -310,8 +312,8 @@ async def signal_external(instance_id: str, name: str, value: Any = None) -> Non
     """Send a signal to another workflow. Raises ``WorkflowNotFoundError`` when no such
     workflow exists and ``WorkflowNotRunningError`` when it has finished."""
     run = current_run("signal_external")
-    check_text(instance_id, "signal_external() instance_id")
-    check_text(name, "signal_external() name", allow_nul=True)
+    check_text(instance_id, "signal_external() instance_id", empty=True)
+    check_text(name, "signal_external() name", empty=True, allow_nul=True)
     payload = run.converter.encode(value, what=f"value of signal {name!r}")
     await run.signal_external(instance_id, name, payload)
 
@@ -399,7 +401,9 @@ async def side_effect(fn: Callable[[], T]) -> T:
 def signal_channel(name: str, type: Any = None) -> SignalChannel:
     """The channel of signals called ``name``; ``type`` decodes values (e.g. a dataclass)."""
     run = current_run("signal_channel")
-    return run.signal_channel(check_text(name, "signal_channel() name", allow_nul=True), type)
+    return run.signal_channel(
+        check_text(name, "signal_channel() name", empty=True, allow_nul=True), type
+    )
 
 
 async def wait_condition(predicate: Callable[[], bool], timeout: Duration | None = None) -> None:
@@ -437,7 +441,9 @@ def deprecate_patch(change_id: str) -> None:
 def set_var(name: str, value: Any) -> None:
     """Set a runtime variable, readable from outside with ``client.get_vars(id)`` once the
     current step is committed."""
-    current_run("set_var").set_var(check_text(name, "set_var() name", allow_nul=True), value)
+    current_run("set_var").set_var(
+        check_text(name, "set_var() name", empty=True, allow_nul=True), value
+    )
 
 
 def disconnected(awaitable: Awaitable[T]) -> asyncio.Future[T]:

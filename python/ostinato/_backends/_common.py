@@ -26,7 +26,6 @@ __all__ = [
     "Waiters",
     "check_history_length",
     "child_closed_event",
-    "check_text",
     "child_start_refused_event",
     "decode_cursor",
     "encode_cursor",
@@ -148,26 +147,6 @@ def first_seq(event: bytes) -> int:
 ID_CONFLICTS = ("fail", "use_existing", "terminate_existing")
 # The reason recorded on a run terminated by a start with id_conflict="terminate_existing".
 CONFLICT_TERMINATE_REASON = "a new run was started with id_conflict='terminate_existing'"
-
-
-def check_text(value: object, what: str, *, empty: bool = False) -> str:
-    """``value`` if it is a string every backend can store, else a ``TypeError`` /
-    ``ValueError`` naming ``what``: not empty (unless ``empty``), no NUL character (PostgreSQL
-    text cannot hold one) and no lone surrogate (not encodable as UTF-8)."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a string, not {type(value).__name__} ({value!r:.80})")
-    if not value and not empty:
-        raise ValueError(f"{what} must not be empty")
-    if "\x00" in value:
-        raise ValueError(f"{what} must not contain a NUL character (\\x00): {value!r:.80}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"{what} is not valid text: it contains the lone surrogate "
-            f"{value[exc.start]!r} at index {exc.start}, which UTF-8 cannot encode"
-        ) from None
-    return value
 
 
 def validate_new_run(run: NewRun) -> None:
