@@ -21,10 +21,14 @@ case "$(basename "$wheel")" in
 esac
 python - "$wheel" <<'EOF'
 import sys, zipfile
-names = zipfile.ZipFile(sys.argv[1]).namelist()
+wheel = zipfile.ZipFile(sys.argv[1])
+names = wheel.namelist()
 for wanted in ("ostinato/py.typed", "ostinato/_core.pyi"):
     if wanted not in names:
         sys.exit(f"error: the wheel lacks {wanted}")
+# python/ostinato/_core.pyi is a link to the one stub file, stubs/ostinato/_core.pyi
+if wheel.read("ostinato/_core.pyi") != open("stubs/ostinato/_core.pyi", "rb").read():
+    sys.exit("error: the wheel's ostinato/_core.pyi is not stubs/ostinato/_core.pyi")
 if not any(n.startswith("ostinato/_core") and n.endswith((".so", ".pyd")) for n in names):
     sys.exit("error: the wheel lacks the compiled ostinato._core")
 EOF

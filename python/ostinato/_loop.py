@@ -6,8 +6,9 @@ that ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.Event
 and never waits: ``time()`` is the workflow's current time (the time of the workflow task
 being run), and ``call_at`` / ``call_later`` create *durable timers* recorded in history.
 
-The worker drives it: ``run_until_blocked()`` runs ready callbacks in FIFO order until none
-are left (every task is waiting on something only a new history event can resolve). The
+The run drives it (``WorkflowRun._run_until_blocked``): ``run_ready()`` runs ready callbacks
+in FIFO order until none are left (every task is waiting on something only a new history
+event can resolve). The
 order of callbacks depends only on the order of history events, so replay reproduces it.
 """
 
