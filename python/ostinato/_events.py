@@ -11,8 +11,10 @@ __all__ = [
     "activity_failed",
     "cancel_requested",
     "signal_received",
+    "task_started",
     "timer_fired",
     "with_seq",
+    "workflow_failed",
     "workflow_started",
 ]
 
@@ -85,3 +87,16 @@ def with_seq(event: bytes, seq: int) -> bytes:
     """An inbox event as a history event numbered ``seq``."""
     data = orjson.loads(event)
     return orjson.dumps({"seq": seq, **data})
+
+
+def task_started(seq: int, time_us: int) -> bytes:
+    """The history event opening a workflow task written without the reducer (a run failed
+    by the worker option ``nondeterminism="fail"``)."""
+    return orjson.dumps({"seq": seq, "kind": "task_started", "time": time_us})
+
+
+def workflow_failed(seq: int, failure: bytes) -> bytes:
+    """The history event closing a run as failed, written without the reducer."""
+    return orjson.dumps(
+        {"seq": seq, "kind": "workflow_failed", "failure": orjson.Fragment(failure)}
+    )

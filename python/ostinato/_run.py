@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from . import _core
+from ._commit import StepOutput
 from ._converter import PayloadConverter
 from ._definition import WorkflowDefinition
 from ._errors import (
@@ -706,6 +707,22 @@ class WorkflowRun:
         self.vars[name] = encoded
         if not self.replaying:
             self.dirty_vars[name] = encoded
+
+    def take_output(self) -> StepOutput:
+        """What the workflow task just run produced (its new events, the reducer's
+        commands, the variables set, how the run closed), for ``_commit.build_commit``."""
+        return StepOutput(
+            instance_id=self.instance_id,
+            run_id=self.run_id,
+            workflow_name=self.workflow_name,
+            queue=self.queue,
+            new_events=self.reducer.take_new_events(),
+            commands=self.reducer.take_tasks(),
+            vars=self.take_vars(),
+            timed_out=self.timed_out,
+            cancel_reason=self.cancel_reason,
+            execution_deadline=self.execution_deadline,
+        )
 
     def take_vars(self) -> Mapping[str, bytes]:
         dirty, self.dirty_vars = self.dirty_vars, {}

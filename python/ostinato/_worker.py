@@ -25,16 +25,9 @@ from . import _core, _events
 from ._backend import (
     ActivityTask,
     Backend,
-    NewActivity,
-    NewRun,
-    NewTimer,
-    OutgoingSignal,
-    ParentRef,
-    RunClose,
-    RunStatus,
-    WorkflowCommit,
     WorkflowTask,
 )
+from ._commit import build_commit, failed_run_commit
 from ._converter import PayloadConverter, default_converter
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
@@ -390,7 +383,14 @@ class Worker:
                     run.replay(history)
             now = self.backend.clock()
             run.step(int(now * 1_000_000), [item.event for item in task.inbox])
-            commit = self._build_commit(run, task, now)
+            commit = build_commit(
+                run.take_output(),
+                consumed_inbox=[item.id for item in task.inbox],
+                now=now,
+                # Kept in the cache after the commit (below): the next task of the run is
+                # best run here, without reading and replaying its history.
+                sticky_worker=self.identity if self.cache_size else None,
+            )
         except (
             NonDeterminismError,
             DeadlockError,
@@ -482,150 +482,14 @@ class Worker:
 
     async def _fail_run(self, task: WorkflowTask, exc: BaseException) -> None:
         """The worker option nondeterminism="fail": close the run as failed."""
-        seq = task.history_length + 1
-        now = self.backend.clock()
-        events = [orjson.dumps({"seq": seq, "kind": "task_started", "time": int(now * 1e6)})]
-        for item in task.inbox:
-            seq += 1
-            events.append(_events.with_seq(item.event, seq))
-        failure = encode_failure(exc)
-        events.append(
-            orjson.dumps(
-                {"seq": seq + 1, "kind": "workflow_failed", "failure": orjson.Fragment(failure)}
-            )
-        )
-        commit = WorkflowCommit(
-            new_events=events,
-            consumed_inbox=[item.id for item in task.inbox],
-            close=RunClose(RunStatus.FAILED, failure),
+        commit = failed_run_commit(
+            history_length=task.history_length,
+            inbox=task.inbox,
+            failure=encode_failure(exc),
+            now=self.backend.clock(),
         )
         with contextlib.suppress(LeaseLostError):
             await self.backend.commit_workflow_task(task, commit)
-
-    def _build_commit(self, run: WorkflowRun, task: WorkflowTask, now: float) -> WorkflowCommit:
-        commit = WorkflowCommit(
-            new_events=run.reducer.take_new_events(),
-            consumed_inbox=[item.id for item in task.inbox],
-            vars=run.take_vars(),
-            # Kept in the cache after the commit (see _workflow_task): the next task of the
-            # run is best run here, without reading and replaying its history.
-            sticky_worker=self.identity if self.cache_size else None,
-        )
-        for out in run.reducer.take_tasks():
-            kind = out.kind
-            if kind == "activity":
-                options = orjson.loads(out.options or b"{}")
-                schedule_to_close = options.get("schedule_to_close")
-                commit.activities.append(
-                    NewActivity(
-                        activity_id=out.id,
-                        name=out.name,
-                        queue=options.get("queue") or run.queue,
-                        input=out.payload or b"[]",
-                        options=out.options or b"{}",
-                        deadline=now + schedule_to_close if schedule_to_close else None,
-                    )
-                )
-            elif kind == "timer":
-                commit.timers.append(
-                    NewTimer(out.id, out.time / 1_000_000, _events.timer_fired(out.id))
-                )
-            elif kind == "cancel_timer":
-                commit.cancel_timers.append(out.id)
-            elif kind == "cancel_activity":
-                commit.cancel_activities.append(out.id)
-            elif kind == "start_child":
-                options = orjson.loads(out.options or b"{}")
-                timeout = options.get("execution_timeout")
-                child_deadline = now + timeout if timeout else None
-                child_run_id = uuid.uuid4().hex
-                child_queue = options.get("queue") or run.queue
-                commit.children.append(
-                    NewRun(
-                        instance_id=options["instance_id"],
-                        run_id=child_run_id,
-                        workflow_name=out.name,
-                        queue=child_queue,
-                        started_event=_events.workflow_started(
-                            out.name,
-                            out.payload or b"[]",
-                            instance_id=options["instance_id"],
-                            run_id=child_run_id,
-                            queue=child_queue,
-                            start_time=now,
-                            execution_deadline=child_deadline,
-                            parent_instance_id=run.instance_id,
-                        ),
-                        parent=ParentRef(run.instance_id, run.run_id, out.id),
-                        execution_deadline=child_deadline,
-                    )
-                )
-            elif kind == "cancel_child":
-                options = orjson.loads(out.options or b"{}")
-                reason = f"parent {run.instance_id} cancelled it"
-                if run.cancel_reason:
-                    reason = f"{reason} (the parent was cancelled: {run.cancel_reason})"
-                commit.cancel_instances.append(
-                    (options["instance_id"], _events.cancel_requested(reason))
-                )
-            elif kind == "signal_external":
-                options = orjson.loads(out.options or b"{}")
-                event = _events.signal_received(out.name, out.payload or b"null")
-                commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
-            elif kind == "cancel_external":
-                # Delivered like a signal (the sender learns whether the target is open),
-                # as a cancel request.
-                options = orjson.loads(out.options or b"{}")
-                event = _events.cancel_requested(orjson.loads(out.payload or b'""'))
-                commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
-            elif kind == "complete":
-                commit.close = RunClose(RunStatus.COMPLETED, out.payload)
-            elif kind == "fail":
-                # What closed the run decides its status (the execution deadline's timed_out
-                # job), never what the failure payload says.
-                status = RunStatus.TIMED_OUT if run.timed_out else RunStatus.FAILED
-                commit.close = RunClose(status, out.payload or b"{}")
-            elif kind == "canceled":
-                commit.close = RunClose(
-                    RunStatus.CANCELED,
-                    orjson.dumps(
-                        {
-                            "type": "WorkflowCancelledError",
-                            "message": f"workflow {run.workflow_name!r} was cancelled",
-                        }
-                    ),
-                )
-            elif kind == "continue_as_new":
-                options = orjson.loads(out.options or b"{}")
-                name = options.get("workflow") or run.workflow_name
-                next_run_id = uuid.uuid4().hex
-                queue = options.get("queue") or run.queue
-                # execution_timeout covers the whole execution: the next run inherits the
-                # deadline (and the parent link, which the backend carries over).
-                commit.close = RunClose(
-                    RunStatus.CONTINUED_AS_NEW,
-                    None,
-                    next_run=NewRun(
-                        instance_id=run.instance_id,
-                        run_id=next_run_id,
-                        workflow_name=name,
-                        queue=queue,
-                        started_event=_events.workflow_started(
-                            name,
-                            out.payload or b"[]",
-                            instance_id=run.instance_id,
-                            run_id=next_run_id,
-                            queue=queue,
-                            start_time=now,
-                            execution_deadline=run.execution_deadline,
-                            continued_from_run_id=run.run_id,
-                        ),
-                        execution_deadline=run.execution_deadline,
-                    ),
-                )
-            else:  # pragma: no cover - the core only emits the kinds above
-                raise RuntimeError(f"unknown task kind from the core: {kind!r}")
-        return commit
 
     # ---- activity tasks -------------------------------------------------------------------
 

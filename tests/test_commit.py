@@ -1,0 +1,172 @@
+"""``_commit.build_commit``: from a run's step output to the backend's commit, without a backend.
+
+Each test drives a real ``WorkflowRun`` (the reducer and the deterministic loop) with inbox
+events by hand, as a worker would, and checks the commit it would hand to a backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from ostinato import ApplicationError, _definition, _events, activity, workflow
+from ostinato._backend import InboxEvent, RunStatus, WorkflowCommit
+from ostinato._commit import build_commit, failed_run_commit
+from ostinato._converter import default_converter
+from ostinato._run import WorkflowRun
+
+RUN_ID = "a" * 32
+T0 = 1_700_000_000.0
+
+
+@activity.defn
+async def charge(amount: int) -> str:
+    return f"receipt-{amount}"
+
+
+@workflow.defn
+async def child_wf() -> None:
+    await workflow.sleep(10)
+
+
+@workflow.defn
+async def busy() -> str:
+    receipt = workflow.start_activity(charge, 5, queue="payments", schedule_to_close_timeout=60)
+    workflow.start_child(child_wf, id="kid", execution_timeout=30)
+    await workflow.sleep(5)
+    return await receipt
+
+
+@workflow.defn
+async def raises_timeout_typed_error() -> None:
+    raise ApplicationError("not a real timeout", type="WorkflowTimedOutError")
+
+
+@workflow.defn
+async def waits_forever() -> None:
+    await workflow.wait_condition(lambda: False)
+
+
+@workflow.defn
+async def continues(n: int) -> None:
+    workflow.continue_as_new(n + 1)
+
+
+def new_run(fn: Callable[..., Any]) -> WorkflowRun:
+    definition = _definition.workflow_definition(fn)
+    return WorkflowRun(
+        definition=definition,
+        workflow_name=definition.name,
+        instance_id="wf-1",
+        run_id=RUN_ID,
+        queue="default",
+        converter=default_converter(),
+        deadlock_timeout=None,
+    )
+
+
+def step(
+    run: WorkflowRun, now: float, *events: bytes, sticky: str | None = None
+) -> WorkflowCommit:
+    run.step(int(now * 1_000_000), list(events))
+    ids = itertools.count(1)
+    return build_commit(
+        run.take_output(),
+        consumed_inbox=list(range(len(events))),
+        now=now,
+        sticky_worker=sticky,
+        new_run_id=lambda: f"run-{next(ids)}",
+    )
+
+
+def started(fn: Callable[..., Any], args: bytes = b"[]", deadline: float | None = None) -> bytes:
+    return _events.workflow_started(
+        _definition.workflow_definition(fn).name,
+        args,
+        instance_id="wf-1",
+        run_id=RUN_ID,
+        queue="default",
+        start_time=T0,
+        execution_deadline=deadline,
+    )
+
+
+def kinds(commit: WorkflowCommit) -> list[str]:
+    return [orjson.loads(e)["kind"] for e in commit.new_events]
+
+
+def test_commands_become_activity_tasks_timers_and_children() -> None:
+    run = new_run(busy)
+    commit = step(run, T0, started(busy), sticky="worker-a")
+    assert commit.consumed_inbox == [0]
+    assert commit.sticky_worker == "worker-a"
+    assert commit.close is None
+    [act] = commit.activities
+    assert (act.name, act.queue, act.deadline) == ("charge", "payments", T0 + 60)
+    assert orjson.loads(act.input) == [5]
+    [timer] = commit.timers
+    assert timer.fire_at == T0 + 5
+    assert orjson.loads(timer.event) == {"kind": "timer_fired", "id": timer.timer_id}
+    [kid] = commit.children
+    assert (kid.instance_id, kid.run_id, kid.queue) == ("kid", "run-1", "default")
+    assert kid.execution_deadline == T0 + 30
+    assert kid.parent is not None and kid.parent.instance_id == "wf-1"
+    info = orjson.loads(kid.started_event)["info"]
+    assert info["parent_instance_id"] == "wf-1"
+    assert info["execution_deadline"] == T0 + 30
+    assert kinds(commit)[0] == "task_started"
+
+    # The timer fires, then the activity completes: the run closes with its result.
+    assert step(run, T0 + 5, _events.timer_fired(timer.timer_id)).close is None
+    done = step(run, T0 + 6, _events.activity_completed(act.activity_id, b'"receipt-5"', 1))
+    assert done.close is not None
+    assert done.close.status == RunStatus.COMPLETED
+    assert done.close.result == b'"receipt-5"'
+    assert kinds(done)[-1] == "workflow_completed"
+
+
+def test_a_failure_typed_like_a_timeout_is_a_failure() -> None:
+    run = new_run(raises_timeout_typed_error)
+    commit = step(run, T0, started(raises_timeout_typed_error))
+    assert commit.close is not None
+    assert commit.close.status == RunStatus.FAILED
+
+
+def test_only_the_execution_deadline_times_a_run_out() -> None:
+    run = new_run(waits_forever)
+    assert step(run, T0, started(waits_forever, deadline=T0 + 1)).close is None
+    commit = step(run, T0 + 1, orjson.dumps({"kind": "timed_out"}))
+    assert commit.close is not None
+    assert commit.close.status == RunStatus.TIMED_OUT
+
+
+def test_continue_as_new_starts_the_next_run_with_the_deadline() -> None:
+    run = new_run(continues)
+    commit = step(run, T0, started(continues, b"[1]", deadline=T0 + 100))
+    assert commit.close is not None
+    assert commit.close.status == RunStatus.CONTINUED_AS_NEW
+    nxt = commit.close.next_run
+    assert nxt is not None
+    assert (nxt.instance_id, nxt.run_id, nxt.execution_deadline) == ("wf-1", "run-1", T0 + 100)
+    event = orjson.loads(nxt.started_event)
+    assert event["input"] == [2]
+    assert event["info"]["continued_from_run_id"] == RUN_ID
+
+
+def test_failed_run_commit_numbers_its_events_after_the_history() -> None:
+    failure = orjson.dumps({"type": "NonDeterminismError", "message": "no"})
+    inbox = [InboxEvent(7, _events.signal_received("go", b"1"))]
+    commit = failed_run_commit(history_length=4, inbox=inbox, failure=failure, now=T0)
+    events = [orjson.loads(e) for e in commit.new_events]
+    assert [(e["seq"], e["kind"]) for e in events] == [
+        (5, "task_started"),
+        (6, "signal_received"),
+        (7, "workflow_failed"),
+    ]
+    assert events[0]["time"] == int(T0 * 1_000_000)
+    assert commit.consumed_inbox == [7]
+    assert commit.close is not None
+    assert commit.close.status == RunStatus.FAILED
+    assert commit.close.result == failure
