@@ -67,9 +67,7 @@ def new_run(fn: Callable[..., Any]) -> WorkflowRun:
     )
 
 
-def step(
-    run: WorkflowRun, now: float, *events: bytes, sticky: str | None = None
-) -> WorkflowCommit:
+def step(run: WorkflowRun, now: float, *events: bytes, sticky: str | None = None) -> WorkflowCommit:
     run.step(int(now * 1_000_000), list(events))
     ids = itertools.count(1)
     return build_commit(
