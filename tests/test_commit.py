@@ -7,11 +7,20 @@ events by hand, as a worker would, and checks the commit it would hand to a back
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from ostinato import ApplicationError, _definition, _events, activity, workflow
+import pytest
+from ostinato import (
+    ApplicationError,
+    EngineBugError,
+    HistoryCorruptError,
+    _definition,
+    _events,
+    activity,
+    workflow,
+)
 from ostinato._backend import InboxEvent, RunStatus, WorkflowCommit
 from ostinato._commit import build_commit, failed_run_commit
 from ostinato._converter import default_converter
@@ -54,9 +63,19 @@ async def continues(n: int) -> None:
     workflow.continue_as_new(n + 1)
 
 
+_runs: list[WorkflowRun] = []
+
+
+@pytest.fixture(autouse=True)
+def _dispose_runs() -> Iterator[None]:
+    yield
+    while _runs:
+        _runs.pop().dispose()
+
+
 def new_run(fn: Callable[..., Any]) -> WorkflowRun:
     definition = _definition.workflow_definition(fn)
-    return WorkflowRun(
+    run = WorkflowRun(
         definition=definition,
         workflow_name=definition.name,
         instance_id="wf-1",
@@ -65,6 +84,8 @@ def new_run(fn: Callable[..., Any]) -> WorkflowRun:
         converter=default_converter(),
         deadlock_timeout=None,
     )
+    _runs.append(run)
+    return run
 
 
 def step(run: WorkflowRun, now: float, *events: bytes, sticky: str | None = None) -> WorkflowCommit:
@@ -168,3 +189,14 @@ def test_failed_run_commit_numbers_its_events_after_the_history() -> None:
     assert commit.close is not None
     assert commit.close.status == RunStatus.FAILED
     assert commit.close.result == failure
+
+
+def test_core_errors_become_ostinato_errors_in_the_run() -> None:
+    run = new_run(waits_forever)
+    step(run, T0, started(waits_forever))
+    with pytest.raises(EngineBugError, match="engine bug in workflow 'waits_forever'"):
+        run._reducer_call(run.reducer.finish_activation)  # no activation is open
+    corrupt = new_run(waits_forever)
+    with pytest.raises(HistoryCorruptError, match="corrupt at event #1") as info:
+        corrupt.replay([b"not json"])
+    assert (info.value.seq, info.value.instance_id) == (1, "wf-1")

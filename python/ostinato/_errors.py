@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "OstinatoError",
+    "EngineBugError",
     "ApplicationError",
     "ActivityError",
     "ChildWorkflowError",
@@ -212,6 +213,11 @@ class HistoryCorruptError(OstinatoError):
         super().__init__(message)
         self.seq = seq
         self.instance_id = instance_id
+
+
+class EngineBugError(OstinatoError):
+    """The engine reached a state only a bug in ostinato can cause (an illegal transition of
+    the core). The workflow task fails and the run is kept; please report it."""
 
 
 class LeaseLostError(OstinatoError):

@@ -31,6 +31,8 @@ from ._errors import (
     ApplicationError,
     ChildWorkflowError,
     DeadlockError,
+    EngineBugError,
+    HistoryCorruptError,
     NonDeterminismError,
     PayloadError,
     WorkflowNotFoundError,
@@ -78,6 +80,9 @@ class _Abort(BaseException):
 
 
 _current: WorkflowRun | None = None
+
+# What the core raises; WorkflowRun._translate turns each into ostinato's error.
+_CORE_ERRORS = (_core.NondeterminismError, _core.HistoryCorruptError, _core.EngineBugError)
 
 
 # What the finally: blocks of a disposed run may still call: reads that change nothing.
@@ -574,19 +579,33 @@ class WorkflowRun:
     def _reducer_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
-        except _core.NondeterminismError as exc:
-            raise self._nondeterminism(exc) from None
+        except _CORE_ERRORS as exc:
+            raise self._translate(exc) from None
 
-    def _nondeterminism(self, exc: _core.NondeterminismError) -> NonDeterminismError:
-        return NonDeterminismError(
-            f"workflow {self.workflow_name!r} ({self.instance_id}) is nondeterministic: "
-            f"{exc}. Deploy code that matches the recorded history (or guard the change "
-            "with workflow.patched()).",
-            seq=exc.seq,
-            expected=exc.expected,
-            got=exc.got,
-            workflow_name=self.workflow_name,
-            instance_id=self.instance_id,
+    def _translate(self, exc: Exception) -> Exception:
+        """The one place where the core's errors become ostinato's."""
+        if isinstance(exc, _core.NondeterminismError):
+            return NonDeterminismError(
+                f"workflow {self.workflow_name!r} ({self.instance_id}) is nondeterministic: "
+                f"{exc}. Deploy code that matches the recorded history (or guard the change "
+                "with workflow.patched()).",
+                seq=exc.seq,
+                expected=exc.expected,
+                got=exc.got,
+                workflow_name=self.workflow_name,
+                instance_id=self.instance_id,
+            )
+        if isinstance(exc, _core.HistoryCorruptError):
+            return HistoryCorruptError(
+                f"history of workflow {self.instance_id!r} is corrupt at event #{exc.seq}: "
+                f"{exc}. The run is kept; repair or terminate it.",
+                seq=exc.seq,
+                instance_id=self.instance_id,
+            )
+        return EngineBugError(
+            f"engine bug in workflow {self.workflow_name!r} ({self.instance_id}): {exc}. The "
+            "run is kept and its task retried; please report this with the run's history "
+            "(ostinato history)."
         )
 
     def _abort(self, failure: BaseException) -> None:
@@ -600,8 +619,8 @@ class WorkflowRun:
             raise _Abort()
         try:
             return fn(*args)
-        except _core.NondeterminismError as exc:
-            self._abort(self._nondeterminism(exc))
+        except _CORE_ERRORS as exc:
+            self._abort(self._translate(exc))
             raise _Abort() from None
 
     def start_timer(self, handle: DurableTimer, when: float) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from . import _core, _events
+from . import _events
 from ._backend import (
     ActivityTask,
     Backend,
@@ -33,6 +33,7 @@ from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
     ApplicationError,
     DeadlockError,
+    EngineBugError,
     HistoryCorruptError,
     LeaseLostError,
     NonDeterminismError,
@@ -395,7 +396,6 @@ class Worker:
             NonDeterminismError,
             DeadlockError,
             NondeterministicCallError,
-            _core.HistoryCorruptError,
             HistoryCorruptError,
         ) as exc:
             if run is not None:
@@ -453,12 +453,7 @@ class Worker:
                 self.stats["evictions"] += 1
 
     async def _workflow_task_failed(self, task: WorkflowTask, exc: BaseException) -> None:
-        if isinstance(exc, _core.HistoryCorruptError):
-            reason = (
-                f"history of workflow {task.instance_id!r} is corrupt at event #{exc.seq}: "
-                f"{exc}. The run is kept; repair or terminate it."
-            )
-        elif isinstance(exc, (HistoryCorruptError, _WorkflowCodeExit, _CommitFailed)):
+        if isinstance(exc, (HistoryCorruptError, EngineBugError, _WorkflowCodeExit, _CommitFailed)):
             reason = str(exc)  # says what and where
         else:
             reason = f"{type(exc).__name__}: {exc}"

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 
-from .. import _core
 from .._client import WorkflowHandle
 from .._converter import PayloadConverter, default_converter
 from .._definition import WorkflowDefinition, build_registry
@@ -70,8 +69,6 @@ def replay(
     )
     try:
         run.replay(events)
-    except _core.HistoryCorruptError as exc:
-        raise HistoryCorruptError(str(exc), seq=exc.seq) from None
     except _Abort:
         # The code stopped on a mismatch outside a workflow step (e.g. it completed while
         # history holds more decisions): the run recorded why.
