@@ -65,7 +65,7 @@ def test_sql_files_are_consistent() -> None:
     migrations = pg.load_migrations()
     assert [m[0] for m in migrations] == list(range(1, len(migrations) + 1))
     queries = pg.Queries("ostinato")
-    source = Path(pg.__file__).read_text()
+    source = "".join(p.read_text() for p in sorted(Path(pg.__file__).parent.glob("*.py")))
     used = set(re.findall(r'(?:_fetchone|_fetchall|_execute)\(\s*conn,\s*"(\w+)"', source))
     used |= set(re.findall(r'self\._q\["(\w+)"\]', source))
     used |= set(re.findall(r'query = "(\w+)" if .* else "(\w+)"', source)[0])

@@ -24,17 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import random
-import re
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -42,7 +37,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .._backend import (
+from ..._backend import (
     ActivityState,
     ActivityTask,
     Backend,
@@ -56,25 +51,29 @@ from .._backend import (
     WorkflowTask,
     system_clock,
 )
-from .._errors import (
+from ..._errors import (
     LeaseLostError,
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
-from . import _common as c
-
-__all__ = ["DEFAULT_SCHEMA", "PostgresBackend", "mask_dsn", "migrate"]
+from .. import _common as c
+from ._batch import _Batcher
+from ._pool import _POOL_NAME, Conn, _pool_filter, _pool_log, _track_pool_connection
+from ._sql import Queries, _apply_migrations, _schema_version, load_migrations
+from ._url import (
+    DEFAULT_SCHEMA,
+    _connection_options,
+    _pick,
+    _scrub,
+    _secrets_of,
+    mask_dsn,
+    split_url_options,
+)
 
 log = logging.getLogger("ostinato.postgres")
 
-DEFAULT_SCHEMA = "ostinato"
-SQL_DIR = Path(__file__).parent / "sql" / "postgres"
-
 T = TypeVar("T")
-Item = TypeVar("Item")
-Outcome = TypeVar("Outcome")
-Conn = psycopg.AsyncConnection[Any]
 
 # Pauses before the retries of an operation whose connection broke.
 _RETRY_DELAYS = (0.05, 0.5, 2.0)
@@ -88,8 +87,6 @@ _LISTENER_PING = 30.0
 _INCIDENT_QUIET = 10.0
 # pg_notify refuses payloads of 8000 bytes or more; longer ones are sent empty ("wake all").
 _MAX_PAYLOAD = 7000
-# Most operations one batch statement applies (the rest wait for the next batch).
-_MAX_BATCH = 256
 # Outcomes of a start in a batch: created, or to be started the single way (the id is known;
 # after a retry, possibly because the first try created this very run).
 _CREATED, _KNOWN, _KNOWN_AFTER_RETRY = "created", "known", "known after a retry"
@@ -104,261 +101,6 @@ _COMMIT_BATCH_ARRAYS = (
 )
 
 
-# ---- SQL files ------------------------------------------------------------------------------
-
-_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
-
-
-def parse_named_blocks(text: str) -> dict[str, str]:
-    """Split a queries file into ``{name: sql}`` at its ``-- name: NAME`` lines."""
-    blocks: dict[str, str] = {}
-    matches = list(_NAME_LINE.finditer(text))
-    for index, match in enumerate(matches):
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        name = match.group(1)
-        if name in blocks:
-            raise ValueError(f"query {name!r} is defined twice")
-        lines = text[match.end() : end].strip().splitlines()
-        # Section comments between blocks belong to no block: drop trailing comment lines.
-        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
-            lines.pop()
-        blocks[name] = "\n".join(lines)
-    return blocks
-
-
-def load_migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql text) of every ``NNNN_name.sql`` file, in version order."""
-    migrations = []
-    for path in sorted(SQL_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-        version = int(path.name[:4])
-        migrations.append((version, path.stem[5:], path.read_text(encoding="utf-8")))
-    versions = [m[0] for m in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"PostgreSQL migrations are not numbered 1..n: {versions}")
-    return migrations
-
-
-class Queries:
-    """The named queries of ``queries.sql`` rendered for one schema (as bytes, ready to run)."""
-
-    def __init__(self, schema: str) -> None:
-        blocks = parse_named_blocks((SQL_DIR / "queries.sql").read_text(encoding="utf-8"))
-        columns = sql.SQL(blocks.pop("run_columns"))
-        self._rendered = {
-            name: sql.SQL(text)  # our own file, never user input
-            .format(schema=sql.Identifier(schema), run_columns=columns)
-            .as_bytes(None)
-            for name, text in blocks.items()
-        }
-
-    def __getitem__(self, name: str) -> bytes:
-        return self._rendered[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._rendered
-
-
-def _schema_sql(text: str, schema: str) -> bytes:
-    return sql.SQL(text).format(schema=sql.Identifier(schema)).as_bytes(None)
-
-
-def _lock_key(schema: str) -> int:
-    digest = hashlib.sha256(f"ostinato.migrate:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-async def _schema_version(conn: Conn, schema: str) -> int | None:
-    """The highest applied migration, or None when the schema has never been migrated."""
-    cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
-        " WHERE schemaname = %s AND tablename = 'schema_version')",
-        [schema],
-    )
-    row = await cur.fetchone()
-    if row is None or not row[0]:
-        return None
-    cur = await conn.execute(
-        _schema_sql("SELECT max(version) FROM {schema}.schema_version", schema)
-    )
-    row = await cur.fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-async def _apply_migrations(conn: Conn, schema: str) -> list[int]:
-    """Apply the missing migrations in one transaction; returns the versions applied.
-
-    The transaction-scoped advisory lock makes concurrent callers (workers starting together)
-    wait for each other: the first applies, the others then find nothing left to do.
-    """
-    migrations = load_migrations()
-    applied: list[int] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(schema)])
-        cur = await conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)", [schema]
-        )
-        row = await cur.fetchone()
-        if row is None or not row[0]:
-            await conn.execute(_schema_sql("CREATE SCHEMA {schema}", schema))
-        await conn.execute(
-            _schema_sql(
-                "CREATE TABLE IF NOT EXISTS {schema}.schema_version ("
-                " version integer PRIMARY KEY,"
-                " name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())",
-                schema,
-            )
-        )
-        cur = await conn.execute(_schema_sql("SELECT version FROM {schema}.schema_version", schema))
-        done = {int(r[0]) for r in await cur.fetchall()}
-        for version, name, text in migrations:
-            if version in done:
-                continue
-            # No parameters: psycopg sends the file as one multi-statement query.
-            await conn.execute(_schema_sql(text, schema))
-            await conn.execute(
-                _schema_sql(
-                    "INSERT INTO {schema}.schema_version (version, name) VALUES (%s, %s)",
-                    schema,
-                ),
-                [version, name],
-            )
-            applied.append(version)
-        newest = max(done, default=0)
-        if newest > len(migrations):
-            log.warning(
-                "the database schema %r is at version %d, newer than this ostinato knows "
-                "(%d): upgrade ostinato on every host",
-                schema,
-                newest,
-                len(migrations),
-            )
-    if applied:
-        log.info("applied PostgreSQL migrations %s to schema %r", applied, schema)
-    return applied
-
-
-async def migrate(dsn: str, *, schema: str | None = None) -> list[int]:
-    """Create or upgrade the ostinato schema (``ostinato db migrate``); returns the versions
-    applied, ``[]`` when the schema was already current. Safe to run from several hosts at
-    once. ``schema`` defaults to the URL's ``?schema=``, else ``ostinato``."""
-    secrets = _secrets_of(dsn)
-    dsn, from_url = split_url_options(dsn)
-    if schema is None:
-        schema = str(from_url.get("schema", DEFAULT_SCHEMA))
-    try:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-    except psycopg.Error as exc:
-        raise psycopg.OperationalError(
-            f"cannot connect to PostgreSQL at {mask_dsn(dsn)}: {_scrub(str(exc), secrets)}"
-        ) from None
-    async with conn:
-        return await _apply_migrations(conn, schema)
-
-
-# ---- options in URLs ---------------------------------------------------------------------
-
-_OPTION_DEFAULTS: dict[str, object] = {
-    "min_pool_size": 1,
-    "max_pool_size": 10,
-    "schema": DEFAULT_SCHEMA,
-    "listen": True,
-    "poll_interval": 1.0,
-    "connect_timeout": 10.0,
-    "auto_migrate": True,
-    "prepare_threshold": 5,
-}
-_BOOLEANS = {
-    "1": True,
-    "true": True,
-    "yes": True,
-    "on": True,
-    "0": False,
-    "false": False,
-    "no": False,
-    "off": False,
-}
-
-
-def split_url_options(dsn: str) -> tuple[str, dict[str, object]]:
-    """Take ostinato's own options out of a URL's query string (libpq would refuse them):
-    (the URL for libpq, {option: value})."""
-    if "://" not in dsn or "?" not in dsn:
-        return dsn, {}
-    parts = urlsplit(dsn)
-    kept: list[tuple[str, str]] = []
-    options: dict[str, object] = {}
-    for name, raw in parse_qsl(parts.query, keep_blank_values=True):
-        default = _OPTION_DEFAULTS.get(name, _MISSING)
-        if default is _MISSING:
-            kept.append((name, raw))
-            continue
-        try:
-            if name == "schema":
-                value: object = raw
-            elif name == "prepare_threshold" and raw.lower() in ("", "none", "off"):
-                value = None
-            elif isinstance(default, bool):
-                value = _BOOLEANS[raw.lower()]
-            elif isinstance(default, int):
-                value = int(raw)
-            else:
-                value = float(raw)
-        except (KeyError, ValueError):
-            raise ValueError(
-                f"invalid value {raw!r} for option {name!r} in the PostgreSQL URL"
-            ) from None
-        options[name] = value
-    query = urlencode(kept)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment)), options
-
-
-_MISSING = object()
-
-
-def _pick(from_url: dict[str, object], name: str, value: T) -> T:
-    """The keyword argument, unless it was left at its default and the URL sets the option."""
-    if name in from_url and value == _OPTION_DEFAULTS[name]:
-        return cast(T, from_url[name])
-    return value
-
-
-# ---- credentials ----------------------------------------------------------------------------
-
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def mask_dsn(dsn: str) -> str:
-    """The connection string with any password replaced by ``***``."""
-    masked = c.mask_url(dsn) if "://" in dsn else dsn
-    # key=value strings, and ?password=... in URLs
-    masked = _KV_PASSWORD.sub(r"\1***", masked)
-    return _scrub(masked, _secrets_of(dsn))
-
-
-def _secrets_of(dsn: str) -> list[str]:
-    found: set[str] = set()
-    with contextlib.suppress(Exception):
-        password = conninfo_to_dict(dsn).get("password")
-        if password:
-            found.add(str(password))
-    if "://" in dsn:
-        with contextlib.suppress(Exception):
-            password = urlsplit(dsn).password
-            if password:
-                found.add(password)
-    for secret in list(found):
-        found.add(quote(secret, safe=""))
-    # Longest first, so a secret that contains another is replaced whole.
-    return sorted((s for s in found if len(s) >= 2), key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
 # ---- wake-ups -------------------------------------------------------------------------------
 
 
@@ -371,133 +113,6 @@ class _Effects:
         self.attempt = attempt  # 0 on the first try; > 0 when retrying after a lost connection
         self.keys: set[Hashable] = set()
         self.notifications: set[tuple[str, str]] = set()
-
-
-# ---- psycopg_pool's log lines ---------------------------------------------------------------
-
-_POOL_NAME = "ostinato"
-# Connections our pools opened (psycopg_pool names the pool in some messages, not in others).
-_pool_connections: weakref.WeakSet[Conn] = weakref.WeakSet()
-_pool_log = logging.getLogger("psycopg.pool")
-
-
-class _PoolIncidentFilter(logging.Filter):
-    """When the server goes away, psycopg_pool warns once per dead connection and per failed
-    reconnection attempt of our pool: several lines (some spanning lines) for one incident
-    that ostinato already reports in one line on ``ostinato.postgres``. Those records are
-    demoted to DEBUG: dropped unless ``psycopg.pool`` logs DEBUG. Other pools' records and
-    the pool's other messages pass unchanged."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.WARNING or not _is_our_pool_noise(record):
-            return True
-        if not _pool_log.isEnabledFor(logging.DEBUG):
-            return False
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
-
-
-def _is_our_pool_noise(record: logging.LogRecord) -> bool:
-    message, args = record.msg, record.args
-    if not isinstance(message, str) or not isinstance(args, tuple) or not args:
-        return False
-    if message.startswith("error connecting in "):
-        return args[0] == _POOL_NAME
-    if message.startswith(("discarding closed connection", "discarding broken connection")):
-        try:
-            return args[0] in _pool_connections
-        except TypeError:
-            return False
-    return False
-
-
-_pool_filter = _PoolIncidentFilter()
-
-
-async def _track_pool_connection(conn: Conn) -> None:
-    _pool_connections.add(conn)
-
-
-# ---- group commit -----------------------------------------------------------------------------
-
-
-class _Batcher(Generic[Item, Outcome]):
-    """Group commit for one kind of write: calls made while a batch is on its way wait and go
-    together in the next one, so N concurrent callers cost one statement, one transaction and
-    one round trip instead of N. A call arriving when nothing is on its way goes at once (on
-    the next turn of the event loop, with whatever else was called in this one).
-
-    ``apply`` gets the items of one batch (arrival order, never two with the same key) and
-    returns one outcome per item: the caller's result, or the exception to raise to it. If
-    ``apply`` itself raises, every caller of the batch gets that exception. A caller cancelled
-    before its batch is sent is left out of it (its write never happens).
-    """
-
-    def __init__(
-        self,
-        apply: Callable[[list[Item]], Awaitable[list[Outcome | BaseException]]],
-        key: Callable[[Item], Hashable],
-    ) -> None:
-        self._apply = apply
-        self._key = key
-        self._queue: list[tuple[Item, asyncio.Future[Outcome]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def submit(self, item: Item) -> Outcome:
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name="ostinato-postgres-batch")
-        return await future
-
-    async def drain(self) -> None:
-        """Wait until every submitted item has been applied (or failed)."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
-
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch: list[tuple[Item, asyncio.Future[Outcome]]] = []
-                later: list[tuple[Item, asyncio.Future[Outcome]]] = []
-                keys: set[Hashable] = set()
-                for item, future in self._queue:
-                    if future.done():
-                        continue  # its caller was cancelled
-                    key = self._key(item)
-                    if len(batch) >= _MAX_BATCH or key in keys:
-                        later.append((item, future))
-                    else:
-                        keys.add(key)
-                        batch.append((item, future))
-                self._queue = later
-                if not batch:
-                    continue
-                try:
-                    outcomes = await self._apply([item for item, _ in batch])
-                except asyncio.CancelledError:
-                    for _, future in batch:
-                        future.cancel()
-                    raise
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(outcome, BaseException):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-        except asyncio.CancelledError:
-            queued, self._queue = self._queue, []
-            for _, future in queued:
-                future.cancel()
-            raise
-        finally:
-            self._flusher = None
 
 
 # ---- the backend ----------------------------------------------------------------------------
@@ -2165,26 +1780,6 @@ def _not_found(instance_id: str, run_id: str | None) -> WorkflowNotFoundError:
     return WorkflowNotFoundError(
         instance_id, f"no workflow with id {instance_id!r} and run id {run_id!r}"
     )
-
-
-def _connection_options(dsn: str, connect_timeout: float) -> dict[str, Any]:
-    """Connection parameters we add unless the DSN sets them: autocommit (transactions are
-    explicit), a connect timeout, and TCP keepalives so a dead server or a broken network
-    path is noticed within about a minute instead of the system's default of hours."""
-    given = conninfo_to_dict(dsn)
-    options: dict[str, Any] = {"autocommit": True}
-    defaults = {
-        "connect_timeout": max(1, int(connect_timeout)),
-        "keepalives": 1,
-        "keepalives_idle": 30,
-        "keepalives_interval": 10,
-        "keepalives_count": 3,
-        "application_name": "ostinato",
-    }
-    for name, value in defaults.items():
-        if name not in given:
-            options[name] = value
-    return options
 
 
 def _fits_one_statement(commit: WorkflowCommit) -> bool:
