@@ -4,7 +4,9 @@
 - ``_url``: ostinato's options in URLs, connection parameters, credential masking;
 - ``_pool``: the pool's connections and its log filter;
 - ``_batch``: the group-commit batcher;
-- ``_backend``: ``PostgresBackend``.
+- ``_core``: the class's state and plumbing (open/close, retries, LISTEN/NOTIFY, shared pieces);
+- ``_client``, ``_workflows``, ``_activities``: the operations of each side, as mixins;
+- ``_backend``: ``PostgresBackend``, the three sides put together.
 """
 
 from __future__ import annotations
