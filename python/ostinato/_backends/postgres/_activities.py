@@ -1,0 +1,236 @@
+"""The activity worker side of the PostgreSQL backend: claims, heartbeats, completions
+(batched) and retries of activity tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ..._backend import (
+    ActivityState,
+    ActivityTask,
+)
+from ..._errors import (
+    LeaseLostError,
+)
+from ._core import (
+    _Core,
+    _Effects,
+)
+from ._pool import Conn
+
+
+class _ActivitySide(_Core):
+    # ---- activity worker side -----------------------------------------------------------
+
+    async def claim_activity_tasks(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[ActivityTask]:
+        if max_tasks < 1 or not queues:
+            return []
+
+        async def body(conn: Conn, effects: _Effects) -> list[ActivityTask]:
+            now = self.clock()
+            rows = await self._fetchall(
+                conn,
+                "claim_activity_tasks",
+                {
+                    "queues": list(queues),
+                    "now": now,
+                    "lease_seconds": lease_seconds,
+                    "max_tasks": max_tasks,
+                },
+            )
+            rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task_id
+            return [
+                ActivityTask(
+                    task_id=r[0],
+                    instance_id=r[1],
+                    run_id=r[2],
+                    activity_id=r[3],
+                    name=bytes(r[4]).decode(),
+                    queue=r[5],
+                    input=bytes(r[6]),
+                    options=bytes(r[7]),
+                    attempt=r[8],
+                    lease_token=r[9],
+                    scheduled_at=r[10],
+                    deadline=r[11],
+                    heartbeat_details=None if r[12] is None else bytes(r[12]),
+                    workflow_name=r[14],
+                )
+                for r in rows
+            ]
+
+        # One statement: atomic without a transaction block (one round trip, not four).
+        return await self._run("claiming activity tasks", body, transaction=False)
+
+    def _activity_lease_lost(self, task: ActivityTask) -> LeaseLostError:
+        return LeaseLostError(
+            f"the lease on activity {task.name!r} (id {task.activity_id}) of workflow "
+            f"{task.instance_id!r}, attempt {task.attempt}, was lost: the task was "
+            "completed, retried or claimed again by another worker"
+        )
+
+    async def heartbeat_activity(
+        self, task: ActivityTask, details: bytes | None, lease_seconds: float
+    ) -> bool:
+        async def body(conn: Conn, effects: _Effects) -> bool:
+            row = await self._fetchone(
+                conn,
+                "heartbeat_activity",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "details": None if details is None else bytes(details),
+                    "lease_seconds": lease_seconds,
+                    "now": self.clock(),
+                },
+            )
+            if row is None:
+                raise self._activity_lease_lost(task)
+            return bool(row[0])
+
+        return await self._run(
+            f"recording a heartbeat of activity {task.name!r}", body, transaction=False
+        )
+
+    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+        # Group commit: concurrent completions go in the same statement.
+        await self._completions.submit((task, bytes(event)))
+
+    async def _apply_completions(
+        self, items: list[tuple[ActivityTask, bytes]]
+    ) -> list[BaseException | None]:
+        """One batch of ``_completions``: per item None (done) or the caller's exception."""
+        if len(items) > 1:
+            try:
+                return await self._complete_many(items)
+            except psycopg.OperationalError:
+                raise  # outcome unknown: every caller gets the error
+            except (psycopg.Error, ValueError):
+                pass  # nothing was written: one by one, each caller gets its own outcome
+        outcomes: list[BaseException | None] = []
+        for task, event in items:
+            try:
+                await self._complete_one(task, event)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    async def _complete_many(
+        self, items: list[tuple[ActivityTask, bytes]]
+    ) -> list[BaseException | None]:
+        async def body(conn: Conn, effects: _Effects) -> list[Any]:
+            rows = await self._fetchall(
+                conn,
+                "complete_activities",
+                {
+                    "task_ids": [task.task_id for task, _ in items],
+                    "lease_tokens": [task.lease_token for task, _ in items],
+                    "events": [event for _, event in items],
+                    "now": self.clock(),
+                    "channel": self._channels["workflow"],
+                },
+                prepare=False,
+            )
+            for _, queue, _ in rows:
+                if queue is not None:
+                    self._work(effects, "workflow", queue, sql_notifies=True)
+            return rows
+
+        # One statement: atomic without a transaction block. A retry after a lost COMMIT
+        # finds the tasks gone and reports LeaseLostError; nothing is written twice.
+        rows = await self._run(f"completing {len(items)} activities", body, transaction=False)
+        done = {k for k, _, _ in rows}
+        return [
+            None if k in done else self._activity_lease_lost(task)
+            for k, (task, _) in enumerate(items, 1)
+        ]
+
+    async def _complete_one(self, task: ActivityTask, event: bytes) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(
+                conn,
+                "complete_activity",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "event": bytes(event),
+                    "now": self.clock(),
+                    "channel": self._channels["workflow"],
+                },
+            )
+            if row is None or not row[0]:
+                raise self._activity_lease_lost(task)
+            if row[1] is not None:
+                self._work(effects, "workflow", row[1], sql_notifies=True)
+
+        # One statement: atomic without a transaction block. A retry after a lost COMMIT
+        # finds the task gone and reports LeaseLostError; nothing is written twice.
+        await self._run(
+            f"completing activity {task.name!r} of workflow {task.instance_id!r}",
+            body,
+            transaction=False,
+        )
+
+    async def retry_activity(
+        self, task: ActivityTask, visible_at: float, failure: bytes | None = None
+    ) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(
+                conn,
+                "retry_activity",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "visible_at": visible_at,
+                    "failure": None if failure is None else bytes(failure),
+                    "channel": self._channels["activity"],
+                },
+            )
+            if row is None:
+                raise self._activity_lease_lost(task)
+            self._work(effects, "activity", row[0], sql_notifies=True)
+
+        await self._run(f"scheduling a retry of activity {task.name!r}", body, transaction=False)
+
+    async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
+        async def body(conn: Conn, effects: _Effects) -> list[ActivityState]:
+            rows = await self._fetchall(
+                conn,
+                "activity_states",
+                {"instance_id": instance_id, "run_id": run_id, "now": self.clock()},
+            )
+            return [
+                ActivityState(
+                    activity_id=activity_id,
+                    name=bytes(name).decode(),
+                    attempt=attempt,
+                    scheduled_at=scheduled_at,
+                    visible_at=visible_at,
+                    running=running,
+                    cancel_requested=cancel_requested,
+                    heartbeat_details=None if details is None else bytes(details),
+                    last_failure=None if failure is None else bytes(failure),
+                )
+                for (
+                    activity_id,
+                    name,
+                    attempt,
+                    scheduled_at,
+                    visible_at,
+                    running,
+                    cancel_requested,
+                    details,
+                    failure,
+                ) in rows
+            ]
+
+        return await self._run(
+            f"reading the activities of workflow {instance_id!r}", body, transaction=False
+        )
