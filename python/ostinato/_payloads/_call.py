@@ -23,7 +23,7 @@ CallKind = Literal["workflow", "child workflow", "activity"]
 """What is called; it names the callee in error messages (``"child workflow 'orders.ship'"``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, and this is per call
 class PreparedCall:
     """A call ready to be recorded.
 
@@ -43,7 +43,7 @@ class PreparedCall:
     def encode(self, converter: PayloadConverter) -> bytes:
         """``args`` as one JSON array; errors name the argument (``"argument 2 of activity
         'charge'"``)."""
-        return converter.encode_args(self.args, what=f"arguments of {self.kind} {self.name!r}")
+        return converter.encode_args(self.args, what=_args_what(self.kind, self.name))
 
 
 def prepare_call(
@@ -92,10 +92,12 @@ def prepare_call(
             decode = functools.partial(
                 converter.decode_result, fn=fn, what=f"result of {kind} {name!r}"
             )
-    call = PreparedCall(kind, name, values, None, decode)
-    if not encode:
-        return call
-    return PreparedCall(kind, name, values, call.encode(converter), decode)
+    payload = converter.encode_args(values, what=_args_what(kind, name)) if encode else None
+    return PreparedCall(kind, name, values, payload, decode)
+
+
+def _args_what(kind: CallKind, name: str) -> str:
+    return f"arguments of {kind} {name!r}"
 
 
 def _signature_view(fn: Callable[..., Any]) -> Callable[..., Any]:
