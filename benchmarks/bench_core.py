@@ -30,7 +30,7 @@ from pathlib import Path
 import orjson
 import ostinato
 from ostinato import _definition, _events, activity, workflow
-from ostinato._converter import default_converter
+from ostinato._payloads import default_converter
 from ostinato._run import WorkflowRun
 from ostinato.testing import replay
 

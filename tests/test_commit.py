@@ -23,7 +23,7 @@ from ostinato import (
 )
 from ostinato._backend import InboxEvent, RunStatus, WorkflowCommit
 from ostinato._commit import build_commit, failed_run_commit
-from ostinato._converter import default_converter
+from ostinato._payloads import default_converter
 from ostinato._run import WorkflowRun
 
 RUN_ID = "a" * 32

@@ -28,8 +28,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ostinato._converter import PayloadConverter, check_call, default_converter
 from ostinato._errors import PayloadError, PayloadTooLargeError
+from ostinato._payloads import PayloadConverter, check_call, default_converter
 
 conv = default_converter()
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -9,7 +9,6 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ostinato._converter import PayloadConverter
 from ostinato._errors import (
     ActivityError,
     ApplicationError,
@@ -23,6 +22,7 @@ from ostinato._failure import (
     encode_failure,
     failure_message,
 )
+from ostinato._payloads import PayloadConverter
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),

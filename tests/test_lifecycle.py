@@ -144,6 +144,20 @@ async def fan_out(n: int) -> dict[str, Any]:
 
 
 @workflow.defn
+async def child_after_refused_argument() -> list[str]:
+    """A child whose argument cannot be encoded is refused at the call; it still used up its
+    default id number (the id is taken before the arguments are encoded)."""
+    errors: list[str] = []
+    for bad in (object(), float("nan")):
+        try:
+            workflow.start_child(square, bad)
+        except ostinato.PayloadError as err:
+            errors.append(str(err).split(":")[0])
+    child = workflow.start_child(square, 3)
+    return [*errors, child.instance_id, str(await child)]
+
+
+@workflow.defn
 async def child_failure() -> str:
     try:
         await workflow.execute_child(broken_child, "child exploded")
@@ -224,6 +238,21 @@ async def test_children_fan_out_with_gather(backend_url: str, cache_size: int) -
         assert await h.client.get_handle(result["ids"][2]).result() == 4
         assert kinds(history).count("child_scheduled") == 6
         assert kinds(history).count("child_completed") == 6
+
+
+async def test_refused_child_argument_uses_up_its_default_id(
+    backend_url: str, cache_size: int
+) -> None:
+    async with (
+        harness(backend_url, cache_size) as h,
+        h.worker([child_after_refused_argument, square]),
+    ):
+        handle = await h.client.start_workflow(child_after_refused_argument, id="refused")
+        result = await handle.result(timeout=20)
+        await h.check_replay(child_after_refused_argument, handle)
+        run_id = (await handle.history())[1]["info"]["run_id"]
+    refused = "cannot serialize argument 1 of child workflow 'square'"
+    assert result == [refused, refused, f"refused/{run_id[:8]}-3", "9"]
 
 
 async def test_child_failure_reaches_parent(backend_url: str, cache_size: int) -> None:

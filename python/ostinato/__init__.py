@@ -10,7 +10,6 @@ from . import activity, workflow
 from ._backend import Backend, RunStatus
 from ._client import Client, SyncClient, WorkflowDescription, WorkflowHandle
 from ._connect import connect
-from ._converter import PayloadConverter
 from ._errors import (
     ActivityError,
     ApplicationError,
@@ -32,6 +31,7 @@ from ._errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
+from ._payloads import PayloadConverter
 from ._retry import RetryPolicy
 from ._worker import Worker
 

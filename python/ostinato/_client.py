@@ -18,7 +18,6 @@ from . import _events
 from ._backend import ActivityState, Backend, NewRun, RunInfo, RunStatus
 from ._backends._common import ID_CONFLICTS, decode_cursor
 from ._checks import check_text
-from ._converter import PayloadConverter, check_call, default_converter
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
@@ -29,6 +28,7 @@ from ._errors import (
     WorkflowTimedOutError,
 )
 from ._failure import decode_failure, failure_message
+from ._payloads import PayloadConverter, default_converter, prepare_call
 from ._retry import Duration, to_seconds
 
 __all__ = ["Client", "SyncClient", "WorkflowDescription", "WorkflowHandle"]
@@ -461,19 +461,15 @@ class Client:
             check_text(queue, "queue")
         delay = _bounded(start_delay, "start_delay")
         timeout = _bounded(execution_timeout, "execution_timeout")
-        name = workflow_name(workflow)
-        check_text(name, "workflow name")
-        decode = None
-        if isinstance(workflow, str):
-            values = list(args)
-        else:
-            fn = workflow_definition(workflow).fn
-            values = check_call(fn, args, {}, kind="workflow", name=name)
-            decode = functools.partial(
-                self.converter.decode_result, fn=fn, what=f"result of workflow {name!r}"
-            )
-
-        payload = self.converter.encode_args(values, what=f"arguments of workflow {name!r}")
+        call = prepare_call(
+            self.converter,
+            workflow,
+            args,
+            kind="workflow",
+            check_name=lambda name: check_text(name, "workflow name"),
+        )
+        name, payload, decode = call.name, call.payload, call.decode
+        assert payload is not None  # encoded: prepare_call was not told otherwise
         instance_id = id if id is not None else uuid.uuid4().hex
         run_id = uuid.uuid4().hex
         await self.backend.open()

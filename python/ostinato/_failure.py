@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 
-from ._converter import PayloadConverter, default_converter
 from ._errors import (
     ActivityError,
     ApplicationError,
@@ -31,6 +30,7 @@ from ._errors import (
     PayloadError,
     WorkflowFailedError,
 )
+from ._payloads import PayloadConverter, default_converter
 
 __all__ = ["decode_failure", "encode_failure", "failure_message"]
 

@@ -24,7 +24,6 @@ import orjson
 
 from . import _core
 from ._commit import StepOutput
-from ._converter import PayloadConverter
 from ._definition import WorkflowDefinition
 from ._errors import (
     ActivityError,
@@ -41,6 +40,7 @@ from ._errors import (
 from ._failure import decode_failure, encode_failure
 from ._guard import GuardMode, NondeterministicCallError, guarding
 from ._loop import WATCHDOG, DeadlockInterrupt, DeterministicLoop, DurableTimer
+from ._payloads import PayloadConverter
 from ._retry import Duration, to_seconds
 
 __all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRun", "current_run"]

@@ -28,7 +28,6 @@ from ._backend import (
     WorkflowTask,
 )
 from ._commit import build_commit, failed_run_commit
-from ._converter import PayloadConverter, default_converter
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
     ApplicationError,
@@ -41,6 +40,7 @@ from ._errors import (
 )
 from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
+from ._payloads import PayloadConverter, default_converter
 from ._retry import RetryPolicy, to_seconds
 from ._run import WorkflowRun
 from .activity import ActivityInfo, _ActivityContext, _context

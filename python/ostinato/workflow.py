@@ -9,8 +9,6 @@ Plain ``asyncio`` works too: ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wai
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import logging
 import random as _random
 import uuid as _uuid
@@ -21,14 +19,11 @@ from typing import Any, Generic, NoReturn, TypeVar, overload
 import orjson
 
 from ._checks import check_text
-from ._converter import check_call
 from ._definition import (
-    activity_definition,
-    activity_name,
-    workflow_definition,
     workflow_defn,
     workflow_name,
 )
+from ._payloads import prepare_call
 from ._retry import Duration, RetryPolicy, to_seconds
 from ._run import (
     ContinueAsNew,
@@ -191,41 +186,29 @@ def start_activity(
         check_text(queue, "start_activity() queue", empty=True)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"start_activity() retry must be a RetryPolicy, got {retry!r}")
-    decode = None
-    if isinstance(activity, str):
-        name = check_text(
-            activity_name(activity), "start_activity() activity name", empty=True, allow_nul=True
-        )
-        values = list(args)
-    else:
-        definition = activity_definition(activity)
-        name = definition.name
-        fn = definition.fn
-        values = check_call(_signature_view(fn), args, {}, kind="activity", name=name)
-        decode = functools.partial(
-            run.converter.decode_result, fn=fn, what=f"result of activity {name!r}"
-        )
-
-    if run.replaying:
-        # The recorded command is kept and its payloads are not read: skip encoding them.
+    # A replayed command is kept as recorded and its payloads are not read: skip encoding them.
+    call = prepare_call(
+        run.converter,
+        activity,
+        args,
+        kind="activity",
+        check_name=_check_activity_name if isinstance(activity, str) else None,
+        encode=not run.replaying,
+    )
+    name = call.name
+    if call.payload is None:
         payload = options = b"null"
     else:
-        payload = run.converter.encode_args(values, what=f"arguments of activity {name!r}")
+        payload = call.payload
         options = _activity_options(
             run, retry, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, queue
         )
-    activity_id, future = run.schedule_activity(name, payload, options, decode)
+    activity_id, future = run.schedule_activity(name, payload, options, call.decode)
     return ActivityHandle(run, activity_id, name, future)
 
 
-def _signature_view(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``Shop.charge`` passed from a workflow is the plain function behind a method: check
-    arguments against the signature without ``self`` (the worker calls it bound)."""
-    if inspect.isfunction(fn) and "." in fn.__qualname__:
-        params = list(inspect.signature(fn).parameters)
-        if params and params[0] == "self":
-            return functools.partial(fn, None)
-    return fn
+def _check_activity_name(name: str) -> object:
+    return check_text(name, "start_activity() activity name", empty=True, allow_nul=True)
 
 
 execute_activity = start_activity
@@ -282,25 +265,24 @@ def start_child(
         check_text(id, "start_child() id", empty=True)
     if queue is not None:
         check_text(queue, "start_child() queue", empty=True)
-    name = check_text(workflow_name(workflow), "start_child() workflow name", empty=True)
-    decode = None
-    if isinstance(workflow, str):
-        values = list(args)
-    else:
-        fn = workflow_definition(workflow).fn
-        values = check_call(fn, args, {}, kind="workflow", name=name)
-        decode = functools.partial(
-            run.converter.decode_result, fn=fn, what=f"result of child workflow {name!r}"
-        )
-
+    # Encoded after the default id is taken, so a refused argument still uses up its number.
+    call = prepare_call(
+        run.converter,
+        workflow,
+        args,
+        kind="child workflow",
+        check_name=lambda name: check_text(name, "start_child() workflow name", empty=True),
+        encode=False,
+    )
+    name = call.name
     run.children_started += 1
     instance_id = id or f"{run.instance_id}/{run.run_id[:8]}-{run.children_started}"
-    payload = run.converter.encode_args(values, what=f"arguments of child workflow {name!r}")
+    payload = call.encode(run.converter)
     options: dict[str, Any] = {"instance_id": instance_id, "queue": queue or run.queue}
     timeout = to_seconds(execution_timeout, "execution_timeout")
     if timeout is not None:
         options["execution_timeout"] = timeout
-    _, future = run.start_child(name, payload, options, decode)
+    _, future = run.start_child(name, payload, options, call.decode)
     return ChildHandle(run, instance_id, name, future)
 
 

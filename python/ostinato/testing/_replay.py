@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 
 from .._client import WorkflowHandle
-from .._converter import PayloadConverter, default_converter
 from .._definition import WorkflowDefinition, build_registry
 from .._errors import HistoryCorruptError, NonDeterminismError
+from .._payloads import PayloadConverter, default_converter
 from .._run import WorkflowRun, _Abort
 
 __all__ = ["load_history", "replay", "replay_directory", "save_history"]
