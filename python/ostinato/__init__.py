@@ -33,6 +33,13 @@ from ._errors import (
 )
 from ._payloads import PayloadConverter
 from ._retry import RetryPolicy
+from ._schedules import (
+    ScheduleAlreadyExistsError,
+    ScheduleDescription,
+    ScheduledRun,
+    ScheduleHandle,
+    ScheduleNotFoundError,
+)
 from ._worker import Worker
 
 try:
@@ -60,6 +67,11 @@ __all__ = [
     "RegistrationError",
     "RetryPolicy",
     "RunStatus",
+    "ScheduleAlreadyExistsError",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleNotFoundError",
+    "ScheduledRun",
     "SyncClient",
     "Worker",
     "WorkflowAlreadyStartedError",

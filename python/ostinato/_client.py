@@ -9,14 +9,15 @@ import threading
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _events
+from . import _events, _schedules
 from ._backend import ActivityState, Backend, NewRun, RunInfo, RunStatus
 from ._backends._common import ID_CONFLICTS, decode_cursor
+from ._backends._schedule_store import ScheduleStore
 from ._checks import check_text
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
@@ -30,6 +31,7 @@ from ._errors import (
 from ._failure import decode_failure, failure_message
 from ._payloads import PayloadConverter, default_converter, prepare_call
 from ._retry import Duration, to_seconds
+from ._schedules import ScheduleDescription, ScheduleHandle
 
 __all__ = ["Client", "SyncClient", "WorkflowDescription", "WorkflowHandle"]
 
@@ -257,6 +259,9 @@ class WorkflowHandle(Generic[T]):
         check_text(reason, "reason", empty=True)
         await self.client.backend.open()
         await self.client.backend.terminate(self.id, reason)
+        if "@" in self.id and isinstance(self.client.backend, ScheduleStore):
+            # A schedule's buffered fire may wait for this run (see _schedules._driver).
+            await _schedules.ScheduleDriver(self.client).run_closed(self.id)
 
     async def describe(self) -> WorkflowDescription:
         backend = self.client.backend
@@ -468,9 +473,33 @@ class Client:
             kind="workflow",
             check_name=lambda name: check_text(name, "workflow name"),
         )
-        name, payload, decode = call.name, call.payload, call.decode
-        assert payload is not None  # encoded: prepare_call was not told otherwise
+        assert call.payload is not None  # encoded: prepare_call was not told otherwise
         instance_id = id if id is not None else uuid.uuid4().hex
+        await self._create_run(
+            call.name,
+            call.payload,
+            instance_id=instance_id,
+            queue=queue or "default",
+            delay=delay,
+            timeout=timeout,
+            id_reuse_policy=id_reuse_policy,
+            id_conflict=id_conflict,
+        )
+        return WorkflowHandle(self, instance_id, None, call.decode)
+
+    async def _create_run(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        instance_id: str,
+        queue: str,
+        delay: float | None = None,
+        timeout: float | None = None,
+        id_reuse_policy: str = "allow",
+        id_conflict: str = "fail",
+    ) -> None:
+        """Store a new run of ``name``, its arguments already checked and encoded."""
         run_id = uuid.uuid4().hex
         await self.backend.open()
         now = self.backend.clock()
@@ -481,7 +510,7 @@ class Client:
             payload,
             instance_id=instance_id,
             run_id=run_id,
-            queue=queue or "default",
+            queue=queue,
             start_time=start_at,
             execution_deadline=deadline,
         )
@@ -490,7 +519,7 @@ class Client:
                 instance_id=instance_id,
                 run_id=run_id,
                 workflow_name=name,
-                queue=queue or "default",
+                queue=queue,
                 started_event=started,
                 visible_at=start_at if delay else None,
                 id_reuse=id_reuse_policy,
@@ -498,7 +527,6 @@ class Client:
                 execution_deadline=deadline,
             )
         )
-        return WorkflowHandle(self, instance_id, None, decode)
 
     def get_handle(
         self, id: str, *, run_id: str | None = None, workflow: Any = None
@@ -544,6 +572,53 @@ class Client:
         check_text(id, "id")
         await self.backend.open()
         return {k: orjson.loads(v) for k, v in (await self.backend.get_vars(id)).items()}
+
+    # ---- schedules (see docs/schedules.md) --------------------------------------------------
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: Any,
+        *args: Any,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str = "UTC",
+        overlap: str = "skip",
+        catchup_window: timedelta | float = timedelta(minutes=1),
+        jitter: timedelta | float | None = None,
+        paused: bool = False,
+        queue: str | None = None,
+    ) -> ScheduleHandle:
+        """Start ``workflow(*args)`` on a schedule: ``cron`` (five fields, in ``timezone``)
+        or ``every`` (aligned on the Unix epoch), exactly one. Workers of ``queue`` fire it;
+        each fire's run has the id ``"<schedule_id>@<fire time, UTC>"``, so a fire never
+        starts twice. ``overlap`` says what a fire does while the previous run is open:
+        "skip", "buffer_one", "allow_all", "cancel_other" or "terminate_other". Fires no
+        worker got to within ``catchup_window`` are skipped (and counted); ``jitter``
+        delays each fire by a fixed pseudo-random amount below it. Everything is checked
+        here: a bad cron, time zone or argument raises and stores nothing."""
+        return await _schedules.create_schedule(
+            self,
+            schedule_id,
+            workflow,
+            args,
+            cron=cron,
+            every=every,
+            timezone=timezone,
+            overlap=overlap,
+            catchup_window=catchup_window,
+            jitter=jitter,
+            paused=paused,
+            queue=queue,
+        )
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleHandle:
+        """A handle on a schedule; ``ScheduleNotFoundError`` if there is none."""
+        return await _schedules.get_schedule(self, schedule_id)
+
+    async def list_schedules(self) -> list[ScheduleDescription]:
+        """Every schedule, by id (without the status of their recent runs)."""
+        return await _schedules.list_schedules(self)
 
 
 class SyncClient:

@@ -27,6 +27,8 @@ from ._backend import (
     Backend,
     WorkflowTask,
 )
+from ._backends._schedule_store import ScheduleStore
+from ._client import Client
 from ._commit import build_commit, failed_run_commit
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
@@ -43,6 +45,7 @@ from ._guard import GuardMode, NondeterministicCallError
 from ._payloads import PayloadConverter, default_converter
 from ._retry import RetryPolicy, to_seconds
 from ._run import WorkflowRun
+from ._schedules import ScheduleDriver
 from .activity import ActivityInfo, _ActivityContext, _context
 
 __all__ = ["Worker"]
@@ -140,6 +143,7 @@ class Worker:
         # back at once instead of being waited for.
         self._hurry = False
         self._runner: asyncio.Task[None] | None = None
+        self._schedules: ScheduleDriver | None = None  # set by run() if the backend has them
         self._inflight_workflow: set[asyncio.Task[None]] = set()
         self._inflight_activity: set[asyncio.Task[None]] = set()
         self._known_workflows = ", ".join(sorted(self.workflows)) or "none"
@@ -242,6 +246,9 @@ class Worker:
             pollers.append(asyncio.create_task(self._poll_workflows()))
         if self.activities:
             pollers.append(asyncio.create_task(self._poll_activities()))
+        if isinstance(self.backend, ScheduleStore):
+            self._schedules = ScheduleDriver(Client(self.backend, converter=self.converter))
+            pollers.append(asyncio.create_task(self._drive_schedules(self.backend)))
         try:
             await self._stopping.wait()
         finally:
@@ -287,6 +294,26 @@ class Worker:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _drive_schedules(self, store: ScheduleStore) -> None:
+        """Fire the due schedules of this worker's queues (any worker of a queue may: each
+        fire is decided once, by compare-and-set, see ``_schedules._driver``)."""
+        assert self._stopping is not None and self._schedules is not None
+        driver = self._schedules
+        while not self._stopping.is_set():
+            try:
+                await driver.fire_due(self.queues)
+                upcoming = await store.next_schedule_fire(self.queues)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("firing schedules failed; retrying in %gs", self.poll_interval)
+                upcoming = None
+            delay = self.poll_interval
+            if upcoming is not None:
+                delay = min(delay, max(0.0, upcoming - self.backend.clock()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=max(delay, 0.01))
 
     # ---- workflow tasks -------------------------------------------------------------------
 
@@ -433,6 +460,8 @@ class Worker:
             run.dispose()
             await self._workflow_task_failed(task, _CommitFailed(exc))
             return
+        if commit.close is not None and self._schedules is not None and "@" in task.instance_id:
+            await self._schedules.run_closed(task.instance_id)
         # A later task of this run may have been claimed and finished while this one awaited
         # its commit: keep whichever copy is further along, and dispose of the other.
         other = self.cache.pop(task.run_id, None)

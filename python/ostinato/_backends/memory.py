@@ -38,6 +38,8 @@ from .._errors import (
     WorkflowNotRunningError,
 )
 from . import _common as c
+from ._memory_schedules import MemorySchedules
+from ._schedule_store import ScheduleRecord
 
 __all__ = ["MemoryBackend"]
 
@@ -123,7 +125,7 @@ def _carries_over(event: bytes) -> bool:
     return kind in ("signal_received", "cancel_requested")
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(MemorySchedules, Backend):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -139,6 +141,7 @@ class MemoryBackend(Backend):
         self._next_pk = 0
         self._next_inbox_id = 0
         self._next_task_id = 0
+        self._schedules: dict[str, ScheduleRecord] = {}
 
     def __repr__(self) -> str:
         return f"MemoryBackend(instances={len(self._instances)})"
@@ -162,7 +165,8 @@ class MemoryBackend(Backend):
 
     async def next_visible_time(self) -> float | None:
         """The earliest time after now at which a timer, delayed start, back-off or activity
-        retry becomes visible; None when nothing is scheduled."""
+        retry becomes visible, or the time of the next schedule fire (which may be due
+        already); None when nothing is scheduled."""
         with self._lock:
             now = self.clock()
             times = [
@@ -180,6 +184,11 @@ class MemoryBackend(Backend):
                 task.visible_at
                 for task in self._activities.values()
                 if task.lease_token is None and task.visible_at > now
+            )
+            # A due schedule counts too (its time is not after now): a time-skipping driver
+            # must not move the clock past a fire a worker has yet to take.
+            times.extend(
+                row.next_fire_at for row in self._schedules.values() if row.next_fire_at is not None
             )
             return min(times, default=None)
 

@@ -57,6 +57,7 @@ from .._errors import (
     WorkflowNotRunningError,
 )
 from . import _common as c
+from ._sqlite_schedules import SqliteSchedules
 
 __all__ = ["SqliteBackend", "load_migrations"]
 
@@ -210,7 +211,7 @@ def _carries_over(event: bytes) -> bool:
     return kind in ("signal_received", "cancel_requested")
 
 
-class SqliteBackend(Backend):
+class SqliteBackend(SqliteSchedules, Backend):
     """Workflows in one SQLite file (or ``":memory:"``).
 
     ``durable=True`` (default) runs with ``synchronous=FULL``: a committed workflow task
@@ -545,6 +546,8 @@ class SqliteBackend(Backend):
                     "AND visible_at > ? AND cancel_requested = 0",
                     (now,),
                 ),
+                # Due schedules too: a time-skipping driver must not pass a fire not yet taken.
+                conn.execute("SELECT MIN(next_fire_at) FROM schedules"),
             ]
             found = [row[0] for cursor in times for row in cursor if row[0] is not None]
             return min(found, default=None)

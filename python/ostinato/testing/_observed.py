@@ -23,13 +23,14 @@ from .._backend import (
     WorkflowCommit,
     WorkflowTask,
 )
+from .._backends._schedule_store import ScheduleRecord, ScheduleStore
 
 __all__ = ["ObservedBackend"]
 
 T = TypeVar("T")
 
 
-class ObservedBackend(Backend):
+class ObservedBackend(ScheduleStore, Backend):
     """Delegates every call to ``inner``; other attributes (``next_visible_time`` ...) are
     looked up on ``inner`` too."""
 
@@ -202,6 +203,40 @@ class ObservedBackend(Backend):
 
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         return await self.inner.activity_states(instance_id, run_id)
+
+    # ---- schedules -------------------------------------------------------------------------
+    # Reads are not counted as activity: a worker looks for due schedules every poll
+    # interval, which must not keep the environment from seeing its worker idle.
+
+    def _schedules(self) -> ScheduleStore:
+        if not isinstance(self.inner, ScheduleStore):
+            raise TypeError(f"{type(self.inner).__name__} does not store schedules")
+        return self.inner
+
+    async def create_schedule(self, record: ScheduleRecord) -> bool:
+        return await self._op(self._schedules().create_schedule(record))
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        return await self._schedules().get_schedule(schedule_id)
+
+    async def list_schedules(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[ScheduleRecord]:
+        return await self._schedules().list_schedules(after=after, limit=limit)
+
+    async def update_schedule(self, record: ScheduleRecord, expected_version: int) -> bool:
+        return await self._op(self._schedules().update_schedule(record, expected_version))
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        return await self._op(self._schedules().delete_schedule(schedule_id))
+
+    async def due_schedules(
+        self, queues: Sequence[str], now: float, limit: int
+    ) -> list[ScheduleRecord]:
+        return await self._schedules().due_schedules(queues, now, limit)
+
+    async def next_schedule_fire(self, queues: Sequence[str]) -> float | None:
+        return await self._schedules().next_schedule_fire(queues)
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from ._activities import _ActivitySide
 from ._client import _ClientSide
+from ._schedules import _ScheduleSide
 from ._workflows import _WorkflowSide
 
 
-class PostgresBackend(_ClientSide, _WorkflowSide, _ActivitySide):
+class PostgresBackend(_ClientSide, _WorkflowSide, _ActivitySide, _ScheduleSide):
     """Runs, history, inboxes and task queues in a PostgreSQL database (13 or newer).
 
     ``dsn``: a libpq connection string or ``postgresql://`` URL. ``schema``: where the tables

@@ -593,8 +593,53 @@ SELECT least(
     (SELECT min(ready_at) FROM {schema}.runs
      WHERE status = 'running' AND ready_at > %(now)s),
     (SELECT min(visible_at) FROM {schema}.activity_tasks
-     WHERE lease_expires_at IS NULL AND visible_at > %(now)s)
+     WHERE lease_expires_at IS NULL AND visible_at > %(now)s),
+    -- due schedules too: the driver must not move the clock past a fire not yet taken
+    (SELECT min(next_fire_at) FROM {schema}.schedules)
 )
+
+-- ---- schedules (ostinato._schedules; every write is a compare-and-set on version) ---------
+
+-- name: create_schedule
+INSERT INTO {schema}.schedules
+    (schedule_id, workflow_name, queue, args, spec, state, paused, next_fire_at, version,
+     created_at, updated_at)
+VALUES (%(schedule_id)s, %(workflow_name)s, %(queue)s, %(args)s, %(spec)s, %(state)s,
+        %(paused)s, %(next_fire_at)s, 1, %(now)s, %(now)s)
+ON CONFLICT (schedule_id) DO NOTHING
+RETURNING 1
+
+-- name: get_schedule
+SELECT schedule_id, workflow_name, queue, args, spec, state, paused, next_fire_at, version,
+       created_at, updated_at
+FROM {schema}.schedules WHERE schedule_id = %(schedule_id)s
+
+-- name: list_schedules
+SELECT schedule_id, workflow_name, queue, args, spec, state, paused, next_fire_at, version,
+       created_at, updated_at
+FROM {schema}.schedules WHERE schedule_id > %(after)s
+ORDER BY schedule_id LIMIT %(limit)s
+
+-- name: update_schedule
+UPDATE {schema}.schedules
+SET queue = %(queue)s, args = %(args)s, spec = %(spec)s, state = %(state)s,
+    paused = %(paused)s, next_fire_at = %(next_fire_at)s, version = version + 1,
+    updated_at = %(now)s
+WHERE schedule_id = %(schedule_id)s AND version = %(expected_version)s
+RETURNING 1
+
+-- name: delete_schedule
+DELETE FROM {schema}.schedules WHERE schedule_id = %(schedule_id)s RETURNING 1
+
+-- name: due_schedules
+SELECT schedule_id, workflow_name, queue, args, spec, state, paused, next_fire_at, version,
+       created_at, updated_at
+FROM {schema}.schedules
+WHERE next_fire_at <= %(now)s AND queue = ANY(%(queues)s)
+ORDER BY next_fire_at, schedule_id LIMIT %(limit)s
+
+-- name: next_schedule_fire
+SELECT min(next_fire_at) FROM {schema}.schedules WHERE queue = ANY(%(queues)s)
 
 -- ---- batches ------------------------------------------------------------------------------
 -- Concurrent callers' operations of one kind, applied by one statement (PostgresBackend.
