@@ -241,3 +241,27 @@ def test_subscription_bills_every_cycle_once_whatever_the_provider_does() -> Non
         invariant=invariant,
         max_examples=15,
     )
+
+
+# ---- nightly report (a schedule) ---------------------------------------------------------------
+
+nightly = load("nightly_report")
+
+
+async def test_nightly_report_fires_every_night_at_0230_paris_time() -> None:
+    async with WorkflowEnvironment(
+        workflows=[nightly.nightly_report],
+        activities=[nightly.gather_figures, nightly.send_report],
+        start_time=START,
+    ) as env:
+        schedule = await nightly.ensure_schedule(env.client, None)
+        assert (await nightly.ensure_schedule(env.client, None)).id == schedule.id  # found again
+        await env.sleep(7 * DAY)
+        desc = await schedule.describe()
+        assert desc.runs_started == 7
+        # 02:30 in Paris is 01:30 UTC in March until the change to summer time on the 30th.
+        assert [r.fire_time.strftime("%d %H:%M") for r in desc.recent_runs] == [
+            f"{d:02d} 01:30" for d in range(2, 9)
+        ]
+        first = await env.client.get_handle(desc.recent_runs[0].instance_id).result()
+        assert first == "report eu 2030-03-02: 112 orders, 3 refunds"

@@ -16,7 +16,7 @@ from .._errors import OstinatoError, WorkflowNotFoundError
 from .._payloads import prepare_call
 from ._driver import ScheduleDriver, store_of
 from ._plan import ScheduleState, next_wakeup
-from ._spec import ScheduleSpec
+from ._spec import ScheduleSpec, span
 
 if TYPE_CHECKING:
     from .._client import Client, WorkflowHandle
@@ -98,7 +98,7 @@ class ScheduleDescription:
     def spec(self) -> str:
         """The schedule in words: ``cron '0 2 * * *' in Europe/Paris`` or ``every 5 min``."""
         if self.every is not None:
-            return f"every {self.every}"
+            return f"every {span(self.every.total_seconds())}"
         return f"cron {self.cron!r} in {self.timezone}"
 
 

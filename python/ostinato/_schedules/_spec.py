@@ -180,7 +180,7 @@ class ScheduleSpec:
     def describe(self) -> str:
         """The spec in words, for ``describe()`` and the CLI."""
         if self.every is not None:
-            return f"every {_span(self.every)}"
+            return f"every {span(self.every)}"
         return f"cron {self.cron!r} in {self.timezone}"
 
     def jitter_offset(self, schedule_id: str, fire: float) -> float:
@@ -192,7 +192,8 @@ class ScheduleSpec:
         return int.from_bytes(digest, "big") / 2.0**64 * self.jitter
 
 
-def _span(seconds: float) -> str:
+def span(seconds: float) -> str:
+    """A duration in words: ``5 min``, ``1 d``, ``90 s``."""
     for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g} {unit}"
