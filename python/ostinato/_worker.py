@@ -247,7 +247,10 @@ class Worker:
         if self.activities:
             pollers.append(asyncio.create_task(self._poll_activities()))
         if isinstance(self.backend, ScheduleStore):
-            self._schedules = ScheduleDriver(Client(self.backend, converter=self.converter))
+            self._schedules = ScheduleDriver(
+                Client(self.backend, converter=self.converter),
+                action_lease=self.workflow_lease,
+            )
             pollers.append(asyncio.create_task(self._drive_schedules(self.backend)))
         try:
             await self._stopping.wait()

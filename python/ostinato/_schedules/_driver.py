@@ -20,7 +20,7 @@ import orjson
 from .. import _events
 from .._backends._schedule_store import ScheduleRecord, ScheduleStore
 from .._errors import WorkflowAlreadyStartedError, WorkflowNotFoundError, WorkflowNotRunningError
-from ._plan import Action, ScheduleState, next_wakeup, plan
+from ._plan import ACTION_LEASE, Action, ScheduleState, next_wakeup, plan
 from ._spec import ScheduleSpec
 
 if TYPE_CHECKING:
@@ -46,9 +46,11 @@ def store_of(backend: object) -> ScheduleStore:
 class ScheduleDriver:
     """Fires schedules through ``client``'s backend."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, action_lease: float = ACTION_LEASE) -> None:
         self.client = client
         self.store = store_of(client.backend)
+        # How long the actions a pass stored are left to it before another worker takes them.
+        self.action_lease = action_lease
 
     async def fire_due(self, queues: Sequence[str], limit: int = 100) -> int:
         """Take one pass over every schedule of ``queues`` that is due; how many runs started."""
@@ -94,7 +96,7 @@ class ScheduleDriver:
                     state.pending = actions
                 changed = state.to_bytes() != record.state
                 if not changed:
-                    wake = next_wakeup(schedule_id, spec, state, paused=record.paused, now=now)
+                    wake = self._wakeup(record, spec, state, now)
                     if wake == record.next_fire_at or (
                         wake is not None
                         and record.next_fire_at is not None
@@ -136,10 +138,20 @@ class ScheduleDriver:
         self, record: ScheduleRecord, state: ScheduleState, spec: ScheduleSpec, now: float
     ) -> bool:
         record.state = state.to_bytes()
-        record.next_fire_at = next_wakeup(
-            record.schedule_id, spec, state, paused=record.paused, now=now
-        )
+        record.next_fire_at = self._wakeup(record, spec, state, now)
         return await self.store.update_schedule(record, record.version)
+
+    def _wakeup(
+        self, record: ScheduleRecord, spec: ScheduleSpec, state: ScheduleState, now: float
+    ) -> float | None:
+        return next_wakeup(
+            record.schedule_id,
+            spec,
+            state,
+            paused=record.paused,
+            now=now,
+            lease=self.action_lease,
+        )
 
     async def _is_open(self, instance_id: str | None) -> bool:
         if instance_id is None:

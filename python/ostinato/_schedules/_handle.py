@@ -242,9 +242,10 @@ class ScheduleHandle:
                 state.pause_reason = None
                 state.last_fire = max(state.last_fire, now)
             record.state = state.to_bytes()
-            record.next_fire_at = next_wakeup(
-                self.id, new_spec, state, paused=record.paused, now=now
-            )
+            if not state.pending:  # else the lease of the pass taking them stands
+                record.next_fire_at = next_wakeup(
+                    self.id, new_spec, state, paused=record.paused, now=now
+                )
             if await store_of(self.client.backend).update_schedule(record, record.version):
                 return
         raise OstinatoError(f"schedule {self.id!r} kept changing under this update; try again")

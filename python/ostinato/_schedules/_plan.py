@@ -22,7 +22,8 @@ __all__ = ["Action", "ScheduleState", "plan", "next_wakeup"]
 RECENT = 10
 #: Fires looked at in one pass; a schedule further behind is looked at again at once.
 MAX_FIRES_PER_PASS = 10_000
-#: Seconds the worker that stored actions has to take them before another worker does.
+#: Seconds the worker that stored actions has to take them before another worker does (a
+#: worker uses its ``workflow_lease``).
 ACTION_LEASE = 30.0
 
 
@@ -151,11 +152,18 @@ def plan(
 
 
 def next_wakeup(
-    schedule_id: str, spec: ScheduleSpec, state: ScheduleState, *, paused: bool, now: float
+    schedule_id: str,
+    spec: ScheduleSpec,
+    state: ScheduleState,
+    *,
+    paused: bool,
+    now: float,
+    lease: float = ACTION_LEASE,
 ) -> float | None:
-    """When a worker should look at the schedule next (its ``next_fire_at``)."""
+    """When a worker should look at the schedule next (its ``next_fire_at``): ``lease``
+    seconds from now while stored actions are being taken."""
     if state.pending:
-        return now + ACTION_LEASE
+        return now + lease
     times: list[float] = []
     if paused:
         return None
