@@ -73,9 +73,8 @@ async def main(db: str, every: float | None, fires: int) -> None:
     desc = await schedule.describe()
     print(f"started {desc.runs_started} runs; next fire {desc.next_fires[0].isoformat()}")
     for run in desc.recent_runs:
-        print(
-            f"  {run.instance_id}  {run.cause:9} {(await client.get_handle(run.instance_id).describe()).status}"
-        )
+        status = (await client.get_handle(run.instance_id).describe()).status
+        print(f"  {run.instance_id}  {run.cause:9} {status}")
     await backend.close()
 
 

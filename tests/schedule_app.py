@@ -40,9 +40,7 @@ async def main() -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
         backend.create_run = create_run  # type: ignore[method-assign]
-    async with ostinato.Worker(
-        backend, workflows=[tick], workflow_lease=1.0, poll_interval=0.1
-    ):
+    async with ostinato.Worker(backend, workflows=[tick], workflow_lease=1.0, poll_interval=0.1):
         await asyncio.sleep(float(sys.argv[2]))
 
 

@@ -4,6 +4,7 @@ worker, and no fire is lost."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sqlite3
 import subprocess
@@ -58,7 +59,7 @@ async def test_a_worker_killed_mid_fire_loses_and_doubles_nothing(
         assert set(runs.values()) == {1}, "a fire started twice"
         # Every fire from the first to the last has its run: none lost to the kill.
         stamps = sorted(datetime.fromisoformat(i.split("@")[1][:-1]) for i in runs)
-        assert [b - a for a, b in zip(stamps, stamps[1:])] == [timedelta(seconds=1)] * (
+        assert [b - a for a, b in itertools.pairwise(stamps)] == [timedelta(seconds=1)] * (
             len(stamps) - 1
         )
         assert second in runs
