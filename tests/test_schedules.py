@@ -329,3 +329,19 @@ async def test_two_drivers_never_start_one_fire_twice(backend_url: str) -> None:
         ]
         desc = await (await env.client.get_schedule("race")).describe()
         assert desc.runs_started == 10
+
+
+def test_the_sync_client_manages_schedules(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/sync.db"
+    with ostinato.SyncClient(url) as sync:
+        schedule = sync.create_schedule("s", report, "eu", cron="*/5 * * * *")
+        assert sync.get_schedule("s").describe().cron == "*/5 * * * *"
+        schedule.pause("why not")
+        assert schedule.describe().pause_reason == "why not"
+        started = schedule.trigger()
+        assert started is not None and started.id.startswith("s@")
+        schedule.update(every=60, paused=False)
+        assert [d.every for d in sync.list_schedules()] == [timedelta(seconds=60)]
+        schedule.delete()
+        with pytest.raises(ostinato.ScheduleNotFoundError):
+            sync.get_schedule("s")

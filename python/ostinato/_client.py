@@ -655,6 +655,19 @@ class SyncClient:
     def get_vars(self, id: str) -> dict[str, Any]:
         return self._call(self.client.get_vars(id))
 
+    def create_schedule(
+        self, schedule_id: str, workflow: Any, *args: Any, **options: Any
+    ) -> SyncScheduleHandle:
+        """``Client.create_schedule`` without ``await``."""
+        handle = self._call(self.client.create_schedule(schedule_id, workflow, *args, **options))
+        return SyncScheduleHandle(self, handle)
+
+    def get_schedule(self, schedule_id: str) -> SyncScheduleHandle:
+        return SyncScheduleHandle(self, self._call(self.client.get_schedule(schedule_id)))
+
+    def list_schedules(self) -> list[ScheduleDescription]:
+        return self._call(self.client.list_schedules())
+
     def close(self) -> None:
         if self._loop.is_running():
             self._call(self._backend.close())
@@ -691,3 +704,31 @@ class SyncWorkflowHandle:
 
     def history(self) -> list[dict[str, Any]]:
         return self._sync._call(self.handle.history())
+
+
+class SyncScheduleHandle:
+    """``ScheduleHandle`` without ``await`` (from ``SyncClient``)."""
+
+    def __init__(self, sync: SyncClient, handle: ScheduleHandle) -> None:
+        self._sync = sync
+        self.handle = handle
+        self.id = handle.id
+
+    def describe(self) -> ScheduleDescription:
+        return self._sync._call(self.handle.describe())
+
+    def pause(self, reason: str | None = None) -> None:
+        self._sync._call(self.handle.pause(reason))
+
+    def unpause(self) -> None:
+        self._sync._call(self.handle.unpause())
+
+    def trigger(self) -> SyncWorkflowHandle | None:
+        started = self._sync._call(self.handle.trigger())
+        return None if started is None else SyncWorkflowHandle(self._sync, started)
+
+    def update(self, **changes: Any) -> None:
+        self._sync._call(self.handle.update(**changes))
+
+    def delete(self) -> None:
+        self._sync._call(self.handle.delete())
