@@ -122,7 +122,8 @@ def sequence(timeline: RunTimeline) -> Sequence:
                     (item.last_seq, 1, Step(other, wf, _outcome(item), True, status=item.status))
                 )
         else:  # side effects, patches, timeouts, continue-as-new, terminate: on the workflow
-            text = f"{item.name} {item.detail}".strip()
+            name = f"patched {item.name}" if item.kind == "patch" else item.name
+            text = f"{name} {item.detail}".strip()
             events.append((item.first_seq, 0, Step(wf, wf, text, note=True, status=item.status)))
     events.sort(key=lambda e: (e[0], e[1]))
     start = Step(wf, wf, f"started {format_time(timeline.started_at)}", note=True)
