@@ -169,7 +169,8 @@ async def test_external_signals_cancels_and_terminations() -> None:
     assert [(i.kind, i.detail) for i in ended.items] == [("terminate", "bad deploy")]
     assert "bad deploy" in (ended.failure or "")
     diagram = _view.mermaid(sent)
-    assert "    W1->>C1: signal hello\n    C1-->>W1: sent" in diagram
+    assert '    W1->>C1: signal hello {"from":"messenger"}\n    C1-->>W1: sent after ' in diagram
+    assert "    W1->>C1: cancel: no longer needed\n    C1-->>W1: sent after " in diagram
 
 
 def test_mermaid_diagram_of_a_run(finished_order: Any) -> None:
