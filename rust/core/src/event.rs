@@ -779,6 +779,51 @@ mod tests {
         }
     }
 
+    /// The stored bytes of every kind, pinned: history written by earlier versions must keep
+    /// decoding, and the encoder must keep writing exactly these bytes.
+    #[test]
+    fn the_wire_format_is_pinned() {
+        let expected = [
+            r#"{"seq":1,"kind":"task_started","time":-5}"#,
+            r#"{"seq":2,"kind":"workflow_started","name":"wf \"quoted\" ✓","input":[1, 2],"info":{}}"#,
+            r#"{"seq":3,"kind":"activity_scheduled","id":1,"name":"charge","input":null,"options":{"retry":{}}}"#,
+            r#"{"seq":4,"kind":"activity_completed","id":1,"result":null,"attempt":3}"#,
+            r#"{"seq":5,"kind":"activity_failed","id":1,"failure":{"message":"x"},"attempt":1}"#,
+            r#"{"seq":6,"kind":"activity_cancel_requested","id":1}"#,
+            r#"{"seq":7,"kind":"timer_started","id":2,"fire_at":1700000000000000}"#,
+            r#"{"seq":8,"kind":"timer_fired","id":2}"#,
+            r#"{"seq":9,"kind":"timer_canceled","id":2}"#,
+            r#"{"seq":10,"kind":"signal_received","name":"go","payload":"\u00e9"}"#,
+            r#"{"seq":11,"kind":"side_effect_recorded","id":3,"value":0.25}"#,
+            r#"{"seq":12,"kind":"marker_recorded","id":4,"name":"fix-1"}"#,
+            r#"{"seq":13,"kind":"child_scheduled","id":5,"name":"child","input":[],"options":{"instance_id":"c-1"}}"#,
+            r#"{"seq":14,"kind":"child_completed","id":5,"result":1}"#,
+            r#"{"seq":15,"kind":"child_failed","id":5,"failure":{}}"#,
+            r#"{"seq":16,"kind":"child_cancel_requested","id":5}"#,
+            r#"{"seq":17,"kind":"signal_external_sent","id":6,"name":"sig","payload":true,"options":{"instance_id":"o"}}"#,
+            r#"{"seq":18,"kind":"signal_external_completed","id":6,"failure":null}"#,
+            r#"{"seq":19,"kind":"signal_external_completed","id":6,"failure":{"m":1}}"#,
+            r#"{"seq":20,"kind":"external_cancel_requested","id":7,"options":{"instance_id":"o"},"reason":"superseded"}"#,
+            r#"{"seq":21,"kind":"cancel_requested","reason":"user"}"#,
+            r#"{"seq":22,"kind":"timed_out"}"#,
+            r#"{"seq":23,"kind":"workflow_completed","result":"ok"}"#,
+            r#"{"seq":24,"kind":"workflow_failed","failure":{}}"#,
+            r#"{"seq":25,"kind":"workflow_canceled"}"#,
+            r#"{"seq":26,"kind":"workflow_continued_as_new","input":[1],"options":{}}"#,
+            r#"{"seq":27,"kind":"workflow_terminated","reason":"ops"}"#,
+        ];
+        let bodies = one_of_each();
+        assert_eq!(bodies.len(), expected.len());
+        for (i, (body, text)) in bodies.iter().zip(expected).enumerate() {
+            let seq = i as u64 + 1;
+            assert_eq!(String::from_utf8(encode(seq, body)).unwrap(), text);
+            let decoded = decode(text.as_bytes(), seq, SeqRule::Recorded).unwrap();
+            assert_eq!(&decoded.body, body);
+            let general = decode_general(text.as_bytes(), seq, SeqRule::Recorded).unwrap();
+            assert_eq!(&general.body, body);
+        }
+    }
+
     #[test]
     fn writes_a_fixed_shape() {
         let body = EventBody::ActivityScheduled {
