@@ -30,6 +30,7 @@ mod canonical;
 mod command;
 pub mod error;
 pub mod event;
+mod fields;
 mod history;
 pub mod machines;
 pub mod outputs;
