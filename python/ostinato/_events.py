@@ -11,10 +11,7 @@ __all__ = [
     "activity_failed",
     "cancel_requested",
     "signal_received",
-    "task_started",
     "timer_fired",
-    "with_seq",
-    "workflow_failed",
     "workflow_started",
 ]
 
@@ -80,23 +77,4 @@ def activity_failed(activity_id: int, failure: bytes, attempt: int) -> bytes:
             "failure": orjson.Fragment(failure),
             "attempt": attempt,
         }
-    )
-
-
-def with_seq(event: bytes, seq: int) -> bytes:
-    """An inbox event as a history event numbered ``seq``."""
-    data = orjson.loads(event)
-    return orjson.dumps({"seq": seq, **data})
-
-
-def task_started(seq: int, time_us: int) -> bytes:
-    """The history event opening a workflow task written without the reducer (a run failed
-    by the worker option ``nondeterminism="fail"``)."""
-    return orjson.dumps({"seq": seq, "kind": "task_started", "time": time_us})
-
-
-def workflow_failed(seq: int, failure: bytes) -> bytes:
-    """The history event closing a run as failed, written without the reducer."""
-    return orjson.dumps(
-        {"seq": seq, "kind": "workflow_failed", "failure": orjson.Fragment(failure)}
     )

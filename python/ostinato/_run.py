@@ -216,8 +216,6 @@ class WorkflowRun:
         # commands.
         self.disposing = False
         self.closed = False
-        # True once the execution deadline (the timed_out job) closed the run.
-        self.timed_out = False
         self.aborted = False
         self.failure: BaseException | None = None
         self.info: WorkflowInfo | None = None
@@ -522,9 +520,10 @@ class WorkflowRun:
                     "message": f"workflow {self.workflow_name!r} exceeded its execution timeout",
                 }
             )
+            # The reducer records that the deadline closed the run: its close status is
+            # timed_out, whatever the failure says.
             self._command(self.reducer.fail, failure)
             self.closed = True
-            self.timed_out = True
         elif kind == "workflow_started":
             self._start(job)
         else:
@@ -736,12 +735,22 @@ class WorkflowRun:
             workflow_name=self.workflow_name,
             queue=self.queue,
             new_events=self.reducer.take_new_events(),
-            commands=self.reducer.take_tasks(),
+            commands=self.reducer.take_commands(),
             vars=self.take_vars(),
-            timed_out=self.timed_out,
+            close_status=self.reducer.close_status,
             cancel_reason=self.cancel_reason,
             execution_deadline=self.execution_deadline,
         )
+
+    def fail_task(
+        self, history: list[bytes], time_us: int, inbox: list[bytes], failure: bytes
+    ) -> None:
+        """Close the run as failed without running its code (the worker option
+        ``nondeterminism="fail"``): the reducer, given the run's recorded ``history``, numbers
+        the task's ``inbox`` events after it and records ``failure``. Then ``take_output``."""
+        self._reducer_call(self.reducer.load_history, history)
+        self._reducer_call(self.reducer.fail_task, time_us, inbox, failure)
+        self.closed = True
 
     def take_vars(self) -> Mapping[str, bytes]:
         dirty, self.dirty_vars = self.dirty_vars, {}

@@ -14,10 +14,10 @@ __all__ = [
     "EngineBugError",
     "HistoryCorruptError",
     "Activation",
+    "Command",
     "Job",
     "NondeterminismError",
     "Reducer",
-    "Task",
     "__version__",
 ]
 
@@ -111,8 +111,10 @@ class Activation:
         """One ``Job`` per inbound event that still matters, in history order."""
 
 @final
-class Task:
-    """Work for the backend produced by a workflow task.
+class Command:
+    """What a workflow task asks of the backend: one of the reducer's outputs.
+
+    (The Rust core calls these tasks; in Python a *task* is work claimed from a backend.)
 
     Fields by ``kind`` (the others are ``0``, ``""`` or ``None``):
 
@@ -133,10 +135,10 @@ class Task:
 
     @property
     def kind(self) -> str:
-        """The task kind (see the class docstring)."""
+        """The command kind (see the class docstring)."""
     @property
     def id(self) -> int:
-        """The command id; 0 for run-level tasks."""
+        """The command id; 0 for run-level commands."""
     @property
     def name(self) -> str:
         """Activity, workflow or signal name; empty otherwise."""
@@ -157,7 +159,8 @@ class Reducer:
     Commands may only be issued between ``next_activation()`` and ``finish_activation()``.
     While an activation replays recorded history, each command must match the next recorded
     command event (kind and identity, in order) or ``NondeterminismError`` is raised; nothing
-    new is recorded. Otherwise each command records a new event and, for most kinds, a task.
+    new is recorded. Otherwise each command records a new event and, for most kinds, an output
+    command for the backend (``take_commands``).
     """
 
     def __init__(self) -> None: ...
@@ -230,8 +233,18 @@ class Reducer:
         """Close the run and start a new one with `input`."""
     def take_new_events(self) -> list[bytes]:
         """Events to append to history (with seq), created since the last call."""
-    def take_tasks(self) -> list[Task]:
-        """Tasks for the backend, created since the last call."""
+    def take_commands(self) -> list[Command]:
+        """Commands for the backend, created since the last call."""
+    def fail_task(self, time: int, events: list[bytes], failure: bytes) -> None:
+        """Record a workflow task whose code is not run because the run fails instead (the
+        worker option ``nondeterminism="fail"``).
+
+        Appends ``task_started`` at `time`, the inbox `events` (without seq, checked as by
+        ``add_new_batch``) and ``workflow_failed`` with `failure`, numbered after the history
+        loaded so far, and the ``fail`` command; the run is closed (``close_status`` is
+        ``"failed"``). Only on a reducer that has loaded the run's history and done nothing
+        else: otherwise, or when that history already closes the run, ``EngineBugError``.
+        """
     @property
     def replaying(self) -> bool:
         """True while the current activation replays recorded history."""
@@ -245,3 +258,9 @@ class Reducer:
     @property
     def finished(self) -> bool:
         """True once the run has a closing command (complete, fail, cancel, continue)."""
+    @property
+    def close_status(self) -> str | None:
+        """How the run closed, decided by the reducer: ``completed``, ``failed``,
+        ``timed_out`` (failed in or after the activation that delivered ``timed_out``: its
+        execution deadline closed it), ``canceled`` or ``continued_as_new``; ``None`` while
+        open."""

@@ -134,6 +134,11 @@ impl Validator {
         }
     }
 
+    /// True once recorded history has the run's closing command.
+    pub(crate) fn closed(&self) -> bool {
+        self.cursor.closed
+    }
+
     /// True while the last batch is open (the next load may continue it).
     pub(crate) fn in_batch(&self) -> bool {
         matches!(self.cursor.phase, Phase::Inbound | Phase::Commands)
