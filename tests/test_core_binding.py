@@ -357,3 +357,24 @@ def test_incremental_run_and_replay_agree(script: list[tuple[str, int]], seed: i
     assert replayed.take_new_events() == []
     assert replayed.take_commands() == []
     assert replayed.history_length == len(history)
+
+
+def test_view_history_says_what_the_run_waits_for() -> None:
+    r = _core.Reducer()
+    r.add_new_batch(5, [STARTED])
+    r.next_activation()
+    r.schedule_activity("charge", b"[]", b"{}")
+    r.start_timer(1_000)
+    r.start_child("kid", b"[]", b'{"instance_id":"k-1"}')
+    r.finish_activation()
+    history = r.take_new_events()
+    view = _core.view_history(history)
+    assert view.pending_activities == [(1, "charge")]
+    assert view.pending_timers == [(2, 1_000)]
+    assert view.pending_children == [(3, "kid", b'{"instance_id":"k-1"}')]
+    assert (view.batches, view.corrupt_seq) == (1, None)
+    # A corrupt event ends the view; it never raises.
+    damaged = _core.view_history([*history[:3], b"{}", *history[4:]])
+    assert damaged.corrupt_seq == 4
+    assert damaged.pending_activities == [(1, "charge")]
+    assert damaged.pending_timers == []

@@ -13,12 +13,14 @@ from typing import final
 __all__ = [
     "EngineBugError",
     "HistoryCorruptError",
+    "HistoryView",
     "Activation",
     "Command",
     "Job",
     "NondeterminismError",
     "Reducer",
     "__version__",
+    "view_history",
 ]
 
 __version__: str
@@ -264,3 +266,35 @@ class Reducer:
         ``timed_out`` (failed in or after the activation that delivered ``timed_out``: its
         execution deadline closed it), ``canceled`` or ``continued_as_new``; ``None`` while
         open."""
+
+@final
+class HistoryView:
+    """What a recorded history says about its run, without running its code (``describe()``).
+
+    The history is checked as ``Reducer.load_history`` checks it. A command is pending while
+    its machine still waits: an activity scheduled and neither finished nor asked to cancel, a
+    timer neither fired nor cancelled, a child neither finished nor asked to cancel. Attempts
+    and retries of an activity are not history: the backend knows them.
+    """
+
+    @property
+    def pending_activities(self) -> list[tuple[int, str]]:
+        """``(command id, activity name)`` of each activity the run waits for."""
+    @property
+    def pending_timers(self) -> list[tuple[int, int]]:
+        """``(command id, fire time)`` of each timer that has not fired (microseconds)."""
+    @property
+    def pending_children(self) -> list[tuple[int, str, bytes]]:
+        """``(command id, workflow name, options JSON)`` of each child the run waits for; the
+        options name the child instance."""
+    @property
+    def batches(self) -> int:
+        """Number of workflow tasks (``task_started`` events) in the history."""
+    @property
+    def corrupt_seq(self) -> int | None:
+        """The first corrupt event's sequence number, or ``None``; the view describes the
+        events before it."""
+
+def view_history(history: list[bytes]) -> HistoryView:
+    """What ``history`` (stored events with seq, from the first) says about its run. Never
+    raises for a corrupt history: see ``HistoryView.corrupt_seq``."""

@@ -426,6 +426,69 @@ impl Reducer {
     }
 }
 
+/// What a recorded history says about its run, without running its code.
+#[pyclass(frozen, module = "ostinato._core", name = "HistoryView")]
+#[derive(Debug)]
+pub struct HistoryView(core::HistoryView);
+
+#[pymethods]
+impl HistoryView {
+    /// (command id, activity name) of each activity the run waits for.
+    #[getter]
+    fn pending_activities(&self) -> Vec<(u64, String)> {
+        self.0
+            .activities
+            .iter()
+            .map(|a| (a.id, a.name.clone()))
+            .collect()
+    }
+    /// (command id, fire time in microseconds since the epoch) of each timer not yet fired.
+    #[getter]
+    fn pending_timers(&self) -> Vec<(u64, i64)> {
+        self.0.timers.iter().map(|t| (t.id, t.fire_at)).collect()
+    }
+    /// (command id, workflow name, options JSON bytes) of each child the run waits for.
+    #[getter]
+    fn pending_children<'py>(&self, py: Python<'py>) -> Vec<(u64, String, Bound<'py, PyBytes>)> {
+        self.0
+            .children
+            .iter()
+            .map(|c| (c.id, c.name.clone(), PyBytes::new(py, c.options.as_bytes())))
+            .collect()
+    }
+    /// Number of workflow tasks in the history.
+    #[getter]
+    fn batches(&self) -> u64 {
+        self.0.batches
+    }
+    /// The sequence number of the first corrupt event (the view stops before it), or None.
+    #[getter]
+    fn corrupt_seq(&self) -> Option<u64> {
+        match &self.0.corrupt {
+            Some(core::Error::HistoryCorrupt { seq, .. }) => Some(*seq),
+            Some(_) => Some(0),
+            None => None,
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "HistoryView(batches={}, pending_activities=<{}>, pending_timers=<{}>, \
+             pending_children=<{}>)",
+            self.0.batches,
+            self.0.activities.len(),
+            self.0.timers.len(),
+            self.0.children.len()
+        )
+    }
+}
+
+/// What `history` (stored events, with seq, from the first) says about its run: what it waits
+/// for and how many workflow tasks it had.
+#[pyfunction]
+fn view_history(py: Python<'_>, history: Vec<PyBackedBytes>) -> HistoryView {
+    HistoryView(py.detach(|| core::view_history(&history)))
+}
+
 /// The Rust core of ostinato: a pure reducer over workflow history.
 ///
 /// See docs/internals/reducer.md for the event and command contract.
@@ -433,7 +496,8 @@ impl Reducer {
 mod _core {
     #[pymodule_export]
     use super::{
-        Activation, Command, EngineBugError, HistoryCorruptError, Job, NondeterminismError, Reducer,
+        view_history, Activation, Command, EngineBugError, HistoryCorruptError, HistoryView, Job,
+        NondeterminismError, Reducer,
     };
 
     #[pymodule_init]
