@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from . import _core
+from . import _core, _events
 from ._commit import StepOutput
 from ._definition import WorkflowDefinition
 from ._errors import (
@@ -532,21 +532,20 @@ class WorkflowRun:
             )
 
     def _start(self, job: _core.Job) -> None:
-        info = orjson.loads(job.info) if job.info else {}
+        info = _events.start_info(job.info)
         self.info = WorkflowInfo(
             instance_id=self.instance_id,
             run_id=self.run_id,
             workflow_name=self.workflow_name,
             queue=self.queue,
-            start_time=datetime.fromtimestamp(info.get("start_time", 0), tz=timezone.utc),
-            attempt=int(info.get("attempt", 1)),
+            start_time=datetime.fromtimestamp(info.start_time, tz=timezone.utc),
+            attempt=info.attempt,
             history_length=0,
-            parent_instance_id=info.get("parent_instance_id"),
-            continued_from_run_id=info.get("continued_from_run_id"),
+            parent_instance_id=info.parent_instance_id,
+            continued_from_run_id=info.continued_from_run_id,
         )
         self.random = random.Random(uuid.UUID(hex=self.run_id).int)
-        deadline = info.get("execution_deadline")
-        self.execution_deadline = float(deadline) if deadline is not None else None
+        self.execution_deadline = info.execution_deadline
         if self.definition is None:
             self._fail_start(
                 ApplicationError(
@@ -808,14 +807,8 @@ def _limit_failure(history: list[bytes]) -> tuple[int, bytes] | None:
     batch (1-based) and the failure payload; else None."""
     if not history or HISTORY_TOO_LONG.encode() not in history[-1]:
         return None
-    try:
-        last = orjson.loads(history[-1])
-    except orjson.JSONDecodeError:
+    failure = _events.workflow_failure(history[-1])
+    if failure is None or failure.get("type") != HISTORY_TOO_LONG:
         return None
-    failure = last.get("failure") if isinstance(last, dict) else None
-    if last.get("kind") != "workflow_failed" or not isinstance(failure, dict):
-        return None
-    if failure.get("type") != HISTORY_TOO_LONG:
-        return None
-    batches = sum(1 for event in history if b'"task_started"' in event)
-    return batches, orjson.dumps(failure)
+    # The failure closes the last workflow task; the core counts them.
+    return _core.view_history(history).batches, orjson.dumps(failure)
