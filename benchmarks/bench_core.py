@@ -152,12 +152,12 @@ def build_history(n: int) -> list[bytes]:
     t = 1_700_000_000_000_000
     run.step(t, [started])
     history += run.reducer.take_new_events()
-    run.reducer.take_tasks()
+    run.reducer.take_commands()
     for i in range(n):
         t += 1000
         run.step(t, [_events.activity_completed(i + 1, b"%d" % i, 1)])
         history += run.reducer.take_new_events()
-        run.reducer.take_tasks()
+        run.reducer.take_commands()
     assert run.closed
     run.dispose()
     return history

@@ -16,13 +16,14 @@ from ostinato import (
     ApplicationError,
     EngineBugError,
     HistoryCorruptError,
+    _core,
     _definition,
     _events,
     activity,
     workflow,
 )
-from ostinato._backend import InboxEvent, RunStatus, WorkflowCommit
-from ostinato._commit import build_commit, failed_run_commit
+from ostinato._backend import RunStatus, WorkflowCommit
+from ostinato._commit import build_commit
 from ostinato._payloads import default_converter
 from ostinato._run import WorkflowRun
 
@@ -174,21 +175,39 @@ def test_continue_as_new_starts_the_next_run_with_the_deadline() -> None:
     assert event["info"]["continued_from_run_id"] == RUN_ID
 
 
-def test_failed_run_commit_numbers_its_events_after_the_history() -> None:
+def test_a_failed_task_is_numbered_by_the_reducer_after_the_history() -> None:
+    # The history a run wrote: one workflow task (task_started, workflow_started,
+    # a condition that never holds: no command).
+    history = step(new_run(waits_forever), T0, started(waits_forever)).new_events
+    assert len(history) == 2
     failure = orjson.dumps({"type": "NonDeterminismError", "message": "no"})
-    inbox = [InboxEvent(7, _events.signal_received("go", b"1"))]
-    commit = failed_run_commit(history_length=4, inbox=inbox, failure=failure, now=T0)
+    run = new_run(waits_forever)
+    run.fail_task(history, int(T0 * 1_000_000), [_events.signal_received("go", b"1")], failure)
+    commit = build_commit(run.take_output(), consumed_inbox=[7], now=T0, sticky_worker=None)
     events = [orjson.loads(e) for e in commit.new_events]
     assert [(e["seq"], e["kind"]) for e in events] == [
-        (5, "task_started"),
-        (6, "signal_received"),
-        (7, "workflow_failed"),
+        (3, "task_started"),
+        (4, "signal_received"),
+        (5, "workflow_failed"),
     ]
     assert events[0]["time"] == int(T0 * 1_000_000)
+    assert events[1]["payload"] == 1
     assert commit.consumed_inbox == [7]
     assert commit.close is not None
     assert commit.close.status == RunStatus.FAILED
     assert commit.close.result == failure
+    # What it wrote is a valid history: the core loads it (and would refuse to fail it again).
+    reducer = _core.Reducer()
+    reducer.load_history(history + commit.new_events)
+    with pytest.raises(_core.EngineBugError, match="already closes it"):
+        reducer.fail_task(0, [], b"{}")
+
+
+def test_a_failed_task_is_refused_for_a_closed_run() -> None:
+    run = new_run(raises_timeout_typed_error)
+    history = step(run, T0, started(raises_timeout_typed_error)).new_events
+    with pytest.raises(EngineBugError, match="already closes it"):
+        new_run(waits_forever).fail_task(history, 0, [], b"{}")
 
 
 def test_core_errors_become_ostinato_errors_in_the_run() -> None:

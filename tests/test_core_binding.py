@@ -23,7 +23,7 @@ def completed(id: int, result: str) -> bytes:
     return f'{{"kind":"activity_completed","id":{id},"result":{result},"attempt":1}}'.encode()
 
 
-def run_order_workflow(activity: str = "charge") -> tuple[list[bytes], list[_core.Task]]:
+def run_order_workflow(activity: str = "charge") -> tuple[list[bytes], list[_core.Command]]:
     """start -> schedule activity -> activity completes -> complete, one batch at a time."""
     r = _core.Reducer()
     r.add_new_batch(1_000, [STARTED])
@@ -42,7 +42,7 @@ def run_order_workflow(activity: str = "charge") -> tuple[list[bytes], list[_cor
     r.finish_activation()
     assert r.next_activation() is None
     history = r.take_new_events()
-    tasks = r.take_tasks()
+    tasks = r.take_commands()
     r.add_new_batch(2_000, [completed(1, '"receipt-7"')])
     a = r.next_activation()
     assert a is not None
@@ -58,7 +58,7 @@ def run_order_workflow(activity: str = "charge") -> tuple[list[bytes], list[_cor
     r.finish_activation()
     assert r.finished
     history += r.take_new_events()
-    tasks += r.take_tasks()
+    tasks += r.take_commands()
     assert r.history_length == len(history) == 6
     return history, tasks
 
@@ -103,7 +103,7 @@ def test_full_replay_writes_nothing() -> None:
     assert r.next_activation() is None
     assert r.finished
     assert r.take_new_events() == []
-    assert r.take_tasks() == []
+    assert r.take_commands() == []
 
 
 def test_changed_activity_name_is_nondeterminism() -> None:
@@ -180,7 +180,7 @@ def test_value_classes_are_frozen_and_named() -> None:
     for obj, attr in ((a, "time"), (a.jobs[0], "payload"), (tasks[0], "name")):
         with pytest.raises(AttributeError):
             setattr(obj, attr, None)
-    for cls in (_core.Job, _core.Activation, _core.Task, _core.Reducer, _core.EngineBugError):
+    for cls in (_core.Job, _core.Activation, _core.Command, _core.Reducer, _core.EngineBugError):
         assert cls.__module__ == "ostinato._core"
     assert isinstance(_core.__version__, str) and _core.__version__
     assert "activity_completed" not in repr(a)  # repr is short and does not raise
@@ -217,7 +217,7 @@ def test_patched_side_effect_and_signals() -> None:
     r.cancel()
     r.finish_activation()
     history += r.take_new_events()
-    kinds = [t.kind for t in r.take_tasks()]
+    kinds = [t.kind for t in r.take_commands()]
     assert kinds == ["start_child", "signal_external", "cancel_child", "canceled"]
 
     replay = _core.Reducer()
@@ -298,7 +298,7 @@ class Driver:
             self.log.append((op, id))
 
 
-def outcome(task: _core.Task, rnd: random.Random) -> bytes | None:
+def outcome(task: _core.Command, rnd: random.Random) -> bytes | None:
     ok = rnd.random() < 0.7
     if task.kind == "activity":
         if ok:
@@ -321,7 +321,7 @@ def test_incremental_run_and_replay_agree(script: list[tuple[str, int]], seed: i
     r = _core.Reducer()
     live = Driver(script)
     history: list[bytes] = []
-    pending: list[_core.Task] = []
+    pending: list[_core.Command] = []
     inbox = [STARTED]
     time = 0
     while not r.finished:
@@ -332,7 +332,7 @@ def test_incremental_run_and_replay_agree(script: list[tuple[str, int]], seed: i
         live.activate(r, a)
         r.finish_activation()
         history += r.take_new_events()
-        for task in r.take_tasks():
+        for task in r.take_commands():
             if task.kind.startswith("cancel_"):
                 pending = [t for t in pending if t.id != task.id]
             else:
@@ -355,5 +355,26 @@ def test_incremental_run_and_replay_agree(script: list[tuple[str, int]], seed: i
     assert again.log == live.log
     assert replayed.finished
     assert replayed.take_new_events() == []
-    assert replayed.take_tasks() == []
+    assert replayed.take_commands() == []
     assert replayed.history_length == len(history)
+
+
+def test_view_history_says_what_the_run_waits_for() -> None:
+    r = _core.Reducer()
+    r.add_new_batch(5, [STARTED])
+    r.next_activation()
+    r.schedule_activity("charge", b"[]", b"{}")
+    r.start_timer(1_000)
+    r.start_child("kid", b"[]", b'{"instance_id":"k-1"}')
+    r.finish_activation()
+    history = r.take_new_events()
+    view = _core.view_history(history)
+    assert view.pending_activities == [(1, "charge")]
+    assert view.pending_timers == [(2, 1_000)]
+    assert view.pending_children == [(3, "kid", b'{"instance_id":"k-1"}')]
+    assert (view.batches, view.corrupt_seq) == (1, None)
+    # A corrupt event ends the view; it never raises.
+    damaged = _core.view_history([*history[:3], b"{}", *history[4:]])
+    assert damaged.corrupt_seq == 4
+    assert damaged.pending_activities == [(1, "charge")]
+    assert damaged.pending_timers == []

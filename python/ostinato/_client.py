@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _events, _schedules
+from . import _core, _events, _schedules
 from ._backend import ActivityState, Backend, NewRun, RunInfo, RunStatus
 from ._backends._common import ID_CONFLICTS, decode_cursor
 from ._backends._schedule_store import ScheduleStore
@@ -288,17 +288,13 @@ class WorkflowHandle(Generic[T]):
         events = []
         for seq, raw in enumerate(await self.client.backend.history(self.id, self.run_id), 1):
             try:
-                event = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                event = exc
-            if not isinstance(event, dict):
+                events.append(_events.decode(raw))
+            except ValueError as exc:
                 raise HistoryCorruptError(
-                    f"history of workflow {self.id!r} is corrupt at event #{seq}: "
-                    f"not a JSON object ({event})",
+                    f"history of workflow {self.id!r} is corrupt at event #{seq}: {exc}",
                     seq=seq,
                     instance_id=self.id,
-                )
-            events.append(event)
+                ) from None
         return events
 
     async def get_vars(self) -> dict[str, Any]:
@@ -313,6 +309,15 @@ def _json_or_text(payload: bytes | None) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError:
         return f"<unreadable payload: {bytes(payload[:80])!r}>"
+
+
+def _child_instance_id(options: bytes) -> str:
+    """The instance a child's options name (``workflow.start_child`` writes them)."""
+    try:
+        data = orjson.loads(options)
+    except orjson.JSONDecodeError:
+        return ""
+    return str(data.get("instance_id", "")) if isinstance(data, dict) else ""
 
 
 def _pending_activity(activity_id: int, name: str, state: ActivityState | None) -> PendingActivity:
@@ -339,28 +344,14 @@ def _pending_activity(activity_id: int, name: str, state: ActivityState | None) 
 def _describe(
     info: RunInfo, history: list[bytes], states: Sequence[ActivityState] = ()
 ) -> WorkflowDescription:
-    activities: dict[int, str] = {}
-    timers: dict[int, int] = {}
-    children: dict[int, str] = {}
-    for raw in history:
-        try:
-            event = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        kind = event.get("kind")
-        eid = event.get("id")
-        if kind == "activity_scheduled":
-            activities[eid] = event.get("name", "")
-        elif kind in ("activity_completed", "activity_failed", "activity_cancel_requested"):
-            activities.pop(eid, None)
-        elif kind == "timer_started":
-            timers[eid] = event.get("fire_at", 0)
-        elif kind in ("timer_fired", "timer_canceled"):
-            timers.pop(eid, None)
-        elif kind == "child_scheduled":
-            children[eid] = (event.get("options") or {}).get("instance_id", "")
-        elif kind in ("child_completed", "child_failed", "child_cancel_requested"):
-            children.pop(eid, None)
+    # The core says what the run waits for; a corrupt event ends what it can tell.
+    view = _core.view_history(history)
+    activities = dict(view.pending_activities)
+    timers = dict(view.pending_timers)
+    children = {
+        command_id: _child_instance_id(options)
+        for command_id, _name, options in view.pending_children
+    }
     is_open = info.status is RunStatus.RUNNING
     by_id = {state.activity_id: state for state in states}
     created = _dt(info.created_at)

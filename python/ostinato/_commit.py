@@ -19,7 +19,6 @@ import orjson
 
 from . import _core, _events
 from ._backend import (
-    InboxEvent,
     NewActivity,
     NewRun,
     NewTimer,
@@ -30,7 +29,7 @@ from ._backend import (
     WorkflowCommit,
 )
 
-__all__ = ["StepOutput", "build_commit", "failed_run_commit"]
+__all__ = ["StepOutput", "build_commit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +41,10 @@ class StepOutput:
     workflow_name: str
     queue: str
     new_events: list[bytes]
-    commands: Sequence[_core.Task]
+    commands: Sequence[_core.Command]
     vars: Mapping[str, bytes]
-    # The execution deadline (the timed_out job) closed the run: its status is timed_out.
-    timed_out: bool
+    # How the run closed (RunStatus values), decided by the reducer; None while open.
+    close_status: str | None
     # Why the run was asked to cancel, passed on to the children it cancels.
     cancel_reason: str | None
     # Absolute deadline of the whole execution, inherited by continue-as-new.
@@ -142,15 +141,14 @@ def build_commit(
             event = _events.cancel_requested(orjson.loads(out.payload or b'""'))
             commit.signals.append(OutgoingSignal(options["instance_id"], event, out.id))
         elif kind == "complete":
-            commit.close = RunClose(RunStatus.COMPLETED, out.payload)
+            commit.close = RunClose(_close_status(run), out.payload)
         elif kind == "fail":
-            # What closed the run decides its status (the execution deadline's timed_out
-            # job), never what the failure payload says.
-            status = RunStatus.TIMED_OUT if run.timed_out else RunStatus.FAILED
-            commit.close = RunClose(status, out.payload or b"{}")
+            # failed, or timed_out when the execution deadline closed the run: the reducer
+            # decides from what closed it, never from what the failure payload says.
+            commit.close = RunClose(_close_status(run), out.payload or b"{}")
         elif kind == "canceled":
             commit.close = RunClose(
-                RunStatus.CANCELED,
+                _close_status(run),
                 orjson.dumps(
                     {
                         "type": "WorkflowCancelledError",
@@ -166,7 +164,7 @@ def build_commit(
             # execution_timeout covers the whole execution: the next run inherits the
             # deadline (and the parent link, which the backend carries over).
             commit.close = RunClose(
-                RunStatus.CONTINUED_AS_NEW,
+                _close_status(run),
                 None,
                 next_run=NewRun(
                     instance_id=run.instance_id,
@@ -191,19 +189,8 @@ def build_commit(
     return commit
 
 
-def failed_run_commit(
-    *, history_length: int, inbox: Sequence[InboxEvent], failure: bytes, now: float
-) -> WorkflowCommit:
-    """Close a run as failed without running its code (the worker option
-    ``nondeterminism="fail"``): the task's inbox events are recorded, then the failure."""
-    seq = history_length + 1
-    events = [_events.task_started(seq, int(now * 1_000_000))]
-    for item in inbox:
-        seq += 1
-        events.append(_events.with_seq(item.event, seq))
-    events.append(_events.workflow_failed(seq + 1, failure))
-    return WorkflowCommit(
-        new_events=events,
-        consumed_inbox=[item.id for item in inbox],
-        close=RunClose(RunStatus.FAILED, failure),
-    )
+def _close_status(run: StepOutput) -> RunStatus:
+    """The status the reducer closed the run with (a closing command always sets it)."""
+    if run.close_status is None:  # pragma: no cover - the core closes the run with it
+        raise RuntimeError("the core emitted a closing command but reports the run open")
+    return RunStatus(run.close_status)

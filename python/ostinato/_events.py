@@ -1,26 +1,49 @@
-"""Building the inbox events the runtime writes (see docs/internals/reducer.md)."""
+"""The one Python module that builds and reads history events (see docs/internals/reducer.md).
+
+The Rust core owns the events of a workflow task: it numbers them, encodes them and decodes
+recorded history (``ostinato._core``). What Python writes are the *inbox* events that arrive
+for a run (no ``seq``: the core numbers them when the run consumes them), and the single
+history event a backend appends without the core (``workflow_terminated``). What Python reads
+of an event goes through the readers at the end of this module. Everything else in
+``python/ostinato`` treats events as opaque bytes; a test (tests/test_events.py) fails when a
+module other than this one writes an event dict or reads an event's fields.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 __all__ = [
+    "StartInfo",
     "activity_completed",
     "activity_failed",
     "cancel_requested",
+    "carries_over",
+    "child_completed",
+    "child_failed",
     "command_target",
+    "decode",
     "run_origin",
+    "seq_of",
+    "signal_external_completed",
     "signal_received",
-    "task_started",
+    "start_info",
+    "started_event",
     "task_time",
+    "timed_out",
     "timer_fired",
-    "with_seq",
-    "workflow_failed",
+    "workflow_failure",
     "workflow_started",
+    "workflow_terminated",
 ]
+
+
+# ---- inbox events (no seq) --------------------------------------------------------------
 
 
 def workflow_started(
@@ -34,8 +57,9 @@ def workflow_started(
     execution_deadline: float | None,
     **extra: str,
 ) -> bytes:
-    """The event that starts a run; ``info`` becomes ``workflow.info()``. ``extra``: how the
-    run came about (``parent_instance_id``, ``continued_from_run_id``)."""
+    """The event that starts a run; ``info`` becomes ``workflow.info()`` (read back by
+    ``start_info``). ``extra``: how the run came about (``parent_instance_id``,
+    ``continued_from_run_id``)."""
     info: dict[str, Any] = {
         "instance_id": instance_id,
         "run_id": run_id,
@@ -59,6 +83,11 @@ def signal_received(name: str, payload: bytes) -> bytes:
 
 def cancel_requested(reason: str) -> bytes:
     return orjson.dumps({"kind": "cancel_requested", "reason": reason})
+
+
+def timed_out() -> bytes:
+    """The run's execution deadline passed."""
+    return b'{"kind":"timed_out"}'
 
 
 def timer_fired(timer_id: int) -> bytes:
@@ -87,23 +116,147 @@ def activity_failed(activity_id: int, failure: bytes, attempt: int) -> bytes:
     )
 
 
-def with_seq(event: bytes, seq: int) -> bytes:
-    """An inbox event as a history event numbered ``seq``."""
-    data = orjson.loads(event)
-    return orjson.dumps({"seq": seq, **data})
-
-
-def task_started(seq: int, time_us: int) -> bytes:
-    """The history event opening a workflow task written without the reducer (a run failed
-    by the worker option ``nondeterminism="fail"``)."""
-    return orjson.dumps({"seq": seq, "kind": "task_started", "time": time_us})
-
-
-def workflow_failed(seq: int, failure: bytes) -> bytes:
-    """The history event closing a run as failed, written without the reducer."""
+def child_completed(command_id: int, result: bytes) -> bytes:
     return orjson.dumps(
-        {"seq": seq, "kind": "workflow_failed", "failure": orjson.Fragment(failure)}
+        {"kind": "child_completed", "id": command_id, "result": orjson.Fragment(result)}
     )
+
+
+def child_failed(command_id: int, failure: bytes) -> bytes:
+    return orjson.dumps(
+        {"kind": "child_failed", "id": command_id, "failure": orjson.Fragment(failure)}
+    )
+
+
+def signal_external_completed(command_id: int, failure: bytes | None) -> bytes:
+    """The answer to ``signal_external`` / ``cancel_external``: ``failure`` None when the
+    message was delivered."""
+    return orjson.dumps(
+        {
+            "kind": "signal_external_completed",
+            "id": command_id,
+            "failure": None if failure is None else orjson.Fragment(failure),
+        }
+    )
+
+
+# ---- the history event a backend writes ---------------------------------------------------
+
+
+def workflow_terminated(seq: int, reason: str) -> bytes:
+    """``terminate()``: appended by the backend after the run's last event, numbered ``seq``."""
+    return orjson.dumps({"kind": "workflow_terminated", "seq": seq, "reason": reason})
+
+
+# ---- readers ------------------------------------------------------------------------------
+
+# Inbox events addressed to the instance rather than to one run: a run that closes (continue-
+# as-new) hands them to the next run.
+_INSTANCE_KINDS = ("signal_received", "cancel_requested")
+
+
+def carries_over(event: bytes) -> bool:
+    """True for an inbox event addressed to the instance, not to one run (a signal or a
+    cancel request): continue-as-new hands it to the next run."""
+    return orjson.loads(event).get("kind") in _INSTANCE_KINDS
+
+
+_SEQ_PREFIX = re.compile(rb'\A\s*\{\s*"seq"\s*:\s*(\d+)\s*[,}]')
+
+
+def seq_of(event: bytes) -> int:
+    """The ``seq`` of a history event, reading as little of it as possible.
+
+    The core writes ``seq`` first, so the common case is a prefix match; anything else falls
+    back to a full parse. Raises ``ValueError`` when the event has no integer ``seq``.
+    """
+    match = _SEQ_PREFIX.match(event[:64])
+    if match is not None:
+        return int(match.group(1))
+    try:
+        decoded = orjson.loads(event)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"history event is not valid JSON: {exc}") from None
+    seq = decoded.get("seq") if isinstance(decoded, dict) else None
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise ValueError("history event has no integer 'seq' field")
+    return seq
+
+
+def decode(event: bytes) -> dict[str, Any]:
+    """A stored event as a JSON-able dict (``handle.history()``); ``ValueError`` when it is
+    not a JSON object."""
+    try:
+        decoded = orjson.loads(event)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON object ({exc})") from None
+    if not isinstance(decoded, dict):
+        raise ValueError(f"not a JSON object ({decoded})")
+    return decoded
+
+
+def started_event(history: Sequence[bytes]) -> tuple[str, StartInfo]:
+    """The workflow name and ``info`` of the ``workflow_started`` event near the start of
+    ``history``; ``ValueError`` when there is none."""
+    for raw in history[:3]:
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"history event is not JSON: {exc}") from None
+        if isinstance(event, dict) and event.get("kind") == "workflow_started":
+            info = event.get("info")
+            return str(event.get("name", "")), start_info(orjson.dumps(info) if info else None)
+    raise ValueError("history has no workflow_started event near its start")
+
+
+@dataclass(frozen=True, slots=True)
+class StartInfo:
+    """The ``info`` of a ``workflow_started`` event (what ``workflow_started`` wrote)."""
+
+    instance_id: str | None
+    run_id: str | None
+    queue: str | None
+    start_time: float
+    attempt: int
+    parent_instance_id: str | None
+    continued_from_run_id: str | None
+    execution_deadline: float | None
+
+
+def start_info(info: bytes | None) -> StartInfo:
+    """Reads the ``info`` of a ``workflow_started`` event (``Job.info``)."""
+    data = orjson.loads(info) if info else {}
+    if not isinstance(data, dict):
+        data = {}
+    deadline = data.get("execution_deadline")
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    return StartInfo(
+        instance_id=text("instance_id"),
+        run_id=text("run_id"),
+        queue=text("queue"),
+        start_time=float(data.get("start_time", 0)),
+        attempt=int(data.get("attempt", 1)),
+        parent_instance_id=text("parent_instance_id"),
+        continued_from_run_id=text("continued_from_run_id"),
+        execution_deadline=float(deadline) if deadline is not None else None,
+    )
+
+
+def workflow_failure(event: bytes) -> dict[str, Any] | None:
+    """The failure (a JSON object) of a ``workflow_failed`` event; None for any other event
+    or one that cannot be read."""
+    try:
+        data = orjson.loads(event)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("kind") != "workflow_failed":
+        return None
+    failure = data.get("failure")
+    return failure if isinstance(failure, dict) else None
 
 
 # ---- reading decoded history events (``handle.history()`` dicts) -----------------------------

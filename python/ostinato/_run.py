@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from . import _core
+from . import _core, _events
 from ._commit import StepOutput
 from ._definition import WorkflowDefinition
 from ._errors import (
@@ -216,8 +216,6 @@ class WorkflowRun:
         # commands.
         self.disposing = False
         self.closed = False
-        # True once the execution deadline (the timed_out job) closed the run.
-        self.timed_out = False
         self.aborted = False
         self.failure: BaseException | None = None
         self.info: WorkflowInfo | None = None
@@ -522,9 +520,10 @@ class WorkflowRun:
                     "message": f"workflow {self.workflow_name!r} exceeded its execution timeout",
                 }
             )
+            # The reducer records that the deadline closed the run: its close status is
+            # timed_out, whatever the failure says.
             self._command(self.reducer.fail, failure)
             self.closed = True
-            self.timed_out = True
         elif kind == "workflow_started":
             self._start(job)
         else:
@@ -533,21 +532,20 @@ class WorkflowRun:
             )
 
     def _start(self, job: _core.Job) -> None:
-        info = orjson.loads(job.info) if job.info else {}
+        info = _events.start_info(job.info)
         self.info = WorkflowInfo(
             instance_id=self.instance_id,
             run_id=self.run_id,
             workflow_name=self.workflow_name,
             queue=self.queue,
-            start_time=datetime.fromtimestamp(info.get("start_time", 0), tz=timezone.utc),
-            attempt=int(info.get("attempt", 1)),
+            start_time=datetime.fromtimestamp(info.start_time, tz=timezone.utc),
+            attempt=info.attempt,
             history_length=0,
-            parent_instance_id=info.get("parent_instance_id"),
-            continued_from_run_id=info.get("continued_from_run_id"),
+            parent_instance_id=info.parent_instance_id,
+            continued_from_run_id=info.continued_from_run_id,
         )
         self.random = random.Random(uuid.UUID(hex=self.run_id).int)
-        deadline = info.get("execution_deadline")
-        self.execution_deadline = float(deadline) if deadline is not None else None
+        self.execution_deadline = info.execution_deadline
         if self.definition is None:
             self._fail_start(
                 ApplicationError(
@@ -736,12 +734,22 @@ class WorkflowRun:
             workflow_name=self.workflow_name,
             queue=self.queue,
             new_events=self.reducer.take_new_events(),
-            commands=self.reducer.take_tasks(),
+            commands=self.reducer.take_commands(),
             vars=self.take_vars(),
-            timed_out=self.timed_out,
+            close_status=self.reducer.close_status,
             cancel_reason=self.cancel_reason,
             execution_deadline=self.execution_deadline,
         )
+
+    def fail_task(
+        self, history: list[bytes], time_us: int, inbox: list[bytes], failure: bytes
+    ) -> None:
+        """Close the run as failed without running its code (the worker option
+        ``nondeterminism="fail"``): the reducer, given the run's recorded ``history``, numbers
+        the task's ``inbox`` events after it and records ``failure``. Then ``take_output``."""
+        self._reducer_call(self.reducer.load_history, history)
+        self._reducer_call(self.reducer.fail_task, time_us, inbox, failure)
+        self.closed = True
 
     def take_vars(self) -> Mapping[str, bytes]:
         dirty, self.dirty_vars = self.dirty_vars, {}
@@ -799,14 +807,8 @@ def _limit_failure(history: list[bytes]) -> tuple[int, bytes] | None:
     batch (1-based) and the failure payload; else None."""
     if not history or HISTORY_TOO_LONG.encode() not in history[-1]:
         return None
-    try:
-        last = orjson.loads(history[-1])
-    except orjson.JSONDecodeError:
+    failure = _events.workflow_failure(history[-1])
+    if failure is None or failure.get("type") != HISTORY_TOO_LONG:
         return None
-    failure = last.get("failure") if isinstance(last, dict) else None
-    if last.get("kind") != "workflow_failed" or not isinstance(failure, dict):
-        return None
-    if failure.get("type") != HISTORY_TOO_LONG:
-        return None
-    batches = sum(1 for event in history if b'"task_started"' in event)
-    return batches, orjson.dumps(failure)
+    # The failure closes the last workflow task; the core counts them.
+    return _core.view_history(history).batches, orjson.dumps(failure)

@@ -29,7 +29,7 @@ from ._backend import (
 )
 from ._backends._schedule_store import ScheduleStore
 from ._client import Client
-from ._commit import build_commit, failed_run_commit
+from ._commit import build_commit
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
     ApplicationError,
@@ -508,13 +508,26 @@ class Worker:
             )
 
     async def _fail_run(self, task: WorkflowTask, exc: BaseException) -> None:
-        """The worker option nondeterminism="fail": close the run as failed."""
-        commit = failed_run_commit(
-            history_length=task.history_length,
-            inbox=task.inbox,
-            failure=encode_failure(exc),
-            now=self.backend.clock(),
-        )
+        """The worker option nondeterminism="fail": close the run as failed, its code not run
+        (the reducer numbers the task's events after the recorded history)."""
+        run = self._new_run(task)
+        try:
+            history = (
+                await self.backend.history(task.instance_id, task.run_id)
+                if task.history_length
+                else []
+            )
+            now = self.backend.clock()
+            inbox = [item.event for item in task.inbox]
+            run.fail_task(history, int(now * 1_000_000), inbox, encode_failure(exc))
+            commit = build_commit(
+                run.take_output(),
+                consumed_inbox=[item.id for item in task.inbox],
+                now=now,
+                sticky_worker=None,
+            )
+        finally:
+            run.dispose()
         with contextlib.suppress(LeaseLostError):
             await self.backend.commit_workflow_task(task, commit)
 

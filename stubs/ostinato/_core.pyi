@@ -13,12 +13,14 @@ from typing import final
 __all__ = [
     "EngineBugError",
     "HistoryCorruptError",
+    "HistoryView",
     "Activation",
+    "Command",
     "Job",
     "NondeterminismError",
     "Reducer",
-    "Task",
     "__version__",
+    "view_history",
 ]
 
 __version__: str
@@ -111,8 +113,10 @@ class Activation:
         """One ``Job`` per inbound event that still matters, in history order."""
 
 @final
-class Task:
-    """Work for the backend produced by a workflow task.
+class Command:
+    """What a workflow task asks of the backend: one of the reducer's outputs.
+
+    (The Rust core calls these tasks; in Python a *task* is work claimed from a backend.)
 
     Fields by ``kind`` (the others are ``0``, ``""`` or ``None``):
 
@@ -133,10 +137,10 @@ class Task:
 
     @property
     def kind(self) -> str:
-        """The task kind (see the class docstring)."""
+        """The command kind (see the class docstring)."""
     @property
     def id(self) -> int:
-        """The command id; 0 for run-level tasks."""
+        """The command id; 0 for run-level commands."""
     @property
     def name(self) -> str:
         """Activity, workflow or signal name; empty otherwise."""
@@ -157,7 +161,8 @@ class Reducer:
     Commands may only be issued between ``next_activation()`` and ``finish_activation()``.
     While an activation replays recorded history, each command must match the next recorded
     command event (kind and identity, in order) or ``NondeterminismError`` is raised; nothing
-    new is recorded. Otherwise each command records a new event and, for most kinds, a task.
+    new is recorded. Otherwise each command records a new event and, for most kinds, an output
+    command for the backend (``take_commands``).
     """
 
     def __init__(self) -> None: ...
@@ -230,8 +235,18 @@ class Reducer:
         """Close the run and start a new one with `input`."""
     def take_new_events(self) -> list[bytes]:
         """Events to append to history (with seq), created since the last call."""
-    def take_tasks(self) -> list[Task]:
-        """Tasks for the backend, created since the last call."""
+    def take_commands(self) -> list[Command]:
+        """Commands for the backend, created since the last call."""
+    def fail_task(self, time: int, events: list[bytes], failure: bytes) -> None:
+        """Record a workflow task whose code is not run because the run fails instead (the
+        worker option ``nondeterminism="fail"``).
+
+        Appends ``task_started`` at `time`, the inbox `events` (without seq, checked as by
+        ``add_new_batch``) and ``workflow_failed`` with `failure`, numbered after the history
+        loaded so far, and the ``fail`` command; the run is closed (``close_status`` is
+        ``"failed"``). Only on a reducer that has loaded the run's history and done nothing
+        else: otherwise, or when that history already closes the run, ``EngineBugError``.
+        """
     @property
     def replaying(self) -> bool:
         """True while the current activation replays recorded history."""
@@ -245,3 +260,41 @@ class Reducer:
     @property
     def finished(self) -> bool:
         """True once the run has a closing command (complete, fail, cancel, continue)."""
+    @property
+    def close_status(self) -> str | None:
+        """How the run closed, decided by the reducer: ``completed``, ``failed``,
+        ``timed_out`` (failed in or after the activation that delivered ``timed_out``: its
+        execution deadline closed it), ``canceled`` or ``continued_as_new``; ``None`` while
+        open."""
+
+@final
+class HistoryView:
+    """What a recorded history says about its run, without running its code (``describe()``).
+
+    The history is checked as ``Reducer.load_history`` checks it. A command is pending while
+    its machine still waits: an activity scheduled and neither finished nor asked to cancel, a
+    timer neither fired nor cancelled, a child neither finished nor asked to cancel. Attempts
+    and retries of an activity are not history: the backend knows them.
+    """
+
+    @property
+    def pending_activities(self) -> list[tuple[int, str]]:
+        """``(command id, activity name)`` of each activity the run waits for."""
+    @property
+    def pending_timers(self) -> list[tuple[int, int]]:
+        """``(command id, fire time)`` of each timer that has not fired (microseconds)."""
+    @property
+    def pending_children(self) -> list[tuple[int, str, bytes]]:
+        """``(command id, workflow name, options JSON)`` of each child the run waits for; the
+        options name the child instance."""
+    @property
+    def batches(self) -> int:
+        """Number of workflow tasks (``task_started`` events) in the history."""
+    @property
+    def corrupt_seq(self) -> int | None:
+        """The first corrupt event's sequence number, or ``None``; the view describes the
+        events before it."""
+
+def view_history(history: list[bytes]) -> HistoryView:
+    """What ``history`` (stored events with seq, from the first) says about its run. Never
+    raises for a corrupt history: see ``HistoryView.corrupt_seq``."""

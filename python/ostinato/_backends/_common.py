@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from .. import _events
 from .._backend import NewRun, ParentRef, RunInfo, RunStatus, WorkflowCommit
 from .._errors import HistoryCorruptError, LeaseLostError
 
@@ -48,21 +49,17 @@ __all__ = [
 # ---- events the backend writes ------------------------------------------------------------
 
 
-def _raw(payload: bytes | None) -> orjson.Fragment | None:
-    return None if payload is None else orjson.Fragment(payload)
-
-
 def failure_payload(error_type: str, message: str) -> bytes:
     """A failure payload in the shape the runtime rebuilds errors from."""
     return orjson.dumps({"type": error_type, "message": message})
 
 
 def timed_out_event() -> bytes:
-    return b'{"kind":"timed_out"}'
+    return _events.timed_out()
 
 
 def workflow_terminated_event(seq: int, reason: str) -> bytes:
-    return orjson.dumps({"kind": "workflow_terminated", "seq": seq, "reason": reason})
+    return _events.workflow_terminated(seq, reason)
 
 
 def terminated_failure(instance_id: str, reason: str) -> bytes:
@@ -72,9 +69,7 @@ def terminated_failure(instance_id: str, reason: str) -> bytes:
 
 
 def signal_external_completed_event(command_id: int, failure: bytes | None) -> bytes:
-    return orjson.dumps(
-        {"kind": "signal_external_completed", "id": command_id, "failure": _raw(failure)}
-    )
+    return _events.signal_external_completed(command_id, failure)
 
 
 def child_start_refused_event(command_id: int, instance_id: str, open_run: bool) -> bytes:
@@ -84,7 +79,7 @@ def child_start_refused_event(command_id: int, instance_id: str, open_run: bool)
     else:
         message = f"child workflow id {instance_id!r} was used before and id reuse is refused"
     failure = failure_payload("WorkflowAlreadyStartedError", message)
-    return orjson.dumps({"kind": "child_failed", "id": command_id, "failure": _raw(failure)})
+    return _events.child_failed(command_id, failure)
 
 
 _CLOSED_CHILD_ERRORS = {
@@ -105,9 +100,7 @@ def child_closed_event(
     error class whatever the child's code recorded.
     """
     if status is RunStatus.COMPLETED:
-        return orjson.dumps(
-            {"kind": "child_completed", "id": command_id, "result": _raw(result or b"null")}
-        )
+        return _events.child_completed(command_id, result or b"null")
     if status is RunStatus.FAILED:
         failure = result or failure_payload(
             "WorkflowFailedError", f"child workflow {instance_id!r} failed"
@@ -119,29 +112,11 @@ def child_closed_event(
             status, ("WorkflowFailedError", f"closed with status {status.value}")
         )
         failure = failure_payload(error_type, f"child workflow {instance_id!r} {what}")
-    return orjson.dumps({"kind": "child_failed", "id": command_id, "failure": _raw(failure)})
+    return _events.child_failed(command_id, failure)
 
 
-_SEQ_PREFIX = re.compile(rb'\A\s*\{\s*"seq"\s*:\s*(\d+)\s*[,}]')
-
-
-def first_seq(event: bytes) -> int:
-    """The ``seq`` of a history event, reading as little of it as possible.
-
-    The core writes ``seq`` first, so the common case is a prefix match; anything else falls
-    back to a full parse. Raises ``ValueError`` when the event has no integer ``seq``.
-    """
-    match = _SEQ_PREFIX.match(event[:64])
-    if match is not None:
-        return int(match.group(1))
-    try:
-        decoded = orjson.loads(event)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"history event is not valid JSON: {exc}") from None
-    seq = decoded.get("seq") if isinstance(decoded, dict) else None
-    if not isinstance(seq, int) or isinstance(seq, bool):
-        raise ValueError("history event has no integer 'seq' field")
-    return seq
+# The seq of a history event (raises ValueError when it has none).
+first_seq = _events.seq_of
 
 
 ID_CONFLICTS = ("fail", "use_existing", "terminate_existing")

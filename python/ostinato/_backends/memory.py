@@ -15,8 +15,7 @@ import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
+from .. import _events
 from .._backend import (
     ActivityState,
     ActivityTask,
@@ -121,8 +120,7 @@ class _ActivityTask:
 
 def _carries_over(event: bytes) -> bool:
     """Inbox events addressed to the instance rather than to one run (see _close)."""
-    kind = orjson.loads(event).get("kind")
-    return kind in ("signal_received", "cancel_requested")
+    return _events.carries_over(event)
 
 
 class MemoryBackend(MemorySchedules, Backend):

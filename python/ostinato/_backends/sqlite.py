@@ -34,8 +34,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import orjson
-
+from .. import _events
 from .._backend import (
     ActivityState,
     ActivityTask,
@@ -207,8 +206,7 @@ def _marks(values: Sequence[object]) -> str:
 
 def _carries_over(event: bytes) -> bool:
     """Inbox events addressed to the instance rather than to one run (see _close)."""
-    kind = orjson.loads(event).get("kind")
-    return kind in ("signal_received", "cancel_requested")
+    return _events.carries_over(event)
 
 
 class SqliteBackend(SqliteSchedules, Backend):

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from .. import _events
 from .._client import WorkflowHandle
 from .._definition import WorkflowDefinition, build_registry
 from .._errors import HistoryCorruptError, NonDeterminismError
@@ -48,8 +49,10 @@ def replay(
     events = load_history(history)
     workflows = [workflow] if callable(workflow) else list(workflow)
     registry: dict[str, WorkflowDefinition] = build_registry(workflows, "workflow")
-    started = _started_event(events)
-    name = str(started.get("name", ""))
+    try:
+        name, info = _events.started_event(events)
+    except ValueError as exc:
+        raise HistoryCorruptError(str(exc)) from None
     definition = registry.get(name)
     if definition is None:
         raise NonDeterminismError(
@@ -57,13 +60,12 @@ def replay(
             f"{sorted(registry) or 'no workflows'}",
             expected=name,
         )
-    info = started.get("info") or {}
     run = WorkflowRun(
         definition=definition,
         workflow_name=name,
-        instance_id=str(info.get("instance_id", "replay")),
-        run_id=str(info.get("run_id") or "0" * 32),
-        queue=str(info.get("queue", "default")),
+        instance_id=info.instance_id or "replay",
+        run_id=info.run_id or "0" * 32,
+        queue=info.queue or "default",
         converter=converter or default_converter(),
         deadlock_timeout=None,
     )
@@ -77,17 +79,6 @@ def replay(
         raise
     finally:
         run.dispose()
-
-
-def _started_event(events: list[bytes]) -> dict[str, Any]:
-    for raw in events[:3]:
-        try:
-            event = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise HistoryCorruptError(f"history event is not JSON: {exc}") from None
-        if isinstance(event, dict) and event.get("kind") == "workflow_started":
-            return event
-    raise HistoryCorruptError("history has no workflow_started event near its start")
 
 
 def replay_directory(

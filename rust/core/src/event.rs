@@ -1,16 +1,22 @@
 //! History events: the decoded form, decoding from stored bytes and encoding to them.
 //!
 //! Each event is one JSON object with `seq`, `kind` and the kind's fields (see
-//! `docs/internals/reducer.md`). Payload fields are kept as raw JSON text. The encoder writes the
-//! fields in a fixed order (`seq`, `kind`, then the table's order), so the same event always has
-//! the same bytes.
+//! `docs/internals/reducer.md`). Everything the core knows about an event kind is one row of the
+//! table below (`event_table!`): its wire name, where it may appear in a workflow task, and its
+//! fields in their stored order, each with its type. From that row the macro generates the
+//! [`EventKind`] and [`EventBody`] variants, the general decoder (any valid JSON encoding), the
+//! canonical fast decoder (`crate::canonical`) and the encoder. How a field of each type is
+//! read and written is `crate::fields`. The encoder writes `seq`, `kind`, then the row's fields
+//! in order, so the same event always has the same bytes.
+//!
+//! A new event kind is a new row (and a line in the contract's table); nothing else here changes.
 
+use crate::canonical::Cursor;
 use crate::error::{Error, Result};
+use crate::fields::{Field, Writer};
 use crate::payload::Payload;
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 /// The role an event plays inside a workflow task (batch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +31,21 @@ pub enum EventClass {
     Terminal,
 }
 
-macro_rules! event_kinds {
-    ($($variant:ident => $name:literal, $class:ident;)*) => {
+/// Generates everything per event kind from one row per kind:
+///
+/// ```text
+/// Variant => "wire_name", Class { field: Type, ... };
+/// ```
+///
+/// Field types are the types of [`EventBody`]'s fields and choose how the field is read and
+/// written (`crate::fields`): `i64` (times), `u64` (the command id: positive), `u32` (attempt),
+/// `String`, `Payload` (raw JSON), `Option<Payload>` (raw JSON whose `null` means `None`). A
+/// kind without fields has no braces.
+macro_rules! event_table {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident => $name:literal, $class:ident $({ $($field:ident : $ty:ty),* $(,)? })?;
+    )*) => {
         /// The `kind` of an event.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum EventKind { $(#[doc = $name] $variant,)* }
@@ -50,36 +69,165 @@ macro_rules! event_kinds {
                 match name { $($name => Some(EventKind::$variant),)* _ => None }
             }
         }
+
+        /// A decoded event without its `seq`.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[allow(missing_docs)] // the fields are the contract's table
+        pub enum EventBody {
+            $(
+                $(#[doc = $doc])*
+                $variant $({ $($field: $ty),* })?,
+            )*
+        }
+
+        impl EventBody {
+            /// The event's kind.
+            pub fn kind(&self) -> EventKind {
+                match self { $(EventBody::$variant { .. } => EventKind::$variant,)* }
+            }
+
+            /// The command id the event carries, if its kind has one.
+            pub fn command_id(&self) -> Option<u64> {
+                match self {
+                    $(
+                        #[allow(unused_variables)]
+                        EventBody::$variant $({ $($field),* })? => {
+                            None $($(.or(<$ty as Field>::command_id($field)))*)?
+                        }
+                    )*
+                }
+            }
+        }
+
+        /// Builds the body from the general decoder's fields; the error describes the missing
+        /// or invalid field.
+        fn body_from_wire(
+            kind: EventKind,
+            #[allow(unused_variables)] w: WireEvent<'_>,
+        ) -> std::result::Result<EventBody, String> {
+            Ok(match kind {
+                $(
+                    EventKind::$variant => EventBody::$variant $({ $(
+                        $field: <$ty as Field>::from_wire(w.$field, stringify!($field))?,
+                    )* })?,
+                )*
+            })
+        }
+
+        /// Reads the fields of a `kind` event in canonical form (`crate::canonical`), or
+        /// `None` when they are not exactly in that form.
+        #[inline]
+        pub(crate) fn read_canonical(
+            kind: EventKind,
+            #[allow(unused_variables)] c: &mut Cursor<'_>,
+        ) -> Option<EventBody> {
+            Some(match kind {
+                $(
+                    EventKind::$variant => EventBody::$variant $({ $(
+                        $field: {
+                            c.literal(concat!(",\"", stringify!($field), "\":").as_bytes())?;
+                            <$ty as Field>::read(c)?
+                        },
+                    )* })?,
+                )*
+            })
+        }
+
+        /// Encodes an event to the bytes the core stores.
+        pub(crate) fn encode(seq: u64, body: &EventBody) -> Vec<u8> {
+            let mut w = Writer::start(seq, body.kind().as_str());
+            match body {
+                $(
+                    EventBody::$variant $({ $($field),* })? => {
+                        $($(
+                            w.key(concat!(",\"", stringify!($field), "\":"));
+                            <$ty as Field>::write($field, &mut w);
+                        )*)?
+                    }
+                )*
+            }
+            w.finish()
+        }
     };
 }
 
-event_kinds! {
-    TaskStarted => "task_started", Marker;
-    WorkflowStarted => "workflow_started", Inbound;
-    ActivityScheduled => "activity_scheduled", Command;
-    ActivityCompleted => "activity_completed", Inbound;
-    ActivityFailed => "activity_failed", Inbound;
-    ActivityCancelRequested => "activity_cancel_requested", Command;
-    TimerStarted => "timer_started", Command;
-    TimerFired => "timer_fired", Inbound;
-    TimerCanceled => "timer_canceled", Command;
-    SignalReceived => "signal_received", Inbound;
-    SideEffectRecorded => "side_effect_recorded", Command;
-    MarkerRecorded => "marker_recorded", Command;
-    ChildScheduled => "child_scheduled", Command;
-    ChildCompleted => "child_completed", Inbound;
-    ChildFailed => "child_failed", Inbound;
-    ChildCancelRequested => "child_cancel_requested", Command;
-    SignalExternalSent => "signal_external_sent", Command;
-    SignalExternalCompleted => "signal_external_completed", Inbound;
-    ExternalCancelRequested => "external_cancel_requested", Command;
-    CancelRequested => "cancel_requested", Inbound;
+event_table! {
+    TaskStarted => "task_started", Marker { time: i64 };
+    WorkflowStarted => "workflow_started", Inbound { name: String, input: Payload, info: Payload };
+    ActivityScheduled => "activity_scheduled", Command {
+        id: u64, name: String, input: Payload, options: Payload
+    };
+    ActivityCompleted => "activity_completed", Inbound { id: u64, result: Payload, attempt: u32 };
+    ActivityFailed => "activity_failed", Inbound { id: u64, failure: Payload, attempt: u32 };
+    ActivityCancelRequested => "activity_cancel_requested", Command { id: u64 };
+    TimerStarted => "timer_started", Command { id: u64, fire_at: i64 };
+    TimerFired => "timer_fired", Inbound { id: u64 };
+    TimerCanceled => "timer_canceled", Command { id: u64 };
+    SignalReceived => "signal_received", Inbound { name: String, payload: Payload };
+    SideEffectRecorded => "side_effect_recorded", Command { id: u64, value: Payload };
+    MarkerRecorded => "marker_recorded", Command { id: u64, name: String };
+    ChildScheduled => "child_scheduled", Command {
+        id: u64, name: String, input: Payload, options: Payload
+    };
+    ChildCompleted => "child_completed", Inbound { id: u64, result: Payload };
+    ChildFailed => "child_failed", Inbound { id: u64, failure: Payload };
+    ChildCancelRequested => "child_cancel_requested", Command { id: u64 };
+    SignalExternalSent => "signal_external_sent", Command {
+        id: u64, name: String, payload: Payload, options: Payload
+    };
+    /// `failure` is JSON `null` on the wire when the signal was delivered.
+    SignalExternalCompleted => "signal_external_completed", Inbound {
+        id: u64, failure: Option<Payload>
+    };
+    /// `workflow.cancel_external`: a cancel request for another instance (`options` names it);
+    /// answered by `signal_external_completed` like a signal.
+    ExternalCancelRequested => "external_cancel_requested", Command {
+        id: u64, options: Payload, reason: String
+    };
+    CancelRequested => "cancel_requested", Inbound { reason: String };
     TimedOut => "timed_out", Inbound;
-    WorkflowCompleted => "workflow_completed", Command;
-    WorkflowFailed => "workflow_failed", Command;
+    WorkflowCompleted => "workflow_completed", Command { result: Payload };
+    WorkflowFailed => "workflow_failed", Command { failure: Payload };
     WorkflowCanceled => "workflow_canceled", Command;
-    WorkflowContinuedAsNew => "workflow_continued_as_new", Command;
-    WorkflowTerminated => "workflow_terminated", Terminal;
+    WorkflowContinuedAsNew => "workflow_continued_as_new", Command {
+        input: Payload, options: Payload
+    };
+    WorkflowTerminated => "workflow_terminated", Terminal { reason: String };
+}
+
+/// The general decoder reads every field any kind has: each field name has one wire type
+/// (`crate::fields`), and a kind's row picks the fields it needs.
+macro_rules! wire_fields {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        /// Every field of every kind; which ones are required depends on `kind`.
+        #[derive(Deserialize)]
+        struct WireEvent<'a> {
+            #[serde(default)]
+            seq: Option<u64>,
+            #[serde(borrow)]
+            kind: Cow<'a, str>,
+            $(
+                #[serde(default, borrow)]
+                $field: <$ty as Field>::Wire<'a>,
+            )*
+        }
+    };
+}
+
+wire_fields! {
+    time: i64,
+    id: u64,
+    name: String,
+    input: Payload,
+    info: Payload,
+    options: Payload,
+    result: Payload,
+    failure: Payload,
+    payload: Payload,
+    value: Payload,
+    attempt: u32,
+    fire_at: i64,
+    reason: String,
 }
 
 impl Event {
@@ -94,114 +242,6 @@ impl Event {
     }
 }
 
-/// A decoded event without its `seq`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)] // the fields are the contract's table
-pub enum EventBody {
-    TaskStarted {
-        time: i64,
-    },
-    WorkflowStarted {
-        name: String,
-        input: Payload,
-        info: Payload,
-    },
-    ActivityScheduled {
-        id: u64,
-        name: String,
-        input: Payload,
-        options: Payload,
-    },
-    ActivityCompleted {
-        id: u64,
-        result: Payload,
-        attempt: u32,
-    },
-    ActivityFailed {
-        id: u64,
-        failure: Payload,
-        attempt: u32,
-    },
-    ActivityCancelRequested {
-        id: u64,
-    },
-    TimerStarted {
-        id: u64,
-        fire_at: i64,
-    },
-    TimerFired {
-        id: u64,
-    },
-    TimerCanceled {
-        id: u64,
-    },
-    SignalReceived {
-        name: String,
-        payload: Payload,
-    },
-    SideEffectRecorded {
-        id: u64,
-        value: Payload,
-    },
-    MarkerRecorded {
-        id: u64,
-        name: String,
-    },
-    ChildScheduled {
-        id: u64,
-        name: String,
-        input: Payload,
-        options: Payload,
-    },
-    ChildCompleted {
-        id: u64,
-        result: Payload,
-    },
-    ChildFailed {
-        id: u64,
-        failure: Payload,
-    },
-    ChildCancelRequested {
-        id: u64,
-    },
-    SignalExternalSent {
-        id: u64,
-        name: String,
-        payload: Payload,
-        options: Payload,
-    },
-    /// `workflow.cancel_external`: a cancel request for another instance (`options` names it);
-    /// answered by `signal_external_completed` like a signal.
-    ExternalCancelRequested {
-        id: u64,
-        options: Payload,
-        reason: String,
-    },
-    /// `failure` is JSON `null` on the wire when the signal was delivered.
-    SignalExternalCompleted {
-        id: u64,
-        failure: Option<Payload>,
-    },
-    CancelRequested {
-        reason: String,
-    },
-    TimedOut,
-    WorkflowCompleted {
-        result: Payload,
-    },
-    WorkflowFailed {
-        failure: Payload,
-    },
-    WorkflowCanceled,
-    WorkflowContinuedAsNew {
-        input: Payload,
-        options: Payload,
-    },
-    WorkflowTerminated {
-        reason: String,
-    },
-}
-
 /// One history event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -212,64 +252,6 @@ pub struct Event {
 }
 
 impl EventBody {
-    /// The event's kind.
-    pub fn kind(&self) -> EventKind {
-        use EventBody as B;
-        use EventKind as K;
-        match self {
-            B::TaskStarted { .. } => K::TaskStarted,
-            B::WorkflowStarted { .. } => K::WorkflowStarted,
-            B::ActivityScheduled { .. } => K::ActivityScheduled,
-            B::ActivityCompleted { .. } => K::ActivityCompleted,
-            B::ActivityFailed { .. } => K::ActivityFailed,
-            B::ActivityCancelRequested { .. } => K::ActivityCancelRequested,
-            B::TimerStarted { .. } => K::TimerStarted,
-            B::TimerFired { .. } => K::TimerFired,
-            B::TimerCanceled { .. } => K::TimerCanceled,
-            B::SignalReceived { .. } => K::SignalReceived,
-            B::SideEffectRecorded { .. } => K::SideEffectRecorded,
-            B::MarkerRecorded { .. } => K::MarkerRecorded,
-            B::ChildScheduled { .. } => K::ChildScheduled,
-            B::ChildCompleted { .. } => K::ChildCompleted,
-            B::ChildFailed { .. } => K::ChildFailed,
-            B::ChildCancelRequested { .. } => K::ChildCancelRequested,
-            B::SignalExternalSent { .. } => K::SignalExternalSent,
-            B::SignalExternalCompleted { .. } => K::SignalExternalCompleted,
-            B::ExternalCancelRequested { .. } => K::ExternalCancelRequested,
-            B::CancelRequested { .. } => K::CancelRequested,
-            B::TimedOut => K::TimedOut,
-            B::WorkflowCompleted { .. } => K::WorkflowCompleted,
-            B::WorkflowFailed { .. } => K::WorkflowFailed,
-            B::WorkflowCanceled => K::WorkflowCanceled,
-            B::WorkflowContinuedAsNew { .. } => K::WorkflowContinuedAsNew,
-            B::WorkflowTerminated { .. } => K::WorkflowTerminated,
-        }
-    }
-
-    /// The command id the event carries, if its kind has one.
-    pub fn command_id(&self) -> Option<u64> {
-        use EventBody as B;
-        match self {
-            B::ActivityScheduled { id, .. }
-            | B::ActivityCompleted { id, .. }
-            | B::ActivityFailed { id, .. }
-            | B::ActivityCancelRequested { id }
-            | B::TimerStarted { id, .. }
-            | B::TimerFired { id }
-            | B::TimerCanceled { id }
-            | B::SideEffectRecorded { id, .. }
-            | B::MarkerRecorded { id, .. }
-            | B::ChildScheduled { id, .. }
-            | B::ChildCompleted { id, .. }
-            | B::ChildFailed { id, .. }
-            | B::ChildCancelRequested { id }
-            | B::SignalExternalSent { id, .. }
-            | B::ExternalCancelRequested { id, .. }
-            | B::SignalExternalCompleted { id, .. } => Some(*id),
-            _ => None,
-        }
-    }
-
     /// How the event is named in error messages: `activity_scheduled 'charge'`,
     /// `timer_fired for command 3`, `workflow_completed`.
     pub fn describe(&self) -> String {
@@ -299,51 +281,6 @@ pub(crate) enum SeqRule {
     Recorded,
     /// Inbox events have none yet; the core assigns it.
     Inbox,
-}
-
-/// A payload field: absent, or present with any JSON value (including `null`).
-#[derive(Default)]
-struct RawField<'a>(Option<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawField<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        <&'a RawValue>::deserialize(deserializer).map(|raw| RawField(Some(raw)))
-    }
-}
-
-/// Every field of every kind; which ones are required depends on `kind`.
-#[derive(Deserialize)]
-struct WireEvent<'a> {
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    time: Option<i64>,
-    #[serde(default)]
-    id: Option<u64>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default, borrow)]
-    input: RawField<'a>,
-    #[serde(default, borrow)]
-    info: RawField<'a>,
-    #[serde(default, borrow)]
-    options: RawField<'a>,
-    #[serde(default, borrow)]
-    result: RawField<'a>,
-    #[serde(default, borrow)]
-    failure: RawField<'a>,
-    #[serde(default, borrow)]
-    payload: RawField<'a>,
-    #[serde(default, borrow)]
-    value: RawField<'a>,
-    #[serde(default)]
-    attempt: Option<u32>,
-    #[serde(default)]
-    fire_at: Option<i64>,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// Decodes one stored event. `expected_seq` is the number it must carry (history) or will get
@@ -394,270 +331,10 @@ fn decode_general(bytes: &[u8], expected_seq: u64, rule: SeqRule) -> Result<Even
     })
 }
 
-/// Builds the body; the error is the description of the missing or invalid field.
-fn body_from_wire(kind: EventKind, w: WireEvent<'_>) -> std::result::Result<EventBody, String> {
-    fn need<T>(v: Option<T>, field: &str) -> std::result::Result<T, String> {
-        v.ok_or_else(|| format!("field `{field}`"))
-    }
-    fn id(v: Option<u64>) -> std::result::Result<u64, String> {
-        match v {
-            Some(0) => Err("a positive `id` (ids start at 1)".to_owned()),
-            Some(id) => Ok(id),
-            None => Err("field `id`".to_owned()),
-        }
-    }
-    fn payload(v: RawField<'_>, field: &str) -> std::result::Result<Payload, String> {
-        need(v.0, field).map(Payload::from_raw)
-    }
-    use EventBody as B;
-    use EventKind as K;
-    Ok(match kind {
-        K::TaskStarted => B::TaskStarted {
-            time: need(w.time, "time")?,
-        },
-        K::WorkflowStarted => B::WorkflowStarted {
-            name: need(w.name, "name")?,
-            input: payload(w.input, "input")?,
-            info: payload(w.info, "info")?,
-        },
-        K::ActivityScheduled => B::ActivityScheduled {
-            id: id(w.id)?,
-            name: need(w.name, "name")?,
-            input: payload(w.input, "input")?,
-            options: payload(w.options, "options")?,
-        },
-        K::ActivityCompleted => B::ActivityCompleted {
-            id: id(w.id)?,
-            result: payload(w.result, "result")?,
-            attempt: need(w.attempt, "attempt")?,
-        },
-        K::ActivityFailed => B::ActivityFailed {
-            id: id(w.id)?,
-            failure: payload(w.failure, "failure")?,
-            attempt: need(w.attempt, "attempt")?,
-        },
-        K::ActivityCancelRequested => B::ActivityCancelRequested { id: id(w.id)? },
-        K::TimerStarted => B::TimerStarted {
-            id: id(w.id)?,
-            fire_at: need(w.fire_at, "fire_at")?,
-        },
-        K::TimerFired => B::TimerFired { id: id(w.id)? },
-        K::TimerCanceled => B::TimerCanceled { id: id(w.id)? },
-        K::SignalReceived => B::SignalReceived {
-            name: need(w.name, "name")?,
-            payload: payload(w.payload, "payload")?,
-        },
-        K::SideEffectRecorded => B::SideEffectRecorded {
-            id: id(w.id)?,
-            value: payload(w.value, "value")?,
-        },
-        K::MarkerRecorded => B::MarkerRecorded {
-            id: id(w.id)?,
-            name: need(w.name, "name")?,
-        },
-        K::ChildScheduled => B::ChildScheduled {
-            id: id(w.id)?,
-            name: need(w.name, "name")?,
-            input: payload(w.input, "input")?,
-            options: payload(w.options, "options")?,
-        },
-        K::ChildCompleted => B::ChildCompleted {
-            id: id(w.id)?,
-            result: payload(w.result, "result")?,
-        },
-        K::ChildFailed => B::ChildFailed {
-            id: id(w.id)?,
-            failure: payload(w.failure, "failure")?,
-        },
-        K::ChildCancelRequested => B::ChildCancelRequested { id: id(w.id)? },
-        K::SignalExternalSent => B::SignalExternalSent {
-            id: id(w.id)?,
-            name: need(w.name, "name")?,
-            payload: payload(w.payload, "payload")?,
-            options: payload(w.options, "options")?,
-        },
-        K::ExternalCancelRequested => B::ExternalCancelRequested {
-            id: id(w.id)?,
-            options: payload(w.options, "options")?,
-            reason: need(w.reason, "reason")?,
-        },
-        K::SignalExternalCompleted => {
-            let failure = payload(w.failure, "failure")?;
-            B::SignalExternalCompleted {
-                id: id(w.id)?,
-                failure: (!failure.is_null()).then_some(failure),
-            }
-        }
-        K::CancelRequested => B::CancelRequested {
-            reason: need(w.reason, "reason")?,
-        },
-        K::TimedOut => B::TimedOut,
-        K::WorkflowCompleted => B::WorkflowCompleted {
-            result: payload(w.result, "result")?,
-        },
-        K::WorkflowFailed => B::WorkflowFailed {
-            failure: payload(w.failure, "failure")?,
-        },
-        K::WorkflowCanceled => B::WorkflowCanceled,
-        K::WorkflowContinuedAsNew => B::WorkflowContinuedAsNew {
-            input: payload(w.input, "input")?,
-            options: payload(w.options, "options")?,
-        },
-        K::WorkflowTerminated => B::WorkflowTerminated {
-            reason: need(w.reason, "reason")?,
-        },
-    })
-}
-
-/// Writes events as compact JSON objects with a fixed field order.
-struct Writer(String);
-
-impl Writer {
-    fn start(seq: u64, kind: EventKind) -> Self {
-        let mut out = String::with_capacity(96);
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{{\"seq\":{seq},\"kind\":\"{}\"", kind.as_str());
-        Writer(out)
-    }
-    fn int(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
-        let _ = write!(self.0, ",\"{key}\":{value}");
-        self
-    }
-    fn string(&mut self, key: &str, value: &str) -> &mut Self {
-        let _ = write!(self.0, ",\"{key}\":");
-        // serde_json escapes; serialising a &str cannot fail.
-        self.0
-            .push_str(&serde_json::to_string(value).unwrap_or_default());
-        self
-    }
-    fn raw(&mut self, key: &str, value: &Payload) -> &mut Self {
-        let _ = write!(self.0, ",\"{key}\":");
-        self.0.push_str(value.as_str());
-        self
-    }
-    fn finish(mut self) -> Vec<u8> {
-        self.0.push('}');
-        self.0.into_bytes()
-    }
-}
-
-/// Encodes an event to the bytes the core stores.
-pub(crate) fn encode(seq: u64, body: &EventBody) -> Vec<u8> {
-    use EventBody as B;
-    let mut w = Writer::start(seq, body.kind());
-    match body {
-        B::TaskStarted { time } => {
-            w.int("time", time);
-        }
-        B::WorkflowStarted { name, input, info } => {
-            w.string("name", name).raw("input", input).raw("info", info);
-        }
-        B::ActivityScheduled {
-            id,
-            name,
-            input,
-            options,
-        }
-        | B::ChildScheduled {
-            id,
-            name,
-            input,
-            options,
-        } => {
-            w.int("id", id)
-                .string("name", name)
-                .raw("input", input)
-                .raw("options", options);
-        }
-        B::ActivityCompleted {
-            id,
-            result,
-            attempt,
-        } => {
-            w.int("id", id)
-                .raw("result", result)
-                .int("attempt", attempt);
-        }
-        B::ActivityFailed {
-            id,
-            failure,
-            attempt,
-        } => {
-            w.int("id", id)
-                .raw("failure", failure)
-                .int("attempt", attempt);
-        }
-        B::ActivityCancelRequested { id }
-        | B::TimerFired { id }
-        | B::TimerCanceled { id }
-        | B::ChildCancelRequested { id } => {
-            w.int("id", id);
-        }
-        B::TimerStarted { id, fire_at } => {
-            w.int("id", id).int("fire_at", fire_at);
-        }
-        B::SignalReceived { name, payload } => {
-            w.string("name", name).raw("payload", payload);
-        }
-        B::SideEffectRecorded { id, value } => {
-            w.int("id", id).raw("value", value);
-        }
-        B::MarkerRecorded { id, name } => {
-            w.int("id", id).string("name", name);
-        }
-        B::ChildCompleted { id, result } => {
-            w.int("id", id).raw("result", result);
-        }
-        B::ChildFailed { id, failure } => {
-            w.int("id", id).raw("failure", failure);
-        }
-        B::SignalExternalSent {
-            id,
-            name,
-            payload,
-            options,
-        } => {
-            w.int("id", id)
-                .string("name", name)
-                .raw("payload", payload)
-                .raw("options", options);
-        }
-        B::ExternalCancelRequested {
-            id,
-            options,
-            reason,
-        } => {
-            w.int("id", id)
-                .raw("options", options)
-                .string("reason", reason);
-        }
-        B::SignalExternalCompleted { id, failure } => {
-            w.int("id", id);
-            match failure {
-                Some(failure) => w.raw("failure", failure),
-                None => w.int("failure", "null"),
-            };
-        }
-        B::CancelRequested { reason } | B::WorkflowTerminated { reason } => {
-            w.string("reason", reason);
-        }
-        B::TimedOut | B::WorkflowCanceled => {}
-        B::WorkflowCompleted { result } => {
-            w.raw("result", result);
-        }
-        B::WorkflowFailed { failure } => {
-            w.raw("failure", failure);
-        }
-        B::WorkflowContinuedAsNew { input, options } => {
-            w.raw("input", input).raw("options", options);
-        }
-    }
-    w.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     fn p(text: &str) -> Payload {
         Payload::from_json(text.as_bytes()).unwrap()
@@ -776,6 +453,79 @@ mod tests {
             let decoded = decode(&bytes, seq, SeqRule::Recorded).unwrap();
             assert_eq!(decoded.body, body);
             assert_eq!(encode(seq, &decoded.body), bytes);
+        }
+    }
+
+    /// The stored bytes of every kind, pinned: history written by earlier versions must keep
+    /// decoding, and the encoder must keep writing exactly these bytes.
+    #[test]
+    fn the_wire_format_is_pinned() {
+        let expected = [
+            r#"{"seq":1,"kind":"task_started","time":-5}"#,
+            r#"{"seq":2,"kind":"workflow_started","name":"wf \"quoted\" ✓","input":[1, 2],"info":{}}"#,
+            r#"{"seq":3,"kind":"activity_scheduled","id":1,"name":"charge","input":null,"options":{"retry":{}}}"#,
+            r#"{"seq":4,"kind":"activity_completed","id":1,"result":null,"attempt":3}"#,
+            r#"{"seq":5,"kind":"activity_failed","id":1,"failure":{"message":"x"},"attempt":1}"#,
+            r#"{"seq":6,"kind":"activity_cancel_requested","id":1}"#,
+            r#"{"seq":7,"kind":"timer_started","id":2,"fire_at":1700000000000000}"#,
+            r#"{"seq":8,"kind":"timer_fired","id":2}"#,
+            r#"{"seq":9,"kind":"timer_canceled","id":2}"#,
+            r#"{"seq":10,"kind":"signal_received","name":"go","payload":"\u00e9"}"#,
+            r#"{"seq":11,"kind":"side_effect_recorded","id":3,"value":0.25}"#,
+            r#"{"seq":12,"kind":"marker_recorded","id":4,"name":"fix-1"}"#,
+            r#"{"seq":13,"kind":"child_scheduled","id":5,"name":"child","input":[],"options":{"instance_id":"c-1"}}"#,
+            r#"{"seq":14,"kind":"child_completed","id":5,"result":1}"#,
+            r#"{"seq":15,"kind":"child_failed","id":5,"failure":{}}"#,
+            r#"{"seq":16,"kind":"child_cancel_requested","id":5}"#,
+            r#"{"seq":17,"kind":"signal_external_sent","id":6,"name":"sig","payload":true,"options":{"instance_id":"o"}}"#,
+            r#"{"seq":18,"kind":"signal_external_completed","id":6,"failure":null}"#,
+            r#"{"seq":19,"kind":"signal_external_completed","id":6,"failure":{"m":1}}"#,
+            r#"{"seq":20,"kind":"external_cancel_requested","id":7,"options":{"instance_id":"o"},"reason":"superseded"}"#,
+            r#"{"seq":21,"kind":"cancel_requested","reason":"user"}"#,
+            r#"{"seq":22,"kind":"timed_out"}"#,
+            r#"{"seq":23,"kind":"workflow_completed","result":"ok"}"#,
+            r#"{"seq":24,"kind":"workflow_failed","failure":{}}"#,
+            r#"{"seq":25,"kind":"workflow_canceled"}"#,
+            r#"{"seq":26,"kind":"workflow_continued_as_new","input":[1],"options":{}}"#,
+            r#"{"seq":27,"kind":"workflow_terminated","reason":"ops"}"#,
+        ];
+        let bodies = one_of_each();
+        assert_eq!(bodies.len(), expected.len());
+        for (i, (body, text)) in bodies.iter().zip(expected).enumerate() {
+            let seq = i as u64 + 1;
+            assert_eq!(String::from_utf8(encode(seq, body)).unwrap(), text);
+            let decoded = decode(text.as_bytes(), seq, SeqRule::Recorded).unwrap();
+            assert_eq!(&decoded.body, body);
+            let general = decode_general(text.as_bytes(), seq, SeqRule::Recorded).unwrap();
+            assert_eq!(&general.body, body);
+        }
+    }
+
+    /// Any JSON encoding of an event decodes to the same body: here every kind's fields in
+    /// reverse alphabetical order with whitespace, which only the general decoder accepts.
+    #[test]
+    fn every_kind_decodes_from_any_field_order() {
+        for (i, body) in one_of_each().into_iter().enumerate() {
+            let seq = i as u64 + 1;
+            let canonical = String::from_utf8(encode(seq, &body)).unwrap();
+            let fields: Vec<(String, Box<RawValue>)> = serde_json::from_str::<
+                std::collections::BTreeMap<String, Box<RawValue>>,
+            >(&canonical)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .collect();
+            let reordered = format!(
+                "{{ {} }}",
+                fields
+                    .iter()
+                    .map(|(k, v)| format!("{:?} : {}", k, v.get()))
+                    .collect::<Vec<_>>()
+                    .join(" , ")
+            );
+            assert_eq!(crate::canonical::decode(reordered.as_bytes(), seq), None);
+            let decoded = decode(reordered.as_bytes(), seq, SeqRule::Recorded).unwrap();
+            assert_eq!(decoded.body, body, "{reordered}");
         }
     }
 

@@ -134,6 +134,25 @@ impl Validator {
         }
     }
 
+    /// The machine state of command `id`, as recorded history drove it (`None` for an id not
+    /// issued, or withdrawn).
+    pub(crate) fn state(&self, id: u64) -> Option<MachineState> {
+        self.machines
+            .get(id.checked_sub(1)? as usize)
+            .copied()
+            .flatten()
+    }
+
+    /// Number of workflow tasks (batches) seen.
+    pub(crate) fn batches(&self) -> u64 {
+        self.cursor.batches
+    }
+
+    /// True once recorded history has the run's closing command.
+    pub(crate) fn closed(&self) -> bool {
+        self.cursor.closed
+    }
+
     /// True while the last batch is open (the next load may continue it).
     pub(crate) fn in_batch(&self) -> bool {
         matches!(self.cursor.phase, Phase::Inbound | Phase::Commands)

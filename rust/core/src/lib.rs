@@ -30,14 +30,17 @@ mod canonical;
 mod command;
 pub mod error;
 pub mod event;
+mod fields;
 mod history;
 pub mod machines;
 pub mod outputs;
 pub mod payload;
 mod reducer;
+pub mod view;
 
 pub use error::{Error, Nondeterminism, Result};
 pub use event::{Event, EventBody, EventClass, EventKind};
 pub use outputs::{Activation, Job, Task, TaskKind};
 pub use payload::Payload;
 pub use reducer::Reducer;
+pub use view::{view_history, HistoryView, PendingActivity, PendingChild, PendingTimer};

@@ -385,9 +385,18 @@ impl Reducer {
                 }
             }
         }
+        // The execution deadline passed: a failure from now on closes the run as timed out.
+        let run = if jobs.iter().any(|job| job.kind == EventKind::TimedOut) {
+            completion::Completion::step(self.run, completion::Input::TimedOut)
+                .map_err(|e| Error::engine_bug(format!("timed_out: {}", e.message())))?
+                .0
+        } else {
+            self.run
+        };
         for (index, state) in changes {
             self.slots[index].state = state;
         }
+        self.run = run;
         let batch = self.batches.pop_front().expect("peeked above");
         self.current = Some(Current {
             replaying: batch.replaying,
@@ -1091,6 +1100,50 @@ impl Reducer {
         )
     }
 
+    /// Records a workflow task whose code is not run because the run fails instead (the worker
+    /// option `nondeterminism="fail"`): its `task_started` at `time`, its inbox events (without
+    /// `seq`, checked as by [`Reducer::add_new_batch`]) and `workflow_failed` with `failure`,
+    /// numbered after the history loaded so far, with the `fail` task. The run is closed
+    /// afterwards. Call it on a reducer given the run's whole history with
+    /// [`Reducer::load_history`] and nothing else: no activation has run and no new batch was
+    /// added. Recorded batches are not replayed; the run's children are not cancelled.
+    pub fn fail_task<B: AsRef<[u8]>>(
+        &mut self,
+        time: i64,
+        raw: &[B],
+        failure: &[u8],
+    ) -> Result<()> {
+        if self.current.is_some() || self.has_new_batches || !self.run.is_open() {
+            return Err(Error::engine_bug(
+                "fail_task is only for a reducer that has loaded history and done nothing else",
+            ));
+        }
+        if self.validator.closed() {
+            return Err(Error::engine_bug(
+                "fail_task: the run's history already closes it",
+            ));
+        }
+        let failure = payload(failure, "workflow failure")?;
+        let (run, _) = completion::Completion::step(self.run, completion::Input::Fail)
+            .map_err(|e| Error::engine_bug(format!("fail_task: {}", e.message())))?;
+        self.add_new_batch(time, raw)?;
+        // The code does not run: nothing is left to activate.
+        self.batches.clear();
+        self.events.clear();
+        self.new_batch_open = false;
+        self.history_length += 1;
+        let body = EventBody::WorkflowFailed {
+            failure: failure.clone(),
+        };
+        self.new_events
+            .push(event::encode(self.history_length, &body));
+        let mut task = Task::new(TaskKind::Fail, 0);
+        task.payload = Some(failure);
+        self.tasks.push(task);
+        self.run = run;
+        Ok(())
+    }
+
     // ----------------------------------------------------------------------------------------
     // Outputs
 
@@ -1125,7 +1178,14 @@ impl Reducer {
 
     /// True once the run has a closing command.
     pub fn finished(&self) -> bool {
-        self.run != completion::State::Running
+        !self.run.is_open()
+    }
+
+    /// How the run closed, decided by the reducer from what closed it: `completed`, `failed`,
+    /// `timed_out` (failed after the `timed_out` event), `canceled` or `continued_as_new`;
+    /// `None` while the run is open.
+    pub fn close_status(&self) -> Option<&'static str> {
+        self.run.close_status()
     }
 }
 

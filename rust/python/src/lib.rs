@@ -157,20 +157,21 @@ impl Activation {
     }
 }
 
-/// Work for the backend produced by a workflow task.
-#[pyclass(frozen, module = "ostinato._core", name = "Task")]
+/// What a workflow task asks of the backend: one of the reducer's commands (the core's
+/// `Task`; in Python "task" means work claimed from a backend).
+#[pyclass(frozen, module = "ostinato._core", name = "Command")]
 #[derive(Debug)]
-pub struct Task(core::Task);
+pub struct Command(core::Task);
 
 #[pymethods]
-impl Task {
+impl Command {
     /// activity, cancel_activity, timer, cancel_timer, start_child, cancel_child,
-    /// signal_external, complete, fail, canceled or continue_as_new.
+    /// signal_external, cancel_external, complete, fail, canceled or continue_as_new.
     #[getter]
     fn kind(&self) -> &'static str {
         self.0.kind.as_str()
     }
-    /// The command id (0 for run-level tasks).
+    /// The command id (0 for run-level commands).
     #[getter]
     fn id(&self) -> u64 {
         self.0.id
@@ -190,14 +191,14 @@ impl Task {
     fn options<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         bytes(py, self.0.options.as_ref())
     }
-    /// Fire time of a timer task in microseconds since the epoch; 0 otherwise.
+    /// Fire time of a timer command in microseconds since the epoch; 0 otherwise.
     #[getter]
     fn time(&self) -> i64 {
         self.0.time
     }
     fn __repr__(&self) -> String {
         format!(
-            "Task(kind={:?}, id={}, name={:?})",
+            "Command(kind={:?}, id={}, name={:?})",
             self.0.kind.as_str(),
             self.0.id,
             self.0.name
@@ -374,9 +375,22 @@ impl Reducer {
             .collect()
     }
 
-    /// Tasks for the backend, created since the last call.
-    fn take_tasks(&mut self) -> Vec<Task> {
-        self.0.take_tasks().into_iter().map(Task).collect()
+    /// Commands for the backend, created since the last call.
+    fn take_commands(&mut self) -> Vec<Command> {
+        self.0.take_tasks().into_iter().map(Command).collect()
+    }
+
+    /// Record a workflow task failed without running the code (after load_history only).
+    fn fail_task(
+        &mut self,
+        py: Python<'_>,
+        time: i64,
+        events: Vec<PyBackedBytes>,
+        failure: &[u8],
+    ) -> PyResult<()> {
+        self.0
+            .fail_task(time, &events, failure)
+            .map_err(|e| to_py_err(py, e))
     }
 
     /// True while the current activation replays recorded history.
@@ -403,6 +417,76 @@ impl Reducer {
     fn finished(&self) -> bool {
         self.0.finished()
     }
+
+    /// How the run closed (completed, failed, timed_out, canceled, continued_as_new); None
+    /// while open.
+    #[getter]
+    fn close_status(&self) -> Option<&'static str> {
+        self.0.close_status()
+    }
+}
+
+/// What a recorded history says about its run, without running its code.
+#[pyclass(frozen, module = "ostinato._core", name = "HistoryView")]
+#[derive(Debug)]
+pub struct HistoryView(core::HistoryView);
+
+#[pymethods]
+impl HistoryView {
+    /// (command id, activity name) of each activity the run waits for.
+    #[getter]
+    fn pending_activities(&self) -> Vec<(u64, String)> {
+        self.0
+            .activities
+            .iter()
+            .map(|a| (a.id, a.name.clone()))
+            .collect()
+    }
+    /// (command id, fire time in microseconds since the epoch) of each timer not yet fired.
+    #[getter]
+    fn pending_timers(&self) -> Vec<(u64, i64)> {
+        self.0.timers.iter().map(|t| (t.id, t.fire_at)).collect()
+    }
+    /// (command id, workflow name, options JSON bytes) of each child the run waits for.
+    #[getter]
+    fn pending_children<'py>(&self, py: Python<'py>) -> Vec<(u64, String, Bound<'py, PyBytes>)> {
+        self.0
+            .children
+            .iter()
+            .map(|c| (c.id, c.name.clone(), PyBytes::new(py, c.options.as_bytes())))
+            .collect()
+    }
+    /// Number of workflow tasks in the history.
+    #[getter]
+    fn batches(&self) -> u64 {
+        self.0.batches
+    }
+    /// The sequence number of the first corrupt event (the view stops before it), or None.
+    #[getter]
+    fn corrupt_seq(&self) -> Option<u64> {
+        match &self.0.corrupt {
+            Some(core::Error::HistoryCorrupt { seq, .. }) => Some(*seq),
+            Some(_) => Some(0),
+            None => None,
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "HistoryView(batches={}, pending_activities=<{}>, pending_timers=<{}>, \
+             pending_children=<{}>)",
+            self.0.batches,
+            self.0.activities.len(),
+            self.0.timers.len(),
+            self.0.children.len()
+        )
+    }
+}
+
+/// What `history` (stored events, with seq, from the first) says about its run: what it waits
+/// for and how many workflow tasks it had.
+#[pyfunction]
+fn view_history(py: Python<'_>, history: Vec<PyBackedBytes>) -> HistoryView {
+    HistoryView(py.detach(|| core::view_history(&history)))
 }
 
 /// The Rust core of ostinato: a pure reducer over workflow history.
@@ -412,7 +496,8 @@ impl Reducer {
 mod _core {
     #[pymodule_export]
     use super::{
-        Activation, EngineBugError, HistoryCorruptError, Job, NondeterminismError, Reducer, Task,
+        view_history, Activation, Command, EngineBugError, HistoryCorruptError, HistoryView, Job,
+        NondeterminismError, Reducer,
     };
 
     #[pymodule_init]

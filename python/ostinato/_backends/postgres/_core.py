@@ -14,12 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ... import _events
 from ..._backend import (
     ActivityTask,
     Backend,
@@ -816,8 +816,7 @@ def _check_text_fields(run: NewRun) -> None:
 def _carries_over(event: bytes) -> bool:
     """Inbox events addressed to the instance rather than to one run: a continue-as-new
     hands them to the next run."""
-    kind = orjson.loads(event).get("kind")
-    return kind in ("signal_received", "cancel_requested")
+    return _events.carries_over(event)
 
 
 def _with_parent(run: NewRun, parent: ParentRef) -> NewRun:
