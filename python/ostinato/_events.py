@@ -28,7 +28,10 @@ __all__ = [
     "child_failed",
     "command_target",
     "decode",
+    "fields",
+    "kind",
     "run_origin",
+    "seq",
     "seq_of",
     "signal_external_completed",
     "signal_received",
@@ -260,6 +263,23 @@ def workflow_failure(event: bytes) -> dict[str, Any] | None:
 
 
 # ---- reading decoded history events (``handle.history()`` dicts) -----------------------------
+
+
+def kind(event: Mapping[str, Any]) -> str:
+    """The kind of a decoded history event (``""`` when it has none)."""
+    value = event.get("kind")
+    return value if isinstance(value, str) else ""
+
+
+def seq(event: Mapping[str, Any]) -> int:
+    """The ``seq`` of a decoded history event (0 when it has none)."""
+    value = event.get("seq")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A decoded event's own fields: everything but its ``seq`` and ``kind``."""
+    return {k: v for k, v in event.items() if k not in ("seq", "kind")}
 
 
 def task_time(event: Mapping[str, Any]) -> float | None:

@@ -51,7 +51,7 @@ def _timer(e: Mapping[str, Any]) -> str:
 
 
 def _activity_outcome(e: Mapping[str, Any]) -> str:
-    if e.get("kind") == "activity_completed":
+    if _events.kind(e) == "activity_completed":
         outcome = f"-> {short_json(e.get('result'))}"
     else:
         outcome = failure_text(e.get("failure"))
@@ -99,10 +99,9 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
 
 def event_summary(event: Mapping[str, Any]) -> str:
     """A short one-line summary of a history event (its fields, unknown kinds as JSON)."""
-    summarize = _SUMMARIES.get(str(event.get("kind")))
+    summarize = _SUMMARIES.get(_events.kind(event))
     if summarize is None:
-        rest = {k: v for k, v in event.items() if k not in ("seq", "kind")}
-        return short_json(rest)
+        return short_json(_events.fields(event))
     return summarize(event)
 
 
@@ -114,12 +113,11 @@ def history_rows(history: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:
         started = _events.task_time(event)
         if started is not None:
             time = to_datetime(started)
-        seq = event.get("seq")
         rows.append(
             HistoryRow(
-                seq if isinstance(seq, int) else 0,
+                _events.seq(event),
                 time,
-                str(event.get("kind")),
+                _events.kind(event),
                 event_summary(event),
                 event,
             )

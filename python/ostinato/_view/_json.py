@@ -3,6 +3,7 @@ times as ISO 8601 strings in UTC, durations as seconds (see docs/cli.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +48,5 @@ def timeline_json(timeline: RunTimeline) -> dict[str, Any]:
 
 
 def history_row_json(row: HistoryRow) -> dict[str, Any]:
-    return {
-        "seq": row.seq,
-        "time": _plain(row.time),
-        "kind": row.kind,
-        "summary": row.summary,
-        "event": _plain(row.event),
-    }
+    """A history row's fields (seq, time, kind, summary, event) as plain JSON values."""
+    return {f.name: _plain(getattr(row, f.name)) for f in dataclasses.fields(row)}

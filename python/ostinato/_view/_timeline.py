@@ -187,8 +187,8 @@ def build_timeline(
     b = _Builder()
     run: dict[str, Any] = {"status": "running", "closed_at": None}
     for event in history:
-        kind = event.get("kind")
-        b.seq = _int(event.get("seq"))
+        kind = _events.kind(event)
+        b.seq = _events.seq(event)
         cid = event.get("id") if isinstance(event.get("id"), int) else None
         if kind == "task_started":
             b.time = to_datetime(_events.task_time(event))
