@@ -32,6 +32,7 @@ from ._failure import decode_failure, failure_message
 from ._payloads import PayloadConverter, default_converter, prepare_call
 from ._retry import Duration, to_seconds
 from ._schedules import ScheduleDescription, ScheduleHandle
+from ._tracing import build_tracing
 
 __all__ = ["Client", "SyncClient", "WorkflowDescription", "WorkflowHandle"]
 
@@ -387,11 +388,22 @@ def _describe(
 
 
 class Client:
-    """Starts and manages workflows in ``backend``."""
+    """Starts and manages workflows in ``backend``.
 
-    def __init__(self, backend: Backend, *, converter: PayloadConverter | None = None) -> None:
+    ``tracer_provider``: the OpenTelemetry tracer provider of the ``StartWorkflow`` spans
+    (None: the global one when OpenTelemetry is installed; see docs/tracing.md).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        converter: PayloadConverter | None = None,
+        tracer_provider: Any = None,
+    ) -> None:
         self.backend = backend
         self.converter = converter or default_converter()
+        self._tracing = build_tracing(tracer_provider)
 
     @overload
     async def start_workflow(
@@ -466,7 +478,8 @@ class Client:
         )
         assert call.payload is not None  # encoded: prepare_call was not told otherwise
         instance_id = id if id is not None else uuid.uuid4().hex
-        await self._create_run(
+        create = functools.partial(
+            self._create_run,
             call.name,
             call.payload,
             instance_id=instance_id,
@@ -476,6 +489,15 @@ class Client:
             id_reuse_policy=id_reuse_policy,
             id_conflict=id_conflict,
         )
+        if self._tracing is None:
+            await create()
+        else:
+            # The run records the span's context: its whole run nests under it.
+            with self._tracing.start_workflow(call.name, instance_id, queue or "default") as (
+                traceparent,
+                tracestate,
+            ):
+                await create(traceparent=traceparent, tracestate=tracestate)
         return WorkflowHandle(self, instance_id, None, call.decode)
 
     async def _create_run(
@@ -489,6 +511,8 @@ class Client:
         timeout: float | None = None,
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> None:
         """Store a new run of ``name``, its arguments already checked and encoded."""
         run_id = uuid.uuid4().hex
@@ -504,6 +528,8 @@ class Client:
             queue=queue,
             start_time=start_at,
             execution_deadline=deadline,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
         await self.backend.create_run(
             NewRun(
@@ -619,7 +645,7 @@ class SyncClient:
     ``SyncClient("sqlite:///app.db")``. Handles are ``SyncWorkflowHandle``s.
     """
 
-    def __init__(self, url: str, **backend_options: Any) -> None:
+    def __init__(self, url: str, *, tracer_provider: Any = None, **backend_options: Any) -> None:
         from ._connect import connect
 
         self._loop = asyncio.new_event_loop()
@@ -628,13 +654,19 @@ class SyncClient:
         )
         self._thread.start()
         self._backend = connect(url, **backend_options)
-        self.client = Client(self._backend)
+        self.client = Client(self._backend, tracer_provider=tracer_provider)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def start_workflow(self, workflow: Any, *args: Any, **options: Any) -> SyncWorkflowHandle:
-        handle = self._call(self.client.start_workflow(workflow, *args, **options))
+        start = self.client.start_workflow(workflow, *args, **options)
+        tracing = self.client._tracing
+        if tracing is not None:
+            # The loop thread does not see the caller's context: carry its current span
+            # over, so that StartWorkflow nests under the caller's request span.
+            start = tracing.in_context(tracing.current_context(), start)
+        handle = self._call(start)
         return SyncWorkflowHandle(self, handle)
 
     def get_handle(self, id: str, **options: Any) -> SyncWorkflowHandle:

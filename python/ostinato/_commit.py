@@ -28,6 +28,7 @@ from ._backend import (
     RunStatus,
     WorkflowCommit,
 )
+from ._tracing import RunTrace, traceparent
 
 __all__ = ["StepOutput", "build_commit"]
 
@@ -49,6 +50,9 @@ class StepOutput:
     cancel_reason: str | None
     # Absolute deadline of the whole execution, inherited by continue-as-new.
     execution_deadline: float | None
+    # Where the run sits in a trace: its children start under its span, the run it
+    # continues as under the same parent (see _tracing).
+    trace: RunTrace | None = None
 
 
 def _new_run_id() -> str:
@@ -117,6 +121,8 @@ def build_commit(
                         start_time=now,
                         execution_deadline=child_deadline,
                         parent_instance_id=run.instance_id,
+                        traceparent=run.trace.child_traceparent if run.trace else None,
+                        tracestate=run.trace.tracestate if run.trace else None,
                     ),
                     parent=ParentRef(run.instance_id, run.run_id, out.id),
                     execution_deadline=child_deadline,
@@ -180,6 +186,8 @@ def build_commit(
                         start_time=now,
                         execution_deadline=run.execution_deadline,
                         continued_from_run_id=run.run_id,
+                        traceparent=_continued_traceparent(run.trace),
+                        tracestate=run.trace.tracestate if run.trace else None,
                     ),
                     execution_deadline=run.execution_deadline,
                 ),
@@ -187,6 +195,16 @@ def build_commit(
         else:  # pragma: no cover - the core only emits the kinds above
             raise RuntimeError(f"unknown command kind from the core: {kind!r}")
     return commit
+
+
+def _continued_traceparent(trace: RunTrace | None) -> str | None:
+    """The next run of a continue-as-new chain starts under the span the chain started
+    under; a chain started without one nests under its first run."""
+    if trace is None:
+        return None
+    if trace.parent_span_id is None:
+        return trace.child_traceparent
+    return traceparent(trace.trace_id, trace.parent_span_id, trace.flags)
 
 
 def _close_status(run: StepOutput) -> RunStatus:

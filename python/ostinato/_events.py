@@ -20,6 +20,7 @@ import orjson
 
 __all__ = [
     "StartInfo",
+    "TraceEvent",
     "activity_completed",
     "activity_failed",
     "cancel_requested",
@@ -40,6 +41,7 @@ __all__ = [
     "task_time",
     "timed_out",
     "timer_fired",
+    "trace_events",
     "workflow_failure",
     "workflow_started",
     "workflow_terminated",
@@ -58,18 +60,19 @@ def workflow_started(
     queue: str,
     start_time: float,
     execution_deadline: float | None,
-    **extra: str,
+    **extra: str | None,
 ) -> bytes:
     """The event that starts a run; ``info`` becomes ``workflow.info()`` (read back by
     ``start_info``). ``extra``: how the run came about (``parent_instance_id``,
-    ``continued_from_run_id``)."""
+    ``continued_from_run_id``) and the trace it belongs to (``traceparent``, ``tracestate``:
+    W3C trace context, see ``_tracing``); None values are left out."""
     info: dict[str, Any] = {
         "instance_id": instance_id,
         "run_id": run_id,
         "queue": queue,
         "start_time": start_time,
         "attempt": 1,
-        **extra,
+        **{key: value for key, value in extra.items() if value is not None},
     }
     if execution_deadline is not None:
         info["execution_deadline"] = execution_deadline
@@ -224,6 +227,9 @@ class StartInfo:
     parent_instance_id: str | None
     continued_from_run_id: str | None
     execution_deadline: float | None
+    # W3C trace context of the span the run was started under (see _tracing), if any.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 def start_info(info: bytes | None) -> StartInfo:
@@ -246,6 +252,8 @@ def start_info(info: bytes | None) -> StartInfo:
         parent_instance_id=text("parent_instance_id"),
         continued_from_run_id=text("continued_from_run_id"),
         execution_deadline=float(deadline) if deadline is not None else None,
+        traceparent=text("traceparent"),
+        tracestate=text("tracestate"),
     )
 
 
@@ -260,6 +268,68 @@ def workflow_failure(event: bytes) -> dict[str, Any] | None:
         return None
     failure = data.get("failure")
     return failure if isinstance(failure, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """Something that happened to a run, for its ``RunWorkflow`` span: when (Unix seconds,
+    the time of the workflow task that recorded it), what, and its details."""
+
+    name: str
+    time: float
+    attributes: dict[str, str | int]
+
+
+def trace_events(history: Sequence[bytes]) -> list[TraceEvent]:
+    """The signals, timers, cancel requests and children of a run's history, in order.
+    Events that cannot be read are skipped: a span is not worth failing for."""
+    out: list[TraceEvent] = []
+    now = 0.0
+    for raw in history:
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("kind")
+        if kind == "task_started":
+            time_us = event.get("time")
+            if isinstance(time_us, int):
+                now = time_us / 1_000_000
+            continue
+        attributes: dict[str, str | int] = {}
+        if kind == "signal_received":
+            name, attributes["signal.name"] = "signal", str(event.get("name", ""))
+        elif kind == "timer_started":
+            name = "timer started"
+            attributes["timer.id"] = _int(event.get("id"))
+            fire_at = event.get("fire_at")
+            if isinstance(fire_at, int):
+                attributes["timer.duration_s"] = str(round(fire_at / 1_000_000 - now, 6))
+        elif kind == "timer_fired":
+            name, attributes["timer.id"] = "timer fired", _int(event.get("id"))
+        elif kind == "timer_canceled":
+            name, attributes["timer.id"] = "timer canceled", _int(event.get("id"))
+        elif kind == "cancel_requested":
+            name, attributes["reason"] = "cancel requested", str(event.get("reason", ""))
+        elif kind == "timed_out":
+            name = "execution timeout"
+        elif kind == "child_scheduled":
+            name = "child started"
+            attributes["child.workflow"] = str(event.get("name", ""))
+            attributes["child.instance_id"] = command_target(event) or ""
+        elif kind in ("child_completed", "child_failed"):
+            name = kind.replace("_", " ")
+            attributes["child.id"] = _int(event.get("id"))
+        else:
+            continue
+        out.append(TraceEvent(name, now, attributes))
+    return out
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # ---- reading decoded history events (``handle.history()`` dicts) -----------------------------

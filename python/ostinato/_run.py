@@ -42,6 +42,7 @@ from ._guard import GuardMode, NondeterministicCallError, guarding
 from ._loop import WATCHDOG, DeadlockInterrupt, DeterministicLoop, DurableTimer
 from ._payloads import PayloadConverter
 from ._retry import Duration, to_seconds
+from ._tracing import RunTrace, run_trace
 
 __all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRun", "current_run"]
 
@@ -232,6 +233,10 @@ class WorkflowRun:
         # Absolute deadline of the execution (execution_timeout), carried to the next run
         # by continue-as-new.
         self.execution_deadline: float | None = None
+        # Where the run sits in a trace (from its workflow_started event), and whether it
+        # was started under a span (a traceparent was recorded).
+        self.trace: RunTrace | None = None
+        self.traced = False
 
     # ---- driving ------------------------------------------------------------------------
 
@@ -546,6 +551,8 @@ class WorkflowRun:
         )
         self.random = random.Random(uuid.UUID(hex=self.run_id).int)
         self.execution_deadline = info.execution_deadline
+        self.trace = run_trace(self.run_id, info.traceparent, info.tracestate)
+        self.traced = info.traceparent is not None
         if self.definition is None:
             self._fail_start(
                 ApplicationError(
@@ -739,6 +746,7 @@ class WorkflowRun:
             close_status=self.reducer.close_status,
             cancel_reason=self.cancel_reason,
             execution_deadline=self.execution_deadline,
+            trace=self.trace,
         )
 
     def fail_task(

@@ -25,6 +25,8 @@ from . import _events
 from ._backend import (
     ActivityTask,
     Backend,
+    RunClose,
+    WorkflowCommit,
     WorkflowTask,
 )
 from ._backends._schedule_store import ScheduleStore
@@ -40,12 +42,14 @@ from ._errors import (
     NonDeterminismError,
     PayloadError,
 )
-from ._failure import encode_failure
+from ._failure import encode_failure, failure_message
 from ._guard import GuardMode, NondeterministicCallError
+from ._metrics import build_metrics
 from ._payloads import PayloadConverter, default_converter
 from ._retry import RetryPolicy, to_seconds
 from ._run import WorkflowRun
 from ._schedules import ScheduleDriver
+from ._tracing import build_tracing, run_trace
 from .activity import ActivityInfo, _ActivityContext, _context
 
 __all__ = ["Worker"]
@@ -96,6 +100,11 @@ class Worker:
         handle_signals: bool = False,
         history_warn_length: int | None = 10_000,
         history_max_length: int | None = 50_000,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        prometheus_registry: Any = None,
     ) -> None:
         if isinstance(queues, str):
             queues = (queues,)
@@ -148,6 +157,20 @@ class Worker:
         self._inflight_activity: set[asyncio.Task[None]] = set()
         self._known_workflows = ", ".join(sorted(self.workflows)) or "none"
         self.stats = {"workflow_tasks": 0, "activity_tasks": 0, "replays": 0, "evictions": 0}
+        # Observability (docs/tracing.md, docs/metrics.md): None / a no-op facade when off.
+        self._tracing = build_tracing(tracer_provider)
+        if metrics_port is not None and (
+            not isinstance(metrics_port, int)
+            or isinstance(metrics_port, bool)
+            or not 0 <= metrics_port <= 65535
+        ):
+            raise ValueError(f"metrics_port must be an int from 0 to 65535, got {metrics_port!r}")
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self._prometheus_registry = prometheus_registry
+        self._metrics = build_metrics(meter_provider, metrics_port is not None, prometheus_registry)
+        self._metrics_server: Any = None
+        self._cache_reported = 0  # the cache size the metrics were last told
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -233,6 +256,7 @@ class Worker:
         self._stopping = asyncio.Event()
         if self._stop_requested:  # shutdown() was called before this run() got going
             self._stopping.set()
+        self._serve_metrics()
         loop = asyncio.get_running_loop()
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -268,10 +292,48 @@ class Worker:
             for run in self.cache.values():
                 run.dispose()
             self.cache.clear()
+            self._report_cache()
+            self._stop_metrics_server()
             if self._own_executor and self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
             self._stop_requested = self._hurry = False
+
+    def _serve_metrics(self) -> None:
+        """Serve ``/metrics`` for Prometheus on ``metrics_port`` (0: any free port; the
+        port taken is then in ``self.metrics_port``)."""
+        if self.metrics_port is None or self._metrics_server is not None:
+            return
+        import prometheus_client
+
+        registry = self._prometheus_registry or prometheus_client.REGISTRY
+        try:
+            server, _ = prometheus_client.start_http_server(
+                self.metrics_port, addr=self.metrics_host, registry=registry
+            )
+        except OSError as exc:
+            raise OSError(
+                f"cannot serve metrics on {self.metrics_host}:{self.metrics_port}: {exc}"
+            ) from exc
+        self._metrics_server = server
+        self.metrics_port = int(server.server_port)
+        log.info(
+            "worker %s serves Prometheus metrics on http://%s:%d/metrics",
+            self.identity,
+            self.metrics_host,
+            self.metrics_port,
+        )
+
+    def _stop_metrics_server(self) -> None:
+        server, self._metrics_server = self._metrics_server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def _report_cache(self) -> None:
+        if self._metrics.enabled and len(self.cache) != self._cache_reported:
+            self._metrics.cache(size_change=len(self.cache) - self._cache_reported)
+            self._cache_reported = len(self.cache)
 
     async def _release_sticky(self) -> None:
         """Hand the runs this worker has cached to the others at once, not sticky_wait later."""
@@ -400,18 +462,29 @@ class Worker:
         return run
 
     async def _workflow_task(self, task: WorkflowTask) -> None:
+        try:
+            await self._run_workflow_task(task)
+        finally:
+            self._report_cache()
+
+    async def _run_workflow_task(self, task: WorkflowTask) -> None:
         self.stats["workflow_tasks"] += 1
+        began = time.perf_counter()
         run = self.cache.pop(task.run_id, None)
         if run is not None and run.history_length != task.history_length:
             run.dispose()  # another worker moved the run on: our copy is stale
             run = None
+        if task.history_length:
+            self._metrics.cache(hit=run is not None)
         try:
             if run is None:
                 run = self._new_run(task)
                 if task.history_length:
                     self.stats["replays"] += 1
+                    replay_began = time.perf_counter()
                     history = await self.backend.history(task.instance_id, task.run_id)
                     run.replay(history)
+                    self._metrics.replay(task.workflow_name, time.perf_counter() - replay_began)
             now = self.backend.clock()
             run.step(int(now * 1_000_000), [item.event for item in task.inbox])
             commit = build_commit(
@@ -463,6 +536,10 @@ class Worker:
             run.dispose()
             await self._workflow_task_failed(task, _CommitFailed(exc))
             return
+        if self._metrics.enabled:
+            self._observe_task(task, run, commit, now, began)
+        if commit.close is not None and self._tracing is not None:
+            await self._trace_run(task, run, commit.close, now)
         if commit.close is not None and self._schedules is not None and "@" in task.instance_id:
             await self._schedules.run_closed(task.instance_id)
         # A later task of this run may have been claimed and finished while this one awaited
@@ -483,6 +560,58 @@ class Worker:
                 _, evicted = self.cache.popitem(last=False)
                 evicted.dispose()
                 self.stats["evictions"] += 1
+                self._metrics.cache(evicted=1)
+
+    def _observe_task(
+        self,
+        task: WorkflowTask,
+        run: WorkflowRun,
+        commit: WorkflowCommit,
+        now: float,
+        began: float,
+    ) -> None:
+        """The metrics of a committed workflow task."""
+        metrics, name, queue = self._metrics, task.workflow_name, task.queue
+        metrics.workflow_task(name, queue, time.perf_counter() - began)
+        if task.history_length == 0:
+            start = run.info.start_time.timestamp() if run.info is not None else now
+            metrics.workflow_started(name, queue, now - start)
+        if commit.close is not None:
+            metrics.workflow_closed(name, queue, commit.close.status.value)
+
+    async def _trace_run(
+        self, task: WorkflowTask, run: WorkflowRun, close: RunClose, now: float
+    ) -> None:
+        """Emit the run's ``RunWorkflow`` span: once, by the worker that committed the task
+        that closed it (see _tracing)."""
+        assert self._tracing is not None
+        if run.trace is None or run.info is None:
+            return
+        try:
+            span = self._tracing.run_span(
+                run.trace,
+                task.workflow_name,
+                {
+                    "ostinato.workflow.name": task.workflow_name,
+                    "ostinato.instance_id": task.instance_id,
+                    "ostinato.run_id": task.run_id,
+                    "ostinato.queue": task.queue,
+                },
+                run.info.start_time.timestamp(),
+            )
+            events: list[_events.TraceEvent] = []
+            if span.is_recording():
+                # The run's signals, timers and children, from wherever they happened.
+                events = _events.trace_events(
+                    await self.backend.history(task.instance_id, task.run_id)
+                )
+            failure = failure_message(close.result) if close.result else None
+            status = close.status.value
+            self._tracing.end_run_span(
+                span, status, failure if status != "completed" else None, events, now
+            )
+        except Exception:
+            log.warning("could not emit the trace span of %s", task.instance_id, exc_info=True)
 
     async def _workflow_task_failed(self, task: WorkflowTask, exc: BaseException) -> None:
         if isinstance(exc, (HistoryCorruptError, EngineBugError, _WorkflowCodeExit, _CommitFailed)):
@@ -492,6 +621,7 @@ class Worker:
         if isinstance(exc, NonDeterminismError) and self.nondeterminism == "fail":
             await self._fail_run(task, exc)
             return
+        self._metrics.workflow_task_failed(task.workflow_name, task.queue, _failure_reason(exc))
         if not isinstance(exc, NonDeterminismError):
             log.error("workflow task of %s failed: %s", task.instance_id, reason)
         else:
@@ -530,15 +660,58 @@ class Worker:
             run.dispose()
         with contextlib.suppress(LeaseLostError):
             await self.backend.commit_workflow_task(task, commit)
+            if commit.close is not None:
+                self._metrics.workflow_closed(
+                    task.workflow_name, task.queue, commit.close.status.value
+                )
 
     # ---- activity tasks -------------------------------------------------------------------
 
     async def _activity_task(self, task: ActivityTask) -> None:
         self.stats["activity_tasks"] += 1
         attempt = _ActivityAttempt(self, task)
+        began = time.perf_counter()
+        now = self.backend.clock()
+        if task.attempt == 1:
+            self._metrics.activity_schedule_to_start(task.name, task.queue, now - task.scheduled_at)
+        span = token = None
+        if self._tracing is not None:
+            span = self._tracing.start_activity(
+                attempt.trace,
+                task.name,
+                {
+                    "ostinato.activity.name": task.name,
+                    "ostinato.activity.id": task.activity_id,
+                    "ostinato.activity.attempt": task.attempt,
+                    "ostinato.workflow.name": task.workflow_name or "",
+                    "ostinato.instance_id": task.instance_id,
+                    "ostinato.run_id": task.run_id,
+                    "ostinato.queue": task.queue,
+                },
+                now,
+            )
+            token = self._tracing.use(span)
+        try:
+            await self._run_attempt(task, attempt)
+        finally:
+            if self._tracing is not None:
+                self._tracing.detach(token)
+                self._tracing.end_activity(
+                    span, attempt.outcome, attempt.error, self.backend.clock()
+                )
+            self._metrics.activity_attempt(
+                task.name,
+                task.queue,
+                time.perf_counter() - began,
+                attempt.outcome,
+                attempt.error[0] if attempt.error else None,
+            )
+
+    async def _run_attempt(self, task: ActivityTask, attempt: _ActivityAttempt) -> None:
         try:
             await attempt.run()
         except LeaseLostError:
+            attempt.outcome = "lease_lost"
             log.warning(
                 "lost the lease on activity %s #%d of %s (attempt %d); its result is dropped, "
                 "another worker owns it",
@@ -549,6 +722,7 @@ class Worker:
             )
         except asyncio.CancelledError:
             # Shutdown: give the task back so another worker runs it at once.
+            attempt.outcome = "released"
             try:
                 with contextlib.suppress(Exception):
                     await attempt.flush_details()
@@ -581,6 +755,23 @@ class _CommitFailed(Exception):
             f"committing the workflow task failed: {type(original).__name__}: {original}. "
             "The run is retried with back-off."
         )
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """The ``reason`` label of a failed workflow task."""
+    if isinstance(exc, NonDeterminismError):
+        return "nondeterminism"
+    if isinstance(exc, NondeterministicCallError):
+        return "guard"
+    if isinstance(exc, DeadlockError):
+        return "deadlock"
+    if isinstance(exc, HistoryCorruptError):
+        return "history_corrupt"
+    if isinstance(exc, _WorkflowCodeExit):
+        return "workflow_code"
+    if isinstance(exc, _CommitFailed):
+        return "commit"
+    return "engine"
 
 
 def _cancelling() -> bool:
@@ -619,11 +810,21 @@ class _ActivityAttempt:
         self._details_lock = threading.Lock()  # sync activities heartbeat from a thread
         self.last_heartbeat = time.monotonic()
         self.context: _ActivityContext | None = None
+        # How the attempt ended, for its span and metrics (the error: type and message).
+        self.outcome = "lost"
+        self.error: tuple[str, str] | None = None
+        self.trace = run_trace(task.run_id, self._traceparent, self._tracestate)
+
+    _traceparent: str | None = None
+    _tracestate: str | None = None
 
     def _read_options(self, raw: bytes) -> None:
         options = orjson.loads(raw or b"{}")
         if not isinstance(options, dict):
             raise TypeError(f"expected a JSON object, got {type(options).__name__}")
+        for key in ("traceparent", "tracestate"):
+            if isinstance(options.get(key), str):
+                setattr(self, f"_{key}", options[key])
         retry = options.get("retry")
         if retry:
             if not isinstance(retry, dict):
@@ -780,6 +981,7 @@ class _ActivityAttempt:
         except PayloadError as exc:
             await self._fail_for_good(exc, "non_retryable")
             return
+        self.outcome = "completed"
         await self.backend.complete_activity(
             task, _events.activity_completed(task.activity_id, payload, task.attempt)
         )
@@ -874,6 +1076,7 @@ class _ActivityAttempt:
             exc,
             visible_at - self.backend.clock(),
         )
+        self.outcome, self.error = "retrying", (type_name, str(exc))
         await self.flush_details()  # the next attempt starts from the last details
         await self.backend.retry_activity(task, visible_at, encode_failure(exc))
 
@@ -882,6 +1085,11 @@ class _ActivityAttempt:
     ) -> None:
         failure = orjson.loads(encode_failure(exc))
         failure["retry_state"] = retry_state
+        self.outcome = "cancelled" if retry_state == "cancelled" else "failed"
+        self.error = (
+            exc.type if isinstance(exc, ApplicationError) else type(exc).__name__,
+            str(exc),
+        )
         await self.backend.complete_activity(
             self.task,
             _events.activity_failed(

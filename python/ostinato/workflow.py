@@ -133,6 +133,12 @@ def _activity_options(
         seconds = to_seconds(value, f"{key}_timeout")
         if seconds is not None:
             options[key] = seconds
+    if run.traced and run.trace is not None:
+        # The attempt's RunActivity span goes under the run's span (see _tracing); without
+        # it the activity worker derives the same parent from the run id.
+        options["traceparent"] = run.trace.child_traceparent
+        if run.trace.tracestate:
+            options["tracestate"] = run.trace.tracestate
     return orjson.dumps(options)
 
 
