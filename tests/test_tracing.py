@@ -13,17 +13,14 @@ from typing import Any
 import ostinato
 import pytest
 from e2e_support import harness
-from ostinato import ApplicationError, activity, workflow
-from ostinato._tracing import run_span_id
-
-pytest.importorskip("opentelemetry.sdk")
-
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+from ostinato import ApplicationError, activity, workflow
+from ostinato._tracing import run_span_id
 
 
 def provider(exporter: InMemorySpanExporter) -> TracerProvider:

@@ -260,6 +260,7 @@ class _PrometheusSink:
     def __init__(self, registry: Any) -> None:
         import prometheus_client as prom
 
+        self.registry = registry
         self.collectors: dict[Instrument, Any] = {}
         for inst in INSTRUMENTS:
             # prometheus_client adds _total to a counter's name itself.

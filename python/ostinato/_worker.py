@@ -176,6 +176,7 @@ class Worker:
 
     async def __aenter__(self) -> Worker:
         await self._open_backend()
+        self._serve_metrics()  # listening when the block starts
         self._stop_requested = False
         self._runner = asyncio.create_task(self.run(), name=f"ostinato-worker:{self.identity}")
         return self
@@ -482,9 +483,11 @@ class Worker:
                 if task.history_length:
                     self.stats["replays"] += 1
                     replay_began = time.perf_counter()
-                    history = await self.backend.history(task.instance_id, task.run_id)
-                    run.replay(history)
-                    self._metrics.replay(task.workflow_name, time.perf_counter() - replay_began)
+                    try:
+                        history = await self.backend.history(task.instance_id, task.run_id)
+                        run.replay(history)
+                    finally:
+                        self._metrics.replay(task.workflow_name, time.perf_counter() - replay_began)
             now = self.backend.clock()
             run.step(int(now * 1_000_000), [item.event for item in task.inbox])
             commit = build_commit(
