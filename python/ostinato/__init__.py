@@ -31,6 +31,7 @@ from ._errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
+from ._logcontext import LogContextFilter
 from ._payloads import PayloadConverter
 from ._retry import RetryPolicy
 from ._schedules import (
@@ -59,6 +60,7 @@ __all__ = [
     "EngineBugError",
     "HistoryCorruptError",
     "LeaseLostError",
+    "LogContextFilter",
     "NonDeterminismError",
     "OstinatoError",
     "PayloadConverter",

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from . import _events
+from . import _events, _logcontext
 from ._backend import (
     ActivityTask,
     Backend,
@@ -55,6 +55,8 @@ from .activity import ActivityInfo, _ActivityContext, _context
 __all__ = ["Worker"]
 
 log = logging.getLogger("ostinato.worker")
+# Records of the engine's loggers carry the ids of the task they are about (docs/logging.md).
+_logcontext.install("ostinato.worker", "ostinato.workflow", "ostinato.activity", "ostinato.guard")
 
 _DEFAULT_RETRY = RetryPolicy()
 
@@ -464,7 +466,8 @@ class Worker:
 
     async def _workflow_task(self, task: WorkflowTask) -> None:
         try:
-            await self._run_workflow_task(task)
+            with _logcontext.bind(task.instance_id, task.run_id, task.workflow_name):
+                await self._run_workflow_task(task)
         finally:
             self._report_cache()
 
@@ -671,6 +674,17 @@ class Worker:
     # ---- activity tasks -------------------------------------------------------------------
 
     async def _activity_task(self, task: ActivityTask) -> None:
+        with _logcontext.bind(
+            task.instance_id,
+            task.run_id,
+            task.workflow_name,
+            task.name,
+            task.activity_id,
+            task.attempt,
+        ):
+            await self._observed_activity_task(task)
+
+    async def _observed_activity_task(self, task: ActivityTask) -> None:
         self.stats["activity_tasks"] += 1
         attempt = _ActivityAttempt(self, task)
         began = time.perf_counter()

@@ -7,6 +7,7 @@ once (retries, a worker killed mid-attempt), so make them idempotent.
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +16,13 @@ from typing import Any
 
 from ._definition import activity_defn
 
-__all__ = ["ActivityInfo", "defn", "heartbeat", "info", "is_cancelled"]
+__all__ = ["ActivityInfo", "defn", "heartbeat", "info", "is_cancelled", "logger"]
 
 defn = activity_defn
+
+logger = logging.getLogger("ostinato.activity")
+"""The activities' logger: its records carry the attempt's ids (``ostinato_instance_id``,
+``ostinato_activity_name`` ..., see docs/logging.md)."""
 
 
 @dataclass(frozen=True, slots=True)
