@@ -1,7 +1,8 @@
 """Core engine benchmarks (issue 2), on SQLite with default durability, one process.
 
-    python benchmarks/bench_core.py [--workflows 500] [--only throughput,latency,replay,rss]
-        [--samples 200] [--replay-activities 10000] [--parked 10000]
+    python benchmarks/bench_core.py [--workflows 500]
+        [--only throughput,latency,replay,rss,observability] [--samples 200]
+        [--replay-activities 10000] [--parked 10000] [--rounds 3]
 
 (a) throughput: N workflows x 3 sequential no-op activities, workflows/s. Baseline in the
     same script: bare SQLite transactions/s with the same durability (one fsync'd commit
@@ -10,6 +11,10 @@
 (c) replay: rebuild a run with 10,000 completed activities from a cold cache. Baseline:
     orjson.loads of the same history bytes.
 (d) RSS of 10,000 runs parked on a timer in one worker's cache.
+(e) observability overhead: the throughput of (a) with tracing and metrics off (no-op
+    providers), as an app gets them with nothing configured (OpenTelemetry installed, no
+    provider set), and on (the OpenTelemetry SDK with a batch span processor and an
+    in-memory metric reader, plus Prometheus), in alternating rounds in the same process.
 
 Figures are printed, never asserted.
 """
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import ostinato
@@ -80,6 +86,77 @@ def sqlite_baseline(path: Path, seconds: float = 1.0) -> float:
     elapsed = time.perf_counter() - start
     conn.close()
     return n / elapsed
+
+
+async def run_three_steps(
+    path: Path, n: int, client_options: dict[str, Any], worker_options: dict[str, Any]
+) -> float:
+    """Workflows/s of n 3-activity workflows started at once on a fresh SQLite file."""
+    backend = ostinato.connect(f"sqlite:///{path}")
+    client = ostinato.Client(backend, **client_options)
+    async with ostinato.Worker(
+        backend, workflows=[three_steps], activities=[noop], **worker_options
+    ):
+        start = time.perf_counter()
+        handles = await asyncio.gather(*(client.start_workflow(three_steps, i) for i in range(n)))
+        results = await asyncio.gather(*(h.result(timeout=600) for h in handles))
+        elapsed = time.perf_counter() - start
+    assert results == list(range(n))
+    await backend.close()
+    return n / elapsed
+
+
+async def observability(tmp: Path, n: int, rounds: int) -> None:
+    import prometheus_client
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Counting(SpanExporter):
+        spans = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            Counting.spans += len(spans)
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Counting()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    configs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "off": (
+            {"tracer_provider": trace.NoOpTracerProvider()},
+            {
+                "tracer_provider": trace.NoOpTracerProvider(),
+                "meter_provider": metrics.NoOpMeterProvider(),
+            },
+        ),
+        "default": ({}, {}),
+        "on": (
+            {"tracer_provider": tracer_provider},
+            {
+                "tracer_provider": tracer_provider,
+                "meter_provider": meter_provider,
+                "prometheus_registry": prometheus_client.CollectorRegistry(),
+            },
+        ),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in configs}
+    for r in range(rounds):
+        for name, (client_options, worker_options) in configs.items():
+            path = tmp / f"observability-{name}-{r}.db"
+            rates[name].append(await run_three_steps(path, n, client_options, worker_options))
+    tracer_provider.force_flush()
+    off = statistics.median(rates["off"])
+    parts = []
+    for name in configs:
+        rate = statistics.median(rates[name])
+        parts.append(f"{name} {rate:,.0f} wf/s ({(off - rate) / off * 100:+.1f}% vs off)")
+    print(
+        f"(e) observability overhead, {n} workflows x 3 activities, median of {rounds} "
+        f"alternating rounds: {'; '.join(parts)}; {Counting.spans:,} spans exported"
+    )
 
 
 async def throughput(tmp: Path, n: int) -> None:
@@ -215,10 +292,11 @@ async def rss(tmp: Path, n: int = 10_000) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workflows", type=int, default=500)
-    parser.add_argument("--only", default="throughput,latency,replay,rss")
+    parser.add_argument("--only", default="throughput,latency,replay,rss,observability")
     parser.add_argument("--samples", type=int, default=200, help="sequential runs for (b)")
     parser.add_argument("--replay-activities", type=int, default=10_000, help="size of (c)")
     parser.add_argument("--parked", type=int, default=10_000, help="cached runs for (d)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (e)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     print(f"python {sys.version.split()[0]}, ostinato {ostinato.__version__}, pid {os.getpid()}")
@@ -232,6 +310,8 @@ async def main() -> None:
             replay_bench(args.replay_activities)
         if "rss" in only:
             await rss(tmp, args.parked)
+        if "observability" in only:
+            await observability(tmp, args.workflows, args.rounds)
 
 
 if __name__ == "__main__":

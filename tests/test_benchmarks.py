@@ -20,8 +20,11 @@ BENCHMARKS = ROOT / "benchmarks"
 # script -> (tiny arguments, a line every complete run prints)
 TINY: dict[str, tuple[list[str], list[str]]] = {
     "bench_core.py": (
-        ["--workflows", "20", "--samples", "5", "--replay-activities", "50", "--parked", "20"],
-        ["(a) throughput", "(b) start-to-result", "(c) cold replay", "(d) RSS"],
+        [
+            *("--workflows", "20", "--samples", "5", "--replay-activities", "50"),
+            *("--parked", "20", "--rounds", "1"),
+        ],
+        ["(a) throughput", "(b) start-to-result", "(c) cold replay", "(d) RSS", "(e) observ"],
     ),
     "bench_backend.py": (
         ["--workflows", "20", "--pollers", "2"],
