@@ -163,7 +163,9 @@ async def test_a_worker_restart_mid_run_keeps_one_trace_and_one_run_span(tmp_pat
         ) as first:
             with app.start_as_current_span("request") as request:
                 handle = await client.start_workflow(steps_then_signal, 2)
-            while first.stats["activity_tasks"] < 2 or first.busy:
+            # Two activities done, the run parked on its signal: stop between tasks (a stop
+            # while claiming can leave the claimed task leased until its lease expires).
+            while first.stats["workflow_tasks"] < 3 or first.busy:
                 await asyncio.sleep(0.01)
         assert not by_name(exporter.get_finished_spans(), "RunWorkflow:steps_then_signal")
         async with h.worker(

@@ -6,17 +6,23 @@ call and nothing else. The sinks are OpenTelemetry metrics (``meter_provider=``)
 ``prometheus_client`` (``Worker(metrics_port=...)`` or ``prometheus_registry=``); both are
 optional imports, made only when a sink is built.
 
+The hot path stays cheap with sinks too: counts, sums and histogram buckets are kept in a
+plain in-process ``_Aggregate`` (a dict update per event), which a Prometheus scrape and
+OpenTelemetry's observable counters read when they collect. Only OpenTelemetry histograms are
+recorded as they happen (the API has no observable histogram).
+
 Every instrument is in ``INSTRUMENTS`` (the list docs/metrics.md documents). Labels are
 bounded: workflow and activity names, queues, statuses and outcomes, never an instance id.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 __all__ = ["INSTRUMENTS", "NO_METRICS", "Instrument", "Metrics", "build_metrics"]
 
@@ -179,39 +185,93 @@ INSTRUMENTS: tuple[Instrument, ...] = (
 )
 
 
-class Sink(Protocol):
-    def record(self, instrument: Instrument, value: float, labels: Sequence[str]) -> None: ...
+class _Histogram:
+    """Bucket counts (not cumulative; the last one is +Inf) and the sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS, value)] += 1
+        self.sum += value
+
+
+class _Aggregate:
+    """Every instrument's values by label values, kept in process. Written on the event loop,
+    read by a scrape from another thread: readers copy (``snapshot``), which the GIL makes
+    atomic for a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[Instrument, dict[tuple[str, ...], float]] = {}
+        self.histograms: dict[Instrument, dict[tuple[str, ...], _Histogram]] = {}
+        for inst in INSTRUMENTS:
+            if inst.kind == "histogram":
+                self.histograms[inst] = {}
+            else:
+                self.values[inst] = {}
+
+    def add(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
+        values = self.values[instrument]
+        values[labels] = values.get(labels, 0) + value
+
+    def observe(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
+        histograms = self.histograms[instrument]
+        histogram = histograms.get(labels)
+        if histogram is None:
+            histogram = histograms[labels] = _Histogram()
+        histogram.observe(value)
+
+    def snapshot(self, instrument: Instrument) -> dict[tuple[str, ...], float]:
+        return dict(self.values[instrument])
+
+    def histogram_snapshot(
+        self, instrument: Instrument
+    ) -> Iterator[tuple[tuple[str, ...], list[int], float]]:
+        for labels, histogram in dict(self.histograms[instrument]).items():
+            yield labels, list(histogram.counts), histogram.sum
 
 
 class Metrics:
     """What the worker reports. Without sinks every method returns at once."""
 
-    def __init__(self, sinks: Iterable[Sink] = ()) -> None:
-        self.sinks = tuple(sinks)
-        self.enabled = bool(self.sinks)
+    def __init__(
+        self, aggregates: Iterable[_Aggregate] = (), histograms: Iterable[_OtelHistograms] = ()
+    ) -> None:
+        self.aggregates = tuple(aggregates)
+        self.otel_histograms = tuple(histograms)
+        self.enabled = bool(self.aggregates or self.otel_histograms)
 
-    def _record(self, instrument: Instrument, value: float, labels: Sequence[str]) -> None:
-        for sink in self.sinks:
-            sink.record(instrument, value, labels)
+    def _add(self, instrument: Instrument, labels: tuple[str, ...], value: float = 1) -> None:
+        for aggregate in self.aggregates:
+            aggregate.add(instrument, labels, value)
+
+    def _observe(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
+        for aggregate in self.aggregates:
+            aggregate.observe(instrument, labels, value)
+        for histograms in self.otel_histograms:
+            histograms.record(instrument, labels, value)
 
     def workflow_started(self, workflow: str, queue: str, waited: float) -> None:
         if self.enabled:
-            self._record(WORKFLOWS_STARTED, 1, (workflow, queue))
-            self._record(WORKFLOW_SCHEDULE_TO_START, max(waited, 0.0), (workflow, queue))
+            self._add(WORKFLOWS_STARTED, (workflow, queue))
+            self._observe(WORKFLOW_SCHEDULE_TO_START, (workflow, queue), max(waited, 0.0))
 
     def workflow_closed(self, workflow: str, queue: str, status: str) -> None:
         if self.enabled:
-            self._record(WORKFLOWS_CLOSED, 1, (workflow, queue, status))
+            self._add(WORKFLOWS_CLOSED, (workflow, queue, status))
 
     def workflow_task(self, workflow: str, queue: str, seconds: float) -> None:
         if self.enabled:
-            self._record(WORKFLOW_TASK_SECONDS, seconds, (workflow, queue))
+            self._observe(WORKFLOW_TASK_SECONDS, (workflow, queue), seconds)
 
     def workflow_task_failed(self, workflow: str, queue: str, reason: str) -> None:
         if self.enabled:
-            self._record(WORKFLOW_TASK_FAILURES, 1, (workflow, queue, reason))
+            self._add(WORKFLOW_TASK_FAILURES, (workflow, queue, reason))
             if reason == "nondeterminism":
-                self._record(NONDETERMINISM_BLOCKS, 1, (workflow, queue))
+                self._add(NONDETERMINISM_BLOCKS, (workflow, queue))
 
     def activity_attempt(
         self,
@@ -222,78 +282,92 @@ class Metrics:
         error_type: str | None = None,
     ) -> None:
         if self.enabled:
-            self._record(ACTIVITY_ATTEMPTS, 1, (activity, queue, outcome))
+            self._add(ACTIVITY_ATTEMPTS, (activity, queue, outcome))
             if seconds is not None:
-                self._record(ACTIVITY_SECONDS, seconds, (activity, queue))
+                self._observe(ACTIVITY_SECONDS, (activity, queue), seconds)
             if error_type is not None:
-                self._record(ACTIVITY_FAILURES, 1, (activity, queue, error_type))
+                self._add(ACTIVITY_FAILURES, (activity, queue, error_type))
 
     def activity_schedule_to_start(self, activity: str, queue: str, seconds: float) -> None:
         if self.enabled:
-            self._record(ACTIVITY_SCHEDULE_TO_START, max(seconds, 0.0), (activity, queue))
+            self._observe(ACTIVITY_SCHEDULE_TO_START, (activity, queue), max(seconds, 0.0))
 
     def cache(self, *, hit: bool | None = None, size_change: int = 0, evicted: int = 0) -> None:
         """``hit``: a task found its run cached (True) or replayed it (False)."""
         if self.enabled:
             if hit is not None:
-                self._record(CACHE_HITS if hit else CACHE_MISSES, 1, ())
+                self._add(CACHE_HITS if hit else CACHE_MISSES, ())
             if size_change:
-                self._record(CACHE_SIZE, size_change, ())
+                self._add(CACHE_SIZE, (), size_change)
             if evicted:
-                self._record(CACHE_EVICTIONS, evicted, ())
+                self._add(CACHE_EVICTIONS, (), evicted)
 
     def replay(self, workflow: str, seconds: float) -> None:
         if self.enabled:
-            self._record(REPLAY_SECONDS, seconds, (workflow,))
+            self._observe(REPLAY_SECONDS, (workflow,), seconds)
 
 
 NO_METRICS = Metrics()
 
 
-# ---- sinks ------------------------------------------------------------------------------
+# ---- Prometheus -------------------------------------------------------------------------
 
 
-class _PrometheusSink:
-    """Collectors in one ``prometheus_client`` registry, shared by every worker of the
-    process that reports to it (a registry refuses the same name twice)."""
+class _PrometheusCollector:
+    """A ``prometheus_client`` collector over an ``_Aggregate``: one per registry, shared by
+    every worker of the process that reports to it (a scrape shows the process's totals)."""
 
     def __init__(self, registry: Any) -> None:
-        import prometheus_client as prom
-
         self.registry = registry
-        self.collectors: dict[Instrument, Any] = {}
+        self.aggregate = _Aggregate()
+        from prometheus_client.utils import floatToGoString
+
+        self._bounds = [str(floatToGoString(b)) for b in BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
+
+    def describe(self) -> list[Any]:
+        return list(self._families(with_samples=False))
+
+    def collect(self) -> Iterator[Any]:
+        return self._families(with_samples=True)
+
+    def _families(self, *, with_samples: bool) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        agg = self.aggregate
         for inst in INSTRUMENTS:
-            # prometheus_client adds _total to a counter's name itself.
-            options: dict[str, Any] = {"labelnames": inst.labels, "registry": registry}
-            if inst.kind == "counter":
-                collector: Any = prom.Counter(inst.name, inst.help, **options)
-            elif inst.kind == "histogram":
-                collector = prom.Histogram(inst.name, inst.help, buckets=BUCKETS, **options)
-            else:
-                collector = prom.Gauge(inst.name, inst.help, **options)
-            self.collectors[inst] = collector
-
-    def record(self, instrument: Instrument, value: float, labels: Sequence[str]) -> None:
-        collector = self.collectors[instrument]
-        if labels:
-            collector = collector.labels(*labels)
-        kind = instrument.kind
-        if kind == "counter":
-            collector.inc(value)
-        elif kind == "histogram":
-            collector.observe(value)
-        elif kind == "updown":
-            collector.inc(value)
-        else:
-            collector.set(value)
+            if inst.kind == "histogram":
+                histogram = HistogramMetricFamily(inst.name, inst.help, labels=inst.labels)
+                if with_samples:
+                    for labels, counts, total in agg.histogram_snapshot(inst):
+                        cumulative, buckets = 0, []
+                        for bound, count in zip(self._bounds, counts, strict=True):
+                            cumulative += count
+                            buckets.append((bound, float(cumulative)))
+                        histogram.add_metric(list(labels), buckets, total)
+                yield histogram
+                continue
+            family_type = CounterMetricFamily if inst.kind == "counter" else GaugeMetricFamily
+            family = family_type(inst.name, inst.help, labels=inst.labels)
+            if with_samples:
+                snapshot = agg.snapshot(inst)
+                if not inst.labels and not snapshot:
+                    snapshot = {(): 0.0}  # a gauge or counter without labels is always there
+                for labels, value in snapshot.items():
+                    family.add_metric(list(labels), value)
+            yield family
 
 
-_prometheus_sinks: weakref.WeakKeyDictionary[Any, _PrometheusSink] = weakref.WeakKeyDictionary()
-_prometheus_lock = threading.Lock()
+_prometheus: weakref.WeakKeyDictionary[Any, _PrometheusCollector] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
-def prometheus_sink(registry: Any = None) -> _PrometheusSink:
-    """The sink for ``registry`` (default: ``prometheus_client.REGISTRY``), made once."""
+def prometheus_sink(registry: Any = None) -> _PrometheusCollector:
+    """The collector of ``registry`` (default: ``prometheus_client.REGISTRY``), registered
+    there once."""
     try:
         import prometheus_client
     except ImportError:
@@ -307,42 +381,76 @@ def prometheus_sink(registry: Any = None) -> _PrometheusSink:
             f"prometheus_registry must be a prometheus_client.CollectorRegistry, not "
             f"{type(registry).__name__}"
         )
-    with _prometheus_lock:
-        sink = _prometheus_sinks.get(registry)
-        if sink is None:
-            sink = _prometheus_sinks[registry] = _PrometheusSink(registry)
-        return sink
+    with _lock:
+        collector = _prometheus.get(registry)
+        if collector is None:
+            collector = _PrometheusCollector(registry)
+            registry.register(collector)
+            _prometheus[registry] = collector
+        return collector
+
+
+# ---- OpenTelemetry ----------------------------------------------------------------------
+
+
+class _OtelHistograms:
+    """The synchronous histograms of one meter provider (attribute dicts made once per set
+    of label values)."""
+
+    def __init__(self, meter: Any) -> None:
+        self.instruments = {
+            inst: meter.create_histogram(inst.name, unit=inst.unit, description=inst.help)
+            for inst in INSTRUMENTS
+            if inst.kind == "histogram"
+        }
+        self._attributes: dict[tuple[Instrument, tuple[str, ...]], dict[str, str]] = {}
+
+    def record(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
+        key = (instrument, labels)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            attributes = self._attributes[key] = dict(zip(instrument.labels, labels, strict=True))
+        self.instruments[instrument].record(value, attributes)
 
 
 class _OpenTelemetrySink:
+    """Observable counters and up-down counters over an ``_Aggregate`` (read when the SDK
+    collects), and synchronous histograms. One per meter provider."""
+
     def __init__(self, meter_provider: Any) -> None:
+        from opentelemetry.metrics import Observation
+
         from . import __version__
 
         meter = meter_provider.get_meter("ostinato", __version__)
-        self.instruments: dict[Instrument, Any] = {}
-        for inst in INSTRUMENTS:
-            make = {
-                "counter": meter.create_counter,
-                "histogram": meter.create_histogram,
-                "updown": meter.create_up_down_counter,
-                "gauge": meter.create_gauge,
-            }[inst.kind]
-            self.instruments[inst] = make(inst.name, unit=inst.unit, description=inst.help)
+        self.aggregate = _Aggregate()
+        self.histograms = _OtelHistograms(meter)
+        aggregate = self.aggregate
 
-    def record(self, instrument: Instrument, value: float, labels: Sequence[str]) -> None:
-        attributes = dict(zip(instrument.labels, labels, strict=True)) if labels else None
-        target = self.instruments[instrument]
-        kind = instrument.kind
-        if kind in ("counter", "updown"):
-            target.add(value, attributes)
-        elif kind == "histogram":
-            target.record(value, attributes)
-        else:
-            target.set(value, attributes)
+        def callback(inst: Instrument) -> Any:
+            def observe(_options: Any) -> list[Any]:
+                return [
+                    Observation(value, dict(zip(inst.labels, labels, strict=True)))
+                    for labels, value in aggregate.snapshot(inst).items()
+                ]
+
+            return observe
+
+        for inst in INSTRUMENTS:
+            if inst.kind == "counter":
+                make = meter.create_observable_counter
+            elif inst.kind == "updown":
+                make = meter.create_observable_up_down_counter
+            else:
+                continue
+            make(inst.name, callbacks=[callback(inst)], unit=inst.unit, description=inst.help)
+
+
+_opentelemetry: weakref.WeakKeyDictionary[Any, _OpenTelemetrySink] = weakref.WeakKeyDictionary()
 
 
 def opentelemetry_sink(meter_provider: Any) -> _OpenTelemetrySink | None:
-    """The sink for ``meter_provider``; None: the global provider when OpenTelemetry is
+    """The sink of ``meter_provider``; None: the global provider when OpenTelemetry is
     installed (no sink when it is not, or when the provider is a no-op one)."""
     try:
         from opentelemetry import metrics
@@ -361,14 +469,20 @@ def opentelemetry_sink(meter_provider: Any) -> _OpenTelemetrySink | None:
         )
     if isinstance(meter_provider, metrics.NoOpMeterProvider):
         return None
-    return _OpenTelemetrySink(meter_provider)
+    with _lock:
+        sink = _opentelemetry.get(meter_provider)
+        if sink is None:
+            sink = _opentelemetry[meter_provider] = _OpenTelemetrySink(meter_provider)
+        return sink
 
 
 def build_metrics(meter_provider: Any, prometheus: bool, prometheus_registry: Any) -> Metrics:
-    sinks: list[Sink] = []
+    aggregates: list[_Aggregate] = []
+    histograms: list[_OtelHistograms] = []
     otel = opentelemetry_sink(meter_provider)
     if otel is not None:
-        sinks.append(otel)
+        aggregates.append(otel.aggregate)
+        histograms.append(otel.histograms)
     if prometheus or prometheus_registry is not None:
-        sinks.append(prometheus_sink(prometheus_registry))
-    return Metrics(sinks)
+        aggregates.append(prometheus_sink(prometheus_registry).aggregate)
+    return Metrics(aggregates, histograms)
