@@ -279,3 +279,44 @@ def test_without_the_extra_a_tracer_provider_says_what_to_install() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'ostinato[otel]'" in result.stdout
+
+
+def test_the_global_tracer_provider_is_used_when_none_is_given() -> None:
+    """Set after the worker and client were made (as an app's startup code may do)."""
+    result = _python(
+        """
+import asyncio
+import ostinato
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from ostinato import activity, workflow
+
+@activity.defn
+async def hello() -> str:
+    return "hi"
+
+@workflow.defn
+async def greet() -> str:
+    return await workflow.execute_activity(hello)
+
+async def main() -> None:
+    backend = ostinato.connect("memory://")
+    client = ostinato.Client(backend)
+    async with ostinato.Worker(backend, workflows=[greet], activities=[hello]):
+        await (await client.start_workflow(greet)).result(timeout=10)  # no provider yet
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        await (await client.start_workflow(greet)).result(timeout=10)
+    print(sorted(s.name for s in exporter.get_finished_spans()))
+
+asyncio.run(main())
+"""
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(
+        sorted(["StartWorkflow:greet", "RunWorkflow:greet", "RunActivity:hello"])
+    )

@@ -450,18 +450,17 @@ _opentelemetry: weakref.WeakKeyDictionary[Any, _OpenTelemetrySink] = weakref.Wea
 
 
 def opentelemetry_sink(meter_provider: Any) -> _OpenTelemetrySink | None:
-    """The sink of ``meter_provider``; None: the global provider when OpenTelemetry is
-    installed (no sink when it is not, or when the provider is a no-op one)."""
+    """The sink of ``meter_provider``; None (no OpenTelemetry metrics) for None or a no-op
+    provider. Metrics are opt-in: pass ``opentelemetry.metrics.get_meter_provider()`` for
+    the global one."""
+    if meter_provider is None:
+        return None
     try:
         from opentelemetry import metrics
     except ImportError:
-        if meter_provider is not None:
-            raise ImportError(
-                "meter_provider needs OpenTelemetry: pip install 'ostinato[otel]'"
-            ) from None
-        return None
-    if meter_provider is None:
-        meter_provider = metrics.get_meter_provider()
+        raise ImportError(
+            "meter_provider needs OpenTelemetry: pip install 'ostinato[otel]'"
+        ) from None
     if not callable(getattr(meter_provider, "get_meter", None)):
         raise TypeError(
             "meter_provider must be an OpenTelemetry MeterProvider, not "

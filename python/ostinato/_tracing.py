@@ -138,7 +138,11 @@ class Tracing:
 
     @property
     def tracer(self) -> Any:
+        """The tracer to use now; None while the global provider is not set (no span would
+        record: skip the work)."""
         provider = self._provider or self._trace.get_tracer_provider()
+        if isinstance(provider, self._trace.ProxyTracerProvider):
+            return None
         cached = self._tracer_of
         if cached is not None and cached[0] is provider:
             return cached[1]
@@ -176,7 +180,11 @@ class Tracing:
         """The client's ``StartWorkflow`` span, a child of the caller's current span; yields
         the ``traceparent`` and ``tracestate`` to store with the run (None: no valid span)."""
         trace_api = self._trace
-        with self.tracer.start_as_current_span(
+        tracer = self.tracer
+        if tracer is None:
+            yield None, None
+            return
+        with tracer.start_as_current_span(
             f"StartWorkflow:{name}",
             kind=trace_api.SpanKind.CLIENT,
             attributes={
@@ -200,8 +208,11 @@ class Tracing:
         start_time: float,
     ) -> Any:
         """A ``RunActivity`` span for one attempt, under the run's span (ended by
-        ``end_activity``)."""
-        return self.tracer.start_span(
+        ``end_activity``); None when no tracer is set."""
+        tracer = self.tracer
+        if tracer is None:
+            return None
+        return tracer.start_span(
             f"RunActivity:{name}",
             context=self._parent(trace, trace.span_id),
             kind=self._trace.SpanKind.INTERNAL,
@@ -250,12 +261,16 @@ class Tracing:
         start_time: float,
     ) -> Any:
         """The run's ``RunWorkflow`` span with its fixed ids (see the module docstring);
-        not ended: the caller adds events (if it records) and ends it."""
+        not ended: the caller adds events (if it records) and ends it. None when no tracer
+        is set."""
+        tracer = self.tracer
+        if tracer is None:
+            return None
         token = _next_ids.set(
             (trace.trace_id if trace.parent_span_id is None else None, trace.span_id)
         )
         try:
-            return self.tracer.start_span(
+            return tracer.start_span(
                 f"RunWorkflow:{name}",
                 context=self._parent(trace, trace.parent_span_id),
                 kind=self._trace.SpanKind.INTERNAL,

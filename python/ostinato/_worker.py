@@ -605,6 +605,8 @@ class Worker:
                 },
                 run.info.start_time.timestamp(),
             )
+            if span is None:
+                return
             events: list[_events.TraceEvent] = []
             if span.is_recording():
                 # The run's signals, timers and children, from wherever they happened.
@@ -692,8 +694,9 @@ class Worker:
         if task.attempt == 1:
             self._metrics.activity_schedule_to_start(task.name, task.queue, now - task.scheduled_at)
         span = token = None
-        if self._tracing is not None:
-            span = self._tracing.start_activity(
+        tracing = self._tracing
+        if tracing is not None:
+            span = tracing.start_activity(
                 attempt.trace,
                 task.name,
                 {
@@ -707,15 +710,14 @@ class Worker:
                 },
                 now,
             )
-            token = self._tracing.use(span)
+            if span is not None:
+                token = tracing.use(span)
         try:
             await self._run_attempt(task, attempt)
         finally:
-            if self._tracing is not None:
-                self._tracing.detach(token)
-                self._tracing.end_activity(
-                    span, attempt.outcome, attempt.error, self.backend.clock()
-                )
+            if tracing is not None and span is not None:
+                tracing.detach(token)
+                tracing.end_activity(span, attempt.outcome, attempt.error, self.backend.clock())
             self._metrics.activity_attempt(
                 task.name,
                 task.queue,
