@@ -280,12 +280,33 @@ class TraceEvent:
     attributes: dict[str, str | int]
 
 
-def trace_events(history: Sequence[bytes]) -> list[TraceEvent]:
-    """The signals, timers, cancel requests and children of a run's history, in order.
-    Events that cannot be read are skipped: a span is not worth failing for."""
+_KIND_PREFIX = re.compile(rb'\A\s*\{\s*"seq"\s*:\s*\d+\s*,\s*"kind"\s*:\s*"([a-z_]+)"')
+_TRACED_KINDS = frozenset(
+    {
+        b"task_started",
+        b"signal_received",
+        b"timer_started",
+        b"timer_fired",
+        b"timer_canceled",
+        b"cancel_requested",
+        b"timed_out",
+        b"child_scheduled",
+        b"child_completed",
+        b"child_failed",
+    }
+)
+
+
+def trace_events(history: Sequence[bytes], now: float = 0.0) -> list[TraceEvent]:
+    """The signals, timers, cancel requests and children of a run's history (or of the new
+    events of a task: ``now`` is then the time of the task before), in order. Events that
+    cannot be read are skipped: a span is not worth failing for. Only the kinds it reports
+    are parsed (the core writes ``seq`` and ``kind`` first), not activity results."""
     out: list[TraceEvent] = []
-    now = 0.0
     for raw in history:
+        match = _KIND_PREFIX.match(raw[:80])
+        if match is not None and match.group(1) not in _TRACED_KINDS:
+            continue
         try:
             event = orjson.loads(raw)
         except orjson.JSONDecodeError:

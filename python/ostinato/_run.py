@@ -237,6 +237,9 @@ class WorkflowRun:
         # was started under a span (a traceparent was recorded).
         self.trace: RunTrace | None = None
         self.traced = False
+        # The span events of the run so far (signals, timers, children), kept by a worker
+        # that traces (None otherwise): its RunWorkflow span gets them when the run closes.
+        self.trace_events: list[_events.TraceEvent] | None = None
 
     # ---- driving ------------------------------------------------------------------------
 

@@ -489,6 +489,8 @@ class Worker:
                     try:
                         history = await self.backend.history(task.instance_id, task.run_id)
                         run.replay(history)
+                        if self._tracing is not None:
+                            run.trace_events = _events.trace_events(history)
                     finally:
                         self._metrics.replay(task.workflow_name, time.perf_counter() - replay_began)
             now = self.backend.clock()
@@ -501,6 +503,10 @@ class Worker:
                 # best run here, without reading and replaying its history.
                 sticky_worker=self.identity if self.cache_size else None,
             )
+            if self._tracing is not None:
+                if run.trace_events is None:
+                    run.trace_events = []  # a new run (a replayed one got its history's)
+                run.trace_events += _events.trace_events(commit.new_events)
         except (
             NonDeterminismError,
             DeadlockError,
@@ -607,12 +613,9 @@ class Worker:
             )
             if span is None:
                 return
-            events: list[_events.TraceEvent] = []
-            if span.is_recording():
-                # The run's signals, timers and children, from wherever they happened.
-                events = _events.trace_events(
-                    await self.backend.history(task.instance_id, task.run_id)
-                )
+            # The run's signals, timers and children, from its history: read when this
+            # worker built the run by replay, and from each task's new events since.
+            events = run.trace_events or []
             failure = failure_message(close.result) if close.result else None
             status = close.status.value
             self._tracing.end_run_span(
