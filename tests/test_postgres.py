@@ -26,10 +26,10 @@ import orjson
 import psycopg
 import pytest
 from backends.helpers import T0, FakeClock, batch, claim_for, ev, new_run, start
-from ostinato._backend import NewActivity, OutgoingSignal, RunClose, RunStatus, WorkflowCommit
 from ostinato._backends import postgres as pg
 from ostinato._backends.postgres import PostgresBackend, mask_dsn, migrate
 from ostinato._errors import WorkflowAlreadyStartedError
+from ostinato.backends import NewActivity, OutgoingSignal, RunClose, RunStatus, WorkflowCommit
 
 pytestmark = pytest.mark.postgres
 

@@ -22,11 +22,8 @@ from typing import Any
 import orjson
 
 from . import _events
-from ._backend import (
-    ActivityTask,
-    Backend,
-    WorkflowTask,
-)
+from ._backends._contract import Backend
+from ._backends._types import ActivityTask, WorkflowTask
 from ._commit import build_commit, failed_run_commit
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from ostinato._backend import (
+from ostinato._connect import connect
+from ostinato.backends import (
     Backend,
     NewRun,
     ParentRef,
@@ -23,7 +24,6 @@ from ostinato._backend import (
     WorkflowCommit,
     WorkflowTask,
 )
-from ostinato._connect import connect
 
 T0 = 1_800_000_000.0
 

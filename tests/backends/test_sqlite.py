@@ -13,11 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-import ostinato._backend
+import ostinato
 import pytest
-from ostinato._backend import RunClose, RunStatus
 from ostinato._backends.sqlite import SqliteBackend, load_migrations
 from ostinato._errors import WorkflowAlreadyStartedError
+from ostinato.backends import RunClose, RunStatus
 
 from .helpers import FakeClock, claim_one, full_commit, new_run, start
 
@@ -151,7 +151,7 @@ _HAMMER = textwrap.dedent(
     """
     import asyncio, sys
     from ostinato._backends.sqlite import SqliteBackend
-    from ostinato._backend import NewRun, RunClose, RunStatus, WorkflowCommit
+    from ostinato.backends import NewRun, RunClose, RunStatus, WorkflowCommit
 
     async def main(path, prefix, count):
         async with SqliteBackend(path, busy_timeout=0.05) as b:
@@ -184,7 +184,7 @@ async def test_processes_and_objects_hammering_one_file(tmp_path: Path) -> None:
     db = str(tmp_path / "shared.db")
     async with SqliteBackend(db):
         pass  # create the schema first so the processes race on work, not setup
-    package_root = os.path.dirname(os.path.dirname(ostinato._backend.__file__))
+    package_root = os.path.dirname(os.path.dirname(ostinato.__file__))
     env = {**os.environ, "PYTHONPATH": package_root}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _HAMMER, db, "proc", "150",

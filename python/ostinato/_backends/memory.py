@@ -17,10 +17,27 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .._backend import (
+from .._errors import (
+    LeaseLostError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
+from ._backend_events import (
+    CONFLICT_TERMINATE_REASON,
+    child_closed_event,
+    child_start_refused_event,
+    signal_external_completed_event,
+    signal_target_missing,
+    terminated_failure,
+    timed_out_event,
+    workflow_terminated_event,
+)
+from ._contract import Backend, TimeSkipping
+from ._tokens import decode_cursor, encode_cursor, new_lease_token
+from ._types import (
     ActivityState,
     ActivityTask,
-    Backend,
     Clock,
     InboxEvent,
     NewRun,
@@ -31,13 +48,8 @@ from .._backend import (
     WorkflowTask,
     system_clock,
 )
-from .._errors import (
-    LeaseLostError,
-    WorkflowAlreadyStartedError,
-    WorkflowNotFoundError,
-    WorkflowNotRunningError,
-)
-from . import _common as c
+from ._validate import validate_commit, validate_new_run
+from ._wakeups import Waiters, wait_on, work_keys
 
 __all__ = ["MemoryBackend"]
 
@@ -123,13 +135,13 @@ def _carries_over(event: bytes) -> bool:
     return kind in ("signal_received", "cancel_requested")
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
         self.clock = clock
         self._lock = threading.RLock()
-        self._waiters = c.Waiters()
+        self._waiters = Waiters()
         self._runs: dict[tuple[str, str], _Run] = {}
         # instance id -> its runs, oldest first
         self._instances: dict[str, list[_Run]] = {}
@@ -246,7 +258,7 @@ class MemoryBackend(Backend):
         start = now if new.visible_at is None else new.visible_at
         self._push(run, new.started_event, start, wake)
         if new.execution_deadline is not None:
-            self._push(run, c.timed_out_event(), new.execution_deadline, wake)
+            self._push(run, timed_out_event(), new.execution_deadline, wake)
         return run
 
     def _start_refusal(self, new: NewRun) -> tuple[bool, bool]:
@@ -307,12 +319,12 @@ class MemoryBackend(Backend):
         parent = self._runs.get((run.parent.instance_id, run.parent.run_id))
         if parent is None or not parent.status.is_open:
             return
-        event = c.child_closed_event(run.parent.command_id, run.instance_id, run.status, run.result)
+        event = child_closed_event(run.parent.command_id, run.instance_id, run.status, run.result)
         self._push(parent, event, now, wake)
 
     def _terminate(self, run: _Run, reason: str, now: float, wake: set[Hashable]) -> None:
-        run.history.append(c.workflow_terminated_event(len(run.history) + 1, reason))
-        failure = c.terminated_failure(run.instance_id, reason)
+        run.history.append(workflow_terminated_event(len(run.history) + 1, reason))
+        failure = terminated_failure(run.instance_id, reason)
         # Closed before its children, so their child_failed events (to a closed run) drop.
         self._close(run, RunStatus.TERMINATED, failure, now, wake)
         for child in list(self._runs.values()):
@@ -327,7 +339,7 @@ class MemoryBackend(Backend):
     # ---- client side ------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun) -> None:
-        c.validate_new_run(run)
+        validate_new_run(run)
         wake: set[Hashable] = set()
         with self._lock:
             refused, open_run = self._start_refusal(run)
@@ -335,7 +347,7 @@ class MemoryBackend(Backend):
                 return
             if open_run and run.id_conflict == "terminate_existing":
                 existing = self._latest(run.instance_id)
-                self._terminate(existing, c.CONFLICT_TERMINATE_REASON, self.clock(), wake)
+                self._terminate(existing, CONFLICT_TERMINATE_REASON, self.clock(), wake)
                 refused, open_run = self._start_refusal(run)
             if refused:
                 if open_run:
@@ -386,7 +398,7 @@ class MemoryBackend(Backend):
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        before = c.decode_cursor(cursor) if cursor is not None else None
+        before = decode_cursor(cursor) if cursor is not None else None
         status = None if status is None else RunStatus(status)
         with self._lock:
             latest = sorted(
@@ -405,7 +417,7 @@ class MemoryBackend(Backend):
                     more = True
                     break
                 page.append(run)
-            next_cursor = c.encode_cursor(page[-1].pk) if more else None
+            next_cursor = encode_cursor(page[-1].pk) if more else None
             return [run.info() for run in page], next_cursor
 
     async def delete(self, instance_id: str) -> None:
@@ -441,7 +453,7 @@ class MemoryBackend(Backend):
                     return info
                 if deadline is None:
                     await waiter.future
-                elif not await c.wait_on(waiter, deadline - loop.time()):
+                elif not await wait_on(waiter, deadline - loop.time()):
                     return info
             finally:
                 self._waiters.unregister(waiter)
@@ -489,7 +501,7 @@ class MemoryBackend(Backend):
                     candidates.append((first, run))
             candidates.sort(key=lambda pair: pair[0])
             for _, run in candidates[:max_tasks]:
-                run.lease_token = c.new_lease_token()
+                run.lease_token = new_lease_token()
                 run.lease_expires_at = now + lease_seconds
                 tasks.append(
                     WorkflowTask(
@@ -522,7 +534,7 @@ class MemoryBackend(Backend):
         wake: set[Hashable] = set()
         with self._lock:
             run = self._leased_run(task)
-            c.validate_commit(run.instance_id, len(run.history), commit)
+            validate_commit(run.instance_id, len(run.history), commit)
             now = self.clock()
             run.history.extend(bytes(e) for e in commit.new_events)
             consumed = set(commit.consumed_inbox)
@@ -560,7 +572,7 @@ class MemoryBackend(Backend):
                 assert child.parent is not None
                 refused, open_run = self._start_refusal(child)
                 if refused:
-                    event = c.child_start_refused_event(
+                    event = child_start_refused_event(
                         child.parent.command_id, child.instance_id, open_run
                     )
                     self._push(run, event, now, wake)
@@ -576,8 +588,8 @@ class MemoryBackend(Backend):
                 if runs and runs[-1].status.is_open:
                     self._push(runs[-1], bytes(signal.event), now, wake)
                 else:
-                    failure = c.signal_target_missing(signal.target_instance_id, bool(runs))
-                done = c.signal_external_completed_event(signal.command_id, failure)
+                    failure = signal_target_missing(signal.target_instance_id, bool(runs))
+                done = signal_external_completed_event(signal.command_id, failure)
                 self._push(run, done, now, wake)
             run.vars.update({k: bytes(v) for k, v in commit.vars.items()})
             run.lease_token = None
@@ -654,7 +666,7 @@ class MemoryBackend(Backend):
             candidates.sort(key=lambda t: (t.visible_at, t.task_id))
             for task in candidates[:max_tasks]:
                 task.attempt += 1
-                task.lease_token = c.new_lease_token()
+                task.lease_token = new_lease_token()
                 task.lease_expires_at = now + lease_seconds
                 claimed.append(
                     ActivityTask(
@@ -779,7 +791,7 @@ class MemoryBackend(Backend):
         worker: str | None = None,
         sticky_wait: float = 0.0,
     ) -> None:
-        keys = c.work_keys(kind, queues)
+        keys = work_keys(kind, queues)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.register(keys)
@@ -793,7 +805,7 @@ class MemoryBackend(Backend):
                 wait = remaining
                 if soonest is not None:
                     wait = min(wait, max(soonest - self.clock(), 0.0))
-                if await c.wait_on(waiter, wait):
+                if await wait_on(waiter, wait):
                     return
         finally:
             self._waiters.unregister(waiter)

@@ -36,10 +36,28 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from .._backend import (
+from .._errors import (
+    LeaseLostError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
+from ._backend_events import (
+    CONFLICT_TERMINATE_REASON,
+    child_closed_event,
+    child_start_refused_event,
+    signal_external_completed_event,
+    signal_target_missing,
+    terminated_failure,
+    timed_out_event,
+    workflow_terminated_event,
+)
+from ._contract import Backend, TimeSkipping
+from ._rows import check_history_length, run_info
+from ._tokens import decode_cursor, encode_cursor, new_lease_token
+from ._types import (
     ActivityState,
     ActivityTask,
-    Backend,
     Clock,
     InboxEvent,
     NewRun,
@@ -50,13 +68,8 @@ from .._backend import (
     WorkflowTask,
     system_clock,
 )
-from .._errors import (
-    LeaseLostError,
-    WorkflowAlreadyStartedError,
-    WorkflowNotFoundError,
-    WorkflowNotRunningError,
-)
-from . import _common as c
+from ._validate import validate_commit, validate_new_run
+from ._wakeups import Waiters, wait_on, work_keys
 
 __all__ = ["SqliteBackend", "load_migrations"]
 
@@ -160,7 +173,7 @@ class _RunRow:
     def from_row(cls, row: tuple[Any, ...]) -> _RunRow:
         # A tampered row (unknown status, a text where a number belongs) reads as an open
         # run blocked with the reason, so listing and describing keep working.
-        i = c.run_info(row[1:16])
+        i = run_info(row[1:16])
         return cls(
             row[0], i.instance_id, i.run_id, i.workflow_name, i.queue, i.status, i.created_at,
             i.updated_at, i.closed_at, i.history_length, i.result, i.blocked_reason, i.parent,
@@ -210,7 +223,7 @@ def _carries_over(event: bytes) -> bool:
     return kind in ("signal_received", "cancel_requested")
 
 
-class SqliteBackend(Backend):
+class SqliteBackend(Backend, TimeSkipping):
     """Workflows in one SQLite file (or ``":memory:"``).
 
     ``durable=True`` (default) runs with ``synchronous=FULL``: a committed workflow task
@@ -238,7 +251,7 @@ class SqliteBackend(Backend):
         self.busy_timeout = busy_timeout
         self.lock_timeout = lock_timeout
         self.group_commit = group_commit
-        self._waiters = c.Waiters()
+        self._waiters = Waiters()
         self._queue: queue.SimpleQueue[_Op[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ready: concurrent.futures.Future[None] | None = None
@@ -648,7 +661,7 @@ class SqliteBackend(Backend):
         start = now if new.visible_at is None else new.visible_at
         self._push(conn, pk, new.queue, new.started_event, start, wake)
         if new.execution_deadline is not None:
-            self._push(conn, pk, new.queue, c.timed_out_event(), new.execution_deadline, wake)
+            self._push(conn, pk, new.queue, timed_out_event(), new.execution_deadline, wake)
         return pk
 
     def _close(
@@ -707,7 +720,7 @@ class SqliteBackend(Backend):
             (parent.instance_id, parent.run_id),
         ).fetchone()
         if row is not None:
-            event = c.child_closed_event(parent.command_id, instance_id, status, result)
+            event = child_closed_event(parent.command_id, instance_id, status, result)
             self._push(conn, row[0], row[1], event, now, wake)
 
     def _terminate(
@@ -716,10 +729,10 @@ class SqliteBackend(Backend):
         seq = run.history_length + 1
         conn.execute(
             "INSERT INTO history (run, seq, event) VALUES (?, ?, ?)",
-            (run.pk, seq, c.workflow_terminated_event(seq, reason)),
+            (run.pk, seq, workflow_terminated_event(seq, reason)),
         )
         conn.execute("UPDATE runs SET history_length = ? WHERE id = ?", (seq, run.pk))
-        failure = c.terminated_failure(run.instance_id, reason)
+        failure = terminated_failure(run.instance_id, reason)
         # Closed before its children, so their child_failed events (to a closed run) drop.
         self._close(conn, run, RunStatus.TERMINATED, failure, now, wake)
         children = conn.execute(
@@ -734,7 +747,7 @@ class SqliteBackend(Backend):
     # ---- client side ------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun) -> None:
-        c.validate_new_run(run)
+        validate_new_run(run)
 
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             refused, open_run = self._start_refusal(conn, run)
@@ -743,7 +756,7 @@ class SqliteBackend(Backend):
             if open_run and run.id_conflict == "terminate_existing":
                 now = self.clock()
                 existing = self._run_row(conn, run.instance_id, None)
-                self._terminate(conn, existing, c.CONFLICT_TERMINATE_REASON, now, wake)
+                self._terminate(conn, existing, CONFLICT_TERMINATE_REASON, now, wake)
                 refused, open_run = self._start_refusal(conn, run)
             if refused:
                 if open_run:
@@ -792,7 +805,7 @@ class SqliteBackend(Backend):
             run = self._run_row(conn, instance_id, run_id)
             rows = conn.execute("SELECT event FROM history WHERE run = ? ORDER BY seq", (run.pk,))
             events = [bytes(event) for (event,) in rows]
-            return c.check_history_length(run.instance_id, run.run_id, run.history_length, events)
+            return check_history_length(run.instance_id, run.run_id, run.history_length, events)
 
         return await self._read(op)
 
@@ -810,7 +823,7 @@ class SqliteBackend(Backend):
         params: list[object] = []
         if cursor is not None:
             where.append("i.latest_run < ?")
-            params.append(c.decode_cursor(cursor))
+            params.append(decode_cursor(cursor))
         if status is not None:
             where.append("r.status = ?")
             params.append(RunStatus(status).value)
@@ -829,7 +842,7 @@ class SqliteBackend(Backend):
 
         rows = await self._read(op)
         page = rows[:limit]
-        next_cursor = c.encode_cursor(page[-1].pk) if len(rows) > limit else None
+        next_cursor = encode_cursor(page[-1].pk) if len(rows) > limit else None
         return [row.info() for row in page], next_cursor
 
     async def delete(self, instance_id: str) -> None:
@@ -873,7 +886,7 @@ class SqliteBackend(Backend):
                     if remaining <= 0:
                         return info
                     wait = min(wait, remaining)
-                if await c.wait_on(waiter, wait):
+                if await wait_on(waiter, wait):
                     self._waiters.unregister(waiter)
                     waiter = self._waiters.register([("closed", instance_id, run_id)])
         finally:
@@ -905,7 +918,7 @@ class SqliteBackend(Backend):
             found = conn.execute(find, (*queues, *claimable, max_tasks)).fetchall()
             tasks = []
             for pk, _ in found:
-                token = c.new_lease_token()
+                token = new_lease_token()
                 conn.execute(
                     "UPDATE runs SET lease_token = ?, lease_expires_at = ? WHERE id = ?",
                     (token, now + lease_seconds, pk),
@@ -951,7 +964,7 @@ class SqliteBackend(Backend):
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             run = self._leased_run(conn, task)
-            c.validate_commit(run.instance_id, run.history_length, commit)
+            validate_commit(run.instance_id, run.history_length, commit)
             self._apply_commit(conn, run, commit, self.clock(), wake)
 
         await self._call(op)
@@ -1005,7 +1018,7 @@ class SqliteBackend(Backend):
             assert child.parent is not None
             refused, open_run = self._start_refusal(conn, child)
             if refused:
-                event = c.child_start_refused_event(
+                event = child_start_refused_event(
                     child.parent.command_id, child.instance_id, open_run
                 )
                 self._push(conn, pk, run.queue, event, now, wake)
@@ -1024,8 +1037,8 @@ class SqliteBackend(Backend):
                 exists = conn.execute(
                     "SELECT 1 FROM instances WHERE instance_id = ?", (signal.target_instance_id,)
                 ).fetchone()
-                failure = c.signal_target_missing(signal.target_instance_id, exists is not None)
-            done = c.signal_external_completed_event(signal.command_id, failure)
+                failure = signal_target_missing(signal.target_instance_id, exists is not None)
+            done = signal_external_completed_event(signal.command_id, failure)
             self._push(conn, pk, run.queue, done, now, wake)
         if commit.vars:
             conn.executemany(
@@ -1127,7 +1140,7 @@ class SqliteBackend(Backend):
             claimed = []
             expires = now + lease_seconds
             for row in rows:
-                token = c.new_lease_token()
+                token = new_lease_token()
                 conn.execute(
                     "UPDATE activity_tasks SET attempt = attempt + 1, lease_token = ?, "
                     "lease_expires_at = ?, visible_at = ? WHERE id = ?",
@@ -1310,7 +1323,7 @@ class SqliteBackend(Backend):
         worker: str | None = None,
         sticky_wait: float = 0.0,
     ) -> None:
-        keys = c.work_keys(kind, queues)
+        keys = work_keys(kind, queues)
         probe = self._work_probe(kind, list(queues), worker or "", sticky_wait)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -1324,7 +1337,7 @@ class SqliteBackend(Backend):
                 wait = min(remaining, SAFETY_NET)
                 if soonest is not None:
                     wait = min(wait, max(soonest - self.clock(), 0.0))
-                if await c.wait_on(waiter, wait):
+                if await wait_on(waiter, wait):
                     if not waiter.broad:
                         return
                     # Another process committed something: probe again.

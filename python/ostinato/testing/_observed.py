@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from .._backend import (
+from .._backends._contract import Backend
+from .._backends._types import (
     ActivityState,
     ActivityTask,
-    Backend,
     Clock,
     NewRun,
     RunInfo,
