@@ -22,11 +22,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import importlib.resources
 import os
 import queue
 import random
-import re
 import sqlite3
 import threading
 import time
@@ -54,6 +52,8 @@ from ._backend_events import (
 )
 from ._contract import Backend, TimeSkipping
 from ._rows import check_history_length, run_info
+from ._sqlite_sql import QUERIES as Q
+from ._sqlite_sql import load_migrations, split_statements
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
     ActivityState,
@@ -84,38 +84,6 @@ MAX_BATCH = 512
 
 _SQLITE_BUSY = 5  # result codes; the sqlite3 module names them only from Python 3.11
 _SQLITE_LOCKED = 6
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
-
-
-def load_migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) of every migration shipped with the package, in order."""
-    folder = importlib.resources.files(__package__ or "ostinato._backends") / "sql" / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"SQLite migrations are not numbered 1..n: {versions}")
-    return found
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (``executescript`` would commit mid-transaction)."""
-    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-    statements: list[str] = []
-    pending = ""
-    for part in "\n".join(lines).split(";"):
-        pending += part + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \t\r\n;"):
-                statements.append(pending.strip())
-            pending = ""
-    if pending.strip(" \t\r\n;"):
-        raise ValueError(f"incomplete SQL statement in migration: {pending[:80]!r}")
-    return statements
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -142,13 +110,6 @@ def _settle(outcomes: list[tuple[_Op[Any], bool, Any]]) -> None:
             op.future.set_result(value)
         else:
             op.future.set_exception(value)
-
-
-_RUN_COLUMNS = (
-    "id, instance_id, run_id, workflow_name, queue, status, created_at, updated_at, closed_at, "
-    "history_length, result, blocked_reason, parent_instance_id, parent_run_id, "
-    "parent_command_id, next_run_id, lease_token"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,23 +159,9 @@ class _RunRow:
         )
 
 
-# An inbox event ``i`` of run ``r`` that a worker may claim now: visible, its run open, not
-# under a live lease, not delayed, and not left to another worker that has the run cached
-# (until it has waited sticky_wait). Parameters: _claimable_params(now, worker, sticky_wait).
-_CLAIMABLE = (
-    "i.visible_at <= ? AND r.status = 'running' "
-    "AND (r.lease_token IS NULL OR r.lease_expires_at <= ?) "
-    "AND (r.ready_at IS NULL OR r.ready_at <= ?) "
-    "AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?)"
-)
-
-
 def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[object, ...]:
+    """The parameters of the ``claimable`` fragment of queries.sql."""
     return (now, now, now, worker, sticky_wait, now)
-
-
-def _marks(values: Sequence[object]) -> str:
-    return ",".join("?" * len(values))
 
 
 def _carries_over(event: bytes) -> bool:
@@ -387,11 +334,8 @@ class SqliteBackend(Backend, TimeSkipping):
         migrations = load_migrations()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-            applied = {v for (v,) in conn.execute("SELECT version FROM schema_version")}
+            conn.execute(Q["create_schema_version"])
+            applied = {v for (v,) in conn.execute(Q["applied_versions"])}
             newest = max(applied, default=0)
             if newest > len(migrations):
                 raise RuntimeError(
@@ -401,12 +345,9 @@ class SqliteBackend(Backend, TimeSkipping):
             for version, name, sql in migrations:
                 if version in applied:
                     continue
-                for statement in _statements(sql):
+                for statement in split_statements(sql):
                     conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, time.time()),
-                )
+                conn.execute(Q["record_schema_version"], (version, name, time.time()))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -536,7 +477,7 @@ class SqliteBackend(Backend, TimeSkipping):
 
     async def schema_versions(self) -> list[tuple[int, str]]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[tuple[int, str]]:
-            rows = conn.execute("SELECT version, name FROM schema_version ORDER BY version")
+            rows = conn.execute(Q["schema_versions"])
             return [(v, n) for v, n in rows]
 
         return await self._read(op)
@@ -548,16 +489,8 @@ class SqliteBackend(Backend, TimeSkipping):
         def op(conn: sqlite3.Connection, wake: Wake) -> float | None:
             now = self.clock()
             times = [
-                conn.execute("SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?", (now,)),
-                conn.execute(
-                    "SELECT MIN(ready_at) FROM runs WHERE ready_at > ? AND status = 'running'",
-                    (now,),
-                ),
-                conn.execute(
-                    "SELECT MIN(visible_at) FROM activity_tasks WHERE lease_token IS NULL "
-                    "AND visible_at > ? AND cancel_requested = 0",
-                    (now,),
-                ),
+                conn.execute(Q[query], (now,))
+                for query in ("next_visible_inbox", "next_visible_ready", "next_visible_activity")
             ]
             found = [row[0] for cursor in times for row in cursor if row[0] is not None]
             return min(found, default=None)
@@ -573,18 +506,11 @@ class SqliteBackend(Backend, TimeSkipping):
     @staticmethod
     def _run_row(conn: sqlite3.Connection, instance_id: str, run_id: str | None) -> _RunRow:
         if run_id is None:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = "
-                "(SELECT latest_run FROM instances WHERE instance_id = ?)",
-                (instance_id,),
-            ).fetchone()
+            row = conn.execute(Q["latest_run"], (instance_id,)).fetchone()
             if row is None:
                 raise WorkflowNotFoundError(instance_id)
         else:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE instance_id = ? AND run_id = ?",
-                (instance_id, run_id),
-            ).fetchone()
+            row = conn.execute(Q["run_by_id"], (instance_id, run_id)).fetchone()
             if row is None:
                 raise WorkflowNotFoundError(
                     instance_id, f"no workflow with id {instance_id!r} and run id {run_id!r}"
@@ -594,11 +520,7 @@ class SqliteBackend(Backend, TimeSkipping):
     @staticmethod
     def _open_run(conn: sqlite3.Connection, instance_id: str) -> tuple[int, str] | None:
         """(pk, queue) of the instance's open run, if it has one."""
-        row = conn.execute(
-            "SELECT r.id, r.queue FROM instances i JOIN runs r ON r.id = i.latest_run "
-            "WHERE i.instance_id = ? AND r.status = 'running'",
-            (instance_id,),
-        ).fetchone()
+        row = conn.execute(Q["open_run"], (instance_id,)).fetchone()
         return None if row is None else (row[0], row[1])
 
     @staticmethod
@@ -611,38 +533,26 @@ class SqliteBackend(Backend, TimeSkipping):
         wake: Wake,
         timer_id: int | None = None,
     ) -> None:
-        conn.execute(
-            "INSERT INTO inbox (run, queue, visible_at, timer_id, event) VALUES (?, ?, ?, ?, ?)",
-            (run, queue, visible_at, timer_id, bytes(event)),
-        )
+        conn.execute(Q["push_inbox"], (run, queue, visible_at, timer_id, bytes(event)))
         wake.add(("workflow", queue))
 
     @staticmethod
     def _start_refusal(conn: sqlite3.Connection, new: NewRun) -> tuple[bool, bool]:
         """(refused, because an open run exists) for a run about to be created."""
-        row = conn.execute(
-            "SELECT r.status FROM instances i JOIN runs r ON r.id = i.latest_run "
-            "WHERE i.instance_id = ?",
-            (new.instance_id,),
-        ).fetchone()
+        row = conn.execute(Q["latest_run_status"], (new.instance_id,)).fetchone()
         if row is None:
             return False, False
         if row[0] == RunStatus.RUNNING.value:
             return True, True
         if new.id_reuse == "refuse":
             return True, False
-        taken = conn.execute(
-            "SELECT 1 FROM runs WHERE instance_id = ? AND run_id = ?",
-            (new.instance_id, new.run_id),
-        ).fetchone()
+        taken = conn.execute(Q["run_id_taken"], (new.instance_id, new.run_id)).fetchone()
         return taken is not None, False
 
     def _insert_run(self, conn: sqlite3.Connection, new: NewRun, now: float, wake: Wake) -> int:
         parent = new.parent
         cursor = conn.execute(
-            "INSERT INTO runs (instance_id, run_id, workflow_name, queue, status, created_at, "
-            "updated_at, ready_at, parent_instance_id, parent_run_id, parent_command_id) "
-            "VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            Q["insert_run"],
             (
                 new.instance_id, new.run_id, new.workflow_name, new.queue, now, now,
                 new.visible_at,
@@ -653,11 +563,7 @@ class SqliteBackend(Backend, TimeSkipping):
         )  # fmt: skip
         pk = cursor.lastrowid
         assert pk is not None
-        conn.execute(
-            "INSERT INTO instances (instance_id, latest_run) VALUES (?, ?) "
-            "ON CONFLICT (instance_id) DO UPDATE SET latest_run = excluded.latest_run",
-            (new.instance_id, pk),
-        )
+        conn.execute(Q["set_latest_run"], (new.instance_id, pk))
         start = now if new.visible_at is None else new.visible_at
         self._push(conn, pk, new.queue, new.started_event, start, wake)
         if new.execution_deadline is not None:
@@ -674,24 +580,16 @@ class SqliteBackend(Backend, TimeSkipping):
         wake: Wake,
         next_run: NewRun | None = None,
     ) -> None:
-        conn.execute(
-            "UPDATE runs SET status = ?, result = ?, closed_at = ?, updated_at = ?, "
-            "lease_token = NULL, lease_expires_at = NULL, ready_at = NULL WHERE id = ?",
-            (status.value, result, now, now, run.pk),
-        )
+        conn.execute(Q["close_run"], (status.value, result, now, now, run.pk))
         # Signals and cancel requests that arrived while the last task ran are meant for the
         # instance: they move to the next run of a continue-as-new, else they end here.
         carried: list[bytes] = []
         if status is RunStatus.CONTINUED_AS_NEW:
-            rows = conn.execute("SELECT event FROM inbox WHERE run = ? ORDER BY id", (run.pk,))
+            rows = conn.execute(Q["run_inbox_events"], (run.pk,))
             carried = [bytes(row[0]) for row in rows if _carries_over(bytes(row[0]))]
-        conn.execute("DELETE FROM inbox WHERE run = ?", (run.pk,))
-        conn.execute(
-            "DELETE FROM activity_tasks WHERE run = ? "
-            "AND (lease_token IS NULL OR lease_expires_at <= ?)",
-            (run.pk, now),
-        )
-        conn.execute("UPDATE activity_tasks SET cancel_requested = 1 WHERE run = ?", (run.pk,))
+        conn.execute(Q["drop_run_inbox"], (run.pk,))
+        conn.execute(Q["drop_idle_run_activities"], (run.pk, now))
+        conn.execute(Q["cancel_run_activities"], (run.pk,))
         wake.add(("closed", run.instance_id, run.run_id))
         if status is RunStatus.CONTINUED_AS_NEW:
             assert next_run is not None
@@ -700,7 +598,7 @@ class SqliteBackend(Backend, TimeSkipping):
             pk = self._insert_run(conn, next_run, now, wake)
             for event in carried:
                 self._push(conn, pk, next_run.queue, event, now, wake)
-            conn.execute("UPDATE runs SET next_run_id = ? WHERE id = ?", (next_run.run_id, run.pk))
+            conn.execute(Q["set_next_run_id"], (next_run.run_id, run.pk))
         elif run.parent is not None:
             self._notify_parent(conn, run.parent, run.instance_id, status, result, now, wake)
 
@@ -714,11 +612,7 @@ class SqliteBackend(Backend, TimeSkipping):
         now: float,
         wake: Wake,
     ) -> None:
-        row = conn.execute(
-            "SELECT id, queue FROM runs WHERE instance_id = ? AND run_id = ? "
-            "AND status = 'running'",
-            (parent.instance_id, parent.run_id),
-        ).fetchone()
+        row = conn.execute(Q["open_parent"], (parent.instance_id, parent.run_id)).fetchone()
         if row is not None:
             event = child_closed_event(parent.command_id, instance_id, status, result)
             self._push(conn, row[0], row[1], event, now, wake)
@@ -727,19 +621,12 @@ class SqliteBackend(Backend, TimeSkipping):
         self, conn: sqlite3.Connection, run: _RunRow, reason: str, now: float, wake: Wake
     ) -> None:
         seq = run.history_length + 1
-        conn.execute(
-            "INSERT INTO history (run, seq, event) VALUES (?, ?, ?)",
-            (run.pk, seq, workflow_terminated_event(seq, reason)),
-        )
-        conn.execute("UPDATE runs SET history_length = ? WHERE id = ?", (seq, run.pk))
+        conn.execute(Q["append_history"], (run.pk, seq, workflow_terminated_event(seq, reason)))
+        conn.execute(Q["set_history_length"], (seq, run.pk))
         failure = terminated_failure(run.instance_id, reason)
         # Closed before its children, so their child_failed events (to a closed run) drop.
         self._close(conn, run, RunStatus.TERMINATED, failure, now, wake)
-        children = conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_instance_id = ? "
-            "AND parent_run_id = ? AND status = 'running' ORDER BY id",
-            (run.instance_id, run.run_id),
-        ).fetchall()
+        children = conn.execute(Q["open_children"], (run.instance_id, run.run_id)).fetchall()
         for child in children:
             child_reason = f"parent workflow was terminated: {reason}"
             self._terminate(conn, _RunRow.from_row(child), child_reason, now, wake)
@@ -803,7 +690,7 @@ class SqliteBackend(Backend, TimeSkipping):
     async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[bytes]:
             run = self._run_row(conn, instance_id, run_id)
-            rows = conn.execute("SELECT event FROM history WHERE run = ? ORDER BY seq", (run.pk,))
+            rows = conn.execute(Q["history"], (run.pk,))
             events = [bytes(event) for (event,) in rows]
             return check_history_length(run.instance_id, run.run_id, run.history_length, events)
 
@@ -819,22 +706,18 @@ class SqliteBackend(Backend, TimeSkipping):
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        where = ["1"]
+        filters: list[str] = []
         params: list[object] = []
         if cursor is not None:
-            where.append("i.latest_run < ?")
+            filters.append("filter_before")
             params.append(decode_cursor(cursor))
         if status is not None:
-            where.append("r.status = ?")
+            filters.append("filter_status")
             params.append(RunStatus(status).value)
         if workflow_name is not None:
-            where.append("r.workflow_name = ?")
+            filters.append("filter_workflow")
             params.append(workflow_name)
-        columns = ", ".join(f"r.{name.strip()}" for name in _RUN_COLUMNS.split(","))
-        sql = (
-            f"SELECT {columns} FROM instances i JOIN runs r ON r.id = i.latest_run "
-            f"WHERE {' AND '.join(where)} ORDER BY i.latest_run DESC LIMIT ?"
-        )
+        sql = Q.list_runs(filters)
         params.append(limit + 1)
 
         def op(conn: sqlite3.Connection, wake: Wake) -> list[_RunRow]:
@@ -853,18 +736,18 @@ class SqliteBackend(Backend, TimeSkipping):
                     instance_id,
                     f"workflow {instance_id!r} is still running; terminate it before deleting",
                 )
-            runs = "(SELECT id FROM runs WHERE instance_id = ?)"
-            for table in ("history", "inbox", "activity_tasks", "vars"):
-                conn.execute(f"DELETE FROM {table} WHERE run IN {runs}", (instance_id,))
-            conn.execute("DELETE FROM runs WHERE instance_id = ?", (instance_id,))
-            conn.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,))
+            for query in (
+                "delete_history", "delete_inbox", "delete_activity_tasks", "delete_vars",
+                "delete_runs", "delete_instance",
+            ):  # fmt: skip
+                conn.execute(Q[query], (instance_id,))
 
         await self._call(op)
 
     async def get_vars(self, instance_id: str) -> dict[str, bytes]:
         def op(conn: sqlite3.Connection, wake: Wake) -> dict[str, bytes]:
             run = self._run_row(conn, instance_id, None)
-            rows = conn.execute("SELECT name, value FROM vars WHERE run = ?", (run.pk,))
+            rows = conn.execute(Q["get_vars"], (run.pk,))
             return {name: value for name, value in rows}
 
         return await self._read(op)
@@ -906,11 +789,7 @@ class SqliteBackend(Backend, TimeSkipping):
         queues = list(queues)
         if max_tasks < 1 or not queues:
             return []
-        find = (
-            "SELECT i.run, MIN(i.id) AS first FROM inbox i JOIN runs r ON r.id = i.run "
-            f"WHERE i.queue IN ({_marks(queues)}) AND {_CLAIMABLE} "
-            "GROUP BY i.run ORDER BY first LIMIT ?"
-        )
+        find = Q.for_queues("find_claimable_runs", len(queues))
 
         def op(conn: sqlite3.Connection, wake: Wake) -> list[WorkflowTask]:
             now = self.clock()
@@ -919,19 +798,9 @@ class SqliteBackend(Backend, TimeSkipping):
             tasks = []
             for pk, _ in found:
                 token = new_lease_token()
-                conn.execute(
-                    "UPDATE runs SET lease_token = ?, lease_expires_at = ? WHERE id = ?",
-                    (token, now + lease_seconds, pk),
-                )
-                row = conn.execute(
-                    "SELECT instance_id, run_id, workflow_name, queue, history_length, "
-                    "failed_attempts FROM runs WHERE id = ?",
-                    (pk,),
-                ).fetchone()
-                inbox = conn.execute(
-                    "SELECT id, event FROM inbox WHERE run = ? AND visible_at <= ? ORDER BY id",
-                    (pk, now),
-                )
+                conn.execute(Q["lease_run"], (token, now + lease_seconds, pk))
+                row = conn.execute(Q["claimed_run"], (pk,)).fetchone()
+                inbox = conn.execute(Q["visible_inbox"], (pk, now))
                 tasks.append(
                     WorkflowTask(
                         instance_id=row[0],
@@ -949,10 +818,7 @@ class SqliteBackend(Backend, TimeSkipping):
         return await self._call(op)
 
     def _leased_run(self, conn: sqlite3.Connection, task: WorkflowTask) -> _RunRow:
-        row = conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE instance_id = ? AND run_id = ?",
-            (task.instance_id, task.run_id),
-        ).fetchone()
+        row = conn.execute(Q["run_by_id"], (task.instance_id, task.run_id)).fetchone()
         run = None if row is None else _RunRow.from_row(row)
         if run is None or not run.status.is_open or run.lease_token != task.lease_token:
             raise LeaseLostError(
@@ -980,17 +846,13 @@ class SqliteBackend(Backend, TimeSkipping):
         pk = run.pk
         base = run.history_length
         conn.executemany(
-            "INSERT INTO history (run, seq, event) VALUES (?, ?, ?)",
+            Q["append_history"],
             [(pk, base + n, bytes(e)) for n, e in enumerate(commit.new_events, start=1)],
         )
-        conn.executemany(
-            "DELETE FROM inbox WHERE run = ? AND id = ?",
-            [(pk, inbox_id) for inbox_id in commit.consumed_inbox],
-        )
+        conn.executemany(Q["consume_inbox"], [(pk, inbox_id) for inbox_id in commit.consumed_inbox])
         if commit.activities:
             conn.executemany(
-                "INSERT INTO activity_tasks (run, activity_id, name, queue, input, options, "
-                "visible_at, scheduled_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                Q["insert_activity_task"],
                 [
                     (pk, a.activity_id, a.name, a.queue, bytes(a.input), bytes(a.options),
                      now, now, a.deadline)
@@ -999,21 +861,11 @@ class SqliteBackend(Backend, TimeSkipping):
             )  # fmt: skip
             wake.update(("activity", a.queue) for a in commit.activities)
         for activity_id in commit.cancel_activities:
-            conn.execute(
-                "DELETE FROM activity_tasks WHERE run = ? AND activity_id = ? "
-                "AND (lease_token IS NULL OR lease_expires_at <= ?)",
-                (pk, activity_id, now),
-            )
-            conn.execute(
-                "UPDATE activity_tasks SET cancel_requested = 1 WHERE run = ? AND activity_id = ?",
-                (pk, activity_id),
-            )
+            conn.execute(Q["drop_idle_activity"], (pk, activity_id, now))
+            conn.execute(Q["cancel_activity"], (pk, activity_id))
         for timer in commit.timers:
             self._push(conn, pk, run.queue, timer.event, timer.fire_at, wake, timer.timer_id)
-        conn.executemany(
-            "DELETE FROM inbox WHERE run = ? AND timer_id = ?",
-            [(pk, timer_id) for timer_id in commit.cancel_timers],
-        )
+        conn.executemany(Q["cancel_timer"], [(pk, timer_id) for timer_id in commit.cancel_timers])
         for child in commit.children:
             assert child.parent is not None
             refused, open_run = self._start_refusal(conn, child)
@@ -1034,23 +886,16 @@ class SqliteBackend(Backend, TimeSkipping):
             if target is not None:
                 self._push(conn, target[0], target[1], signal.event, now, wake)
             else:
-                exists = conn.execute(
-                    "SELECT 1 FROM instances WHERE instance_id = ?", (signal.target_instance_id,)
-                ).fetchone()
+                exists = conn.execute(Q["instance_exists"], (signal.target_instance_id,)).fetchone()
                 failure = signal_target_missing(signal.target_instance_id, exists is not None)
             done = signal_external_completed_event(signal.command_id, failure)
             self._push(conn, pk, run.queue, done, now, wake)
         if commit.vars:
             conn.executemany(
-                "INSERT INTO vars (run, name, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (run, name) DO UPDATE SET value = excluded.value",
-                [(pk, name, bytes(value)) for name, value in commit.vars.items()],
+                Q["upsert_var"], [(pk, name, bytes(value)) for name, value in commit.vars.items()]
             )
         conn.execute(
-            "UPDATE runs SET history_length = ?, updated_at = ?, lease_token = NULL, "
-            "lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL, "
-            "failed_attempts = 0, sticky_worker = ? WHERE id = ?",
-            (base + len(commit.new_events), now, commit.sticky_worker, pk),
+            Q["finish_task"], (base + len(commit.new_events), now, commit.sticky_worker, pk)
         )
         wake.add(("workflow", run.queue))
         close = commit.close
@@ -1061,12 +906,7 @@ class SqliteBackend(Backend, TimeSkipping):
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             run = self._leased_run(conn, task)
-            conn.execute(
-                "UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, "
-                "sticky_worker = NULL, blocked_reason = ?, ready_at = ?, "
-                "failed_attempts = failed_attempts + 1, updated_at = ? WHERE id = ?",
-                (reason, retry_at, self.clock(), run.pk),
-            )
+            conn.execute(Q["fail_task"], (reason, retry_at, self.clock(), run.pk))
             wake.add(("workflow", run.queue))
 
         await self._call(op)
@@ -1077,11 +917,7 @@ class SqliteBackend(Backend, TimeSkipping):
                 run = self._leased_run(conn, task)
             except LeaseLostError:
                 return
-            conn.execute(
-                "UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, "
-                "sticky_worker = NULL WHERE id = ?",
-                (run.pk,),
-            )
+            conn.execute(Q["release_task"], (run.pk,))
             wake.add(("workflow", run.queue))
 
         await self._call(op)
@@ -1091,12 +927,12 @@ class SqliteBackend(Backend, TimeSkipping):
         if not queues:
             return
 
+        find = Q.for_queues("sticky_queues", len(queues))
+        release = Q.for_queues("release_sticky", len(queues))
+
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
-            where = f"sticky_worker = ? AND status = 'running' AND queue IN ({_marks(queues)})"
-            released = conn.execute(
-                f"SELECT DISTINCT queue FROM runs WHERE {where}", (worker, *queues)
-            ).fetchall()
-            conn.execute(f"UPDATE runs SET sticky_worker = NULL WHERE {where}", (worker, *queues))
+            released = conn.execute(find, (worker, *queues)).fetchall()
+            conn.execute(release, (worker, *queues))
             wake.update(("workflow", queue) for (queue,) in released)
 
         await self._call(op)
@@ -1104,10 +940,7 @@ class SqliteBackend(Backend, TimeSkipping):
     async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             run = self._leased_run(conn, task)
-            conn.execute(
-                "UPDATE runs SET lease_expires_at = ? WHERE id = ?",
-                (self.clock() + lease_seconds, run.pk),
-            )
+            conn.execute(Q["extend_run_lease"], (self.clock() + lease_seconds, run.pk))
 
         await self._call(op)
 
@@ -1119,33 +952,18 @@ class SqliteBackend(Backend, TimeSkipping):
         queues = list(queues)
         if max_tasks < 1 or not queues:
             return []
-        marks = _marks(queues)
+        drop = Q.for_queues("drop_cancelled_activities", len(queues))
+        find = Q.for_queues("find_claimable_activities", len(queues))
 
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityTask]:
             now = self.clock()
-            # Cancelled while running and its worker is gone: never run it again.
-            conn.execute(
-                f"DELETE FROM activity_tasks WHERE queue IN ({marks}) AND visible_at <= ? "
-                "AND cancel_requested = 1",
-                (*queues, now),
-            )
-            rows = conn.execute(
-                "SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, "
-                "a.options, a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, "
-                "r.workflow_name FROM activity_tasks a JOIN runs r ON r.id = a.run "
-                f"WHERE a.queue IN ({marks}) AND a.visible_at <= ? AND a.cancel_requested = 0 "
-                "ORDER BY a.visible_at, a.id LIMIT ?",
-                (*queues, now, max_tasks),
-            ).fetchall()
+            conn.execute(drop, (*queues, now))
+            rows = conn.execute(find, (*queues, now, max_tasks)).fetchall()
             claimed = []
             expires = now + lease_seconds
             for row in rows:
                 token = new_lease_token()
-                conn.execute(
-                    "UPDATE activity_tasks SET attempt = attempt + 1, lease_token = ?, "
-                    "lease_expires_at = ?, visible_at = ? WHERE id = ?",
-                    (token, expires, expires, row[0]),
-                )
+                conn.execute(Q["lease_activity"], (token, expires, expires, row[0]))
                 claimed.append(
                     ActivityTask(
                         task_id=row[0],
@@ -1171,10 +989,7 @@ class SqliteBackend(Backend, TimeSkipping):
     @staticmethod
     def _leased_activity(conn: sqlite3.Connection, task: ActivityTask) -> tuple[int, int]:
         """(run pk, cancel_requested) of the task, if ``task`` still holds its lease."""
-        row = conn.execute(
-            "SELECT run, cancel_requested FROM activity_tasks WHERE id = ? AND lease_token = ?",
-            (task.task_id, task.lease_token),
-        ).fetchone()
+        row = conn.execute(Q["leased_activity"], (task.task_id, task.lease_token)).fetchone()
         if row is None:
             raise LeaseLostError(
                 f"the lease on activity {task.name!r} (id {task.activity_id}) of workflow "
@@ -1190,10 +1005,7 @@ class SqliteBackend(Backend, TimeSkipping):
             _, cancel_requested = self._leased_activity(conn, task)
             expires = self.clock() + lease_seconds
             conn.execute(
-                # A lease tick without details (NULL) keeps the stored ones.
-                "UPDATE activity_tasks SET heartbeat_details = coalesce(?, heartbeat_details), "
-                "lease_expires_at = ?, "
-                "visible_at = ? WHERE id = ?",
+                Q["heartbeat_activity"],
                 (None if details is None else bytes(details), expires, expires, task.task_id),
             )
             return bool(cancel_requested)
@@ -1203,10 +1015,8 @@ class SqliteBackend(Backend, TimeSkipping):
     async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             run_pk, _ = self._leased_activity(conn, task)
-            conn.execute("DELETE FROM activity_tasks WHERE id = ?", (task.task_id,))
-            row = conn.execute(
-                "SELECT queue FROM runs WHERE id = ? AND status = 'running'", (run_pk,)
-            ).fetchone()
+            conn.execute(Q["delete_activity"], (task.task_id,))
+            row = conn.execute(Q["open_run_queue_by_pk"], (run_pk,)).fetchone()
             if row is not None:
                 self._push(conn, run_pk, row[0], event, self.clock(), wake)
 
@@ -1218,8 +1028,7 @@ class SqliteBackend(Backend, TimeSkipping):
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             self._leased_activity(conn, task)
             conn.execute(
-                "UPDATE activity_tasks SET lease_token = NULL, lease_expires_at = NULL, "
-                "visible_at = ?, last_failure = coalesce(?, last_failure) WHERE id = ?",
+                Q["retry_activity"],
                 (visible_at, None if failure is None else bytes(failure), task.task_id),
             )
             wake.add(("activity", task.queue))
@@ -1229,13 +1038,7 @@ class SqliteBackend(Backend, TimeSkipping):
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityState]:
             now = self.clock()
-            rows = conn.execute(
-                "SELECT a.activity_id, a.name, a.attempt, a.scheduled_at, a.visible_at, "
-                "a.lease_expires_at, a.cancel_requested, a.heartbeat_details, a.last_failure "
-                "FROM activity_tasks a JOIN runs r ON r.id = a.run "
-                "WHERE r.instance_id = ? AND r.run_id = ? ORDER BY a.activity_id",
-                (instance_id, run_id),
-            ).fetchall()
+            rows = conn.execute(Q["activity_states"], (instance_id, run_id)).fetchall()
             return [
                 ActivityState(
                     activity_id=row[0],
@@ -1260,49 +1063,29 @@ class SqliteBackend(Backend, TimeSkipping):
     ) -> Callable[[sqlite3.Connection, Wake], tuple[bool, float | None]]:
         """(work is claimable now, earliest future time some becomes claimable). Each query
         comes with its parameters as a function of ``now``."""
-        marks = _marks(queues)
+        n = len(queues)
         Query = tuple[str, Callable[[float], tuple[object, ...]]]
         available: Query
         soonest: list[Query]
         if kind == "workflow":
             available = (
-                "SELECT 1 FROM inbox i JOIN runs r ON r.id = i.run "
-                f"WHERE i.queue IN ({marks}) AND {_CLAIMABLE} LIMIT 1",
+                Q.for_queues("workflow_work_available", n),
                 lambda now: (*queues, *_claimable_params(now, worker, sticky_wait)),
             )
             soonest = [
+                (Q.for_queues("next_inbox_time", n), lambda now: (*queues, now)),
+                (Q.for_queues("next_ready_time", n), lambda now: (*queues, now)),
                 (
-                    f"SELECT MIN(visible_at) FROM inbox WHERE queue IN ({marks}) "
-                    "AND visible_at > ?",
-                    lambda now: (*queues, now),
-                ),
-                (
-                    f"SELECT MIN(ready_at) FROM runs WHERE queue IN ({marks}) AND ready_at > ? "
-                    "AND status = 'running'",
-                    lambda now: (*queues, now),
-                ),
-                # Work left to the worker that has the run cached: ours sticky_wait later.
-                (
-                    "SELECT MIN(i.visible_at) + ? FROM inbox i JOIN runs r ON r.id = i.run "
-                    f"WHERE i.queue IN ({marks}) AND r.status = 'running' "
-                    "AND r.lease_token IS NULL AND r.sticky_worker <> ? "
-                    "AND i.visible_at <= ? AND i.visible_at + ? > ?",
+                    Q.for_queues("next_sticky_time", n),
                     lambda now: (sticky_wait, *queues, worker, now, sticky_wait, now),
                 ),
             ]
         else:
             available = (
-                f"SELECT 1 FROM activity_tasks WHERE queue IN ({marks}) AND visible_at <= ? "
-                "AND cancel_requested = 0 LIMIT 1",
+                Q.for_queues("activity_work_available", n),
                 lambda now: (*queues, now),
             )
-            soonest = [
-                (
-                    f"SELECT MIN(visible_at) FROM activity_tasks WHERE queue IN ({marks}) "
-                    "AND visible_at > ? AND cancel_requested = 0",
-                    lambda now: (*queues, now),
-                )
-            ]
+            soonest = [(Q.for_queues("next_activity_time", n), lambda now: (*queues, now))]
 
         def op(conn: sqlite3.Connection, wake: Wake) -> tuple[bool, float | None]:
             now = self.clock()
