@@ -21,18 +21,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import os
 import queue
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-
-import orjson
 
 from .._errors import (
     LeaseLostError,
@@ -40,20 +37,12 @@ from .._errors import (
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
-from ._backend_events import (
-    CONFLICT_TERMINATE_REASON,
-    child_closed_event,
-    child_start_refused_event,
-    signal_external_completed_event,
-    signal_target_missing,
-    terminated_failure,
-    timed_out_event,
-    workflow_terminated_event,
-)
+from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
-from ._rows import check_history_length, run_info
+from ._rows import check_history_length
 from ._sqlite_sql import QUERIES as Q
 from ._sqlite_sql import load_migrations, split_statements
+from ._sqlite_store import RunRow, SqliteStore, Wake, push
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
     ActivityState,
@@ -61,7 +50,6 @@ from ._types import (
     Clock,
     InboxEvent,
     NewRun,
-    ParentRef,
     RunInfo,
     RunStatus,
     WorkflowCommit,
@@ -74,7 +62,6 @@ from ._wakeups import Waiters, wait_on, work_keys
 __all__ = ["SqliteBackend", "load_migrations"]
 
 T = TypeVar("T")
-Wake = set[Hashable]
 Operation = Callable[[sqlite3.Connection, Wake], T]
 
 POLL_MIN = 0.02
@@ -112,62 +99,9 @@ def _settle(outcomes: list[tuple[_Op[Any], bool, Any]]) -> None:
             op.future.set_exception(value)
 
 
-@dataclass(frozen=True, slots=True)
-class _RunRow:
-    pk: int
-    instance_id: str
-    run_id: str
-    workflow_name: str
-    queue: str
-    status: RunStatus
-    created_at: float
-    updated_at: float
-    closed_at: float | None
-    history_length: int
-    result: bytes | None
-    blocked_reason: str | None
-    parent: ParentRef | None
-    next_run_id: str | None
-    lease_token: str | None
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> _RunRow:
-        # A tampered row (unknown status, a text where a number belongs) reads as an open
-        # run blocked with the reason, so listing and describing keep working.
-        i = run_info(row[1:16])
-        return cls(
-            row[0], i.instance_id, i.run_id, i.workflow_name, i.queue, i.status, i.created_at,
-            i.updated_at, i.closed_at, i.history_length, i.result, i.blocked_reason, i.parent,
-            i.next_run_id, row[16],
-        )  # fmt: skip
-
-    def info(self) -> RunInfo:
-        return RunInfo(
-            instance_id=self.instance_id,
-            run_id=self.run_id,
-            workflow_name=self.workflow_name,
-            queue=self.queue,
-            status=self.status,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            closed_at=self.closed_at,
-            history_length=self.history_length,
-            result=self.result,
-            blocked_reason=self.blocked_reason,
-            parent=self.parent,
-            next_run_id=self.next_run_id,
-        )
-
-
 def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[object, ...]:
     """The parameters of the ``claimable`` fragment of queries.sql."""
     return (now, now, now, worker, sticky_wait, now)
-
-
-def _carries_over(event: bytes) -> bool:
-    """Inbox events addressed to the instance rather than to one run (see _close)."""
-    kind = orjson.loads(event).get("kind")
-    return kind in ("signal_received", "cancel_requested")
 
 
 class SqliteBackend(Backend, TimeSkipping):
@@ -504,7 +438,7 @@ class SqliteBackend(Backend, TimeSkipping):
     # ---- helpers run on the writer thread ---------------------------------------------------
 
     @staticmethod
-    def _run_row(conn: sqlite3.Connection, instance_id: str, run_id: str | None) -> _RunRow:
+    def _run_row(conn: sqlite3.Connection, instance_id: str, run_id: str | None) -> RunRow:
         if run_id is None:
             row = conn.execute(Q["latest_run"], (instance_id,)).fetchone()
             if row is None:
@@ -515,121 +449,7 @@ class SqliteBackend(Backend, TimeSkipping):
                 raise WorkflowNotFoundError(
                     instance_id, f"no workflow with id {instance_id!r} and run id {run_id!r}"
                 )
-        return _RunRow.from_row(row)
-
-    @staticmethod
-    def _open_run(conn: sqlite3.Connection, instance_id: str) -> tuple[int, str] | None:
-        """(pk, queue) of the instance's open run, if it has one."""
-        row = conn.execute(Q["open_run"], (instance_id,)).fetchone()
-        return None if row is None else (row[0], row[1])
-
-    @staticmethod
-    def _push(
-        conn: sqlite3.Connection,
-        run: int,
-        queue: str,
-        event: bytes,
-        visible_at: float,
-        wake: Wake,
-        timer_id: int | None = None,
-    ) -> None:
-        conn.execute(Q["push_inbox"], (run, queue, visible_at, timer_id, bytes(event)))
-        wake.add(("workflow", queue))
-
-    @staticmethod
-    def _start_refusal(conn: sqlite3.Connection, new: NewRun) -> tuple[bool, bool]:
-        """(refused, because an open run exists) for a run about to be created."""
-        row = conn.execute(Q["latest_run_status"], (new.instance_id,)).fetchone()
-        if row is None:
-            return False, False
-        if row[0] == RunStatus.RUNNING.value:
-            return True, True
-        if new.id_reuse == "refuse":
-            return True, False
-        taken = conn.execute(Q["run_id_taken"], (new.instance_id, new.run_id)).fetchone()
-        return taken is not None, False
-
-    def _insert_run(self, conn: sqlite3.Connection, new: NewRun, now: float, wake: Wake) -> int:
-        parent = new.parent
-        cursor = conn.execute(
-            Q["insert_run"],
-            (
-                new.instance_id, new.run_id, new.workflow_name, new.queue, now, now,
-                new.visible_at,
-                None if parent is None else parent.instance_id,
-                None if parent is None else parent.run_id,
-                None if parent is None else parent.command_id,
-            ),
-        )  # fmt: skip
-        pk = cursor.lastrowid
-        assert pk is not None
-        conn.execute(Q["set_latest_run"], (new.instance_id, pk))
-        start = now if new.visible_at is None else new.visible_at
-        self._push(conn, pk, new.queue, new.started_event, start, wake)
-        if new.execution_deadline is not None:
-            self._push(conn, pk, new.queue, timed_out_event(), new.execution_deadline, wake)
-        return pk
-
-    def _close(
-        self,
-        conn: sqlite3.Connection,
-        run: _RunRow,
-        status: RunStatus,
-        result: bytes | None,
-        now: float,
-        wake: Wake,
-        next_run: NewRun | None = None,
-    ) -> None:
-        conn.execute(Q["close_run"], (status.value, result, now, now, run.pk))
-        # Signals and cancel requests that arrived while the last task ran are meant for the
-        # instance: they move to the next run of a continue-as-new, else they end here.
-        carried: list[bytes] = []
-        if status is RunStatus.CONTINUED_AS_NEW:
-            rows = conn.execute(Q["run_inbox_events"], (run.pk,))
-            carried = [bytes(row[0]) for row in rows if _carries_over(bytes(row[0]))]
-        conn.execute(Q["drop_run_inbox"], (run.pk,))
-        conn.execute(Q["drop_idle_run_activities"], (run.pk, now))
-        conn.execute(Q["cancel_run_activities"], (run.pk,))
-        wake.add(("closed", run.instance_id, run.run_id))
-        if status is RunStatus.CONTINUED_AS_NEW:
-            assert next_run is not None
-            if next_run.parent is None and run.parent is not None:
-                next_run = dataclasses.replace(next_run, parent=run.parent)
-            pk = self._insert_run(conn, next_run, now, wake)
-            for event in carried:
-                self._push(conn, pk, next_run.queue, event, now, wake)
-            conn.execute(Q["set_next_run_id"], (next_run.run_id, run.pk))
-        elif run.parent is not None:
-            self._notify_parent(conn, run.parent, run.instance_id, status, result, now, wake)
-
-    def _notify_parent(
-        self,
-        conn: sqlite3.Connection,
-        parent: ParentRef,
-        instance_id: str,
-        status: RunStatus,
-        result: bytes | None,
-        now: float,
-        wake: Wake,
-    ) -> None:
-        row = conn.execute(Q["open_parent"], (parent.instance_id, parent.run_id)).fetchone()
-        if row is not None:
-            event = child_closed_event(parent.command_id, instance_id, status, result)
-            self._push(conn, row[0], row[1], event, now, wake)
-
-    def _terminate(
-        self, conn: sqlite3.Connection, run: _RunRow, reason: str, now: float, wake: Wake
-    ) -> None:
-        seq = run.history_length + 1
-        conn.execute(Q["append_history"], (run.pk, seq, workflow_terminated_event(seq, reason)))
-        conn.execute(Q["set_history_length"], (seq, run.pk))
-        failure = terminated_failure(run.instance_id, reason)
-        # Closed before its children, so their child_failed events (to a closed run) drop.
-        self._close(conn, run, RunStatus.TERMINATED, failure, now, wake)
-        children = conn.execute(Q["open_children"], (run.instance_id, run.run_id)).fetchall()
-        for child in children:
-            child_reason = f"parent workflow was terminated: {reason}"
-            self._terminate(conn, _RunRow.from_row(child), child_reason, now, wake)
+        return RunRow.from_row(row)
 
     # ---- client side ------------------------------------------------------------------------
 
@@ -637,23 +457,7 @@ class SqliteBackend(Backend, TimeSkipping):
         validate_new_run(run)
 
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
-            refused, open_run = self._start_refusal(conn, run)
-            if open_run and run.id_conflict == "use_existing":
-                return
-            if open_run and run.id_conflict == "terminate_existing":
-                now = self.clock()
-                existing = self._run_row(conn, run.instance_id, None)
-                self._terminate(conn, existing, CONFLICT_TERMINATE_REASON, now, wake)
-                refused, open_run = self._start_refusal(conn, run)
-            if refused:
-                if open_run:
-                    raise WorkflowAlreadyStartedError(run.instance_id)
-                raise WorkflowAlreadyStartedError(
-                    run.instance_id,
-                    f"workflow id {run.instance_id!r} was used before and this start refuses "
-                    "id reuse (id_reuse='refuse')",
-                )
-            self._insert_run(conn, run, self.clock(), wake)
+            start_run(SqliteStore(conn, wake), run, self.clock())
 
         await self._call(op)
 
@@ -668,7 +472,7 @@ class SqliteBackend(Backend, TimeSkipping):
             run = self._run_row(conn, instance_id, None)
             if not run.status.is_open:
                 raise WorkflowNotRunningError(instance_id, run.status.value)
-            self._push(conn, run.pk, run.queue, event, self.clock(), wake)
+            push(conn, run.pk, run.queue, event, self.clock(), wake)
 
         await self._call(op)
 
@@ -677,7 +481,7 @@ class SqliteBackend(Backend, TimeSkipping):
             run = self._run_row(conn, instance_id, None)
             if not run.status.is_open:
                 raise WorkflowNotRunningError(instance_id, run.status.value)
-            self._terminate(conn, run, reason, self.clock(), wake)
+            terminate_run(SqliteStore(conn, wake), run, reason, self.clock())
 
         await self._call(op)
 
@@ -720,8 +524,8 @@ class SqliteBackend(Backend, TimeSkipping):
         sql = Q.list_runs(filters)
         params.append(limit + 1)
 
-        def op(conn: sqlite3.Connection, wake: Wake) -> list[_RunRow]:
-            return [_RunRow.from_row(row) for row in conn.execute(sql, params)]
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[RunRow]:
+            return [RunRow.from_row(row) for row in conn.execute(sql, params)]
 
         rows = await self._read(op)
         page = rows[:limit]
@@ -817,9 +621,9 @@ class SqliteBackend(Backend, TimeSkipping):
 
         return await self._call(op)
 
-    def _leased_run(self, conn: sqlite3.Connection, task: WorkflowTask) -> _RunRow:
+    def _leased_run(self, conn: sqlite3.Connection, task: WorkflowTask) -> RunRow:
         row = conn.execute(Q["run_by_id"], (task.instance_id, task.run_id)).fetchone()
-        run = None if row is None else _RunRow.from_row(row)
+        run = None if row is None else RunRow.from_row(row)
         if run is None or not run.status.is_open or run.lease_token != task.lease_token:
             raise LeaseLostError(
                 f"the lease on workflow {task.instance_id!r} (run {task.run_id}) was lost: "
@@ -831,77 +635,9 @@ class SqliteBackend(Backend, TimeSkipping):
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
             run = self._leased_run(conn, task)
             validate_commit(run.instance_id, run.history_length, commit)
-            self._apply_commit(conn, run, commit, self.clock(), wake)
+            apply_commit(SqliteStore(conn, wake), run, commit, self.clock())
 
         await self._call(op)
-
-    def _apply_commit(
-        self,
-        conn: sqlite3.Connection,
-        run: _RunRow,
-        commit: WorkflowCommit,
-        now: float,
-        wake: Wake,
-    ) -> None:
-        pk = run.pk
-        base = run.history_length
-        conn.executemany(
-            Q["append_history"],
-            [(pk, base + n, bytes(e)) for n, e in enumerate(commit.new_events, start=1)],
-        )
-        conn.executemany(Q["consume_inbox"], [(pk, inbox_id) for inbox_id in commit.consumed_inbox])
-        if commit.activities:
-            conn.executemany(
-                Q["insert_activity_task"],
-                [
-                    (pk, a.activity_id, a.name, a.queue, bytes(a.input), bytes(a.options),
-                     now, now, a.deadline)
-                    for a in commit.activities
-                ],
-            )  # fmt: skip
-            wake.update(("activity", a.queue) for a in commit.activities)
-        for activity_id in commit.cancel_activities:
-            conn.execute(Q["drop_idle_activity"], (pk, activity_id, now))
-            conn.execute(Q["cancel_activity"], (pk, activity_id))
-        for timer in commit.timers:
-            self._push(conn, pk, run.queue, timer.event, timer.fire_at, wake, timer.timer_id)
-        conn.executemany(Q["cancel_timer"], [(pk, timer_id) for timer_id in commit.cancel_timers])
-        for child in commit.children:
-            assert child.parent is not None
-            refused, open_run = self._start_refusal(conn, child)
-            if refused:
-                event = child_start_refused_event(
-                    child.parent.command_id, child.instance_id, open_run
-                )
-                self._push(conn, pk, run.queue, event, now, wake)
-            else:
-                self._insert_run(conn, child, now, wake)
-        for target_id, event in commit.cancel_instances:
-            target = self._open_run(conn, target_id)
-            if target is not None:
-                self._push(conn, target[0], target[1], event, now, wake)
-        for signal in commit.signals:
-            target = self._open_run(conn, signal.target_instance_id)
-            failure = None
-            if target is not None:
-                self._push(conn, target[0], target[1], signal.event, now, wake)
-            else:
-                exists = conn.execute(Q["instance_exists"], (signal.target_instance_id,)).fetchone()
-                failure = signal_target_missing(signal.target_instance_id, exists is not None)
-            done = signal_external_completed_event(signal.command_id, failure)
-            self._push(conn, pk, run.queue, done, now, wake)
-        if commit.vars:
-            conn.executemany(
-                Q["upsert_var"], [(pk, name, bytes(value)) for name, value in commit.vars.items()]
-            )
-        conn.execute(
-            Q["finish_task"], (base + len(commit.new_events), now, commit.sticky_worker, pk)
-        )
-        wake.add(("workflow", run.queue))
-        close = commit.close
-        if close is not None:
-            result = None if close.result is None else bytes(close.result)
-            self._close(conn, run, close.status, result, now, wake, close.next_run)
 
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
@@ -1018,7 +754,7 @@ class SqliteBackend(Backend, TimeSkipping):
             conn.execute(Q["delete_activity"], (task.task_id,))
             row = conn.execute(Q["open_run_queue_by_pk"], (run_pk,)).fetchone()
             if row is not None:
-                self._push(conn, run_pk, row[0], event, self.clock(), wake)
+                push(conn, run_pk, row[0], event, self.clock(), wake)
 
         await self._call(op)
 

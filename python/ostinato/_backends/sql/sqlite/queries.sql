@@ -58,8 +58,8 @@ WHERE r.id = (SELECT latest_run FROM instances WHERE instance_id = ?)
 SELECT {run_columns} FROM runs AS r WHERE r.instance_id = ? AND r.run_id = ?
 
 -- name: open_run
--- (pk, queue) of the instance's open run, if it has one.
-SELECT r.id, r.queue FROM instances i JOIN runs r ON r.id = i.latest_run
+-- The instance's open run, if it has one.
+SELECT {run_columns} FROM instances i JOIN runs r ON r.id = i.latest_run
 WHERE i.instance_id = ? AND r.status = 'running'
 
 -- name: latest_run_status
@@ -79,8 +79,9 @@ ORDER BY r.id
 -- name: open_run_queue_by_pk
 SELECT queue FROM runs WHERE id = ? AND status = 'running'
 
--- name: open_parent
-SELECT id, queue FROM runs WHERE instance_id = ? AND run_id = ? AND status = 'running'
+-- name: open_run_by_id
+SELECT {run_columns} FROM runs AS r
+WHERE r.instance_id = ? AND r.run_id = ? AND r.status = 'running'
 
 -- name: history
 SELECT event FROM history WHERE run = ? ORDER BY seq
