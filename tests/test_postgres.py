@@ -75,18 +75,6 @@ def test_sql_files_are_consistent() -> None:
         pg.parse_named_blocks("-- name: a\nSELECT 1\n-- name: a\nSELECT 2\n")
 
 
-def test_package_modules_are_small_and_documented() -> None:
-    # The backend is a package of one concern per module: each stays readable (no module over
-    # ~900 lines) and docs/backends.md names every one, so the map stays true.
-    package = Path(pg.__file__).parent
-    docs = (Path(__file__).parents[1] / "docs" / "backends.md").read_text()
-    modules = sorted(p for p in package.glob("*.py") if p.name != "__init__.py")
-    assert {p.name for p in modules} >= {"_sql.py", "_url.py", "_pool.py", "_batch.py"}
-    for module in modules:
-        assert len(module.read_text().splitlines()) <= 900, module.name
-        assert f"`{module.name}`" in docs or f"`postgres/{module.name}`" in docs, module.name
-
-
 async def test_no_index_covers_what_every_task_rewrites(postgres_url: str) -> None:
     # Claims and commits rewrite these columns of a run twice per workflow task. Named by no
     # index (nor an index condition), the row is updated in place (HOT) without touching the
