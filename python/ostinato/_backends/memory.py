@@ -1,10 +1,12 @@
 """The in-memory backend: the reference implementation of the storage contract.
 
-Everything lives in plain dicts; every method does its work without awaiting in between, so
-each call is atomic for the event loop (a lock also makes calls from other threads safe).
-It is what the test suite and ``ostinato.testing`` run on, usually with a virtual clock:
-``next_visible_time()`` tells a time-skipping driver when the next timer or delayed task is
-due, and ``wake_waiters()`` lets waiting workers look again after the clock moved.
+Everything lives in plain dicts (``_MemoryStore``, which also carries out the shared storage
+algorithm of ``_apply`` over them); every method does its work without awaiting in between,
+so each call is atomic for the event loop (a lock also makes calls from other threads safe).
+It is what the test suite and ``ostinato.testing`` run on, usually with a virtual clock: it
+implements ``TimeSkipping``, so ``next_visible_time()`` tells a time-skipping driver when the
+next timer or delayed task is due, and ``wake_waiters()`` lets waiting workers look again
+after the clock moved.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ on SQLite's busy handler and are retried with back-off, so callers never see
 ``database is locked``. Claims run inside those transactions, so they are atomic across
 processes. Another process's commits are noticed by polling (20-200 ms, adaptive); commits in
 this process wake waiters at once.
+
+Where things are: the SQL is in ``sql/sqlite/`` (named blocks, loaded by ``_sqlite_sql``);
+commits, closes, terminates and starts run the shared algorithm of ``_apply`` over
+``_sqlite_store.SqliteStore``; this module holds the writer thread and the operations of its
+own (claims, listing, activity tasks, wake-ups).
 """
 
 from __future__ import annotations
