@@ -77,7 +77,7 @@ def test_sql_blocks_are_consistent_and_valid() -> None:
     # the ones no other test reaches.
     blocks = read_blocks("sqlite")
     package = Path(sqlite_module.__file__).parent
-    source = "".join((package / name).read_text() for name in ("sqlite.py", "_sqlite_store.py"))
+    source = "".join(p.read_text() for p in sorted(package.glob("*sqlite*.py")))
     used = _used_query_names(source)
     assert not sorted(used - set(blocks)), "used but not defined in queries.sql"
     fragments = {name for text in blocks.values() for name in re.findall(r"\{(\w+)\}", text)}
