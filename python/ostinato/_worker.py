@@ -22,12 +22,9 @@ from typing import Any
 import orjson
 
 from . import _events
-from ._backend import (
-    ActivityTask,
-    Backend,
-    WorkflowTask,
-)
+from ._backends._contract import Backend
 from ._backends._schedule_store import ScheduleStore
+from ._backends._types import ActivityTask, WorkflowTask
 from ._client import Client
 from ._commit import build_commit
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry

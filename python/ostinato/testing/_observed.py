@@ -12,10 +12,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from .._backend import (
+from .._backends._contract import Backend
+from .._backends._schedule_store import ScheduleRecord, ScheduleStore
+from .._backends._types import (
     ActivityState,
     ActivityTask,
-    Backend,
     Clock,
     NewRun,
     RunInfo,
@@ -23,7 +24,6 @@ from .._backend import (
     WorkflowCommit,
     WorkflowTask,
 )
-from .._backends._schedule_store import ScheduleRecord, ScheduleStore
 
 __all__ = ["ObservedBackend"]
 
