@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "ActivityTask",
     "Backend",
+    "BackendStats",
     "Clock",
     "InboxEvent",
     "NewActivity",
@@ -32,7 +33,9 @@ __all__ = [
     "NewTimer",
     "OutgoingSignal",
     "ParentRef",
+    "QueueBacklog",
     "RunClose",
+    "RunCount",
     "RunInfo",
     "RunStatus",
     "WorkflowCommit",
@@ -255,6 +258,42 @@ class RunInfo:
     next_run_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RunCount:
+    """How many instances' latest runs have this workflow name and status (and are blocked,
+    or not)."""
+
+    workflow_name: str
+    status: RunStatus
+    blocked: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBacklog:
+    """Work a worker on ``queue`` could claim right now."""
+
+    queue: str
+    # Open runs with a visible inbox event, not leased and not in back-off.
+    workflow_tasks: int
+    # Activity tasks whose visible_at has passed and that no live lease holds.
+    activity_tasks: int
+    # Since when the longest-waiting of those has been claimable (epoch seconds).
+    oldest_ready_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """A snapshot for dashboards (``Backend.stats``)."""
+
+    # The backend clock's time of the snapshot.
+    now: float
+    # Counts over the latest run of each instance, one entry per non-empty group.
+    runs: list[RunCount]
+    # Queues with claimable work, by queue name.
+    backlog: list[QueueBacklog]
+
+
 class Backend(abc.ABC):
     """One storage backend. All methods are coroutine functions and safe to call
     concurrently from many tasks of one event loop."""
@@ -326,6 +365,12 @@ class Backend(abc.ABC):
         cursor: str | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         """Latest run of each instance, newest first; returns (page, next cursor or None)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> BackendStats:
+        """Counts of latest runs by workflow name, status and blocked-ness, and the work
+        claimable now on each queue. A read for dashboards: it may scan the open runs and
+        tasks, but never the history."""
 
     @abc.abstractmethod
     async def delete(self, instance_id: str) -> None:

@@ -40,10 +40,13 @@ from .._backend import (
     ActivityState,
     ActivityTask,
     Backend,
+    BackendStats,
     Clock,
     InboxEvent,
     NewRun,
     ParentRef,
+    QueueBacklog,
+    RunCount,
     RunInfo,
     RunStatus,
     WorkflowCommit,
@@ -831,6 +834,44 @@ class SqliteBackend(Backend):
         page = rows[:limit]
         next_cursor = c.encode_cursor(page[-1].pk) if len(rows) > limit else None
         return [row.info() for row in page], next_cursor
+
+    async def stats(self) -> BackendStats:
+        def op(conn: sqlite3.Connection, wake: Wake) -> BackendStats:
+            now = self.clock()
+            runs = [
+                RunCount(name, RunStatus(status), bool(blocked), count)
+                for name, status, blocked, count in conn.execute(
+                    "SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, COUNT(*) "
+                    "FROM instances i JOIN runs r ON r.id = i.latest_run "
+                    "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                )
+            ]
+            # queue -> [workflow tasks, activity tasks, oldest ready at]
+            queues: dict[str, list[Any]] = {}
+            workflow_rows = conn.execute(
+                "SELECT queue, COUNT(*), MIN(since) FROM ("
+                "  SELECT r.queue AS queue, MAX(MIN(i.visible_at), COALESCE(r.ready_at, 0)) "
+                "  AS since FROM inbox i JOIN runs r ON r.id = i.run "
+                f"  WHERE {_CLAIMABLE} GROUP BY r.id"
+                ") GROUP BY queue",
+                # Stickiness aside: any worker may take these runs, if not at once.
+                _claimable_params(now, "", 0.0),
+            )
+            for queue_name, count, since in workflow_rows:
+                queues[queue_name] = [count, 0, since]
+            activity_rows = conn.execute(
+                "SELECT queue, COUNT(*), MIN(visible_at) FROM activity_tasks "
+                "WHERE visible_at <= ? AND cancel_requested = 0 GROUP BY queue",
+                (now,),
+            )
+            for queue_name, count, since in activity_rows:
+                entry = queues.setdefault(queue_name, [0, 0, since])
+                entry[1] = count
+                entry[2] = since if entry[2] is None else min(entry[2], since)
+            backlog = [QueueBacklog(q, *queues[q]) for q in sorted(queues)]
+            return BackendStats(now=now, runs=runs, backlog=backlog)
+
+        return await self._read(op)
 
     async def delete(self, instance_id: str) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:

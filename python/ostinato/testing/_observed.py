@@ -16,6 +16,7 @@ from .._backend import (
     ActivityState,
     ActivityTask,
     Backend,
+    BackendStats,
     Clock,
     NewRun,
     RunInfo,
@@ -131,6 +132,9 @@ class ObservedBackend(Backend):
                 status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
             )
         )
+
+    async def stats(self) -> BackendStats:
+        return await self._op(self.inner.stats())
 
     async def delete(self, instance_id: str) -> None:
         await self._op(self.inner.delete(instance_id))
