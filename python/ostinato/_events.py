@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -10,8 +11,11 @@ __all__ = [
     "activity_completed",
     "activity_failed",
     "cancel_requested",
+    "command_target",
+    "run_origin",
     "signal_received",
     "task_started",
+    "task_time",
     "timer_fired",
     "with_seq",
     "workflow_failed",
@@ -100,3 +104,32 @@ def workflow_failed(seq: int, failure: bytes) -> bytes:
     return orjson.dumps(
         {"seq": seq, "kind": "workflow_failed", "failure": orjson.Fragment(failure)}
     )
+
+
+# ---- reading decoded history events (``handle.history()`` dicts) -----------------------------
+
+
+def task_time(event: Mapping[str, Any]) -> float | None:
+    """When a ``task_started`` event's workflow task began, in Unix seconds (None otherwise)."""
+    time_us = event.get("time")
+    if event.get("kind") != "task_started" or not isinstance(time_us, int):
+        return None
+    return time_us / 1_000_000
+
+
+def command_target(event: Mapping[str, Any]) -> str | None:
+    """The instance a ``child_scheduled``, ``signal_external_sent`` or
+    ``external_cancel_requested`` event addresses (``options.instance_id``), if recorded."""
+    options = event.get("options")
+    target = options.get("instance_id") if isinstance(options, Mapping) else None
+    return target if isinstance(target, str) else None
+
+
+def run_origin(event: Mapping[str, Any]) -> dict[str, str]:
+    """How the run of a ``workflow_started`` event came about: ``parent_instance_id`` and/or
+    ``continued_from_run_id`` from its ``info`` (empty for a run started by a client)."""
+    info = event.get("info")
+    if not isinstance(info, Mapping):
+        return {}
+    keys = ("parent_instance_id", "continued_from_run_id")
+    return {k: info[k] for k in keys if isinstance(info.get(k), str)}
