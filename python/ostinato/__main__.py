@@ -71,6 +71,18 @@ async def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace) -> int:
+    try:
+        from .ui._serve import serve
+    except ImportError:
+        print(
+            "ostinato ui needs the web UI's dependencies: pip install 'ostinato[ui]'",
+            file=sys.stderr,
+        )
+        return 2
+    return serve(args.url, host=args.host, port=args.port, allow_actions=args.allow_actions)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "lint":
@@ -94,8 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--run-id")
         if name in ("cancel", "terminate"):
             p.add_argument("--reason", default=f"{name} from the command line")
+    ui = sub.add_parser("ui", help="serve the web UI (needs: pip install 'ostinato[ui]')")
+    ui.add_argument("url", help="the store, e.g. sqlite:///app.db or postgresql://...")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8233, help="port to listen on (default 8233)")
+    ui.add_argument(
+        "--allow-actions", action="store_true", help="offer signal/cancel/terminate buttons"
+    )
     args = parser.parse_args(argv)
     try:
+        if args.command == "ui":
+            return _ui(args)
         if args.command == "db":
             return asyncio.run(_migrate(args.url))
         return asyncio.run(_inspect(args))

@@ -5,6 +5,7 @@ is shared by the worker, the seeding client and the app), driven from the test's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import urllib.error
 import urllib.request
@@ -12,9 +13,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import orjson
-import uvicorn
-
 import ostinato
+import uvicorn
 from ostinato.ui import create_app
 
 from .ui_workflows import ACTIVITIES, WORKFLOWS
@@ -76,10 +76,8 @@ class LiveUI:
 
     def wait_closed(self, id: str, timeout: float = 20) -> None:
         async def wait() -> None:
-            try:
+            with contextlib.suppress(ostinato.WorkflowFailedError):
                 await self.client.get_handle(id).result(timeout=timeout)
-            except ostinato.WorkflowFailedError:
-                pass
 
         self.call(wait(), timeout + 5)
 
