@@ -95,6 +95,17 @@ class LiveUI:
 
         return self.call(wait(), timeout + 5)
 
+    def block(self, workflow: Any, arg: Any, *, id: str, reason: str) -> None:
+        """A run left blocked, as a worker leaves one whose code no longer matches its
+        history: started on a queue no worker serves, claimed and failed with ``reason``."""
+
+        async def go() -> None:
+            await self.client.start_workflow(workflow, arg, id=id, queue="stuck")
+            (task,) = await self.backend.claim_workflow_tasks(["stuck"], 30.0, 1)
+            await self.backend.fail_workflow_task(task, reason, self.backend.clock() + 3600)
+
+        self.call(go())
+
     # ---- HTTP -----------------------------------------------------------------------------
 
     def request(

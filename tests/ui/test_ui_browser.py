@@ -115,6 +115,27 @@ def test_list_filters_and_counts(live_ui: LiveUI, browser: Any, screenshot: Any)
     )
 
 
+def test_blocked_runs_stand_out_with_their_reason(
+    live_ui: LiveUI, browser: Any, screenshot: Any
+) -> None:
+    seed(live_ui)
+    reason = "NonDeterminismError: event #5: expected activity 'greet', got timer"
+    live_ui.block(order, "bob", id="order-stuck", reason=reason)
+    browser.get(live_ui.base)
+    stuck = browser.find_element(By.CSS_SELECTOR, "#runs tr.blocked")
+    assert stuck.get_attribute("data-id") == "order-stuck"
+    assert reason in stuck.find_element(By.CSS_SELECTOR, ".blocked-reason").text
+    assert "blocked 1" in browser.find_element(By.ID, "counts").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#runs tr.blocked") == [stuck]
+    screenshot("list")
+    browser.find_element(By.ID, "counts").find_element(By.PARTIAL_LINK_TEXT, "blocked").click()
+    wait(browser).until(lambda b: rows(b) == ["order-stuck"])
+    stuck = browser.find_element(By.CSS_SELECTOR, "#runs tr.blocked")
+    stuck.find_element(By.TAG_NAME, "a").click()
+    wait(browser).until(ec.title_contains("order-stuck"))
+    assert reason in browser.find_element(By.ID, "blocked").text
+
+
 def test_paging_on_a_cursor(live_ui: LiveUI, browser: Any) -> None:
     for i in range(7):
         live_ui.start_workflow(approval, f"r{i}", id=f"page-{i}", start_delay=3600)

@@ -69,8 +69,12 @@ class RunFilter:
     id_prefix: str | None = None
     started_after: float | None = None
     started_before: float | None = None
+    # Only runs that are stuck (blocked_reason set).
+    blocked: bool = False
 
     def matches(self, info: RunInfo) -> bool:
+        if self.blocked and info.blocked_reason is None:
+            return False
         if self.queue is not None and info.queue != self.queue:
             return False
         if self.id_prefix is not None and not info.instance_id.startswith(self.id_prefix):
@@ -95,6 +99,9 @@ def parse_filter(params: Mapping[str, str]) -> tuple[RunFilter, int, str | None]
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r:.80}")
     after = text("started_after")
     before = text("started_before")
+    blocked = text("blocked")
+    if blocked not in (None, "1", "true", "0", "false"):
+        raise ValueError(f"blocked must be 1 or 0, not {blocked!r:.80}")
     limit_text = text("limit")
     limit = DEFAULT_PAGE
     if limit_text is not None:
@@ -109,6 +116,7 @@ def parse_filter(params: Mapping[str, str]) -> tuple[RunFilter, int, str | None]
             id_prefix=text("q"),
             started_after=_parse_time(after, "started_after") if after else None,
             started_before=_parse_time(before, "started_before") if before else None,
+            blocked=blocked in ("1", "true"),
         ),
         limit,
         text("cursor"),
@@ -179,9 +187,10 @@ async def list_runs(
     runs and still have a ``next_cursor`` (``"partial": true``).
     """
     await backend.open()
-    status = RunStatus(flt.status) if flt.status else None
+    # Only open runs are blocked: let the backend narrow a blocked filter to them.
+    status = RunStatus(flt.status) if flt.status else (RunStatus.RUNNING if flt.blocked else None)
     local = flt.queue is not None or flt.id_prefix is not None or flt.started_after is not None
-    local = local or flt.started_before is not None
+    local = local or flt.started_before is not None or flt.blocked
     found: list[dict[str, Any]] = []
     scanned = 0
     page_start = cursor

@@ -130,7 +130,7 @@ def _filter_form(params: Mapping[str, str]) -> Markup:
 
 def _status_counts(counts: Mapping[str, int], params: Mapping[str, str]) -> Markup:
     total = sum(counts.values())
-    base = {k: v for k, v in params.items() if k not in ("status", "cursor")}
+    base = {k: v for k, v in params.items() if k not in ("status", "cursor", "blocked")}
     items = [tag("a", f"all {total}", href=url("./", **base), class_="count")]
     for status in STATUSES:
         n = counts.get(status, 0)
@@ -146,7 +146,15 @@ def _status_counts(counts: Mapping[str, int], params: Mapping[str, str]) -> Mark
             )
     blocked = counts.get("blocked", 0)
     if blocked:
-        items.append(tag("span", status_badge("blocked"), f" {blocked}", class_="count"))
+        items.append(
+            tag(
+                "a",
+                status_badge("blocked"),
+                f" {blocked}",
+                href=url("./", **{**base, "blocked": "1"}),
+                class_="count",
+            )
+        )
     return tag("div", items, class_="counts", id="counts")
 
 
@@ -440,6 +448,7 @@ def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str
         ),
         _chain(run),
         reason,
+        _actions(run, csrf) if csrf and run["status"] == "running" else None,
         tag("section", tag("h2", "Input"), payload_block(run["input"], open_=True)),
         outcome,
         _pending(run["pending"]),
@@ -464,7 +473,6 @@ def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str
             id="diagram",
         ),
         tag("p", tag("a", "Full history →", href=url("history", id=rid, run=run_param))),
-        _actions(run, csrf) if csrf and run["status"] == "running" else None,
     )
     live = (
         tag(
