@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -40,6 +41,16 @@ def test_serves_on_loopback_and_says_so(tmp_path: Path) -> None:
                     raise
                 time.sleep(0.1)
         assert "<title>Runs · ostinato</title>" in page and "read-only" in page
+        # A request for another host name (DNS rebinding) is refused.
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", headers={"Host": f"evil.example:{port}"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=5)
+        except urllib.error.HTTPError as error:
+            assert error.code == 400
+        else:
+            raise AssertionError("a request for evil.example was served")
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -63,3 +63,19 @@ def test_the_ui_mounted_in_a_service(tmp_path: Path) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+def test_the_mounting_snippet_of_the_docs_runs() -> None:
+    import re
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "ui.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/ui.md", "exec"), namespace)
+    app = namespace["app"]
+    assert isinstance(app, Starlette)
+    (mount,) = app.routes
+    assert isinstance(mount, Mount) and mount.path == "/ostinato"

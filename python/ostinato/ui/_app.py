@@ -6,6 +6,7 @@ import contextlib
 import hmac
 import importlib.resources
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +28,8 @@ from .._errors import WorkflowNotFoundError, WorkflowNotRunningError
 from . import _data, _pages, _timeline
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("ostinato.ui")
 
 # Pages and API answers never come from a cache; static files may for a while.
 _HEADERS = {
@@ -102,7 +105,9 @@ class _UI:
         elif isinstance(exc, (ValueError, TypeError)):
             status, message = 400, str(exc)
         else:
-            raise exc
+            # The store failed (down, damaged history ...): say what, in one line.
+            log.warning("ostinato ui: %s %s failed", request.method, request.url.path, exc_info=exc)
+            status, message = 500, f"{type(exc).__name__}: {exc}"
         if api:
             return _json({"error": message}, status)
         return _html(_pages.error_page(status, message), status)

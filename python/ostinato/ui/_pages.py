@@ -84,6 +84,7 @@ def layout(title: str, body: Child, *, csrf: str | None, nav: str = "", extra: C
                 tag("span", "actions on" if csrf else "read-only", class_="mode"),
             ),
             tag("main", body),
+            tag("footer", "Times are UTC.", class_="muted"),
             extra,
         ),
         lang="en",

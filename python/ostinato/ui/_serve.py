@@ -22,6 +22,9 @@ async def _probe(url: str) -> None:
         await backend.close()
 
 
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -40,6 +43,8 @@ def serve(
 ) -> int:
     """Serve the UI of the store at ``url`` until interrupted; says where, and how safely."""
     import uvicorn
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.types import ASGIApp
 
     from ._app import create_app
 
@@ -47,7 +52,11 @@ def serve(
         raise ValueError(f"port must be between 0 and 65535, not {port}")
     # Fail now, in one line, on a store that cannot be opened (not on the first page).
     asyncio.run(_probe(url))
-    app = create_app(url, allow_actions=allow_actions)
+    app: ASGIApp = create_app(url, allow_actions=allow_actions)
+    if _is_loopback(host):
+        # Only requests addressed to this machine: a page of another site whose name was
+        # made to resolve to 127.0.0.1 (DNS rebinding) is refused instead of reading the UI.
+        app = TrustedHostMiddleware(app, allowed_hosts=LOOPBACK_NAMES)
     shown = f"[{host}]" if ":" in host else host
     reach = (
         "reachable from this machine only"
