@@ -16,7 +16,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ._live import LiveUI
-from .ui_workflows import approval, doomed, family, order
+from .ui_workflows import approval, counter, doomed, family, order, patient
 
 XSS = "<script>alert(1)</script>"
 
@@ -205,6 +205,29 @@ def test_failure_chain_and_family_tree(live_ui: LiveUI, browser: Any) -> None:
     wait(browser).until(ec.title_contains("fam-child-b"))
     # The child's page links back up to its parent.
     browser.find_element(By.ID, "tree").find_element(By.LINK_TEXT, "fam-1")
+
+
+def test_pending_work_and_the_continue_as_new_chain(live_ui: LiveUI, browser: Any) -> None:
+    live_ui.start_workflow(patient, "db-7", id="patient-1")
+    live_ui.wait_until(
+        "patient-1",
+        lambda d: d.pending_timers and any(a.state == "retrying" for a in d.pending_activities),
+    )
+    browser.get(live_ui.base + "run?id=patient-1")
+    pending = browser.find_element(By.CSS_SELECTOR, "table.pending").text
+    assert "unreachable" in pending and "retrying" in pending and "attempt 1" in pending
+    assert "ConnectionError: db-7 did not answer" in pending
+    assert "timer" in pending and "fires" in pending
+
+    live_ui.start_workflow(counter, 0, id="counter-1")
+    live_ui.wait_closed("counter-1")
+    browser.get(live_ui.base + "run?id=counter-1")
+    assert "completed" in browser.find_element(By.ID, "title").text
+    browser.find_element(By.PARTIAL_LINK_TEXT, "previous run").click()
+    wait(browser).until(lambda b: "continued as new" in b.find_element(By.ID, "title").text)
+    assert "[0]" in browser.find_element(By.TAG_NAME, "main").text  # the first run's input
+    browser.find_element(By.PARTIAL_LINK_TEXT, "next run").click()
+    wait(browser).until(lambda b: "completed" in b.find_element(By.ID, "title").text)
 
 
 def test_stats_page(live_ui: LiveUI, browser: Any, screenshot: Any) -> None:

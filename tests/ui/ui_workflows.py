@@ -57,5 +57,27 @@ async def family(name: str) -> list[str]:
     return [first, second]
 
 
-WORKFLOWS = [order, approval, doomed, family]
-ACTIVITIES = [greet, flaky, refuse]
+@activity.defn
+async def unreachable(host: str) -> None:
+    raise ConnectionError(f"{host} did not answer")
+
+
+@workflow.defn
+async def patient(host: str) -> None:
+    """Waits on a timer and on an activity retrying for an hour: pending work to show."""
+    slow = RetryPolicy(initial_interval=timedelta(hours=1), max_attempts=3)
+    call = workflow.start_activity(unreachable, host, retry=slow)
+    await workflow.sleep(timedelta(hours=2))
+    await call
+
+
+@workflow.defn
+async def counter(n: int) -> int:
+    """Continues as new once: a chain of two runs."""
+    if n < 1:
+        workflow.continue_as_new(n + 1)
+    return n
+
+
+WORKFLOWS = [order, approval, doomed, family, patient, counter]
+ACTIVITIES = [greet, flaky, refuse, unreachable]
