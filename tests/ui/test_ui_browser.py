@@ -207,7 +207,9 @@ def test_failure_chain_and_family_tree(live_ui: LiveUI, browser: Any) -> None:
     browser.find_element(By.ID, "tree").find_element(By.LINK_TEXT, "fam-1")
 
 
-def test_pending_work_and_the_continue_as_new_chain(live_ui: LiveUI, browser: Any) -> None:
+def test_pending_work_and_the_continue_as_new_chain(
+    live_ui: LiveUI, browser: Any, screenshot: Any
+) -> None:
     live_ui.start_workflow(patient, "db-7", id="patient-1")
     live_ui.wait_until(
         "patient-1",
@@ -218,6 +220,7 @@ def test_pending_work_and_the_continue_as_new_chain(live_ui: LiveUI, browser: An
     assert "unreachable" in pending and "retrying" in pending and "attempt 1" in pending
     assert "ConnectionError: db-7 did not answer" in pending
     assert "timer" in pending and "fires" in pending
+    screenshot("pending")
 
     live_ui.start_workflow(counter, 0, id="counter-1")
     live_ui.wait_closed("counter-1")

@@ -22,13 +22,17 @@ from .._errors import WorkflowNotFoundError
 
 __all__ = [
     "MAX_PAGE",
+    "STATUSES",
     "RunFilter",
     "history",
+    "iso",
     "list_runs",
     "parse_filter",
     "poll",
     "run_detail",
+    "run_summary",
     "stats",
+    "status_counts",
 ]
 
 MAX_PAGE = 500
@@ -105,7 +109,10 @@ def parse_filter(params: Mapping[str, str]) -> tuple[RunFilter, int, str | None]
     limit_text = text("limit")
     limit = DEFAULT_PAGE
     if limit_text is not None:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
+        if (
+            not (limit_text.isascii() and limit_text.isdigit())
+            or not 1 <= int(limit_text) <= MAX_PAGE
+        ):
             raise ValueError(f"limit must be a number from 1 to {MAX_PAGE}, not {limit_text!r:.80}")
         limit = int(limit_text)
     return (

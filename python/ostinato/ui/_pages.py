@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from .._view import format_duration
 from ._data import STATUSES
 from ._html import Child, Markup, join, tag
 
@@ -303,9 +304,9 @@ def _pending(pending: Mapping[str, Any]) -> Child:
         return None
     rows = []
     for a in pending["activities"]:
-        note = a["last_failure"] or ""
+        note: Child = a["last_failure"] or ""
         if a["next_attempt_at"]:
-            note = f"{note} · next attempt {a['next_attempt_at']}"
+            note = join(note, " · next attempt ", human_time(a["next_attempt_at"]))
         rows.append(
             tag(
                 "tr",
@@ -562,7 +563,7 @@ def stats_page(stats: Mapping[str, Any], *, csrf: str | None) -> str:
             tag("td", tag("a", q["queue"], href=url("./", queue=q["queue"]))),
             tag("td", str(q["workflow_tasks"]), class_="num"),
             tag("td", str(q["activity_tasks"]), class_="num"),
-            tag("td", _age(q["oldest_ready_age"]), class_="num"),
+            tag("td", format_duration(q["oldest_ready_age"]), class_="num"),
         )
         for q in stats["queues"]
     ]
@@ -606,17 +607,3 @@ def stats_page(stats: Mapping[str, Any], *, csrf: str | None) -> str:
         tag("p", "No task is waiting.", class_="empty") if not q_rows else None,
     )
     return layout("Stats", body, csrf=csrf, nav="stats")
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
