@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -73,6 +74,21 @@ def test_runs_run_history_stats(api: LiveUI) -> None:
     kinds = [e["kind"] for e in history["events"]]
     assert kinds[0] == "task_started" and kinds[-1] == "workflow_completed"
     assert [e["seq"] for e in history["events"]] == list(range(1, len(kinds) + 1))
+
+    # Time range: everything started in the last hour, nothing after the next one.
+    now = api.backend.clock()
+    hour_ago = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 3600))
+    in_an_hour = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+    assert len(api.get_json(f"api/runs?started_after={hour_ago}")["runs"]) == 6
+    assert api.get_json(f"api/runs?started_after={in_an_hour}")["runs"] == []
+    assert len(api.get_json(f"api/runs?started_before={in_an_hour}")["runs"]) == 6
+    assert api.get_json(f"api/runs?started_before={hour_ago}")["runs"] == []
+
+    status, headers, body = api.request("api/diagram?id=order-ann&format=mermaid")
+    assert status == 200 and body.startswith(b"sequenceDiagram")
+    status, headers, body = api.request("api/diagram?id=order-ann")
+    assert status == 200 and headers["content-type"] == "image/svg+xml"
+    assert body.lstrip().startswith(b"<svg")
 
     stats = api.get_json("api/stats")
     assert stats["totals"]["completed"] == 4 and stats["totals"]["failed"] == 1

@@ -308,6 +308,10 @@ def test_live_page_follows_an_open_run(live_ui: LiveUI, browser: Any) -> None:
     live_ui.wait_until("approval-live", lambda d: d.history_length > 0)
     browser.get(live_ui.base + "run?id=approval-live")
     assert "running" in browser.find_element(By.ID, "title").text
+    # While nothing happens the page polls less and less often (1 s, 2 s, 4 s ...).
+    wait(browser, 20).until(
+        lambda b: int(b.find_element(By.ID, "live").get_attribute("data-delay") or 0) >= 4000
+    )
     live_ui.call(live_ui.client.get_handle("approval-live").signal("approve", "ok"))
     wait(browser, 20).until(lambda b: "completed" in b.find_element(By.ID, "title").text)
     # A closed run's page does not poll.
