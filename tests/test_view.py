@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import ostinato
 import pytest
-from ostinato import _view
+from ostinato import _view, workflow
 from view_workflows import eventually_status, messenger, run_order, stuck, waiter, worker
 
 
@@ -169,7 +169,8 @@ async def test_external_signals_cancels_and_terminations() -> None:
     assert [(i.kind, i.detail) for i in ended.items] == [("terminate", "bad deploy")]
     assert "bad deploy" in (ended.failure or "")
     diagram = _view.mermaid(sent)
-    assert "    W1->>C1: signal hello\n    C1-->>W1: sent" in diagram
+    assert '    W1->>C1: signal hello {"from":"messenger"}\n    C1-->>W1: sent after ' in diagram
+    assert "    W1->>C1: cancel: no longer needed\n    C1-->>W1: sent after " in diagram
 
 
 def test_mermaid_diagram_of_a_run(finished_order: Any) -> None:
@@ -257,3 +258,37 @@ def test_status_styles() -> None:
     assert _view.status_style("blocked").tone == "bad"
     assert _view.status_style("running").tone == "active"
     assert _view.status_style("something new").tone == "muted"
+
+
+@workflow.defn(name="view.deploy")
+async def deploy_v1() -> None:
+    await workflow.sleep(0.01)
+    await workflow.signal_channel("go").receive()
+
+
+@workflow.defn(name="view.deploy")
+async def deploy_v2() -> None:  # a deploy that changed the first step without patched()
+    await workflow.side_effect(lambda: 1)
+    await workflow.signal_channel("go").receive()
+
+
+async def test_a_blocked_run_shows_as_blocked_with_its_reason() -> None:
+    backend = ostinato.connect("memory://")
+    client = ostinato.Client(backend)
+    async with ostinato.Worker(backend, workflows=[deploy_v1], poll_interval=0.02):
+        handle = await client.start_workflow(deploy_v1, id="deploy")
+        async with asyncio.timeout(20):
+            while (await handle.describe()).history_length < 5:  # the timer fired
+                await asyncio.sleep(0.02)
+    async with ostinato.Worker(backend, workflows=[deploy_v2], poll_interval=0.02):
+        await handle.signal("go")
+        async with asyncio.timeout(20):
+            while (await handle.describe()).blocked_reason is None:
+                await asyncio.sleep(0.02)
+        timeline, _ = await view_of(client, "deploy")
+    await backend.close()
+    assert timeline.status == "blocked" and _view.status_style(timeline.status).tone == "bad"
+    assert "NonDeterminismError" in (timeline.blocked_reason or "")
+    assert [(i.kind, i.status) for i in timeline.items] == [("timer", "fired")]
+    last = _view.mermaid(timeline).splitlines()[-1]
+    assert last.startswith("    Note over W1: blocked: NonDeterminismError")

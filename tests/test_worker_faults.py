@@ -372,7 +372,7 @@ async def test_unserializable_result_fails_the_run(
         if backend_url.startswith("sqlite") and kind == "object":
             cli = await asyncio.to_thread(
                 subprocess.run,
-                [sys.executable, "-m", "ostinato", "describe", backend_url, handle.id],
+                [sys.executable, "-m", "ostinato", "describe", backend_url, handle.id, "--json"],
                 capture_output=True,
                 text=True,
                 timeout=60,

@@ -1,14 +1,16 @@
-"""``ostinato`` command line: lint workflow code, migrate a database, inspect workflows."""
+"""``ostinato`` command line: lint workflow code, migrate a database, inspect and steer
+workflows (see docs/cli.md)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn
 
-import orjson
+Handler = Callable[[Any, argparse.Namespace, Any], Awaitable[int]]
 
 
 def _lint(argv: Sequence[str]) -> int:
@@ -34,41 +36,118 @@ async def _migrate(url: str) -> int:
     return 0
 
 
-async def _inspect(args: argparse.Namespace) -> int:
+async def _with_client(args: argparse.Namespace) -> int:
+    """Connect to ``args.url``, run the subcommand's handler, close."""
+    from ._cli._inspect import Output
+    from ._cli._term import Painter, wants_colour
     from ._client import Client
     from ._connect import connect
 
     backend = connect(args.url)
-    client = Client(backend)
+    out = Output(sys.stdout, Painter(wants_colour(sys.stdout)))
     try:
-        if args.command == "list":
-            page, cursor = await client.list_workflows(status=args.status, limit=args.limit)
-            for d in page:
-                blocked = f"  BLOCKED: {d.blocked_reason}" if d.blocked_reason else ""
-                print(
-                    f"{d.instance_id}\t{d.workflow_name}\t{d.status}\t"
-                    f"{d.created_at:%Y-%m-%d %H:%M:%S}{blocked}"
-                )
-            if cursor:
-                print(f"(more: --cursor {cursor})")
-        elif args.command == "describe":
-            d = await client.get_handle(args.id).describe()
-            out: dict[str, Any] = {
-                k: (str(v) if not isinstance(v, (int, str, type(None), list)) else v)
-                for k, v in d.__dict__.items()
-            }
-            out["vars"] = await client.get_vars(args.id)
-            print(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
-        elif args.command == "history":
-            for event in await client.get_handle(args.id, run_id=args.run_id).history():
-                print(orjson.dumps(event).decode())
-        elif args.command == "cancel":
-            await client.get_handle(args.id).cancel(args.reason)
-        elif args.command == "terminate":
-            await client.get_handle(args.id).terminate(args.reason)
+        handler: Handler = args.handler
+        return await handler(Client(backend), args, out)
     finally:
         await backend.close()
-    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _handlers() -> dict[str, Handler]:
+    from ._cli import _actions, _inspect
+
+    return {
+        "list": _inspect.list_runs,
+        "describe": _inspect.describe,
+        "history": _inspect.history,
+        "show": _inspect.show,
+        "stats": _inspect.stats,
+        "diagram": _inspect.diagram,
+        "signal": _actions.signal,
+        "cancel": _actions.cancel,
+        "terminate": _actions.terminate,
+    }
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError
+    return value
+
+
+_positive.__name__ = "positive integer"  # argparse names the type in its error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand is registered here."""
+    parser = _Parser(prog="ostinato", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("lint", help="check workflow code for nondeterminism (see docs/lint)")
+    db = sub.add_parser("db", help="database operations")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    migrate = db_sub.add_parser("migrate", help="create or upgrade the schema")
+    migrate.add_argument("url")
+
+    handlers = _handlers()
+
+    def command(name: str, help: str, *, one_run: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("url", help="backend URL: sqlite:///app.db, postgresql://...")
+        if one_run:
+            p.add_argument("id", help="workflow id")
+        p.set_defaults(handler=handlers[name])
+        return p
+
+    def json_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print JSON (see docs/cli.md)")
+
+    def run_id_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--run-id", help="an earlier run of the workflow (default: latest)")
+
+    lst = command("list", "list workflows (latest run of each, newest first)", one_run=False)
+    lst.add_argument("--status", help="running, completed, failed, canceled, ...")
+    lst.add_argument("--workflow", help="only runs of this workflow name")
+    lst.add_argument("--limit", type=int, default=50, help="rows per page (default 50)")
+    lst.add_argument("--cursor", help="the next page, as printed after the last row")
+    json_flag(lst)
+    for name, help in (
+        ("describe", "status, pending work and variables of one workflow"),
+        ("history", "the events of one run, one row each"),
+        ("show", "the timeline of one run: activities, timers, signals, children"),
+    ):
+        p = command(name, help)
+        run_id_flag(p)
+        json_flag(p)
+        if name == "history":
+            p.add_argument("--payloads", action="store_true", help="each event in full, as JSON")
+    st = command("stats", "runs by status and workflow, open runs per queue", one_run=False)
+    st.add_argument(
+        "--max-runs", type=_positive, default=100_000, help="stop counting after this many"
+    )
+    json_flag(st)
+    dia = command("diagram", "a sequence diagram of one run (Mermaid, or SVG)")
+    run_id_flag(dia)
+    dia.add_argument("--format", choices=("mermaid", "svg"), default="mermaid")
+    sig = command("signal", "send a signal to a workflow")
+    sig.add_argument("name", help="signal name")
+    sig.add_argument("value", nargs="?", help="JSON value (default null)")
+    for name in ("cancel", "terminate"):
+        p = command(name, f"{name} one workflow")
+        p.add_argument("--reason", default=f"{name} from the command line")
+    # The web UI (docs/ui.md): its own server, not a client command.
+    ui = sub.add_parser("ui", help="serve the web UI (needs: pip install 'ostinato[ui]')")
+    ui.add_argument("url", help="backend URL: sqlite:///app.db, postgresql://...")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8233, help="port to listen on (default 8233)")
+    ui.add_argument("--allow-actions", action="store_true", help="offer signal/cancel/terminate")
+    return parser
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -87,41 +166,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "lint":
         return _lint(argv[1:])
-    parser = argparse.ArgumentParser(prog="ostinato", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("lint", help="check workflow code for nondeterminism (see docs/lint)")
-    db = sub.add_parser("db", help="database operations")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    migrate = db_sub.add_parser("migrate", help="create or upgrade the schema")
-    migrate.add_argument("url")
-    lst = sub.add_parser("list", help="list workflows")
-    lst.add_argument("url")
-    lst.add_argument("--status")
-    lst.add_argument("--limit", type=int, default=50)
-    for name in ("describe", "history", "cancel", "terminate"):
-        p = sub.add_parser(name, help=f"{name} one workflow")
-        p.add_argument("url")
-        p.add_argument("id")
-        if name == "history":
-            p.add_argument("--run-id")
-        if name in ("cancel", "terminate"):
-            p.add_argument("--reason", default=f"{name} from the command line")
-    ui = sub.add_parser("ui", help="serve the web UI (needs: pip install 'ostinato[ui]')")
-    ui.add_argument("url", help="the store, e.g. sqlite:///app.db or postgresql://...")
-    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=8233, help="port to listen on (default 8233)")
-    ui.add_argument(
-        "--allow-actions", action="store_true", help="offer signal/cancel/terminate buttons"
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        if args.command == "ui":
-            return _ui(args)
         if args.command == "db":
             return asyncio.run(_migrate(args.url))
-        return asyncio.run(_inspect(args))
+        if args.command == "ui":
+            return _ui(args)
+        return asyncio.run(_with_client(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `ostinato history ... | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a clear one-line error, not a traceback
-        print(f"ostinato: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"ostinato: {message}", file=sys.stderr)
         return 1
 
 

@@ -61,7 +61,9 @@ def _outcome(item: TimelineItem) -> str:
     took = f" after {format_duration(item.duration)}" if item.duration is not None else ""
     if item.failure and item.status in ("failed", "canceled"):
         return f"{item.status}{_attempt_text(item)}{took}: {item.failure}"
-    detail = f" {item.detail}" if item.detail and item.kind != "timer" else ""
+    # A timer's and an external signal's or cancel's detail belongs to the request, not here.
+    shown = item.kind not in ("timer", "signal_external", "cancel_external")
+    detail = f" {item.detail}" if item.detail and shown else ""
     return f"{item.status}{_attempt_text(item)}{took}{detail}"
 
 
@@ -105,24 +107,19 @@ def sequence(timeline: RunTimeline) -> Sequence:
             events.append((item.first_seq, 0, Step(other, wf, label, status=item.status)))
         elif item.kind in ("child", "signal_external", "cancel_external"):
             other = parts.get("C", item.target or item.name)
-            verb = {
-                "child": "start child",
-                "signal_external": "signal",
-                "cancel_external": "cancel",
-            }
-            events.append(
-                (
-                    item.first_seq,
-                    0,
-                    Step(wf, other, f"{verb[item.kind]} {item.name}"),
-                )
-            )
+            request = {
+                "child": f"start child {item.name}",
+                "signal_external": f"signal {item.name} {item.detail}",
+                "cancel_external": f"cancel: {item.detail}" if item.detail else "cancel",
+            }[item.kind]
+            events.append((item.first_seq, 0, Step(wf, other, request.strip())))
             if not item.is_open:
                 events.append(
                     (item.last_seq, 1, Step(other, wf, _outcome(item), True, status=item.status))
                 )
         else:  # side effects, patches, timeouts, continue-as-new, terminate: on the workflow
-            text = f"{item.name} {item.detail}".strip()
+            name = f"patched {item.name}" if item.kind == "patch" else item.name
+            text = f"{name} {item.detail}".strip()
             events.append((item.first_seq, 0, Step(wf, wf, text, note=True, status=item.status)))
     events.sort(key=lambda e: (e[0], e[1]))
     start = Step(wf, wf, f"started {format_time(timeline.started_at)}", note=True)

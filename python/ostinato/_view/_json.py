@@ -25,15 +25,15 @@ def _plain(value: Any) -> Any:
 def description_json(
     description: WorkflowDescription, vars: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Every field of ``describe()``; with ``vars`` (``client.get_vars``) a ``vars`` key."""
+    """Every field of ``describe()``, ``duration_seconds`` (None while open) and ``vars``
+    (``client.get_vars()``; None when not given: they exist for the latest run only)."""
     data: dict[str, Any] = _plain(description)
     data["duration_seconds"] = (
         (description.closed_at - description.created_at).total_seconds()
         if description.closed_at
         else None
     )
-    if vars is not None:
-        data["vars"] = _plain(dict(vars))
+    data["vars"] = None if vars is None else _plain(dict(vars))
     return data
 
 

@@ -1,0 +1,1 @@
+"""The ``ostinato`` command's subcommands (registered in ``ostinato/__main__.py``)."""
