@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 from ._types import (
     ActivityState,
     ActivityTask,
+    BackendStats,
     Clock,
     NewRun,
     RunInfo,
@@ -107,6 +108,12 @@ class Backend(abc.ABC):
         cursor: str | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         """Latest run of each instance, newest first; returns (page, next cursor or None)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> BackendStats:
+        """Counts of latest runs by workflow name, status and blocked-ness, and the work
+        claimable now on each queue. A read for dashboards: it may scan the open runs and
+        tasks, but never the history."""
 
     @abc.abstractmethod
     async def delete(self, instance_id: str) -> None:

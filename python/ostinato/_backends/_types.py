@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "ActivityState",
     "ActivityTask",
+    "BackendStats",
     "Clock",
     "InboxEvent",
     "NewActivity",
@@ -21,7 +22,9 @@ __all__ = [
     "NewTimer",
     "OutgoingSignal",
     "ParentRef",
+    "QueueBacklog",
     "RunClose",
+    "RunCount",
     "RunInfo",
     "RunStatus",
     "WorkflowCommit",
@@ -262,3 +265,39 @@ class RunInfo:
     parent: ParentRef | None
     # Set when the run continued as new: the next run's id.
     next_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCount:
+    """How many instances' latest runs have this workflow name and status (and are blocked,
+    or not)."""
+
+    workflow_name: str
+    status: RunStatus
+    blocked: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBacklog:
+    """Work a worker on ``queue`` could claim right now."""
+
+    queue: str
+    # Open runs with a visible inbox event, not leased and not in back-off.
+    workflow_tasks: int
+    # Activity tasks whose visible_at has passed and that no live lease holds.
+    activity_tasks: int
+    # Since when the longest-waiting of those has been claimable (epoch seconds).
+    oldest_ready_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """A snapshot for dashboards (``Backend.stats``)."""
+
+    # The backend clock's time of the snapshot.
+    now: float
+    # Counts over the latest run of each instance, one entry per non-empty group.
+    runs: list[RunCount]
+    # Queues with claimable work, by queue name.
+    backlog: list[QueueBacklog]

@@ -15,6 +15,7 @@ import asyncio
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._errors import (
     LeaseLostError,
@@ -30,11 +31,14 @@ from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
     ActivityState,
     ActivityTask,
+    BackendStats,
     Clock,
     InboxEvent,
     NewActivity,
     NewRun,
     ParentRef,
+    QueueBacklog,
+    RunCount,
     RunInfo,
     RunStatus,
     WorkflowCommit,
@@ -453,6 +457,47 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                 page.append(run)
             next_cursor = encode_cursor(page[-1].pk) if more else None
             return [run.info() for run in page], next_cursor
+
+    async def stats(self) -> BackendStats:
+        with self._lock:
+            now = self.clock()
+            counts: dict[tuple[str, RunStatus, bool], int] = {}
+            # queue -> [workflow tasks, activity tasks, oldest ready at]
+            queues: dict[str, list[Any]] = {}
+
+            def ready(queue: str, index: int, since: float) -> None:
+                entry = queues.setdefault(queue, [0, 0, None])
+                entry[index] += 1
+                entry[2] = since if entry[2] is None else min(entry[2], since)
+
+            for runs in self._instances.values():
+                run = runs[-1]
+                key = (run.workflow_name, run.status, run.blocked_reason is not None)
+                counts[key] = counts.get(key, 0) + 1
+            for runs in self._instances.values():
+                for run in runs:
+                    if not run.status.is_open or not run.inbox:
+                        continue
+                    if run.lease_expires_at is not None and run.lease_expires_at > now:
+                        continue
+                    since = min(item.visible_at for item in run.inbox)
+                    if run.ready_at is not None:
+                        since = max(since, run.ready_at)
+                    if since <= now:
+                        ready(run.queue, 0, since)
+            for task in self._activities.values():
+                if (
+                    task.visible_at <= now
+                    and not task.is_running(now)
+                    and not task.cancel_requested
+                ):
+                    # Claimable since it became visible, or since its last lease expired.
+                    ready(task.queue, 1, max(task.visible_at, task.lease_expires_at or 0.0))
+            return BackendStats(
+                now=now,
+                runs=[RunCount(n, s, b, count) for (n, s, b), count in sorted(counts.items())],
+                backlog=[QueueBacklog(q, *queues[q]) for q in sorted(queues)],
+            )
 
     async def delete(self, instance_id: str) -> None:
         with self._lock:

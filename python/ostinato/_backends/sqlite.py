@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._errors import (
     LeaseLostError,
@@ -36,8 +37,11 @@ from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
     ActivityState,
     ActivityTask,
+    BackendStats,
     InboxEvent,
     NewRun,
+    QueueBacklog,
+    RunCount,
     RunInfo,
     RunStatus,
     WorkflowCommit,
@@ -197,6 +201,30 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1].pk) if len(rows) > limit else None
         return [row.info() for row in page], next_cursor
+
+    async def stats(self) -> BackendStats:
+        def op(conn: sqlite3.Connection, wake: Wake) -> BackendStats:
+            now = self.clock()
+            runs = [
+                RunCount(name, RunStatus(status), bool(blocked), count)
+                for name, status, blocked, count in conn.execute(Q["stats_runs"])
+            ]
+            # queue -> [workflow tasks, activity tasks, oldest ready at]
+            queues: dict[str, list[Any]] = {}
+            workflow_rows = conn.execute(
+                Q["stats_workflow_backlog"], _claimable_params(now, "", 0.0)
+            )
+            for queue_name, count, since in workflow_rows:
+                queues[queue_name] = [count, 0, since]
+            activity_rows = conn.execute(Q["stats_activity_backlog"], (now,))
+            for queue_name, count, since in activity_rows:
+                entry = queues.setdefault(queue_name, [0, 0, since])
+                entry[1] = count
+                entry[2] = since if entry[2] is None else min(entry[2], since)
+            backlog = [QueueBacklog(q, *queues[q]) for q in sorted(queues)]
+            return BackendStats(now=now, runs=runs, backlog=backlog)
+
+        return await self._read(op)
 
     async def delete(self, instance_id: str) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:

@@ -17,6 +17,7 @@ from .._backends._schedule_store import ScheduleRecord, ScheduleStore
 from .._backends._types import (
     ActivityState,
     ActivityTask,
+    BackendStats,
     Clock,
     NewRun,
     RunInfo,
@@ -132,6 +133,9 @@ class ObservedBackend(ScheduleStore, Backend):
                 status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
             )
         )
+
+    async def stats(self) -> BackendStats:
+        return await self._op(self.inner.stats())
 
     async def delete(self, instance_id: str) -> None:
         await self._op(self.inner.delete(instance_id))

@@ -16,7 +16,7 @@ from ..._errors import (
 from .._backend_events import timed_out_event
 from .._rows import check_history_length
 from .._tokens import decode_cursor, encode_cursor
-from .._types import NewRun, RunInfo, RunStatus
+from .._types import BackendStats, NewRun, QueueBacklog, RunCount, RunInfo, RunStatus
 from .._validate import validate_new_run
 from .._wakeups import wait_on
 from ._core import (
@@ -216,6 +216,31 @@ class _ClientSide(_Core):
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1][15]) if more else None
         return [self._row_to_info(row) for row in rows], next_cursor
+
+    async def stats(self) -> BackendStats:
+        now = self.clock()
+
+        async def body(conn: Conn, effects: _Effects) -> BackendStats:
+            runs = [
+                RunCount(name, RunStatus(status), bool(blocked), int(count))
+                for name, status, blocked, count in await self._fetchall(conn, "stats_runs", {})
+            ]
+            # queue -> [workflow tasks, activity tasks, oldest ready at]
+            queues: dict[str, list[Any]] = {}
+            for queue, count, since in await self._fetchall(
+                conn, "stats_workflow_backlog", {"now": now}
+            ):
+                queues[queue] = [int(count), 0, since]
+            for queue, count, since in await self._fetchall(
+                conn, "stats_activity_backlog", {"now": now}
+            ):
+                entry = queues.setdefault(queue, [0, 0, since])
+                entry[1] = int(count)
+                entry[2] = since if entry[2] is None else min(entry[2], since)
+            backlog = [QueueBacklog(q, *queues[q]) for q in sorted(queues)]
+            return BackendStats(now=now, runs=runs, backlog=backlog)
+
+        return await self._run("reading stats", body, transaction=False)
 
     async def delete(self, instance_id: str) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:

@@ -371,6 +371,59 @@ class RunTests:
             exact, cursor = await b.list_runs(workflow_name="even", limit=12)
             assert len(exact) == 12 and cursor is None
 
+    async def test_stats_counts_latest_runs_and_claimable_work_per_queue(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            empty = await b.stats()
+            assert (empty.now, empty.runs, empty.backlog) == (T0, [], [])
+            await start(b, "a", name="alpha")
+            clock.advance(1)
+            await start(b, "b", name="alpha", queue="slow")
+            clock.advance(1)
+            await start(b, "c", name="beta")
+            await start(b, "later", name="beta", visible_at=T0 + 60)
+            await run_to_close(b, "c", RunStatus.FAILED, b"{}")
+            await run_to_close(b, "a")
+            await start(b, "a", name="alpha")  # a second run: only the latest one counts
+            clock.advance(3)
+            # "a" gets an activity and is then blocked (claimed and failed: in back-off).
+            task = await claim_for(b, "a")
+            await b.commit_workflow_task(task, full_commit(task, activities=[activity(queue="io")]))
+            await b.signal("a", signal_event())
+            task = await claim_for(b, "a")
+            await b.fail_workflow_task(task, "NonDeterminismError at seq 4", T0 + 100)
+
+            stats = await b.stats()
+            assert stats.now == T0 + 5
+            counts = {(r.workflow_name, r.status, r.blocked): r.count for r in stats.runs}
+            assert counts == {
+                ("alpha", RunStatus.RUNNING, True): 1,
+                ("alpha", RunStatus.RUNNING, False): 1,
+                ("beta", RunStatus.FAILED, False): 1,
+                ("beta", RunStatus.RUNNING, False): 1,
+            }
+            backlog = {q.queue: q for q in stats.backlog}
+            # "b" waits on "slow" since T0 + 1, the activity on "io" since T0 + 5;
+            # "a" is in back-off and "later" not visible yet: neither is claimable.
+            assert set(backlog) == {"slow", "io"}
+            assert (backlog["slow"].workflow_tasks, backlog["slow"].activity_tasks) == (1, 0)
+            assert backlog["slow"].oldest_ready_at == T0 + 1
+            assert (backlog["io"].workflow_tasks, backlog["io"].activity_tasks) == (0, 1)
+            assert backlog["io"].oldest_ready_at == T0 + 5
+
+            # A leased task is not backlog; an expired lease makes it claimable again.
+            (leased,) = await b.claim_activity_tasks(["io"], 10.0, 1)
+            await claim_for(b, "b", queue="slow")
+            assert (await b.stats()).backlog == []
+            clock.advance(100)
+            backlog = {q.queue: q for q in (await b.stats()).backlog}
+            assert backlog["io"].activity_tasks == 1
+            assert backlog["io"].oldest_ready_at == T0 + 15
+            assert backlog["default"].workflow_tasks == 2  # "later" is visible, "a" out of back-off
+            assert backlog["slow"].workflow_tasks == 1
+            del leased
+
     async def test_delete(self, make_backend: BackendFactory, clock: FakeClock) -> None:
         async with opened(make_backend, clock) as b:
             await start(b, "del")

@@ -336,3 +336,24 @@ SELECT MIN(next_fire_at) FROM schedules WHERE queue IN ({queues})
 -- Due schedules too (not only later ones): a time-skipping driver must not move the clock
 -- past a fire a worker has yet to take.
 SELECT MIN(next_fire_at) FROM schedules WHERE ? IS NOT NULL
+
+-- ---- stats (dashboards: Backend.stats) ---------------------------------------------------
+
+-- name: stats_runs
+-- Latest run of each instance, counted by workflow name, status and blocked-ness.
+SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, COUNT(*)
+FROM instances i JOIN runs r ON r.id = i.latest_run
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+
+-- name: stats_workflow_backlog
+-- Runs with claimable work per queue, and since when the oldest has been claimable
+-- (stickiness aside: any worker may take these runs, if not at once).
+SELECT queue, COUNT(*), MIN(since) FROM (
+    SELECT r.queue AS queue, MAX(MIN(i.visible_at), COALESCE(r.ready_at, 0)) AS since
+    FROM inbox i JOIN runs r ON r.id = i.run
+    WHERE {claimable} GROUP BY r.id
+) GROUP BY queue
+
+-- name: stats_activity_backlog
+SELECT queue, COUNT(*), MIN(visible_at) FROM activity_tasks
+WHERE visible_at <= ? AND cancel_requested = 0 GROUP BY queue
