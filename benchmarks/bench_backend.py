@@ -24,7 +24,9 @@ from pathlib import Path
 # An installed (or PYTHONPATH) ostinato wins; otherwise use the source tree.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "python"))
 
-from ostinato._backend import (
+from ostinato._backends.memory import MemoryBackend
+from ostinato._backends.sqlite import SqliteBackend
+from ostinato.backends import (
     ActivityTask,
     Backend,
     NewActivity,
@@ -34,8 +36,6 @@ from ostinato._backend import (
     WorkflowCommit,
     WorkflowTask,
 )
-from ostinato._backends.memory import MemoryBackend
-from ostinato._backends.sqlite import SqliteBackend
 
 ACTIVITIES = 3
 QUEUES = ["default"]

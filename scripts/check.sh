@@ -14,6 +14,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
     fi
 fi
 
+step "Chromium and its driver (web UI tests)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "${OSTINATO_SKIP_BROWSER_TESTS:-}" != 1 ]; then
+        echo "installing the chromium and chromium-driver packages"
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver \
+            fonts-dejavu-core >/dev/null
+    fi
+fi
+
 step "Python dependencies"
 python -m pip install -q -U pip
 python -m pip install -q -r requirements-dev.txt

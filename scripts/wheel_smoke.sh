@@ -23,7 +23,14 @@ python - "$wheel" <<'EOF'
 import sys, zipfile
 wheel = zipfile.ZipFile(sys.argv[1])
 names = wheel.namelist()
-for wanted in ("ostinato/py.typed", "ostinato/_core.pyi"):
+# The SQL the backends load at run time lives in .sql files beside the Python sources, and the
+# web UI's front-end ships inside the wheel (no Node.js, no CDN at install or run time).
+for wanted in ("ostinato/py.typed", "ostinato/_core.pyi",
+               "ostinato/_backends/sql/sqlite/queries.sql",
+               "ostinato/_backends/sql/sqlite/0001_initial.sql",
+               "ostinato/_backends/sql/postgres/queries.sql",
+               "ostinato/_backends/sql/postgres/0001_initial.sql",
+               "ostinato/ui/static/ui.css", "ostinato/ui/static/ui.js"):
     if wanted not in names:
         sys.exit(f"error: the wheel lacks {wanted}")
 # python/ostinato/_core.pyi is a link to the one stub file, stubs/ostinato/_core.pyi

@@ -19,8 +19,8 @@ import ostinato
 import pytest
 from e2e_support import Harness, harness
 from ostinato import ActivityError, ApplicationError, RetryPolicy, activity, workflow
-from ostinato._backend import NewActivity, NewRun, WorkflowCommit
 from ostinato._failure import decode_failure, encode_failure
+from ostinato.backends import NewActivity, NewRun, WorkflowCommit
 
 
 @pytest.fixture(params=[1000, 0], ids=["sticky", "replay"])

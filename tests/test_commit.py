@@ -22,10 +22,10 @@ from ostinato import (
     activity,
     workflow,
 )
-from ostinato._backend import RunStatus, WorkflowCommit
 from ostinato._commit import build_commit
 from ostinato._payloads import default_converter
 from ostinato._run import WorkflowRun
+from ostinato.backends import RunStatus, WorkflowCommit
 
 RUN_ID = "a" * 32
 T0 = 1_700_000_000.0

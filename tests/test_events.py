@@ -11,6 +11,7 @@ import pytest
 from ostinato import _core, _events
 
 PACKAGE = Path(_events.__file__).parent
+CONFORMANCE = PACKAGE / "testing" / "conformance"
 # Keys only an event has (payload dicts have "type", "message", "instance_id" ...).
 EVENT_KEYS = {"kind", "seq"}
 
@@ -55,6 +56,10 @@ def test_only_the_events_module_builds_or_reads_event_dicts() -> None:
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         if path == PACKAGE / "_events.py":
+            continue
+        if CONFORMANCE in path.parents:
+            # The shipped conformance suite is test code: it feeds backends hand-written
+            # events on purpose, to pin what they store byte for byte.
             continue
         found = event_knowledge(path.read_text(encoding="utf-8"))
         if found:

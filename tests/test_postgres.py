@@ -26,10 +26,10 @@ import orjson
 import psycopg
 import pytest
 from backends.helpers import T0, FakeClock, batch, claim_for, ev, new_run, start
-from ostinato._backend import NewActivity, OutgoingSignal, RunClose, RunStatus, WorkflowCommit
 from ostinato._backends import postgres as pg
 from ostinato._backends.postgres import PostgresBackend, mask_dsn, migrate
 from ostinato._errors import WorkflowAlreadyStartedError
+from ostinato.backends import NewActivity, OutgoingSignal, RunClose, RunStatus, WorkflowCommit
 
 pytestmark = pytest.mark.postgres
 
@@ -73,18 +73,6 @@ def test_sql_files_are_consistent() -> None:
     assert not missing, f"queries used but not defined in queries.sql: {missing}"
     with pytest.raises(ValueError):
         pg.parse_named_blocks("-- name: a\nSELECT 1\n-- name: a\nSELECT 2\n")
-
-
-def test_package_modules_are_small_and_documented() -> None:
-    # The backend is a package of one concern per module: each stays readable (no module over
-    # ~900 lines) and docs/backends.md names every one, so the map stays true.
-    package = Path(pg.__file__).parent
-    docs = (Path(__file__).parents[1] / "docs" / "backends.md").read_text()
-    modules = sorted(p for p in package.glob("*.py") if p.name != "__init__.py")
-    assert {p.name for p in modules} >= {"_sql.py", "_url.py", "_pool.py", "_batch.py"}
-    for module in modules:
-        assert len(module.read_text().splitlines()) <= 900, module.name
-        assert f"`{module.name}`" in docs or f"`postgres/{module.name}`" in docs, module.name
 
 
 async def test_no_index_covers_what_every_task_rewrites(postgres_url: str) -> None:

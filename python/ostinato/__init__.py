@@ -6,8 +6,9 @@ history so a run survives crashes, restarts and deploys and resumes by determini
 
 from __future__ import annotations
 
-from . import activity, workflow
-from ._backend import Backend, RunStatus
+from . import activity, backends, workflow
+from ._backends._contract import Backend
+from ._backends._types import RunStatus
 from ._client import Client, SyncClient, WorkflowDescription, WorkflowHandle
 from ._connect import connect
 from ._errors import (
@@ -86,6 +87,7 @@ __all__ = [
     "WorkflowTerminatedError",
     "WorkflowTimedOutError",
     "activity",
+    "backends",
     "connect",
     "workflow",
 ]

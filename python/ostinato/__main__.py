@@ -141,7 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("cancel", "terminate"):
         p = command(name, f"{name} one workflow")
         p.add_argument("--reason", default=f"{name} from the command line")
+    # The web UI (docs/ui.md): its own server, not a client command.
+    ui = sub.add_parser("ui", help="serve the web UI (needs: pip install 'ostinato[ui]')")
+    ui.add_argument("url", help="backend URL: sqlite:///app.db, postgresql://...")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8233, help="port to listen on (default 8233)")
+    ui.add_argument("--allow-actions", action="store_true", help="offer signal/cancel/terminate")
     return parser
+
+
+def _ui(args: argparse.Namespace) -> int:
+    try:
+        from .ui._serve import serve
+    except ImportError:
+        print(
+            "ostinato ui needs the web UI's dependencies: pip install 'ostinato[ui]'",
+            file=sys.stderr,
+        )
+        return 2
+    return serve(args.url, host=args.host, port=args.port, allow_actions=args.allow_actions)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "db":
             return asyncio.run(_migrate(args.url))
+        if args.command == "ui":
+            return _ui(args)
         return asyncio.run(_with_client(args))
     except KeyboardInterrupt:
         return 130

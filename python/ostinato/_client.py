@@ -15,9 +15,11 @@ from typing import Any, Generic, TypeVar, overload
 import orjson
 
 from . import _core, _events, _schedules
-from ._backend import ActivityState, Backend, NewRun, RunInfo, RunStatus
-from ._backends._common import ID_CONFLICTS, decode_cursor
+from ._backends._contract import Backend
 from ._backends._schedule_store import ScheduleStore
+from ._backends._tokens import decode_cursor
+from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
+from ._backends._validate import ID_CONFLICTS
 from ._checks import check_text
 from ._definition import workflow_definition, workflow_name
 from ._errors import (

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from . import _core, _events
-from ._backend import (
+from ._backends._types import (
     NewActivity,
     NewRun,
     NewTimer,

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from ._backend import Backend
-from ._backends._common import mask_url
+from ._backends._contract import Backend
+from ._backends._mask import mask_url
 
 __all__ = ["connect"]
 

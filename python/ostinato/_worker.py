@@ -22,14 +22,9 @@ from typing import Any
 import orjson
 
 from . import _events, _logcontext
-from ._backend import (
-    ActivityTask,
-    Backend,
-    RunClose,
-    WorkflowCommit,
-    WorkflowTask,
-)
+from ._backends._contract import Backend
 from ._backends._schedule_store import ScheduleStore
+from ._backends._types import ActivityTask, RunClose, WorkflowCommit, WorkflowTask
 from ._client import Client
 from ._commit import build_commit
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ostinato._backends._common import mask_url
+from ostinato._backends._mask import mask_url
 from ostinato._backends.memory import MemoryBackend
 from ostinato._backends.sqlite import SqliteBackend
 from ostinato._connect import connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -13,11 +14,14 @@ import threading
 import time
 from pathlib import Path
 
-import ostinato._backend
+import ostinato
 import pytest
-from ostinato._backend import RunClose, RunStatus
+from ostinato._backends import sqlite as sqlite_module
+from ostinato._backends._sql_blocks import parse_named_blocks, read_blocks
+from ostinato._backends._sqlite_sql import QUERIES, split_statements
 from ostinato._backends.sqlite import SqliteBackend, load_migrations
 from ostinato._errors import WorkflowAlreadyStartedError
+from ostinato.backends import RunClose, RunStatus
 
 from .helpers import FakeClock, claim_one, full_commit, new_run, start
 
@@ -53,6 +57,47 @@ async def test_migrations_applied_once_and_recorded(tmp_path: Path) -> None:
     await asyncio.gather(*(b.open() for b in backends))
     assert await backends[0].schema_versions() == expected
     await asyncio.gather(*(b.close() for b in backends))
+
+
+def _used_query_names(source: str) -> set[str]:
+    used = set(re.findall(r'Q\["(\w+)"\]', source))
+    used |= set(re.findall(r'Q\.for_queues\(\s*"(\w+)"', source))
+    used |= set(re.findall(r'filters\.append\("(\w+)"\)', source))
+    if "Q.list_runs(" in source:
+        used.add("list_runs")
+    # Names run in a loop: for query in ("a", "b"): conn.execute(Q[query], ...)
+    for names in re.findall(r"for query in \(([^()]*)\)", source):
+        used |= set(re.findall(r'"(\w+)"', names))
+    return used
+
+
+def test_sql_blocks_are_consistent_and_valid() -> None:
+    # Every block the backend runs exists, every block in queries.sql is run (or is a
+    # fragment of others), and every query compiles against the migrated schema, including
+    # the ones no other test reaches.
+    blocks = read_blocks("sqlite")
+    package = Path(sqlite_module.__file__).parent
+    source = "".join(p.read_text() for p in sorted(package.glob("*sqlite*.py")))
+    used = _used_query_names(source)
+    assert not sorted(used - set(blocks)), "used but not defined in queries.sql"
+    fragments = {name for text in blocks.values() for name in re.findall(r"\{(\w+)\}", text)}
+    assert fragments - set(blocks) == {"queues", "filters"}  # filled in per call
+    unused = sorted(set(blocks) - used - fragments)
+    assert not unused, f"blocks of queries.sql the backend never runs: {unused}"
+    conn = sqlite3.connect(":memory:")
+    conn.execute(QUERIES["create_schema_version"])
+    for _, _, script in load_migrations():
+        for statement in split_statements(script):
+            conn.execute(statement)
+    for name in sorted(used - {"list_runs"} - {n for n in used if n.startswith("filter_")}):
+        text = QUERIES.for_queues(name, 2) if "{queues}" in blocks[name] else QUERIES[name]
+        assert "{" not in text, name
+        conn.execute(f"EXPLAIN {text}", (None,) * text.count("?"))
+    for filters in ([], ["filter_before", "filter_status", "filter_workflow"]):
+        text = QUERIES.list_runs(filters)
+        conn.execute(f"EXPLAIN {text}", (None,) * text.count("?"))
+    with pytest.raises(ValueError, match="defined twice"):
+        parse_named_blocks("-- name: a\nSELECT 1\n-- name: a\nSELECT 2\n")
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -151,7 +196,7 @@ _HAMMER = textwrap.dedent(
     """
     import asyncio, sys
     from ostinato._backends.sqlite import SqliteBackend
-    from ostinato._backend import NewRun, RunClose, RunStatus, WorkflowCommit
+    from ostinato.backends import NewRun, RunClose, RunStatus, WorkflowCommit
 
     async def main(path, prefix, count):
         async with SqliteBackend(path, busy_timeout=0.05) as b:
@@ -184,7 +229,7 @@ async def test_processes_and_objects_hammering_one_file(tmp_path: Path) -> None:
     db = str(tmp_path / "shared.db")
     async with SqliteBackend(db):
         pass  # create the schema first so the processes race on work, not setup
-    package_root = os.path.dirname(os.path.dirname(ostinato._backend.__file__))
+    package_root = os.path.dirname(os.path.dirname(ostinato.__file__))
     env = {**os.environ, "PYTHONPATH": package_root}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _HAMMER, db, "proc", "150",

@@ -6,8 +6,8 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
-from .._backend import Clock
 from ._schedule_store import ScheduleRecord, ScheduleStore
+from ._types import Clock
 
 __all__ = ["MemorySchedules"]
 

@@ -1,44 +1,52 @@
 """The in-memory backend: the reference implementation of the storage contract.
 
-Everything lives in plain dicts; every method does its work without awaiting in between, so
-each call is atomic for the event loop (a lock also makes calls from other threads safe).
-It is what the test suite and ``ostinato.testing`` run on, usually with a virtual clock:
-``next_visible_time()`` tells a time-skipping driver when the next timer or delayed task is
-due, and ``wake_waiters()`` lets waiting workers look again after the clock moved.
+Everything lives in plain dicts (``_MemoryStore``, which also carries out the shared storage
+algorithm of ``_apply`` over them); every method does its work without awaiting in between,
+so each call is atomic for the event loop (a lock also makes calls from other threads safe).
+It is what the test suite and ``ostinato.testing`` run on, usually with a virtual clock: it
+implements ``TimeSkipping``, so ``next_visible_time()`` tells a time-skipping driver when the
+next timer or delayed task is due, and ``wake_waiters()`` lets waiting workers look again
+after the clock moved.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from .. import _events
-from .._backend import (
-    ActivityState,
-    ActivityTask,
-    Backend,
-    Clock,
-    InboxEvent,
-    NewRun,
-    ParentRef,
-    RunInfo,
-    RunStatus,
-    WorkflowCommit,
-    WorkflowTask,
-    system_clock,
-)
 from .._errors import (
     LeaseLostError,
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
-from . import _common as c
+from ._apply import apply_commit, start_run, terminate_run
+from ._contract import Backend, TimeSkipping
 from ._memory_schedules import MemorySchedules
 from ._schedule_store import ScheduleRecord
+from ._tokens import decode_cursor, encode_cursor, new_lease_token
+from ._types import (
+    ActivityState,
+    ActivityTask,
+    BackendStats,
+    Clock,
+    InboxEvent,
+    NewActivity,
+    NewRun,
+    ParentRef,
+    QueueBacklog,
+    RunCount,
+    RunInfo,
+    RunStatus,
+    WorkflowCommit,
+    WorkflowTask,
+    system_clock,
+)
+from ._validate import validate_commit, validate_new_run
+from ._wakeups import Waiters, wait_on, work_keys
 
 __all__ = ["MemoryBackend"]
 
@@ -118,27 +126,186 @@ class _ActivityTask:
         return self.lease_expires_at is not None and self.lease_expires_at > now
 
 
-def _carries_over(event: bytes) -> bool:
-    """Inbox events addressed to the instance rather than to one run (see _close)."""
-    return _events.carries_over(event)
+class _MemoryStore:
+    """The tables, and the ``_apply.Store`` operations over them. ``wake`` collects the
+    wake-up keys of the operation under way (the backend sets it under its lock)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[tuple[str, str], _Run] = {}
+        # instance id -> its runs, oldest first
+        self.instances: dict[str, list[_Run]] = {}
+        self.activities: dict[int, _ActivityTask] = {}
+        # Open runs whose inbox is not empty: the only ones a claim has to look at.
+        self.pending: set[_Run] = set()
+        self.wake: set[Hashable] = set()
+        self._next_pk = 0
+        self._next_inbox_id = 0
+        self._next_task_id = 0
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def history_length(self, run: _Run) -> int:
+        return len(run.history)
+
+    def latest_run(self, instance_id: str) -> _Run:
+        return self.instances[instance_id][-1]
+
+    def open_run(self, instance_id: str) -> _Run | None:
+        runs = self.instances.get(instance_id)
+        return runs[-1] if runs and runs[-1].status.is_open else None
+
+    def open_run_by_id(self, instance_id: str, run_id: str) -> _Run | None:
+        run = self.runs.get((instance_id, run_id))
+        return run if run is not None and run.status.is_open else None
+
+    def instance_exists(self, instance_id: str) -> bool:
+        return bool(self.instances.get(instance_id))
+
+    def start_refusal(self, new: NewRun) -> tuple[bool, bool]:
+        runs = self.instances.get(new.instance_id)
+        if not runs:
+            return False, False
+        if runs[-1].status.is_open:
+            return True, True
+        if new.id_reuse == "refuse" or (new.instance_id, new.run_id) in self.runs:
+            return True, False
+        return False, False
+
+    def open_children(self, run: _Run) -> list[_Run]:
+        return [
+            child
+            for child in self.runs.values()
+            if child.status.is_open
+            and child.parent is not None
+            and child.parent.instance_id == run.instance_id
+            and child.parent.run_id == run.run_id
+        ]
+
+    def inbox_events(self, run: _Run) -> list[bytes]:
+        return [item.event for item in run.inbox]
+
+    # ---- writing ------------------------------------------------------------------------
+
+    def insert_run(self, new: NewRun, now: float) -> _Run:
+        self._next_pk += 1
+        run = _Run(
+            pk=self._next_pk,
+            instance_id=new.instance_id,
+            run_id=new.run_id,
+            workflow_name=new.workflow_name,
+            queue=new.queue,
+            created_at=now,
+            updated_at=now,
+            parent=new.parent,
+            ready_at=new.visible_at,
+        )
+        self.runs[(run.instance_id, run.run_id)] = run
+        self.instances.setdefault(run.instance_id, []).append(run)
+        return run
+
+    def push(self, run: _Run, event: bytes, visible_at: float, timer_id: int | None = None) -> None:
+        self._next_inbox_id += 1
+        run.inbox.append(_InboxItem(self._next_inbox_id, visible_at, bytes(event), timer_id))
+        self.pending.add(run)
+        self.wake.add(("workflow", run.queue))
+
+    def append_history(self, run: _Run, first_seq: int, events: Sequence[bytes]) -> None:
+        run.history.extend(bytes(e) for e in events)
+
+    def set_history_length(self, run: _Run, length: int) -> None:
+        pass  # the length of the history list
+
+    def consume_inbox(self, run: _Run, inbox_ids: Sequence[int]) -> None:
+        consumed = set(inbox_ids)
+        run.inbox = [item for item in run.inbox if item.id not in consumed]
+        if not run.inbox:
+            self.pending.discard(run)
+
+    def insert_activities(self, run: _Run, activities: Sequence[NewActivity], now: float) -> None:
+        for activity in activities:
+            self._next_task_id += 1
+            self.activities[self._next_task_id] = _ActivityTask(
+                task_id=self._next_task_id,
+                run=run,
+                activity_id=activity.activity_id,
+                name=activity.name,
+                queue=activity.queue,
+                input=bytes(activity.input),
+                options=bytes(activity.options),
+                scheduled_at=now,
+                visible_at=now,
+                deadline=activity.deadline,
+            )
+            self.wake.add(("activity", activity.queue))
+
+    def cancel_activities(self, run: _Run, activity_ids: Sequence[int], now: float) -> None:
+        cancelled = set(activity_ids)
+        for task in [
+            t for t in self.activities.values() if t.run is run and t.activity_id in cancelled
+        ]:
+            if task.is_running(now):
+                task.cancel_requested = True
+            else:
+                del self.activities[task.task_id]
+
+    def cancel_timers(self, run: _Run, timer_ids: Sequence[int]) -> None:
+        cancelled = set(timer_ids)
+        run.inbox = [i for i in run.inbox if i.timer_id is None or i.timer_id not in cancelled]
+        if not run.inbox:
+            self.pending.discard(run)
+
+    def upsert_vars(self, run: _Run, values: Mapping[str, bytes]) -> None:
+        run.vars.update({k: bytes(v) for k, v in values.items()})
+
+    def finish_task(
+        self, run: _Run, history_length: int, now: float, sticky_worker: str | None
+    ) -> None:
+        run.lease_token = None
+        run.lease_expires_at = None
+        run.ready_at = None
+        run.blocked_reason = None
+        run.failed_attempts = 0
+        run.updated_at = now
+        run.sticky_worker = sticky_worker
+        self.wake.add(("workflow", run.queue))
+
+    def mark_closed(self, run: _Run, status: RunStatus, result: bytes | None, now: float) -> None:
+        run.status = status
+        run.result = result
+        run.closed_at = now
+        run.updated_at = now
+        run.lease_token = None
+        run.lease_expires_at = None
+        run.ready_at = None
+        self.wake.add(("closed", run.instance_id, run.run_id))
+
+    def drop_open_work(self, run: _Run, now: float) -> None:
+        run.inbox.clear()
+        self.pending.discard(run)
+        for task in [t for t in self.activities.values() if t.run is run]:
+            if task.is_running(now):
+                task.cancel_requested = True
+            else:
+                del self.activities[task.task_id]
+
+    def set_next_run_id(self, run: _Run, run_id: str) -> None:
+        run.next_run_id = run_id
 
 
-class MemoryBackend(MemorySchedules, Backend):
+class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
         self.clock = clock
         self._lock = threading.RLock()
-        self._waiters = c.Waiters()
-        self._runs: dict[tuple[str, str], _Run] = {}
-        # instance id -> its runs, oldest first
-        self._instances: dict[str, list[_Run]] = {}
-        self._activities: dict[int, _ActivityTask] = {}
-        # Open runs whose inbox is not empty: the only ones a claim has to look at.
-        self._pending: set[_Run] = set()
-        self._next_pk = 0
-        self._next_inbox_id = 0
-        self._next_task_id = 0
+        self._waiters = Waiters()
+        self._store = _MemoryStore()
+        # The store's tables, read directly by the operations that are not the shared
+        # algorithm's (claims, listing, activity tasks).
+        self._runs = self._store.runs
+        self._instances = self._store.instances
+        self._activities = self._store.activities
+        self._pending = self._store.pending
         self._schedules: dict[str, ScheduleRecord] = {}
 
     def __repr__(self) -> str:
@@ -197,10 +364,6 @@ class MemoryBackend(MemorySchedules, Backend):
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def _pk(self) -> int:
-        self._next_pk += 1
-        return self._next_pk
-
     def _latest(self, instance_id: str) -> _Run:
         runs = self._instances.get(instance_id)
         if not runs:
@@ -223,136 +386,18 @@ class MemoryBackend(MemorySchedules, Backend):
             raise WorkflowNotRunningError(instance_id, run.status.value)
         return run
 
-    def _push(
-        self,
-        run: _Run,
-        event: bytes,
-        visible_at: float,
-        wake: set[Hashable],
-        timer_id: int | None = None,
-    ) -> None:
-        self._next_inbox_id += 1
-        run.inbox.append(_InboxItem(self._next_inbox_id, visible_at, bytes(event), timer_id))
-        self._pending.add(run)
-        wake.add(("workflow", run.queue))
-
-    def _insert_run(self, new: NewRun, now: float, wake: set[Hashable]) -> _Run:
-        run = _Run(
-            pk=self._pk(),
-            instance_id=new.instance_id,
-            run_id=new.run_id,
-            workflow_name=new.workflow_name,
-            queue=new.queue,
-            created_at=now,
-            updated_at=now,
-            parent=new.parent,
-            ready_at=new.visible_at,
-        )
-        self._runs[(run.instance_id, run.run_id)] = run
-        self._instances.setdefault(run.instance_id, []).append(run)
-        start = now if new.visible_at is None else new.visible_at
-        self._push(run, new.started_event, start, wake)
-        if new.execution_deadline is not None:
-            self._push(run, c.timed_out_event(), new.execution_deadline, wake)
-        return run
-
-    def _start_refusal(self, new: NewRun) -> tuple[bool, bool]:
-        """(refused, because an open run exists) for a run about to be created."""
-        runs = self._instances.get(new.instance_id)
-        if not runs:
-            return False, False
-        if runs[-1].status.is_open:
-            return True, True
-        if new.id_reuse == "refuse" or (new.instance_id, new.run_id) in self._runs:
-            return True, False
-        return False, False
-
-    def _close(
-        self,
-        run: _Run,
-        status: RunStatus,
-        result: bytes | None,
-        now: float,
-        wake: set[Hashable],
-        next_run: NewRun | None = None,
-    ) -> None:
-        run.status = status
-        run.result = result
-        run.closed_at = now
-        run.updated_at = now
-        run.lease_token = None
-        run.lease_expires_at = None
-        run.ready_at = None
-        # Signals and cancel requests that arrived while the last task ran are meant for the
-        # instance: they move to the next run of a continue-as-new, else they end here.
-        carried = [
-            item.event
-            for item in run.inbox
-            if status is RunStatus.CONTINUED_AS_NEW and _carries_over(item.event)
-        ]
-        run.inbox.clear()
-        self._pending.discard(run)
-        for task in [t for t in self._activities.values() if t.run is run]:
-            if task.is_running(now):
-                task.cancel_requested = True
-            else:
-                del self._activities[task.task_id]
-        wake.add(("closed", run.instance_id, run.run_id))
-        if status is RunStatus.CONTINUED_AS_NEW:
-            assert next_run is not None
-            if next_run.parent is None and run.parent is not None:
-                next_run = dataclasses.replace(next_run, parent=run.parent)
-            new_run = self._insert_run(next_run, now, wake)
-            for event in carried:
-                self._push(new_run, event, now, wake)
-            run.next_run_id = next_run.run_id
-        elif run.parent is not None:
-            self._notify_parent(run, now, wake)
-
-    def _notify_parent(self, run: _Run, now: float, wake: set[Hashable]) -> None:
-        assert run.parent is not None
-        parent = self._runs.get((run.parent.instance_id, run.parent.run_id))
-        if parent is None or not parent.status.is_open:
-            return
-        event = c.child_closed_event(run.parent.command_id, run.instance_id, run.status, run.result)
-        self._push(parent, event, now, wake)
-
-    def _terminate(self, run: _Run, reason: str, now: float, wake: set[Hashable]) -> None:
-        run.history.append(c.workflow_terminated_event(len(run.history) + 1, reason))
-        failure = c.terminated_failure(run.instance_id, reason)
-        # Closed before its children, so their child_failed events (to a closed run) drop.
-        self._close(run, RunStatus.TERMINATED, failure, now, wake)
-        for child in list(self._runs.values()):
-            if (
-                child.status.is_open
-                and child.parent is not None
-                and child.parent.instance_id == run.instance_id
-                and child.parent.run_id == run.run_id
-            ):
-                self._terminate(child, f"parent workflow was terminated: {reason}", now, wake)
+    def _begin(self) -> set[Hashable]:
+        """Start an operation (under the lock): the wake-ups it collects."""
+        self._store.wake = set()
+        return self._store.wake
 
     # ---- client side ------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun) -> None:
-        c.validate_new_run(run)
-        wake: set[Hashable] = set()
+        validate_new_run(run)
         with self._lock:
-            refused, open_run = self._start_refusal(run)
-            if open_run and run.id_conflict == "use_existing":
-                return
-            if open_run and run.id_conflict == "terminate_existing":
-                existing = self._latest(run.instance_id)
-                self._terminate(existing, c.CONFLICT_TERMINATE_REASON, self.clock(), wake)
-                refused, open_run = self._start_refusal(run)
-            if refused:
-                if open_run:
-                    raise WorkflowAlreadyStartedError(run.instance_id)
-                raise WorkflowAlreadyStartedError(
-                    run.instance_id,
-                    f"workflow id {run.instance_id!r} was used before and this start refuses "
-                    "id reuse (id_reuse='refuse')",
-                )
-            self._insert_run(run, self.clock(), wake)
+            wake = self._begin()
+            start_run(self._store, run, self.clock())
         self._waiters.notify(wake)
 
     async def signal(self, instance_id: str, event: bytes) -> None:
@@ -362,17 +407,15 @@ class MemoryBackend(MemorySchedules, Backend):
         await self._deliver(instance_id, event)
 
     async def _deliver(self, instance_id: str, event: bytes) -> None:
-        wake: set[Hashable] = set()
         with self._lock:
-            run = self._open_run(instance_id)
-            self._push(run, bytes(event), self.clock(), wake)
+            wake = self._begin()
+            self._store.push(self._open_run(instance_id), event, self.clock())
         self._waiters.notify(wake)
 
     async def terminate(self, instance_id: str, reason: str) -> None:
-        wake: set[Hashable] = set()
         with self._lock:
-            run = self._open_run(instance_id)
-            self._terminate(run, reason, self.clock(), wake)
+            wake = self._begin()
+            terminate_run(self._store, self._open_run(instance_id), reason, self.clock())
         self._waiters.notify(wake)
 
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
@@ -393,7 +436,7 @@ class MemoryBackend(MemorySchedules, Backend):
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        before = c.decode_cursor(cursor) if cursor is not None else None
+        before = decode_cursor(cursor) if cursor is not None else None
         status = None if status is None else RunStatus(status)
         with self._lock:
             latest = sorted(
@@ -412,8 +455,49 @@ class MemoryBackend(MemorySchedules, Backend):
                     more = True
                     break
                 page.append(run)
-            next_cursor = c.encode_cursor(page[-1].pk) if more else None
+            next_cursor = encode_cursor(page[-1].pk) if more else None
             return [run.info() for run in page], next_cursor
+
+    async def stats(self) -> BackendStats:
+        with self._lock:
+            now = self.clock()
+            counts: dict[tuple[str, RunStatus, bool], int] = {}
+            # queue -> [workflow tasks, activity tasks, oldest ready at]
+            queues: dict[str, list[Any]] = {}
+
+            def ready(queue: str, index: int, since: float) -> None:
+                entry = queues.setdefault(queue, [0, 0, None])
+                entry[index] += 1
+                entry[2] = since if entry[2] is None else min(entry[2], since)
+
+            for runs in self._instances.values():
+                run = runs[-1]
+                key = (run.workflow_name, run.status, run.blocked_reason is not None)
+                counts[key] = counts.get(key, 0) + 1
+            for runs in self._instances.values():
+                for run in runs:
+                    if not run.status.is_open or not run.inbox:
+                        continue
+                    if run.lease_expires_at is not None and run.lease_expires_at > now:
+                        continue
+                    since = min(item.visible_at for item in run.inbox)
+                    if run.ready_at is not None:
+                        since = max(since, run.ready_at)
+                    if since <= now:
+                        ready(run.queue, 0, since)
+            for task in self._activities.values():
+                if (
+                    task.visible_at <= now
+                    and not task.is_running(now)
+                    and not task.cancel_requested
+                ):
+                    # Claimable since it became visible, or since its last lease expired.
+                    ready(task.queue, 1, max(task.visible_at, task.lease_expires_at or 0.0))
+            return BackendStats(
+                now=now,
+                runs=[RunCount(n, s, b, count) for (n, s, b), count in sorted(counts.items())],
+                backlog=[QueueBacklog(q, *queues[q]) for q in sorted(queues)],
+            )
 
     async def delete(self, instance_id: str) -> None:
         with self._lock:
@@ -448,7 +532,7 @@ class MemoryBackend(MemorySchedules, Backend):
                     return info
                 if deadline is None:
                     await waiter.future
-                elif not await c.wait_on(waiter, deadline - loop.time()):
+                elif not await wait_on(waiter, deadline - loop.time()):
                     return info
             finally:
                 self._waiters.unregister(waiter)
@@ -496,7 +580,7 @@ class MemoryBackend(MemorySchedules, Backend):
                     candidates.append((first, run))
             candidates.sort(key=lambda pair: pair[0])
             for _, run in candidates[:max_tasks]:
-                run.lease_token = c.new_lease_token()
+                run.lease_token = new_lease_token()
                 run.lease_expires_at = now + lease_seconds
                 tasks.append(
                     WorkflowTask(
@@ -526,78 +610,11 @@ class MemoryBackend(MemorySchedules, Backend):
         return run
 
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
-        wake: set[Hashable] = set()
         with self._lock:
             run = self._leased_run(task)
-            c.validate_commit(run.instance_id, len(run.history), commit)
-            now = self.clock()
-            run.history.extend(bytes(e) for e in commit.new_events)
-            consumed = set(commit.consumed_inbox)
-            run.inbox = [item for item in run.inbox if item.id not in consumed]
-            for activity in commit.activities:
-                self._next_task_id += 1
-                self._activities[self._next_task_id] = _ActivityTask(
-                    task_id=self._next_task_id,
-                    run=run,
-                    activity_id=activity.activity_id,
-                    name=activity.name,
-                    queue=activity.queue,
-                    input=bytes(activity.input),
-                    options=bytes(activity.options),
-                    scheduled_at=now,
-                    visible_at=now,
-                    deadline=activity.deadline,
-                )
-                wake.add(("activity", activity.queue))
-            cancelled = set(commit.cancel_activities)
-            for act in [
-                t for t in self._activities.values() if t.run is run and t.activity_id in cancelled
-            ]:
-                if act.is_running(now):
-                    act.cancel_requested = True
-                else:
-                    del self._activities[act.task_id]
-            for timer in commit.timers:
-                self._push(run, bytes(timer.event), timer.fire_at, wake, timer.timer_id)
-            cancelled = set(commit.cancel_timers)
-            run.inbox = [i for i in run.inbox if i.timer_id is None or i.timer_id not in cancelled]
-            if not run.inbox:
-                self._pending.discard(run)
-            for child in commit.children:
-                assert child.parent is not None
-                refused, open_run = self._start_refusal(child)
-                if refused:
-                    event = c.child_start_refused_event(
-                        child.parent.command_id, child.instance_id, open_run
-                    )
-                    self._push(run, event, now, wake)
-                else:
-                    self._insert_run(child, now, wake)
-            for target_id, event in commit.cancel_instances:
-                runs = self._instances.get(target_id)
-                if runs and runs[-1].status.is_open:
-                    self._push(runs[-1], bytes(event), now, wake)
-            for signal in commit.signals:
-                runs = self._instances.get(signal.target_instance_id)
-                failure = None
-                if runs and runs[-1].status.is_open:
-                    self._push(runs[-1], bytes(signal.event), now, wake)
-                else:
-                    failure = c.signal_target_missing(signal.target_instance_id, bool(runs))
-                done = c.signal_external_completed_event(signal.command_id, failure)
-                self._push(run, done, now, wake)
-            run.vars.update({k: bytes(v) for k, v in commit.vars.items()})
-            run.lease_token = None
-            run.lease_expires_at = None
-            run.ready_at = None
-            run.blocked_reason = None
-            run.failed_attempts = 0
-            run.updated_at = now
-            run.sticky_worker = commit.sticky_worker
-            wake.add(("workflow", run.queue))
-            if commit.close is not None:
-                result = None if commit.close.result is None else bytes(commit.close.result)
-                self._close(run, commit.close.status, result, now, wake, commit.close.next_run)
+            validate_commit(run.instance_id, len(run.history), commit)
+            wake = self._begin()
+            apply_commit(self._store, run, commit, self.clock())
         self._waiters.notify(wake)
 
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
@@ -661,7 +678,7 @@ class MemoryBackend(MemorySchedules, Backend):
             candidates.sort(key=lambda t: (t.visible_at, t.task_id))
             for task in candidates[:max_tasks]:
                 task.attempt += 1
-                task.lease_token = c.new_lease_token()
+                task.lease_token = new_lease_token()
                 task.lease_expires_at = now + lease_seconds
                 claimed.append(
                     ActivityTask(
@@ -704,15 +721,15 @@ class MemoryBackend(MemorySchedules, Backend):
             return stored.cancel_requested
 
     async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
-        wake: set[Hashable] = set()
         with self._lock:
             stored = self._leased_activity(task)
+            wake = self._begin()
             del self._activities[stored.task_id]
             if (
                 stored.run.status.is_open
                 and self._runs.get((stored.run.instance_id, stored.run.run_id)) is stored.run
             ):
-                self._push(stored.run, bytes(event), self.clock(), wake)
+                self._store.push(stored.run, event, self.clock())
         self._waiters.notify(wake)
 
     async def retry_activity(
@@ -786,7 +803,7 @@ class MemoryBackend(MemorySchedules, Backend):
         worker: str | None = None,
         sticky_wait: float = 0.0,
     ) -> None:
-        keys = c.work_keys(kind, queues)
+        keys = work_keys(kind, queues)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.register(keys)
@@ -800,7 +817,7 @@ class MemoryBackend(MemorySchedules, Backend):
                 wait = remaining
                 if soonest is not None:
                     wait = min(wait, max(soonest - self.clock(), 0.0))
-                if await c.wait_on(waiter, wait):
+                if await wait_on(waiter, wait):
                     return
         finally:
             self._waiters.unregister(waiter)

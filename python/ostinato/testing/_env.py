@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from .._backend import Backend
+from .._backends._contract import Backend, TimeSkipping
 from .._client import Client, WorkflowHandle
 from .._connect import connect
 from .._retry import Duration, to_seconds
@@ -350,9 +350,8 @@ class WorkflowEnvironment:
 
     async def _next_time(self) -> float | None:
         times: list[float] = []
-        finder = getattr(self._inner, "next_visible_time", None)
-        if finder is not None:
-            found = await finder()
+        if isinstance(self._inner, TimeSkipping):
+            found = await self._inner.next_visible_time()
             if found is not None:
                 times.append(float(found))
         if self._calls:
@@ -386,9 +385,8 @@ class WorkflowEnvironment:
                     self.clock.set(target)
                     self.skips += 1
                     self.backend.kick()
-                    waker = getattr(self._inner, "wake_waiters", None)
-                    if waker is not None:
-                        waker()
+                    if isinstance(self._inner, TimeSkipping):
+                        self._inner.wake_waiters()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

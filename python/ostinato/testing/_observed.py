@@ -12,10 +12,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from .._backend import (
+from .._backends._contract import Backend
+from .._backends._schedule_store import ScheduleRecord, ScheduleStore
+from .._backends._types import (
     ActivityState,
     ActivityTask,
-    Backend,
+    BackendStats,
     Clock,
     NewRun,
     RunInfo,
@@ -23,7 +25,6 @@ from .._backend import (
     WorkflowCommit,
     WorkflowTask,
 )
-from .._backends._schedule_store import ScheduleRecord, ScheduleStore
 
 __all__ = ["ObservedBackend"]
 
@@ -132,6 +133,9 @@ class ObservedBackend(ScheduleStore, Backend):
                 status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
             )
         )
+
+    async def stats(self) -> BackendStats:
+        return await self._op(self.inner.stats())
 
     async def delete(self, instance_id: str) -> None:
         await self._op(self.inner.delete(instance_id))

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from .._backend import Backend
+from .._backends._contract import Backend
 from .._connect import connect
 from ._env import WorkflowEnvironment
 

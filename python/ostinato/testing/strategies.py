@@ -24,7 +24,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
         "ostinato.testing.strategies needs hypothesis: pip install hypothesis"
     ) from exc
 
-from .._backend import Backend
+from .._backends._contract import Backend
 from .._definition import activity_name
 from .._errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowNotRunningError
 from ._env import WorkflowEnvironment

@@ -8,13 +8,10 @@ from typing import Any
 
 import psycopg
 
-from ..._backend import (
-    ActivityState,
-    ActivityTask,
-)
 from ..._errors import (
     LeaseLostError,
 )
+from .._types import ActivityState, ActivityTask
 from ._core import (
     _Core,
     _Effects,

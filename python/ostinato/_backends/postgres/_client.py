@@ -8,17 +8,17 @@ from typing import Any
 
 import psycopg
 
-from ..._backend import (
-    NewRun,
-    RunInfo,
-    RunStatus,
-)
 from ..._errors import (
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
-from .. import _common as c
+from .._backend_events import timed_out_event
+from .._rows import check_history_length
+from .._tokens import decode_cursor, encode_cursor
+from .._types import BackendStats, NewRun, QueueBacklog, RunCount, RunInfo, RunStatus
+from .._validate import validate_new_run
+from .._wakeups import wait_on
 from ._core import (
     _CREATED,
     _KNOWN,
@@ -36,7 +36,7 @@ class _ClientSide(_Core):
     # ---- client side ------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun) -> None:
-        c.validate_new_run(run)
+        validate_new_run(run)
         _check_text_fields(run)
         retried = False
         if run.parent is None:
@@ -109,7 +109,7 @@ class _ClientSide(_Core):
                     **p,
                     "now": now,
                     "visible_ats": [now if r.visible_at is None else r.visible_at for r in runs],
-                    "timed_out": c.timed_out_event(),
+                    "timed_out": timed_out_event(),
                     "channels": [channel for channel, _ in notifications],
                     "payloads": [payload for _, payload in notifications],
                 },
@@ -184,7 +184,7 @@ class _ClientSide(_Core):
                 raise _not_found(instance_id, run_id)
             events = [bytes(event) for (event, *_) in rows if event is not None]
             _, found_run_id, history_length = rows[0]
-            return c.check_history_length(instance_id, found_run_id, history_length, events)
+            return check_history_length(instance_id, found_run_id, history_length, events)
 
         return await self._run(
             f"reading the history of workflow {instance_id!r}", body, transaction=False
@@ -200,7 +200,7 @@ class _ClientSide(_Core):
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        before = c.decode_cursor(cursor) if cursor is not None else None
+        before = decode_cursor(cursor) if cursor is not None else None
         params = {
             "status": None if status is None else RunStatus(status).value,
             "workflow_name": workflow_name,
@@ -214,8 +214,33 @@ class _ClientSide(_Core):
         rows = await self._run("listing workflows", body, transaction=False)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = c.encode_cursor(rows[-1][15]) if more else None
+        next_cursor = encode_cursor(rows[-1][15]) if more else None
         return [self._row_to_info(row) for row in rows], next_cursor
+
+    async def stats(self) -> BackendStats:
+        now = self.clock()
+
+        async def body(conn: Conn, effects: _Effects) -> BackendStats:
+            runs = [
+                RunCount(name, RunStatus(status), bool(blocked), int(count))
+                for name, status, blocked, count in await self._fetchall(conn, "stats_runs", {})
+            ]
+            # queue -> [workflow tasks, activity tasks, oldest ready at]
+            queues: dict[str, list[Any]] = {}
+            for queue, count, since in await self._fetchall(
+                conn, "stats_workflow_backlog", {"now": now}
+            ):
+                queues[queue] = [int(count), 0, since]
+            for queue, count, since in await self._fetchall(
+                conn, "stats_activity_backlog", {"now": now}
+            ):
+                entry = queues.setdefault(queue, [0, 0, since])
+                entry[1] = int(count)
+                entry[2] = since if entry[2] is None else min(entry[2], since)
+            backlog = [QueueBacklog(q, *queues[q]) for q in sorted(queues)]
+            return BackendStats(now=now, runs=runs, backlog=backlog)
+
+        return await self._run("reading stats", body, transaction=False)
 
     async def delete(self, instance_id: str) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
@@ -260,6 +285,6 @@ class _ClientSide(_Core):
                     if remaining <= 0:
                         return info
                     poll = min(poll, remaining)
-                await c.wait_on(waiter, poll)
+                await wait_on(waiter, poll)
             finally:
                 self._waiters.unregister(waiter)

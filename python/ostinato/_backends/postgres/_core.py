@@ -20,9 +20,20 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ... import _events
-from ..._backend import (
+from ..._errors import (
+    WorkflowNotFoundError,
+)
+from .._backend_events import (
+    CONFLICT_TERMINATE_REASON,
+    child_closed_event,
+    terminated_failure,
+    timed_out_event,
+    workflow_terminated_event,
+)
+from .._contract import Backend
+from .._rows import run_info
+from .._types import (
     ActivityTask,
-    Backend,
     Clock,
     NewRun,
     ParentRef,
@@ -32,10 +43,7 @@ from ..._backend import (
     WorkflowTask,
     system_clock,
 )
-from ..._errors import (
-    WorkflowNotFoundError,
-)
-from .. import _common as c
+from .._wakeups import Waiters, wait_on, work_keys
 from ._batch import _Batcher
 from ._pool import _POOL_NAME, Conn, _pool_filter, _pool_log, _track_pool_connection
 from ._sql import Queries, _apply_migrations, _schema_version, load_migrations
@@ -163,7 +171,7 @@ class _Core(Backend):
             kind: f"ostinato:{kind}:{schema}"[:63] for kind in ("workflow", "activity", "closed")
         }
         self._kind_of_channel = {channel: kind for kind, channel in self._channels.items()}
-        self._waiters = c.Waiters()
+        self._waiters = Waiters()
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._open_lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
@@ -505,7 +513,7 @@ class _Core(Backend):
 
     def _row_to_info(self, row: Sequence[Any]) -> RunInfo:
         # A tampered row (unknown status ...) reads as an open run blocked with the reason.
-        return c.run_info(row)
+        return run_info(row)
 
     async def _lock_latest_run(self, conn: Conn, instance_id: str) -> tuple[str, str] | None:
         """Lock the instance and its latest run: (run id, status), None for an unknown id."""
@@ -520,7 +528,7 @@ class _Core(Backend):
         events = [bytes(run.started_event)]
         if run.execution_deadline is not None:
             visible_ats.append(run.execution_deadline)
-            events.append(c.timed_out_event())
+            events.append(timed_out_event())
         parent = run.parent
         await self._execute(
             conn,
@@ -571,7 +579,7 @@ class _Core(Backend):
                     assert latest_run_id is not None
                     await self._terminate_tree(
                         conn, effects, run.instance_id, latest_run_id,
-                        c.CONFLICT_TERMINATE_REASON, now,
+                        CONFLICT_TERMINATE_REASON, now,
                     )  # fmt: skip
                     status = RunStatus.TERMINATED.value
                 if status == RunStatus.RUNNING.value:
@@ -652,7 +660,7 @@ class _Core(Backend):
         pending = [(instance_id, run_id, reason)]
         while pending:
             target_instance, target_run, why = pending.pop(0)
-            failure = c.terminated_failure(target_instance, why)
+            failure = terminated_failure(target_instance, why)
             row = await self._fetchone(
                 conn,
                 "terminate_run",
@@ -673,13 +681,13 @@ class _Core(Backend):
                     "instance_id": target_instance,
                     "run_id": target_run,
                     "first_seq": seq,
-                    "events": [c.workflow_terminated_event(seq, why)],
+                    "events": [workflow_terminated_event(seq, why)],
                 },
             )
             await self._drop_pending_work(conn, target_instance, target_run, now)
             self._closed(effects, target_instance, target_run)
             if parent_instance is not None:
-                event = c.child_closed_event(
+                event = child_closed_event(
                     parent_command, target_instance, RunStatus.TERMINATED, failure
                 )
                 await self._deliver_to_run(
@@ -733,7 +741,7 @@ class _Core(Backend):
         worker: str | None = None,
         sticky_wait: float = 0.0,
     ) -> None:
-        keys = c.work_keys(kind, queues)
+        keys = work_keys(kind, queues)
         if not keys:
             await asyncio.sleep(max(0.0, timeout))
             return
@@ -765,7 +773,7 @@ class _Core(Backend):
                     wait = min(wait, next_at - now)
                 if unknown or not self._listening:
                     wait = min(wait, self._poll_interval)
-                if await c.wait_on(waiter, wait):
+                if await wait_on(waiter, wait):
                     # Woken: look again with a fresh waiter, so nothing is missed meanwhile.
                     old, waiter = waiter, self._waiters.register(keys)
                     self._waiters.unregister(old)

@@ -1,63 +1,33 @@
 """The SQL of the PostgreSQL backend: named query blocks of ``queries.sql`` and the numbered
-migrations in ``sql/postgres/``, applied under an advisory lock (``migrate``)."""
+migrations in ``sql/postgres/`` (read by the loader the SQL backends share, ``_sql_blocks``),
+applied under an advisory lock (``migrate``)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from .._sql_blocks import parse_named_blocks as parse_named_blocks
+from .._sql_blocks import read_blocks, read_migrations
 from ._pool import Conn
 from ._url import DEFAULT_SCHEMA, _scrub, _secrets_of, mask_dsn, split_url_options
 
 log = logging.getLogger("ostinato.postgres")
 
-SQL_DIR = Path(__file__).parent.parent / "sql" / "postgres"
-
-
-# ---- SQL files ------------------------------------------------------------------------------
-
-_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
-
-
-def parse_named_blocks(text: str) -> dict[str, str]:
-    """Split a queries file into ``{name: sql}`` at its ``-- name: NAME`` lines."""
-    blocks: dict[str, str] = {}
-    matches = list(_NAME_LINE.finditer(text))
-    for index, match in enumerate(matches):
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        name = match.group(1)
-        if name in blocks:
-            raise ValueError(f"query {name!r} is defined twice")
-        lines = text[match.end() : end].strip().splitlines()
-        # Section comments between blocks belong to no block: drop trailing comment lines.
-        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
-            lines.pop()
-        blocks[name] = "\n".join(lines)
-    return blocks
-
 
 def load_migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql text) of every ``NNNN_name.sql`` file, in version order."""
-    migrations = []
-    for path in sorted(SQL_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-        version = int(path.name[:4])
-        migrations.append((version, path.stem[5:], path.read_text(encoding="utf-8")))
-    versions = [m[0] for m in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"PostgreSQL migrations are not numbered 1..n: {versions}")
-    return migrations
+    return [(version, file[5:-4], text) for version, file, text in read_migrations("postgres")]
 
 
 class Queries:
     """The named queries of ``queries.sql`` rendered for one schema (as bytes, ready to run)."""
 
     def __init__(self, schema: str) -> None:
-        blocks = parse_named_blocks((SQL_DIR / "queries.sql").read_text(encoding="utf-8"))
+        blocks = read_blocks("postgres")
         columns = sql.SQL(blocks.pop("run_columns"))
         self._rendered = {
             name: sql.SQL(text)  # our own file, never user input

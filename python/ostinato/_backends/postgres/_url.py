@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
-from .. import _common as c
+from .._mask import mask_url
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORE
 
 def mask_dsn(dsn: str) -> str:
     """The connection string with any password replaced by ``***``."""
-    masked = c.mask_url(dsn) if "://" in dsn else dsn
+    masked = mask_url(dsn) if "://" in dsn else dsn
     # key=value strings, and ?password=... in URLs
     masked = _KV_PASSWORD.sub(r"\1***", masked)
     return _scrub(masked, _secrets_of(dsn))

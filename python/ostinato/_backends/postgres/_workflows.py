@@ -8,16 +8,17 @@ from typing import Any
 
 import psycopg
 
-from ..._backend import (
-    InboxEvent,
-    ParentRef,
-    WorkflowCommit,
-    WorkflowTask,
-)
 from ..._errors import (
     LeaseLostError,
 )
-from .. import _common as c
+from .._backend_events import (
+    child_closed_event,
+    child_start_refused_event,
+    signal_external_completed_event,
+    signal_target_missing,
+)
+from .._types import InboxEvent, ParentRef, WorkflowCommit, WorkflowTask
+from .._validate import validate_commit
 from ._core import (
     _COMMIT_BATCH_ARRAYS,
     _carries_over,
@@ -114,7 +115,7 @@ class _WorkflowSide(_Core):
 
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
         if _fits_one_statement(commit):
-            c.validate_commit(task.instance_id, task.history_length, commit)
+            validate_commit(task.instance_id, task.history_length, commit)
             for act in commit.activities:
                 _no_nul("activity queue", act.queue)
             # Group commit: concurrent commits of other runs go in the same statement.
@@ -134,7 +135,7 @@ class _WorkflowSide(_Core):
             if row is None:
                 raise self._lease_lost(task)
             history_length, queue, parent_instance, parent_run, parent_command = row
-            c.validate_commit(task.instance_id, history_length, commit)
+            validate_commit(task.instance_id, history_length, commit)
             for child in commit.children:
                 _check_text_fields(child)
             if commit.close is not None and commit.close.next_run is not None:
@@ -202,7 +203,7 @@ class _WorkflowSide(_Core):
                 started, open_run, _ = await self._start_run(conn, effects, child, now)
                 if not started:
                     own.append(
-                        c.child_start_refused_event(
+                        child_start_refused_event(
                             child.parent.command_id, child.instance_id, open_run
                         )
                     )
@@ -213,8 +214,8 @@ class _WorkflowSide(_Core):
                 failure = None
                 if not await self._deliver_to_open_run(conn, effects, target, signal.event, now):
                     exists = await self._fetchone(conn, "latest_status", {"instance_id": target})
-                    failure = c.signal_target_missing(target, exists is not None)
-                own.append(c.signal_external_completed_event(signal.command_id, failure))
+                    failure = signal_target_missing(target, exists is not None)
+                own.append(signal_external_completed_event(signal.command_id, failure))
             if own:
                 await self._execute(
                     conn,
@@ -305,7 +306,7 @@ class _WorkflowSide(_Core):
                             },
                         )
                 elif parent is not None:
-                    event = c.child_closed_event(
+                    event = child_closed_event(
                         parent.command_id, task.instance_id, close.status, result
                     )
                     await self._deliver_to_run(conn, effects, parent, event, now)

@@ -169,6 +169,35 @@ FROM {schema}.instances AS i
 LEFT JOIN {schema}.vars AS v ON v.instance_id = i.instance_id AND v.run_id = i.latest_run_id
 WHERE i.instance_id = %(instance_id)s
 
+-- name: stats_runs
+-- Latest runs counted by workflow name, status and blocked-ness (for dashboards).
+SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, count(*)
+FROM {schema}.runs AS r
+WHERE r.is_latest
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+
+-- name: stats_workflow_backlog
+-- Open runs a worker could claim now (stickiness aside), per queue, with since when.
+SELECT queue, count(*), min(since) FROM (
+    SELECT r.queue, greatest(min(i.visible_at), coalesce(r.ready_at, 0)) AS since
+    FROM {schema}.inbox AS i
+    JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
+    WHERE i.visible_at <= %(now)s AND r.status = 'running'
+      AND (r.lease_token IS NULL OR r.lease_expires_at <= %(now)s)
+      AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
+    GROUP BY r.instance_id, r.run_id
+) AS ready
+GROUP BY queue
+
+-- name: stats_activity_backlog
+-- Activity tasks a worker could claim now, per queue, with since when.
+SELECT queue, count(*), min(greatest(visible_at, coalesce(lease_expires_at, 0)))
+FROM {schema}.activity_tasks
+WHERE visible_at <= %(now)s AND NOT cancel_requested
+  AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+GROUP BY queue
+
 -- ---- terminate and delete ----------------------------------------------------------------
 
 -- name: lock_run

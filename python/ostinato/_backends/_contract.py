@@ -11,248 +11,30 @@ tests can run on virtual time. Events are the JSON bytes described in
 docs/internals/reducer.md; backends store them as opaque bytes (never parse payloads), except
 for the few fields the contract below names.
 
-The conformance suite in tests/backends/ runs the same tests against every backend.
+The value types live in ``_types``; both are public as ``ostinato.backends``. The conformance
+suite, ``ostinato.testing.conformance``, runs the same tests against every backend (ours in
+tests/backends/, and yours: see docs/backends.md).
 """
 
 from __future__ import annotations
 
 import abc
-import enum
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
-__all__ = [
-    "ActivityTask",
-    "Backend",
-    "Clock",
-    "InboxEvent",
-    "NewActivity",
-    "NewRun",
-    "NewTimer",
-    "OutgoingSignal",
-    "ParentRef",
-    "RunClose",
-    "RunInfo",
-    "RunStatus",
-    "WorkflowCommit",
-    "WorkflowTask",
-]
+from ._types import (
+    ActivityState,
+    ActivityTask,
+    BackendStats,
+    Clock,
+    NewRun,
+    RunInfo,
+    RunStatus,
+    WorkflowCommit,
+    WorkflowTask,
+)
 
-Clock = Callable[[], float]
-
-
-def system_clock() -> float:
-    return time.time()
-
-
-class RunStatus(str, enum.Enum):
-    """Lifecycle of one run. Only ``RUNNING`` is open; every other status is final."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    TERMINATED = "terminated"
-    CONTINUED_AS_NEW = "continued_as_new"
-    TIMED_OUT = "timed_out"
-
-    @property
-    def is_open(self) -> bool:
-        return self is RunStatus.RUNNING
-
-
-@dataclass(frozen=True, slots=True)
-class ParentRef:
-    """Where a child run reports its outcome: ``child_completed`` / ``child_failed`` with
-    ``id = command_id`` is put in the parent run's inbox when the child closes."""
-
-    instance_id: str
-    run_id: str
-    command_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewRun:
-    instance_id: str
-    run_id: str
-    workflow_name: str
-    queue: str
-    # The inbox event that starts the run: {"kind": "workflow_started", ...} (no seq).
-    started_event: bytes
-    # The run becomes claimable at this time (start_delay); None = now.
-    visible_at: float | None = None
-    parent: ParentRef | None = None
-    # "allow": a new run may reuse the id once the previous run closed.
-    # "refuse": any earlier run with this id makes the start fail.
-    id_reuse: str = "allow"
-    # While the instance has an open run: "fail" (WorkflowAlreadyStartedError),
-    # "use_existing" (create nothing, the open run stands), or "terminate_existing"
-    # (terminate the open run, as ``terminate`` does, and start this one in the same
-    # transaction).
-    id_conflict: str = "fail"
-    # Absolute deadline of the run; the backend delivers a {"kind": "timed_out"} inbox event
-    # at this time.
-    execution_deadline: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InboxEvent:
-    id: int
-    event: bytes
-
-
-@dataclass(slots=True)
-class WorkflowTask:
-    instance_id: str
-    run_id: str
-    workflow_name: str
-    queue: str
-    lease_token: str
-    # Number of events already committed to the run's history.
-    history_length: int
-    # Visible, unconsumed inbox events in arrival order (oldest first).
-    inbox: list[InboxEvent]
-    # How many times a task of this run failed in a row (nondeterminism, crash of workflow
-    # code); 0 for a healthy run.
-    failed_attempts: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class NewActivity:
-    activity_id: int  # the command id in the run's history
-    name: str
-    queue: str
-    input: bytes
-    options: bytes  # JSON: retry policy and timeouts, read by the activity worker
-    # Absolute schedule-to-close deadline, if any (the backend only stores it).
-    deadline: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NewTimer:
-    timer_id: int
-    fire_at: float
-    event: bytes  # {"kind": "timer_fired", "id": timer_id}
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingSignal:
-    """A signal to another instance, recorded by ``workflow.signal_external``.
-
-    In the commit transaction: if ``target_instance_id`` has an open run, ``event`` goes into
-    its inbox and ``{"kind": "signal_external_completed", "id": command_id, "failure": null}``
-    into the sender's; otherwise only the latter, with a failure payload naming the reason.
-    """
-
-    target_instance_id: str
-    event: bytes
-    command_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunClose:
-    """How a run ends. ``result`` is the result payload (completed) or the failure payload
-    (failed / canceled / timed_out). The backend puts ``child_completed`` (completed) or
-    ``child_failed`` (anything else) into the parent's inbox, if any; for
-    ``continued_as_new`` it starts ``next_run`` under the same instance id instead, carrying
-    the parent reference over, and moves the old run's unconsumed signal_received and
-    cancel_requested inbox events to the new run (after its workflow_started), so nothing
-    sent while the run continues as new is lost."""
-
-    status: RunStatus
-    result: bytes | None = None
-    next_run: NewRun | None = None
-
-
-@dataclass(slots=True)
-class WorkflowCommit:
-    """Everything one workflow task changes, applied atomically and fenced by the lease."""
-
-    # New history events, seq contiguous from task.history_length + 1.
-    new_events: list[bytes]
-    # Inbox events the task consumed (deleted in the same transaction).
-    consumed_inbox: list[int]
-    activities: list[NewActivity] = field(default_factory=list)
-    # Command ids of this run's activities to cancel: queued ones are deleted, running ones
-    # get cancel_requested (the worker learns it through heartbeat).
-    cancel_activities: list[int] = field(default_factory=list)
-    timers: list[NewTimer] = field(default_factory=list)
-    # Timer ids of this run whose not-yet-consumed timer_fired inbox events are deleted.
-    cancel_timers: list[int] = field(default_factory=list)
-    # Child runs to create. A child id that already has an open run is not an error of the
-    # commit: the parent gets a child_failed inbox event saying so instead.
-    children: list[NewRun] = field(default_factory=list)
-    # Instance ids whose open runs get a {"kind": "cancel_requested"} inbox event.
-    cancel_instances: list[tuple[str, bytes]] = field(default_factory=list)
-    signals: list[OutgoingSignal] = field(default_factory=list)
-    close: RunClose | None = None
-    # Runtime variables set by this task (name -> JSON payload), upserted.
-    vars: Mapping[str, bytes] = field(default_factory=dict)
-    # The worker that keeps the run cached after this task (None: nobody). The run's next
-    # task is left to that worker for a while (see claim_workflow_tasks' sticky_wait).
-    sticky_worker: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityTask:
-    task_id: int
-    instance_id: str
-    run_id: str
-    activity_id: int
-    name: str
-    queue: str
-    input: bytes
-    options: bytes
-    # 1 on the first claim; every claim (including one after a lost lease) adds one.
-    attempt: int
-    lease_token: str
-    scheduled_at: float
-    deadline: float | None
-    # Details of the last heartbeat of an earlier attempt (JSON payload), if any.
-    heartbeat_details: bytes | None = None
-    # Name of the workflow of the run that scheduled the activity (activity.info()).
-    workflow_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityState:
-    """Where one of a run's scheduled activities stands (for describe)."""
-
-    activity_id: int
-    name: str
-    # Attempts started so far: 0 until a worker first claims it.
-    attempt: int
-    scheduled_at: float
-    # When it may be claimed (again): the retry time after a failed attempt.
-    visible_at: float
-    # A worker holds it under a lease that has not expired.
-    running: bool
-    cancel_requested: bool = False
-    # The last heartbeat's details (JSON payload), if any.
-    heartbeat_details: bytes | None = None
-    # The failure payload of the last failed attempt that is being retried, if any.
-    last_failure: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    instance_id: str
-    run_id: str
-    workflow_name: str
-    queue: str
-    status: RunStatus
-    created_at: float
-    updated_at: float
-    closed_at: float | None
-    history_length: int
-    # Result payload (completed) or failure payload (other closed statuses).
-    result: bytes | None
-    # Why the run is stuck (nondeterminism, workflow-task failure), or None.
-    blocked_reason: str | None
-    parent: ParentRef | None
-    # Set when the run continued as new: the next run's id.
-    next_run_id: str | None = None
+__all__ = ["Backend", "TimeSkipping"]
 
 
 class Backend(abc.ABC):
@@ -326,6 +108,12 @@ class Backend(abc.ABC):
         cursor: str | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         """Latest run of each instance, newest first; returns (page, next cursor or None)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> BackendStats:
+        """Counts of latest runs by workflow name, status and blocked-ness, and the work
+        claimable now on each queue. A read for dashboards: it may scan the open runs and
+        tasks, but never the history."""
 
     @abc.abstractmethod
     async def delete(self, instance_id: str) -> None:
@@ -444,3 +232,26 @@ class Backend(abc.ABC):
         visible, or after ``timeout`` seconds at most. ``worker`` and ``sticky_wait`` are
         those of ``claim_workflow_tasks``: work left to another worker counts as available
         only once ``claim_workflow_tasks`` would take it."""
+
+
+@runtime_checkable
+class TimeSkipping(Protocol):
+    """What a backend offers so ``ostinato.testing.WorkflowEnvironment`` can skip time.
+
+    On a virtual clock, the environment waits until every worker is idle, asks for
+    ``next_visible_time()``, moves the clock there and calls ``wake_waiters()``. A backend
+    without these still works in the environment; its timers then fire only when the
+    environment's own scheduled calls or ``sleep`` move the clock. The memory, SQLite and
+    PostgreSQL backends implement it.
+    """
+
+    async def next_visible_time(self) -> float | None:
+        """The earliest time after ``clock()`` at which anything becomes visible: a timer or
+        delayed inbox event, a delayed start or a back-off (``ready_at``), an activity retry;
+        None when nothing is scheduled."""
+        ...
+
+    def wake_waiters(self) -> None:
+        """Wake every ``wait_for_work`` / ``wait_closed`` caller of this process so it looks
+        again (the clock moved: work that was in the future may be due now)."""
+        ...

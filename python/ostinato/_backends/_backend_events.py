@@ -1,0 +1,103 @@
+"""The few events and failure payloads a backend writes itself (events built by
+``ostinato._events``, the one module that knows event JSON): a run's deadline, a
+terminate, a child's outcome for its parent, a signal_external's outcome for its sender.
+
+Backends never parse payloads. These builders splice the caller's payload bytes in verbatim
+(``orjson.Fragment``), so a result or failure reaches the parent byte for byte.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from .. import _events
+from ._types import RunStatus
+
+__all__ = [
+    "CONFLICT_TERMINATE_REASON",
+    "child_closed_event",
+    "child_start_refused_event",
+    "failure_payload",
+    "signal_external_completed_event",
+    "signal_target_missing",
+    "terminated_failure",
+    "timed_out_event",
+    "workflow_terminated_event",
+]
+
+# The reason recorded on a run terminated by a start with id_conflict="terminate_existing".
+CONFLICT_TERMINATE_REASON = "a new run was started with id_conflict='terminate_existing'"
+
+
+def failure_payload(error_type: str, message: str) -> bytes:
+    """A failure payload in the shape the runtime rebuilds errors from."""
+    return orjson.dumps({"type": error_type, "message": message})
+
+
+def timed_out_event() -> bytes:
+    return _events.timed_out()
+
+
+def workflow_terminated_event(seq: int, reason: str) -> bytes:
+    return _events.workflow_terminated(seq, reason)
+
+
+def terminated_failure(instance_id: str, reason: str) -> bytes:
+    return failure_payload(
+        "WorkflowTerminatedError", f"workflow {instance_id!r} was terminated: {reason}"
+    )
+
+
+def signal_external_completed_event(command_id: int, failure: bytes | None) -> bytes:
+    return _events.signal_external_completed(command_id, failure)
+
+
+def child_start_refused_event(command_id: int, instance_id: str, open_run: bool) -> bytes:
+    """``child_failed`` for a child whose id is taken (open run, or refused id reuse)."""
+    if open_run:
+        message = f"child workflow id {instance_id!r} already has a running workflow"
+    else:
+        message = f"child workflow id {instance_id!r} was used before and id reuse is refused"
+    failure = failure_payload("WorkflowAlreadyStartedError", message)
+    return _events.child_failed(command_id, failure)
+
+
+_CLOSED_CHILD_ERRORS = {
+    RunStatus.CANCELED: ("WorkflowCancelledError", "was cancelled"),
+    RunStatus.TIMED_OUT: ("WorkflowTimedOutError", "timed out"),
+    RunStatus.TERMINATED: ("WorkflowTerminatedError", "was terminated"),
+}
+
+
+def child_closed_event(
+    command_id: int, instance_id: str, status: RunStatus, result: bytes | None
+) -> bytes:
+    """The event a parent receives when its child run closes (not for continue-as-new).
+
+    completed -> ``child_completed`` with the result payload as is; failed -> ``child_failed``
+    with the child's failure payload as is; canceled / timed_out / terminated -> a
+    ``child_failed`` whose failure names the matching error type, so the parent raises the same
+    error class whatever the child's code recorded.
+    """
+    if status is RunStatus.COMPLETED:
+        return _events.child_completed(command_id, result or b"null")
+    if status is RunStatus.FAILED:
+        failure = result or failure_payload(
+            "WorkflowFailedError", f"child workflow {instance_id!r} failed"
+        )
+    elif status is RunStatus.TERMINATED and result is not None:
+        failure = result  # terminate() already stored the terminated failure with its reason
+    else:
+        error_type, what = _CLOSED_CHILD_ERRORS.get(
+            status, ("WorkflowFailedError", f"closed with status {status.value}")
+        )
+        failure = failure_payload(error_type, f"child workflow {instance_id!r} {what}")
+    return _events.child_failed(command_id, failure)
+
+
+def signal_target_missing(instance_id: str, exists: bool) -> bytes:
+    if exists:
+        return failure_payload(
+            "WorkflowNotRunningError", f"workflow {instance_id!r} is not running"
+        )
+    return failure_payload("WorkflowNotFoundError", f"no workflow with id {instance_id!r}")

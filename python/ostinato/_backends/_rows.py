@@ -1,0 +1,86 @@
+"""Reading what a SQL backend stored: a run row into ``RunInfo`` (tolerating rows no version
+of ostinato wrote), and a history checked against its run row's length."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import HistoryCorruptError
+from ._types import ParentRef, RunInfo, RunStatus
+
+__all__ = ["check_history_length", "run_info"]
+
+
+def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
+    """A ``RunInfo`` from the stored columns (instance_id, run_id, workflow_name, queue,
+    status, created_at, updated_at, closed_at, history_length, result, blocked_reason,
+    parent_instance_id, parent_run_id, parent_command_id, next_run_id).
+
+    A row no version of ostinato wrote (tampered with, or from a newer version) does not make
+    listing fail: a status this version does not know, or a field of the wrong type, shows
+    the run as open and blocked, with the reason.
+    """
+    (
+        instance_id, run_id, workflow_name, queue, status, created_at, updated_at, closed_at,
+        history_length, result, blocked_reason, parent_instance_id, parent_run_id,
+        parent_command_id, next_run_id,
+    ) = row[:15]  # fmt: skip
+    problems = []
+    try:
+        run_status = RunStatus(status)
+    except ValueError:
+        run_status = RunStatus.RUNNING
+        problems.append(f"status {status!r:.40} is not one this version of ostinato knows")
+
+    def number(name: str, value: Any, kind: type, default: Any) -> Any:
+        if value is None and default is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return kind(value)
+        problems.append(f"{name} is {value!r:.40}, not a number")
+        return default
+
+    created = number("created_at", created_at, float, 0.0)
+    updated = number("updated_at", updated_at, float, created)
+    closed = number("closed_at", closed_at, float, None)
+    length = number("history_length", history_length, int, 0)
+    parent = None
+    if parent_instance_id is not None:
+        parent = ParentRef(parent_instance_id, parent_run_id, parent_command_id)
+    reason = blocked_reason
+    if problems:
+        reason = (
+            f"the store's row for this run is corrupt: {'; '.join(problems)}. "
+            "It is shown as open and blocked; repair or remove the row"
+        )
+    return RunInfo(
+        instance_id=str(instance_id),
+        run_id=str(run_id),
+        workflow_name=str(workflow_name),
+        queue=str(queue),
+        status=run_status,
+        created_at=created,
+        updated_at=updated,
+        closed_at=closed,
+        history_length=length,
+        result=None if result is None else bytes(result),
+        blocked_reason=reason,
+        parent=parent,
+        next_run_id=next_run_id,
+    )
+
+
+def check_history_length(
+    instance_id: str, run_id: str, history_length: int, events: list[bytes]
+) -> list[bytes]:
+    """``events`` if there are as many as the run row says, else ``HistoryCorruptError``."""
+    if len(events) != history_length:
+        raise HistoryCorruptError(
+            f"history of workflow {instance_id!r} (run {run_id}) is corrupt: its run row "
+            f"says {history_length} events, the store holds {len(events)}. The run is kept; "
+            "repair or terminate it",
+            seq=min(len(events), history_length) + 1,
+            instance_id=instance_id,
+        )
+    return events

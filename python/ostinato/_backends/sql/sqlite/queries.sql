@@ -1,0 +1,359 @@
+-- Queries of the SQLite backend, one named block each ("-- name: NAME" up to the next).
+--
+-- Parameters are positional (?). When the file is loaded, {run_columns} and {claimable} are
+-- replaced by the fragment blocks of those names; {queues} is replaced, per call, by one ?
+-- per queue of the caller (IN lists), and {filters} of list_runs by the filter_* fragments the
+-- caller asked for. Times are the backend clock's, passed in as parameters. Transaction
+-- control (BEGIN IMMEDIATE, SAVEPOINT ...) and PRAGMAs stay in sqlite.py: they are plumbing,
+-- not queries.
+
+-- ---- fragments -------------------------------------------------------------------------------
+
+-- name: run_columns
+-- (not a query: the columns of _RunRow, shared by every query that reads whole runs)
+r.id, r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
+r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.lease_token
+
+-- name: claimable
+-- (not a query) An inbox event i of run r that a worker may claim now: visible, its run open,
+-- not under a live lease, not delayed, and not left to another worker that has the run cached
+-- (until it has waited sticky_wait). Parameters: now, now, now, worker, sticky_wait, now.
+i.visible_at <= ? AND r.status = 'running'
+AND (r.lease_token IS NULL OR r.lease_expires_at <= ?)
+AND (r.ready_at IS NULL OR r.ready_at <= ?)
+AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?)
+
+-- name: filter_before
+i.latest_run < ?
+
+-- name: filter_status
+r.status = ?
+
+-- name: filter_workflow
+r.workflow_name = ?
+
+-- ---- schema ----------------------------------------------------------------------------------
+
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)
+
+-- name: applied_versions
+SELECT version FROM schema_version
+
+-- name: record_schema_version
+INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)
+
+-- name: schema_versions
+SELECT version, name FROM schema_version ORDER BY version
+
+-- ---- reading runs ----------------------------------------------------------------------------
+
+-- name: latest_run
+SELECT {run_columns} FROM runs AS r
+WHERE r.id = (SELECT latest_run FROM instances WHERE instance_id = ?)
+
+-- name: run_by_id
+SELECT {run_columns} FROM runs AS r WHERE r.instance_id = ? AND r.run_id = ?
+
+-- name: open_run
+-- The instance's open run, if it has one.
+SELECT {run_columns} FROM instances i JOIN runs r ON r.id = i.latest_run
+WHERE i.instance_id = ? AND r.status = 'running'
+
+-- name: latest_run_status
+SELECT r.status FROM instances i JOIN runs r ON r.id = i.latest_run WHERE i.instance_id = ?
+
+-- name: run_id_taken
+SELECT 1 FROM runs WHERE instance_id = ? AND run_id = ?
+
+-- name: instance_exists
+SELECT 1 FROM instances WHERE instance_id = ?
+
+-- name: open_children
+SELECT {run_columns} FROM runs AS r
+WHERE r.parent_instance_id = ? AND r.parent_run_id = ? AND r.status = 'running'
+ORDER BY r.id
+
+-- name: open_run_queue_by_pk
+SELECT queue FROM runs WHERE id = ? AND status = 'running'
+
+-- name: open_run_by_id
+SELECT {run_columns} FROM runs AS r
+WHERE r.instance_id = ? AND r.run_id = ? AND r.status = 'running'
+
+-- name: history
+SELECT event FROM history WHERE run = ? ORDER BY seq
+
+-- name: list_runs
+SELECT {run_columns} FROM instances i JOIN runs r ON r.id = i.latest_run
+WHERE {filters} ORDER BY i.latest_run DESC LIMIT ?
+
+-- name: get_vars
+SELECT name, value FROM vars WHERE run = ?
+
+-- ---- writing runs ----------------------------------------------------------------------------
+
+-- name: insert_run
+INSERT INTO runs (instance_id, run_id, workflow_name, queue, status, created_at, updated_at,
+                  ready_at, parent_instance_id, parent_run_id, parent_command_id)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+
+-- name: set_latest_run
+INSERT INTO instances (instance_id, latest_run) VALUES (?, ?)
+ON CONFLICT (instance_id) DO UPDATE SET latest_run = excluded.latest_run
+
+-- name: push_inbox
+INSERT INTO inbox (run, queue, visible_at, timer_id, event) VALUES (?, ?, ?, ?, ?)
+
+-- name: close_run
+UPDATE runs SET status = ?, result = ?, closed_at = ?, updated_at = ?,
+    lease_token = NULL, lease_expires_at = NULL, ready_at = NULL
+WHERE id = ?
+
+-- name: run_inbox_events
+SELECT event FROM inbox WHERE run = ? ORDER BY id
+
+-- name: drop_run_inbox
+DELETE FROM inbox WHERE run = ?
+
+-- name: drop_idle_run_activities
+-- A closed run's activity tasks that no live lease holds go; running ones are cancelled.
+DELETE FROM activity_tasks WHERE run = ? AND (lease_token IS NULL OR lease_expires_at <= ?)
+
+-- name: cancel_run_activities
+UPDATE activity_tasks SET cancel_requested = 1 WHERE run = ?
+
+-- name: set_next_run_id
+UPDATE runs SET next_run_id = ? WHERE id = ?
+
+-- name: append_history
+INSERT INTO history (run, seq, event) VALUES (?, ?, ?)
+
+-- name: set_history_length
+UPDATE runs SET history_length = ? WHERE id = ?
+
+-- name: delete_history
+DELETE FROM history WHERE run IN (SELECT id FROM runs WHERE instance_id = ?)
+
+-- name: delete_inbox
+DELETE FROM inbox WHERE run IN (SELECT id FROM runs WHERE instance_id = ?)
+
+-- name: delete_activity_tasks
+DELETE FROM activity_tasks WHERE run IN (SELECT id FROM runs WHERE instance_id = ?)
+
+-- name: delete_vars
+DELETE FROM vars WHERE run IN (SELECT id FROM runs WHERE instance_id = ?)
+
+-- name: delete_runs
+DELETE FROM runs WHERE instance_id = ?
+
+-- name: delete_instance
+DELETE FROM instances WHERE instance_id = ?
+
+-- ---- workflow tasks --------------------------------------------------------------------------
+
+-- name: find_claimable_runs
+SELECT i.run, MIN(i.id) AS first FROM inbox i JOIN runs r ON r.id = i.run
+WHERE i.queue IN ({queues}) AND {claimable}
+GROUP BY i.run ORDER BY first LIMIT ?
+
+-- name: lease_run
+UPDATE runs SET lease_token = ?, lease_expires_at = ? WHERE id = ?
+
+-- name: claimed_run
+SELECT instance_id, run_id, workflow_name, queue, history_length, failed_attempts
+FROM runs WHERE id = ?
+
+-- name: visible_inbox
+SELECT id, event FROM inbox WHERE run = ? AND visible_at <= ? ORDER BY id
+
+-- name: consume_inbox
+DELETE FROM inbox WHERE run = ? AND id = ?
+
+-- name: insert_activity_task
+INSERT INTO activity_tasks (run, activity_id, name, queue, input, options, visible_at,
+                            scheduled_at, deadline)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: drop_idle_activity
+DELETE FROM activity_tasks
+WHERE run = ? AND activity_id = ? AND (lease_token IS NULL OR lease_expires_at <= ?)
+
+-- name: cancel_activity
+UPDATE activity_tasks SET cancel_requested = 1 WHERE run = ? AND activity_id = ?
+
+-- name: cancel_timer
+DELETE FROM inbox WHERE run = ? AND timer_id = ?
+
+-- name: upsert_var
+INSERT INTO vars (run, name, value) VALUES (?, ?, ?)
+ON CONFLICT (run, name) DO UPDATE SET value = excluded.value
+
+-- name: finish_task
+UPDATE runs SET history_length = ?, updated_at = ?, lease_token = NULL,
+    lease_expires_at = NULL, ready_at = NULL, blocked_reason = NULL,
+    failed_attempts = 0, sticky_worker = ?
+WHERE id = ?
+
+-- name: fail_task
+UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL,
+    blocked_reason = ?, ready_at = ?, failed_attempts = failed_attempts + 1, updated_at = ?
+WHERE id = ?
+
+-- name: release_task
+UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL
+WHERE id = ?
+
+-- name: sticky_queues
+SELECT DISTINCT queue FROM runs
+WHERE sticky_worker = ? AND status = 'running' AND queue IN ({queues})
+
+-- name: release_sticky
+UPDATE runs SET sticky_worker = NULL
+WHERE sticky_worker = ? AND status = 'running' AND queue IN ({queues})
+
+-- name: extend_run_lease
+UPDATE runs SET lease_expires_at = ? WHERE id = ?
+
+-- ---- activity tasks --------------------------------------------------------------------------
+
+-- name: drop_cancelled_activities
+-- Cancelled while running and its worker is gone: never run it again.
+DELETE FROM activity_tasks
+WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 1
+
+-- name: find_claimable_activities
+SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
+       a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name
+FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
+ORDER BY a.visible_at, a.id LIMIT ?
+
+-- name: lease_activity
+UPDATE activity_tasks SET attempt = attempt + 1, lease_token = ?, lease_expires_at = ?,
+    visible_at = ?
+WHERE id = ?
+
+-- name: leased_activity
+SELECT run, cancel_requested FROM activity_tasks WHERE id = ? AND lease_token = ?
+
+-- name: heartbeat_activity
+-- A lease tick without details (NULL) keeps the stored ones.
+UPDATE activity_tasks SET heartbeat_details = coalesce(?, heartbeat_details),
+    lease_expires_at = ?, visible_at = ?
+WHERE id = ?
+
+-- name: delete_activity
+DELETE FROM activity_tasks WHERE id = ?
+
+-- name: retry_activity
+UPDATE activity_tasks SET lease_token = NULL, lease_expires_at = NULL, visible_at = ?,
+    last_failure = coalesce(?, last_failure)
+WHERE id = ?
+
+-- name: activity_states
+SELECT a.activity_id, a.name, a.attempt, a.scheduled_at, a.visible_at, a.lease_expires_at,
+       a.cancel_requested, a.heartbeat_details, a.last_failure
+FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE r.instance_id = ? AND r.run_id = ?
+ORDER BY a.activity_id
+
+-- ---- waiting for work and time skipping ------------------------------------------------------
+
+-- name: workflow_work_available
+SELECT 1 FROM inbox i JOIN runs r ON r.id = i.run
+WHERE i.queue IN ({queues}) AND {claimable} LIMIT 1
+
+-- name: next_inbox_time
+SELECT MIN(visible_at) FROM inbox WHERE queue IN ({queues}) AND visible_at > ?
+
+-- name: next_ready_time
+SELECT MIN(ready_at) FROM runs WHERE queue IN ({queues}) AND ready_at > ? AND status = 'running'
+
+-- name: next_sticky_time
+-- Work left to the worker that has the run cached: ours sticky_wait later.
+SELECT MIN(i.visible_at) + ? FROM inbox i JOIN runs r ON r.id = i.run
+WHERE i.queue IN ({queues}) AND r.status = 'running' AND r.lease_token IS NULL
+  AND r.sticky_worker <> ? AND i.visible_at <= ? AND i.visible_at + ? > ?
+
+-- name: activity_work_available
+SELECT 1 FROM activity_tasks
+WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 0 LIMIT 1
+
+-- name: next_activity_time
+SELECT MIN(visible_at) FROM activity_tasks
+WHERE queue IN ({queues}) AND visible_at > ? AND cancel_requested = 0
+
+-- name: next_visible_inbox
+SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?
+
+-- name: next_visible_ready
+SELECT MIN(ready_at) FROM runs WHERE ready_at > ? AND status = 'running'
+
+-- name: next_visible_activity
+SELECT MIN(visible_at) FROM activity_tasks
+WHERE lease_token IS NULL AND visible_at > ? AND cancel_requested = 0
+
+-- ---- schedules (ostinato._schedules; every write is a compare-and-set on version) ---------
+
+-- name: create_schedule
+INSERT INTO schedules (schedule_id, workflow_name, queue, args, spec, state, paused,
+                       next_fire_at, version, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+ON CONFLICT (schedule_id) DO NOTHING
+
+-- name: get_schedule
+SELECT schedule_id, workflow_name, queue, args, spec, state, paused, next_fire_at, version,
+       created_at, updated_at
+FROM schedules WHERE schedule_id = ?
+
+-- name: list_schedules
+SELECT schedule_id, workflow_name, queue, args, spec, state, paused, next_fire_at, version,
+       created_at, updated_at
+FROM schedules WHERE schedule_id > ? ORDER BY schedule_id LIMIT ?
+
+-- name: update_schedule
+UPDATE schedules
+SET queue = ?, args = ?, spec = ?, state = ?, paused = ?, next_fire_at = ?,
+    version = version + 1, updated_at = ?
+WHERE schedule_id = ? AND version = ?
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE schedule_id = ?
+
+-- name: due_schedules
+SELECT schedule_id, workflow_name, queue, args, spec, state, paused, next_fire_at, version,
+       created_at, updated_at
+FROM schedules WHERE next_fire_at <= ? AND queue IN ({queues})
+ORDER BY next_fire_at, schedule_id LIMIT ?
+
+-- name: next_schedule_fire
+SELECT MIN(next_fire_at) FROM schedules WHERE queue IN ({queues})
+
+-- name: next_visible_schedule
+-- Due schedules too (not only later ones): a time-skipping driver must not move the clock
+-- past a fire a worker has yet to take.
+SELECT MIN(next_fire_at) FROM schedules WHERE ? IS NOT NULL
+
+-- ---- stats (dashboards: Backend.stats) ---------------------------------------------------
+
+-- name: stats_runs
+-- Latest run of each instance, counted by workflow name, status and blocked-ness.
+SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, COUNT(*)
+FROM instances i JOIN runs r ON r.id = i.latest_run
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+
+-- name: stats_workflow_backlog
+-- Runs with claimable work per queue, and since when the oldest has been claimable
+-- (stickiness aside: any worker may take these runs, if not at once).
+SELECT queue, COUNT(*), MIN(since) FROM (
+    SELECT r.queue AS queue, MAX(MIN(i.visible_at), COALESCE(r.ready_at, 0)) AS since
+    FROM inbox i JOIN runs r ON r.id = i.run
+    WHERE {claimable} GROUP BY r.id
+) GROUP BY queue
+
+-- name: stats_activity_backlog
+SELECT queue, COUNT(*), MIN(visible_at) FROM activity_tasks
+WHERE visible_at <= ? AND cancel_requested = 0 GROUP BY queue
