@@ -47,9 +47,13 @@ def test_a_third_party_backend_runs_the_whole_suite(tmp_path: Path) -> None:
     (tmp_path / "test_their_backend.py").write_text(THIRD_PARTY)
     ours = len([name for name in dir(conformance.BackendConformance) if name.startswith("test_")])
     assert ours >= 60
+    # Every test of the suite is collected (parametrized ones more than once), and all pass.
+    collected = _pytest(tmp_path, "-k", "TestTheirBackend", "--collect-only")
+    items = [line for line in collected.stdout.splitlines() if "::TestTheirBackend::" in line]
+    assert len({item.split("::")[-1].split("[")[0] for item in items}) == ours, collected.stdout
     result = _pytest(tmp_path, "-k", "TestTheirBackend")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{ours} passed" in result.stdout, result.stdout
+    assert f"{len(items)} passed" in result.stdout, result.stdout
     # Without the fixture every test fails at setup, saying what to write.
     result = _pytest(tmp_path, "-k", "TestForgotTheFixture and test_create_and_describe")
     assert result.returncode == 1

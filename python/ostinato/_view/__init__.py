@@ -16,7 +16,7 @@ from ._format import (
     to_datetime,
 )
 from ._history import HistoryRow, event_summary, history_rows
-from ._json import description_json, history_row_json, timeline_json
+from ._json import description_json, history_row_json, history_row_values, timeline_json
 from ._timeline import ITEM_KINDS, Attempt, RunTimeline, TimelineItem, build_timeline, failure_text
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "format_duration",
     "format_time",
     "history_row_json",
+    "history_row_values",
     "history_rows",
     "mermaid",
     "pretty_json",

@@ -15,7 +15,7 @@ from ._timeline import RunTimeline
 if TYPE_CHECKING:
     from .._client import WorkflowDescription
 
-__all__ = ["description_json", "history_row_json", "timeline_json"]
+__all__ = ["description_json", "history_row_json", "history_row_values", "timeline_json"]
 
 
 def _plain(value: Any) -> Any:
@@ -50,3 +50,9 @@ def timeline_json(timeline: RunTimeline) -> dict[str, Any]:
 def history_row_json(row: HistoryRow) -> dict[str, Any]:
     """A history row's fields (seq, time, kind, summary, event) as plain JSON values."""
     return {f.name: _plain(getattr(row, f.name)) for f in dataclasses.fields(row)}
+
+
+def history_row_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The fields of a ``history_row_json`` row, in ``HistoryRow`` order (seq, time as ISO
+    text, kind, summary, event)."""
+    return tuple(row[f.name] for f in dataclasses.fields(HistoryRow))

@@ -288,7 +288,7 @@ def _outcome(info: RunInfo, events: list[dict[str, Any]]) -> dict[str, Any]:
     elif not info.status.is_open and info.result:
         out["failure"] = _failure_chain(_loads(info.result))
     for event in events:
-        kind = event.get("kind")
+        kind = _events.kind(event)
         if kind == "workflow_terminated" or (kind == "cancel_requested" and out["reason"] is None):
             out["reason"] = event.get("reason")
     return out
@@ -304,7 +304,7 @@ async def run_detail(
     handle = client.get_handle(instance_id, run_id=info.run_id)
     described = await handle.describe()
     events = await handle.history()
-    started = next((e for e in events if e.get("kind") == "workflow_started"), {})
+    started = next((e for e in events if _events.kind(e) == "workflow_started"), {})
     latest = info if run_id is None else await _describe(backend, instance_id, None)
     vars_: dict[str, Any] = {}
     if latest.run_id == info.run_id:
@@ -354,7 +354,7 @@ async def _children(backend: Backend, events: list[dict[str, Any]]) -> list[dict
     status (``None`` when it could not be read, e.g. deleted)."""
     children: list[dict[str, Any]] = []
     for event in events:
-        if event.get("kind") != "child_scheduled":
+        if _events.kind(event) != "child_scheduled":
             continue
         child_id = _events.command_target(event)
         if child_id is None:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from .. import _view
 from .._view import format_duration
 from ._data import STATUSES
 from ._html import Child, Markup, join, tag
@@ -498,7 +499,7 @@ _PAYLOAD_FIELDS = ("input", "result", "failure", "payload", "value", "options", 
 def history_page(data: Mapping[str, Any], *, csrf: str | None) -> str:
     rows = []
     for row in data["events"]:
-        event = row["event"]
+        seq, time, kind, summary, event = _view.history_row_values(row)
         payloads = [
             tag("div", tag("span", key, class_="muted"), payload_block(event[key], label=key))
             for key in _PAYLOAD_FIELDS
@@ -507,12 +508,12 @@ def history_page(data: Mapping[str, Any], *, csrf: str | None) -> str:
         rows.append(
             tag(
                 "tr",
-                tag("td", str(row["seq"]), class_="seq"),
-                tag("td", human_time(row["time"]), class_="time"),
-                tag("td", tag("code", row["kind"])),
-                tag("td", row["summary"]),
+                tag("td", str(seq), class_="seq"),
+                tag("td", human_time(time), class_="time"),
+                tag("td", tag("code", kind)),
+                tag("td", summary),
                 tag("td", payloads),
-                class_=f"kind-{row['kind']}",
+                class_=f"kind-{kind}",
             )
         )
     rid = data["id"]
