@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import _view
@@ -317,6 +317,25 @@ async def _form(request: Request) -> dict[str, str]:
     return {}
 
 
+def _metrics_app(backend: Backend) -> Any:
+    """``/metrics`` for Prometheus: the metrics of this process's workers and the store's
+    backlog and run counts (``ostinato.metrics.prometheus_asgi_app``); without
+    prometheus_client, a 501 that says what to install."""
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+
+        async def missing(request: Request) -> Response:
+            return PlainTextResponse(
+                "/metrics needs prometheus_client: pip install 'ostinato[otel]'\n", 501
+            )
+
+        return missing
+    from ..metrics import prometheus_asgi_app
+
+    return prometheus_asgi_app(backend=backend)
+
+
 def create_app(backend_or_url: Backend | str, allow_actions: bool = False) -> Starlette:
     """The web UI as an ASGI application.
 
@@ -357,6 +376,7 @@ def create_app(backend_or_url: Backend | str, allow_actions: bool = False) -> St
         Route("/api/poll", ui.api_poll),
         Route("/api/diagram", ui.api_diagram),
         Route("/api/{action:str}", ui.action, methods=["POST"]),
+        Route("/metrics", _metrics_app(ui.backend)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ostinato_ui = ui
