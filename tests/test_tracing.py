@@ -320,3 +320,19 @@ asyncio.run(main())
     assert result.stdout.strip() == str(
         sorted(["StartWorkflow:greet", "RunWorkflow:greet", "RunActivity:hello"])
     )
+
+
+def test_sync_client_start_nests_under_the_calling_threads_span(tmp_path: Any) -> None:
+    exporter = InMemorySpanExporter()
+    tp = provider(exporter)
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    with (
+        ostinato.SyncClient(url, tracer_provider=tp) as client,
+        tp.get_tracer("app").start_as_current_span("GET /legacy") as request,
+    ):
+        client.start_workflow(child_wf, 1, id="from-wsgi")
+    start = one(exporter.get_finished_spans(), "StartWorkflow:child_wf")
+    assert parent_id(start) == request.get_span_context().span_id
+    assert start.context.trace_id == request.get_span_context().trace_id
+    assert start.attributes is not None
+    assert start.attributes["ostinato.instance_id"] == "from-wsgi"
