@@ -200,11 +200,12 @@ class _Histogram:
 
 
 class _Aggregate:
-    """Every instrument's values by label values, kept in process. Written on the event loop,
-    read by a scrape from another thread: readers copy (``snapshot``), which the GIL makes
-    atomic for a dict."""
+    """Every instrument's values by label values, kept in process. Written by the workers
+    (event loops, perhaps in several threads: under a lock), read by a scrape from another
+    thread: readers copy (``snapshot``), which the GIL makes atomic for a dict."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.values: dict[Instrument, dict[tuple[str, ...], float]] = {}
         self.histograms: dict[Instrument, dict[tuple[str, ...], _Histogram]] = {}
         for inst in INSTRUMENTS:
@@ -215,14 +216,16 @@ class _Aggregate:
 
     def add(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
         values = self.values[instrument]
-        values[labels] = values.get(labels, 0) + value
+        with self._lock:
+            values[labels] = values.get(labels, 0) + value
 
     def observe(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
         histograms = self.histograms[instrument]
-        histogram = histograms.get(labels)
-        if histogram is None:
-            histogram = histograms[labels] = _Histogram()
-        histogram.observe(value)
+        with self._lock:
+            histogram = histograms.get(labels)
+            if histogram is None:
+                histogram = histograms[labels] = _Histogram()
+            histogram.observe(value)
 
     def snapshot(self, instrument: Instrument) -> dict[tuple[str, ...], float]:
         return dict(self.values[instrument])
