@@ -140,6 +140,8 @@ async def observability(tmp: Path, n: int, rounds: int) -> None:
         "otel-metrics": (no_tracing, {**no_tracing, **otel_metrics}),
         "tracing+prometheus": (tracing, {**tracing, **no_meter, **prometheus}),
         "all": (tracing, {**tracing, **otel_metrics, **prometheus}),
+        # The same as "off", last in each round: how far apart equal runs land (the noise).
+        "off again": (no_tracing, {**no_tracing, **no_meter}),
     }
     rates: dict[str, list[float]] = {name: [] for name in configs}
     cpus: dict[str, list[float]] = {name: [] for name in configs}

@@ -301,25 +301,41 @@ async def hello() -> str:
 async def greet() -> str:
     return await workflow.execute_activity(hello)
 
+@workflow.defn
+async def waits() -> str:
+    return await workflow.signal_channel("go", str).receive()
+
 async def main() -> None:
     backend = ostinato.connect("memory://")
     client = ostinato.Client(backend)
-    async with ostinato.Worker(backend, workflows=[greet], activities=[hello]):
+    async with ostinato.Worker(backend, workflows=[greet, waits], activities=[hello]):
         await (await client.start_workflow(greet)).result(timeout=10)  # no provider yet
+        waiting = await client.start_workflow(waits)
+        while (await waiting.describe()).history_length == 0:
+            await asyncio.sleep(0.01)
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
         await (await client.start_workflow(greet)).result(timeout=10)
-    print(sorted(s.name for s in exporter.get_finished_spans()))
+        await waiting.signal("go", "now")  # a run cached before the provider was set
+        await waiting.result(timeout=10)
+    spans = exporter.get_finished_spans()
+    print(sorted(s.name for s in spans))
+    (waited,) = [s for s in spans if s.name == "RunWorkflow:waits"]
+    print([e.name for e in waited.events])
 
 asyncio.run(main())
 """
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(
-        sorted(["StartWorkflow:greet", "RunWorkflow:greet", "RunActivity:hello"])
+    names, events = result.stdout.strip().splitlines()
+    assert names == str(
+        sorted(
+            ["StartWorkflow:greet", "RunWorkflow:greet", "RunActivity:hello", "RunWorkflow:waits"]
+        )
     )
+    assert events == "['signal']"
 
 
 def test_sync_client_start_nests_under_the_calling_threads_span(tmp_path: Any) -> None:

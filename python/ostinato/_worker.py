@@ -475,6 +475,8 @@ class Worker:
             run = None
         if task.history_length:
             self._metrics.cache(hit=run is not None)
+        # Spans are being made (a tracer is set): keep the run's span events.
+        tracing = self._tracing is not None and self._tracing.tracer is not None
         try:
             if run is None:
                 run = self._new_run(task)
@@ -484,7 +486,7 @@ class Worker:
                     try:
                         history = await self.backend.history(task.instance_id, task.run_id)
                         run.replay(history)
-                        if self._tracing is not None:
+                        if tracing:
                             run.trace_events = _events.trace_events(history)
                     finally:
                         self._metrics.replay(task.workflow_name, time.perf_counter() - replay_began)
@@ -498,10 +500,11 @@ class Worker:
                 # best run here, without reading and replaying its history.
                 sticky_worker=self.identity if self.cache_size else None,
             )
-            if self._tracing is not None:
-                if run.trace_events is None:
+            if tracing:
+                if task.history_length == 0:
                     run.trace_events = []  # a new run (a replayed one got its history's)
-                run.trace_events += _events.trace_events(commit.new_events)
+                if run.trace_events is not None:
+                    run.trace_events += _events.trace_events(commit.new_events)
         except (
             NonDeterminismError,
             DeadlockError,
@@ -609,12 +612,17 @@ class Worker:
             if span is None:
                 return
             # The run's signals, timers and children, from its history: read when this
-            # worker built the run by replay, and from each task's new events since.
-            events = run.trace_events or []
+            # worker built the run by replay, and from each task's new events since (read
+            # now if the run was cached before a tracer was set).
+            events = run.trace_events
+            if events is None and span.is_recording():
+                events = _events.trace_events(
+                    await self.backend.history(task.instance_id, task.run_id)
+                )
             failure = failure_message(close.result) if close.result else None
             status = close.status.value
             self._tracing.end_run_span(
-                span, status, failure if status != "completed" else None, events, now
+                span, status, failure if status != "completed" else None, events or [], now
             )
         except Exception:
             log.warning("could not emit the trace span of %s", task.instance_id, exc_info=True)
