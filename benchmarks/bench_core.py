@@ -145,13 +145,18 @@ async def observability(tmp: Path, n: int, rounds: int) -> None:
     }
     rates: dict[str, list[float]] = {name: [] for name in configs}
     cpus: dict[str, list[float]] = {name: [] for name in configs}
+    names = list(configs)
     for r in range(rounds):
-        for name, (client_options, worker_options) in configs.items():
-            path = tmp / f"observability-{name}-{r}.db"
+        # Each round starts at another config: none is always first (or after "all").
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            client_options, worker_options = configs[name]
+            path = tmp / f"observability-{name.replace(' ', '-')}-{r}.db"
             rate, cpu = await run_three_steps(path, n, client_options, worker_options)
             rates[name].append(rate)
             cpus[name].append(cpu)
-    tracer_provider.force_flush()
+            # Spans still queued for export would run on the next config's time.
+            tracer_provider.force_flush()
+            gc.collect()
     off, off_cpu = statistics.median(rates["off"]), statistics.median(cpus["off"])
     print(
         f"(e) observability overhead, {n} workflows x 3 activities, median of {rounds} "

@@ -44,7 +44,7 @@ from ._payloads import PayloadConverter, default_converter
 from ._retry import RetryPolicy, to_seconds
 from ._run import WorkflowRun
 from ._schedules import ScheduleDriver
-from ._tracing import build_tracing, run_trace
+from ._tracing import RunTrace, build_tracing, run_trace
 from .activity import ActivityInfo, _ActivityContext, _context
 
 __all__ = ["Worker"]
@@ -838,7 +838,6 @@ class _ActivityAttempt:
         # How the attempt ended, for its span and metrics (the error: type and message).
         self.outcome = "lost"
         self.error: tuple[str, str] | None = None
-        self.trace = run_trace(task.run_id, self._traceparent, self._tracestate)
 
     _traceparent: str | None = None
     _tracestate: str | None = None
@@ -857,6 +856,11 @@ class _ActivityAttempt:
             self.retry = RetryPolicy.from_json(retry)
         self.start_to_close = to_seconds(options.get("start_to_close"), "start_to_close")
         self.heartbeat_timeout = to_seconds(options.get("heartbeat"), "heartbeat")
+
+    @property
+    def trace(self) -> RunTrace:
+        """Where the attempt's span goes: under its run's span (see _tracing)."""
+        return run_trace(self.task.run_id, self._traceparent, self._tracestate)
 
     @property
     def policy(self) -> RetryPolicy:
