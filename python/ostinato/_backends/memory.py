@@ -330,8 +330,8 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
 
     async def next_visible_time(self) -> float | None:
         """The earliest time after now at which a timer, delayed start, back-off or activity
-        retry becomes visible, or the time of the next schedule fire (which may be due
-        already); None when nothing is scheduled."""
+        retry becomes visible or a lease on pending work runs out, or the time of the next
+        schedule fire (which may be due already); None when nothing is scheduled."""
         with self._lock:
             now = self.clock()
             times = [
@@ -349,6 +349,18 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                 task.visible_at
                 for task in self._activities.values()
                 if task.lease_token is None and task.visible_at > now
+            )
+            # Leases that run out: the work of a worker that vanished holding them becomes
+            # claimable then (a time-skipping driver must not jump past that to a timer).
+            times.extend(
+                run.lease_expires_at
+                for run in self._pending
+                if run.lease_expires_at is not None and run.lease_expires_at > now
+            )
+            times.extend(
+                task.lease_expires_at
+                for task in self._activities.values()
+                if task.lease_expires_at is not None and task.lease_expires_at > now
             )
             # A due schedule counts too (its time is not after now): a time-skipping driver
             # must not move the clock past a fire a worker has yet to take.

@@ -82,8 +82,8 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
 
     async def next_visible_time(self) -> float | None:
         """The earliest time after now at which a timer, delayed start, back-off or activity
-        retry becomes visible, or the next schedule fire (which may be due already); None
-        when nothing is scheduled."""
+        retry becomes visible or a lease on pending work runs out, or the next schedule fire
+        (which may be due already); None when nothing is scheduled."""
 
         def op(conn: sqlite3.Connection, wake: Wake) -> float | None:
             now = self.clock()
@@ -93,6 +93,7 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
                     "next_visible_inbox",
                     "next_visible_ready",
                     "next_visible_activity",
+                    "next_visible_lease",
                     "next_visible_schedule",
                 )
             ]

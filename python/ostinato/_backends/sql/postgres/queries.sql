@@ -623,6 +623,13 @@ SELECT least(
      WHERE status = 'running' AND ready_at > %(now)s),
     (SELECT min(visible_at) FROM {schema}.activity_tasks
      WHERE lease_expires_at IS NULL AND visible_at > %(now)s),
+    -- leases on pending work that run out (a worker that vanished holding them)
+    (SELECT min(r.lease_expires_at) FROM {schema}.runs AS r
+     WHERE r.status = 'running' AND r.lease_expires_at > %(now)s
+       AND EXISTS (SELECT 1 FROM {schema}.inbox AS i
+                   WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id)),
+    (SELECT min(lease_expires_at) FROM {schema}.activity_tasks
+     WHERE lease_expires_at > %(now)s),
     -- due schedules too: the driver must not move the clock past a fire not yet taken
     (SELECT min(next_fire_at) FROM {schema}.schedules)
 )

@@ -296,6 +296,17 @@ SELECT MIN(ready_at) FROM runs WHERE ready_at > ? AND status = 'running'
 SELECT MIN(visible_at) FROM activity_tasks
 WHERE lease_token IS NULL AND visible_at > ? AND cancel_requested = 0
 
+-- name: next_visible_lease
+-- When a lease on pending work runs out: the work of a worker that vanished holding it
+-- becomes claimable then.
+SELECT MIN(t) FROM (
+    SELECT r.lease_expires_at AS t FROM runs r
+    WHERE r.status = 'running' AND r.lease_expires_at IS NOT NULL
+      AND EXISTS (SELECT 1 FROM inbox i WHERE i.run = r.id)
+    UNION ALL
+    SELECT lease_expires_at FROM activity_tasks WHERE lease_expires_at IS NOT NULL
+) WHERE t > ?
+
 -- ---- schedules (ostinato._schedules; every write is a compare-and-set on version) ---------
 
 -- name: create_schedule
