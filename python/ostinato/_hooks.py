@@ -180,12 +180,17 @@ class HookRunner:
         self.batch = batch
         self._subscribed_at: float | None = None
 
+    async def subscribe(self) -> None:
+        """Tell the backend to record the state changes of this worker's queues."""
+        await self.store.subscribe_hooks(self.queues)
+        self._subscribed_at = asyncio.get_running_loop().time()
+
     async def run_once(self) -> int:
-        """Subscribe (every 10 minutes), claim and deliver one batch; the number claimed."""
+        """Subscribe (again every 10 minutes), claim and deliver one batch; the number
+        claimed."""
         loop = asyncio.get_running_loop()
         if self._subscribed_at is None or loop.time() - self._subscribed_at > 600:
-            await self.store.subscribe_hooks(self.queues)
-            self._subscribed_at = loop.time()
+            await self.subscribe()
         claimed = await self.store.claim_hook_deliveries(
             self.queues, list(self.hooks), self.lease, self.batch
         )

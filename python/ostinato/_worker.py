@@ -262,7 +262,11 @@ class Worker:
             )
             pollers.append(asyncio.create_task(self._drive_schedules(self.backend)))
         if self.hooks and isinstance(self.backend, HookStore):
-            pollers.append(asyncio.create_task(self._deliver_hooks(self.backend)))
+            # Before any run is served: a change this worker's runs make is never missed.
+            hook_runner = self._hook_runner(self.backend)
+            with contextlib.suppress(Exception):
+                await hook_runner.subscribe()
+            pollers.append(asyncio.create_task(self._deliver_hooks(hook_runner)))
         try:
             await self._stopping.wait()
         finally:
@@ -329,10 +333,8 @@ class Worker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=max(delay, 0.01))
 
-    async def _deliver_hooks(self, store: HookStore) -> None:
-        """Call this worker's hooks on the state changes of its queues' runs (see _hooks)."""
-        assert self._stopping is not None
-        runner = HookRunner(
+    def _hook_runner(self, store: HookStore) -> HookRunner:
+        return HookRunner(
             store,
             self.hooks,
             self.queues,
@@ -340,6 +342,10 @@ class Worker:
             lease=self.hook_lease,
             batch=self.max_activities,
         )
+
+    async def _deliver_hooks(self, runner: HookRunner) -> None:
+        """Call this worker's hooks on the state changes of its queues' runs (see _hooks)."""
+        assert self._stopping is not None
         while not self._stopping.is_set():
             try:
                 if await runner.run_once():
