@@ -4,6 +4,7 @@ again (same event id, next attempt) once the dead worker's lease ran out, and on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -52,7 +53,7 @@ async def test_a_worker_killed_mid_hook_has_the_change_delivered_again(tmp_path:
 def subscribed(db: Path) -> bool:
     """Whether a worker with hooks said so (nothing public tells: the table does)."""
     try:
-        with sqlite3.connect(db) as conn:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
             return bool(conn.execute("SELECT count(*) FROM hook_subscriptions").fetchone()[0])
     except sqlite3.Error:  # not migrated yet
         return False
