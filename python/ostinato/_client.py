@@ -672,6 +672,9 @@ class SyncClient:
     def list_schedules(self) -> list[ScheduleDescription]:
         return self._call(self.client.list_schedules())
 
+    def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
+        return self._call(self.client.list_hook_failures(limit))
+
     def close(self) -> None:
         if self._loop.is_running():
             self._call(self._backend.close())
