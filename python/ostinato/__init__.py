@@ -32,6 +32,7 @@ from ._errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
+from ._hooks import RunStateChange, hook
 from ._payloads import PayloadConverter
 from ._retry import RetryPolicy
 from ._schedules import (
@@ -67,6 +68,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RegistrationError",
     "RetryPolicy",
+    "RunStateChange",
     "RunStatus",
     "ScheduleAlreadyExistsError",
     "ScheduleDescription",
@@ -87,5 +89,6 @@ __all__ = [
     "activity",
     "backends",
     "connect",
+    "hook",
     "workflow",
 ]

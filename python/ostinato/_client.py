@@ -16,6 +16,7 @@ import orjson
 
 from . import _core, _events, _schedules
 from ._backends._contract import Backend
+from ._backends._hook_store import HookFailureRecord, HookStore
 from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
@@ -613,6 +614,16 @@ class Client:
         """Every schedule, by id (without the status of their recent runs)."""
         return await _schedules.list_schedules(self)
 
+    async def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
+        """Hook deliveries given up after their last attempt (docs/hooks.md), newest first."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be a positive int, got {limit!r}")
+        backend = self.backend
+        if not isinstance(backend, HookStore):
+            raise TypeError(f"{backend!r} does not store hooks")
+        await backend.open()
+        return await backend.list_hook_failures(limit)
+
 
 class SyncClient:
     """A blocking facade over ``Client`` for scripts and WSGI apps.
@@ -660,6 +671,9 @@ class SyncClient:
 
     def list_schedules(self) -> list[ScheduleDescription]:
         return self._call(self.client.list_schedules())
+
+    def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
+        return self._call(self.client.list_hook_failures(limit))
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -23,6 +23,7 @@ import orjson
 
 from . import _events
 from ._backends._contract import Backend
+from ._backends._hook_store import HookStore
 from ._backends._schedule_store import ScheduleStore
 from ._backends._types import ActivityTask, WorkflowTask
 from ._client import Client
@@ -39,6 +40,7 @@ from ._errors import (
 )
 from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
+from ._hooks import HookRunner, build_hooks
 from ._payloads import PayloadConverter, default_converter
 from ._retry import RetryPolicy, to_seconds
 from ._run import WorkflowRun
@@ -93,6 +95,8 @@ class Worker:
         handle_signals: bool = False,
         history_warn_length: int | None = 10_000,
         history_max_length: int | None = 50_000,
+        hooks: Iterable[Callable[..., Any]] = (),
+        hook_lease: float = 60.0,
     ) -> None:
         if isinstance(queues, str):
             queues = (queues,)
@@ -101,8 +105,16 @@ class Worker:
         self.backend = backend
         self.workflows: dict[str, WorkflowDefinition] = build_registry(workflows, "workflow")
         self.activities: dict[str, ActivityDefinition] = build_registry(activities, "activity")
-        if not self.workflows and not self.activities:
-            raise ValueError("a Worker needs at least one workflow or activity")
+        self.hooks = build_hooks(hooks)
+        if not self.workflows and not self.activities and not self.hooks:
+            raise ValueError("a Worker needs at least one workflow, activity or hook")
+        if not isinstance(hook_lease, (int, float)) or not 0 < hook_lease < float("inf"):
+            raise ValueError(f"hook_lease must be a finite number > 0, got {hook_lease!r}")
+        if self.hooks and not isinstance(backend, HookStore):
+            raise TypeError(
+                f"Worker(hooks=...) needs a backend that stores hooks; {backend!r} does not"
+            )
+        self.hook_lease = float(hook_lease)
         self.queues = tuple(queues)
         self.max_workflow_tasks = max(1, max_concurrent_workflow_tasks)
         self.max_activities = max(1, max_concurrent_activities)
@@ -249,6 +261,12 @@ class Worker:
                 action_lease=self.workflow_lease,
             )
             pollers.append(asyncio.create_task(self._drive_schedules(self.backend)))
+        if self.hooks and isinstance(self.backend, HookStore):
+            # Before any run is served: a change this worker's runs make is never missed.
+            hook_runner = self._hook_runner(self.backend)
+            with contextlib.suppress(Exception):
+                await hook_runner.subscribe()
+            pollers.append(asyncio.create_task(self._deliver_hooks(hook_runner)))
         try:
             await self._stopping.wait()
         finally:
@@ -314,6 +332,30 @@ class Worker:
                 delay = min(delay, max(0.0, upcoming - self.backend.clock()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=max(delay, 0.01))
+
+    def _hook_runner(self, store: HookStore) -> HookRunner:
+        return HookRunner(
+            store,
+            self.hooks,
+            self.queues,
+            clock=self.backend.clock,
+            lease=self.hook_lease,
+            batch=self.max_activities,
+        )
+
+    async def _deliver_hooks(self, runner: HookRunner) -> None:
+        """Call this worker's hooks on the state changes of its queues' runs (see _hooks)."""
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            try:
+                if await runner.run_once():
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivering hooks failed; retrying in %gs", self.poll_interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval)
 
     # ---- workflow tasks -------------------------------------------------------------------
 

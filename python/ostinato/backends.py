@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._backends._contract import Backend, TimeSkipping
+from ._backends._hook_store import HookDelivery, HookFailureRecord, HookStore
 from ._backends._schedule_store import ScheduleRecord, ScheduleStore
 from ._backends._types import (
     ActivityState,
@@ -55,6 +56,9 @@ __all__ = [
     "Backend",
     "BackendStats",
     "Clock",
+    "HookDelivery",
+    "HookFailureRecord",
+    "HookStore",
     "InboxEvent",
     "MemoryBackend",
     "NewActivity",

@@ -25,6 +25,7 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
+from ._memory_hooks import HookTables, MemoryHooks
 from ._memory_schedules import MemorySchedules
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
@@ -138,6 +139,7 @@ class _MemoryStore:
         # Open runs whose inbox is not empty: the only ones a claim has to look at.
         self.pending: set[_Run] = set()
         self.wake: set[Hashable] = set()
+        self.hooks = HookTables()
         self._next_pk = 0
         self._next_inbox_id = 0
         self._next_task_id = 0
@@ -278,6 +280,15 @@ class _MemoryStore:
         run.lease_expires_at = None
         run.ready_at = None
         self.wake.add(("closed", run.instance_id, run.run_id))
+        self.hooks.record_state_change(
+            instance_id=run.instance_id,
+            run_id=run.run_id,
+            workflow_name=run.workflow_name,
+            queue=run.queue,
+            status=status.value,
+            result=result,
+            now=now,
+        )
 
     def drop_open_work(self, run: _Run, now: float) -> None:
         run.inbox.clear()
@@ -292,7 +303,7 @@ class _MemoryStore:
         run.next_run_id = run_id
 
 
-class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
+class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -307,6 +318,10 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
         self._activities = self._store.activities
         self._pending = self._store.pending
         self._schedules: dict[str, ScheduleRecord] = {}
+
+    @property
+    def _hooks(self) -> HookTables:
+        return self._store.hooks
 
     def __repr__(self) -> str:
         return f"MemoryBackend(instances={len(self._instances)})"

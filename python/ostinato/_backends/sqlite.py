@@ -29,6 +29,7 @@ from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
+from ._sqlite_hooks import SqliteHooks
 from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_sql import QUERIES as Q
 from ._sqlite_sql import load_migrations
@@ -58,7 +59,7 @@ def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[obje
     return (now, now, now, worker, sticky_wait, now)
 
 
-class SqliteBackend(SqliteSchedules, TimeSkipping):
+class SqliteBackend(SqliteSchedules, SqliteHooks, TimeSkipping):
     """Workflows in one SQLite file (or ``":memory:"``).
 
     ``durable=True`` (default) runs with ``synchronous=FULL``: a committed workflow task

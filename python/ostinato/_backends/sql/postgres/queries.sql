@@ -852,3 +852,85 @@ WITH input AS (
 )
 SELECT d.k, t.queue, (SELECT count(*) FROM notified) AS notifications
 FROM done AS d LEFT JOIN target AS t USING (k)
+
+-- ---- hooks (ostinato.hook; the outbox rows are written by a trigger, migration 0007) -------
+
+-- name: subscribe_hooks
+INSERT INTO {schema}.hook_subscriptions (queue, subscribed_until)
+SELECT q, %(until)s FROM unnest(%(queues)s::text[]) AS q
+ON CONFLICT (queue) DO UPDATE
+SET subscribed_until = greatest({schema}.hook_subscriptions.subscribed_until,
+                                EXCLUDED.subscribed_until)
+
+-- name: claim_hook_deliveries
+-- (delivery, hook) pairs never attempted, or pending with their retry time come and no live
+-- lease. Two workers racing for a pair meet in the insert: the loser waits for the winner's
+-- row and its update's condition (no live lease) then fails, so it claims nothing.
+WITH candidates AS (
+    SELECT d.seq, d.delivery_id, h.hook
+    FROM {schema}.hook_deliveries AS d
+    CROSS JOIN unnest(%(hooks)s::text[]) WITH ORDINALITY AS h(hook, n)
+    LEFT JOIN {schema}.hook_attempts AS a ON a.delivery_id = d.delivery_id AND a.hook = h.hook
+    WHERE d.queue = ANY(%(queues)s)
+      AND (a.delivery_id IS NULL
+           OR (a.state = 'pending' AND a.visible_at <= %(now)s
+               AND coalesce(a.lease_expires_at, 0) <= %(now)s))
+    ORDER BY d.seq, h.n
+    LIMIT %(limit)s
+), claimed AS (
+    INSERT INTO {schema}.hook_attempts AS a (delivery_id, hook, attempts, visible_at,
+                                             lease_token, lease_expires_at)
+    SELECT delivery_id, hook, 1, %(now)s, %(token)s, %(expires)s FROM candidates
+    ON CONFLICT (delivery_id, hook) DO UPDATE
+    SET attempts = a.attempts + 1, lease_token = EXCLUDED.lease_token,
+        lease_expires_at = EXCLUDED.lease_expires_at
+    WHERE a.state = 'pending' AND a.visible_at <= %(now)s
+      AND coalesce(a.lease_expires_at, 0) <= %(now)s
+    RETURNING a.delivery_id, a.hook, a.attempts
+)
+SELECT c.delivery_id, c.hook, d.instance_id, d.run_id, d.workflow_name, d.queue, d.status,
+       d.occurred_at, d.result, c.attempts
+FROM claimed AS c JOIN {schema}.hook_deliveries AS d USING (delivery_id)
+ORDER BY d.seq
+
+-- name: lock_hook_delivery
+-- Serializes the finishing of one delivery's hooks, so the last one sees the others done.
+SELECT 1 FROM {schema}.hook_deliveries WHERE delivery_id = %(delivery_id)s FOR UPDATE
+
+-- name: hook_pair_delivered
+UPDATE {schema}.hook_attempts
+SET state = 'delivered', lease_token = NULL, lease_expires_at = NULL
+WHERE delivery_id = %(delivery_id)s AND hook = %(hook)s AND lease_token = %(token)s
+  AND state = 'pending'
+RETURNING 1
+
+-- name: delete_delivered_hook_delivery
+-- Once each of the finishing worker's hooks was delivered; its attempts go with it.
+WITH gone AS (
+    DELETE FROM {schema}.hook_deliveries
+    WHERE delivery_id = %(delivery_id)s
+      AND (SELECT count(*) FROM {schema}.hook_attempts
+           WHERE delivery_id = %(delivery_id)s AND state = 'delivered'
+             AND hook = ANY(%(hooks)s)) = cardinality(%(hooks)s::text[])
+    RETURNING delivery_id
+)
+DELETE FROM {schema}.hook_attempts WHERE delivery_id IN (SELECT delivery_id FROM gone)
+
+-- name: hook_pair_failed
+-- retry_at NULL: given up for good (kept for list_hook_failures).
+UPDATE {schema}.hook_attempts
+SET lease_token = NULL, lease_expires_at = NULL, last_error = %(error)s,
+    visible_at = coalesce(%(retry_at)s::float8, visible_at),
+    state = CASE WHEN %(retry_at)s::float8 IS NULL THEN 'gave_up' ELSE 'pending' END
+WHERE delivery_id = %(delivery_id)s AND hook = %(hook)s AND lease_token = %(token)s
+  AND state = 'pending'
+RETURNING 1
+
+-- name: list_hook_failures
+SELECT d.delivery_id, a.hook, d.instance_id, d.run_id, d.workflow_name, d.status,
+       d.occurred_at, a.attempts, a.last_error
+FROM {schema}.hook_attempts AS a
+JOIN {schema}.hook_deliveries AS d ON d.delivery_id = a.delivery_id
+WHERE a.state = 'gave_up'
+ORDER BY d.seq DESC, a.hook
+LIMIT %(limit)s

@@ -368,3 +368,68 @@ SELECT queue, COUNT(*), MIN(since) FROM (
 -- name: stats_activity_backlog
 SELECT queue, COUNT(*), MIN(visible_at) FROM activity_tasks
 WHERE visible_at <= ? AND cancel_requested = 0 GROUP BY queue
+
+-- ---- hooks (ostinato.hook; the outbox rows are written by a trigger, migration 0005) -------
+
+-- name: subscribe_hooks
+INSERT INTO hook_subscriptions (queue, subscribed_until) VALUES (?, ?)
+ON CONFLICT (queue) DO UPDATE
+SET subscribed_until = max(subscribed_until, excluded.subscribed_until)
+
+-- name: claimable_hook_pairs
+-- (delivery, hook) pairs never attempted, or pending with their retry time come and no live
+-- lease; hooks and queues are JSON arrays.
+SELECT d.delivery_id, h.value
+FROM hook_deliveries d
+JOIN json_each(?) h
+LEFT JOIN hook_attempts a ON a.delivery_id = d.delivery_id AND a.hook = h.value
+WHERE d.queue IN (SELECT value FROM json_each(?))
+  AND (a.delivery_id IS NULL
+       OR (a.state = 'pending' AND a.visible_at <= ?
+           AND (a.lease_expires_at IS NULL OR a.lease_expires_at <= ?)))
+ORDER BY d.seq, h.key
+LIMIT ?
+
+-- name: claim_hook_pair
+INSERT INTO hook_attempts (delivery_id, hook, attempts, visible_at, lease_token,
+                           lease_expires_at)
+VALUES (?, ?, 1, ?, ?, ?)
+ON CONFLICT (delivery_id, hook) DO UPDATE
+SET attempts = attempts + 1, lease_token = excluded.lease_token,
+    lease_expires_at = excluded.lease_expires_at
+RETURNING attempts
+
+-- name: hook_delivery_row
+SELECT instance_id, run_id, workflow_name, queue, status, occurred_at, result
+FROM hook_deliveries WHERE delivery_id = ?
+
+-- name: hook_pair_delivered
+UPDATE hook_attempts SET state = 'delivered', lease_token = NULL, lease_expires_at = NULL
+WHERE delivery_id = ? AND hook = ? AND lease_token = ? AND state = 'pending'
+
+-- name: delete_delivered_hook_delivery
+-- Once each hook (a JSON array of n names) of the finishing worker was delivered.
+DELETE FROM hook_deliveries
+WHERE delivery_id = ?
+  AND (SELECT count(*) FROM hook_attempts
+       WHERE delivery_id = ? AND state = 'delivered'
+         AND hook IN (SELECT value FROM json_each(?))) = ?
+
+-- name: delete_hook_attempts
+DELETE FROM hook_attempts WHERE delivery_id = ?
+
+-- name: hook_pair_failed
+-- retry_at NULL: given up for good (kept for list_hook_failures).
+UPDATE hook_attempts
+SET lease_token = NULL, lease_expires_at = NULL, last_error = ?,
+    visible_at = coalesce(?, visible_at),
+    state = CASE WHEN ? IS NULL THEN 'gave_up' ELSE 'pending' END
+WHERE delivery_id = ? AND hook = ? AND lease_token = ? AND state = 'pending'
+
+-- name: list_hook_failures
+SELECT d.delivery_id, a.hook, d.instance_id, d.run_id, d.workflow_name, d.status,
+       d.occurred_at, a.attempts, a.last_error
+FROM hook_attempts a JOIN hook_deliveries d ON d.delivery_id = a.delivery_id
+WHERE a.state = 'gave_up'
+ORDER BY d.seq DESC, a.hook
+LIMIT ?
