@@ -20,7 +20,7 @@ from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
 from ._backends._validate import ID_CONFLICTS
-from ._checks import check_text
+from ._checks import check_tags, check_text
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
@@ -75,8 +75,21 @@ def _status(value: object) -> RunStatus | None:
     try:
         return RunStatus(value)
     except ValueError:
-        known = ", ".join(repr(s.value) for s in RunStatus)
+        known = ", ".join([repr(s.value) for s in RunStatus] + ["'blocked'"])
         raise ValueError(f"status must be one of {known}, not {value!r:.80}") from None
+
+
+def _instant(value: object, what: str) -> float | None:
+    """A filter's instant as epoch seconds; naive datetimes are refused (which zone?)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, not {type(value).__name__} ({value!r:.80})")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), not {value!r}"
+        )
+    return value.timestamp()
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -128,6 +141,8 @@ class WorkflowDescription:
     pending_activities: list[PendingActivity] = field(default_factory=list)
     pending_timers: list[PendingTimer] = field(default_factory=list)
     pending_children: list[str] = field(default_factory=list)
+    # The run's tags (``start_workflow(tags=...)``).
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_running(self) -> bool:
@@ -385,6 +400,7 @@ def _describe(
         if is_open
         else [],
         pending_children=list(children.values()) if is_open else [],
+        tags=dict(info.tags),
     )
 
 
@@ -406,6 +422,7 @@ class Client:
         execution_timeout: Duration | None = ...,
         id_reuse_policy: str = ...,
         id_conflict: str = ...,
+        tags: dict[str, str] | None = ...,
     ) -> WorkflowHandle[T]: ...
     @overload
     async def start_workflow(
@@ -418,6 +435,7 @@ class Client:
         execution_timeout: Duration | None = ...,
         id_reuse_policy: str = ...,
         id_conflict: str = ...,
+        tags: dict[str, str] | None = ...,
     ) -> WorkflowHandle[Any]: ...
     async def start_workflow(
         self,
@@ -429,6 +447,7 @@ class Client:
         execution_timeout: Duration | None = None,
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
+        tags: dict[str, str] | None = None,
     ) -> WorkflowHandle[Any]:
         """Start a workflow and return its handle.
 
@@ -438,6 +457,8 @@ class Client:
         (default) raises ``WorkflowAlreadyStartedError``, "use_existing" starts nothing and
         returns a handle on the open run, "terminate_existing" terminates it and starts this
         one. A closed one is replaced by a new run unless ``id_reuse_policy="refuse"``.
+        ``tags`` (str to str, see docs/search.md for the limits) label the run for
+        ``list_workflows(tags=...)``; a continue-as-new keeps them.
         """
         if id_reuse_policy not in ("allow", "refuse"):
             raise ValueError(
@@ -457,6 +478,7 @@ class Client:
             check_text(id, "id")
         if queue is not None:
             check_text(queue, "queue")
+        run_tags = {} if tags is None else check_tags(tags)
         delay = _bounded(start_delay, "start_delay")
         timeout = _bounded(execution_timeout, "execution_timeout")
         call = prepare_call(
@@ -477,6 +499,7 @@ class Client:
             timeout=timeout,
             id_reuse_policy=id_reuse_policy,
             id_conflict=id_conflict,
+            tags=run_tags,
         )
         return WorkflowHandle(self, instance_id, None, call.decode)
 
@@ -491,6 +514,7 @@ class Client:
         timeout: float | None = None,
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
+        tags: dict[str, str] | None = None,
     ) -> None:
         """Store a new run of ``name``, its arguments already checked and encoded."""
         run_id = uuid.uuid4().hex
@@ -518,6 +542,7 @@ class Client:
                 id_reuse=id_reuse_policy,
                 id_conflict=id_conflict,
                 execution_deadline=deadline,
+                tags=tags or {},
             )
         )
 
@@ -542,21 +567,56 @@ class Client:
         workflow: Any = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        name: Any = None,
+        queue: str | None = None,
+        tags: dict[str, str] | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        closed_after: datetime | None = None,
     ) -> tuple[list[WorkflowDescription], str | None]:
         """A page of workflows (latest run of each, newest first) and the next cursor.
 
-        ``limit`` is 1 to 10,000.
+        Filters, all optional and combined: ``status`` (a run status, or "blocked": open
+        runs stuck on a failed workflow task); ``name`` (a workflow or its name;
+        ``workflow`` is the older spelling); ``queue``; ``tags`` (runs having every one of
+        these key/value pairs); ``started_after <= start < started_before`` and
+        ``closed_after <= close`` (timezone-aware datetimes). ``limit`` is 1 to 10,000;
+        pass the returned cursor, with the same filters, for the next page.
         """
-        run_status = _status(status)
-        name = None
-        if workflow is not None:
-            name = check_text(workflow_name(workflow), "workflow")
+        if workflow is not None and name is not None:
+            raise TypeError("pass the workflow as name= or workflow=, not both")
+        blocked = None
+        run_status: RunStatus | None
+        if status == "blocked":
+            run_status, blocked = RunStatus.RUNNING, True
+        else:
+            run_status = _status(status)
+        chosen = name if name is not None else workflow
+        workflow_filter = None
+        if chosen is not None:
+            workflow_filter = check_text(workflow_name(chosen), "name")
+        if queue is not None:
+            check_text(queue, "queue")
+        tag_filter = None if tags is None else check_tags(tags)
+        after = _instant(started_after, "started_after")
+        before = _instant(started_before, "started_before")
+        closed = _instant(closed_after, "closed_after")
         _limit(limit)
         if cursor is not None:
             decode_cursor(check_text(cursor, "cursor"))
         await self.backend.open()
         runs, next_cursor = await self.backend.list_runs(
-            status=run_status, workflow_name=name, limit=limit, cursor=cursor
+            status=run_status,
+            workflow_name=workflow_filter,
+            limit=limit,
+            cursor=cursor,
+            queue=queue,
+            tags=tag_filter or None,
+            started_after=after,
+            started_before=before,
+            closed_after=closed,
+            blocked=blocked,
         )
         return [_describe(info, []) for info in runs], next_cursor
 

@@ -19,7 +19,7 @@ tests/backends/, and yours: see docs/backends.md).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ._types import (
@@ -106,8 +106,20 @@ class Backend(abc.ABC):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
-        """Latest run of each instance, newest first; returns (page, next cursor or None)."""
+        """Latest run of each instance, newest first; returns (page, next cursor or None).
+
+        Every filter given must hold: ``queue``; every key and value of ``tags``;
+        ``started_after <= created_at < started_before``; ``closed_at >= closed_after``;
+        ``blocked`` (True: ``blocked_reason`` is set, False: it is not). The cursor is a
+        position in creation order, so paging with the same filters neither repeats nor
+        skips a run while others start."""
 
     @abc.abstractmethod
     async def stats(self) -> BackendStats:

@@ -74,6 +74,7 @@ class _Run:
     # The worker that has the run cached since its last task (see claim_workflow_tasks).
     sticky_worker: str | None = None
     next_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
     vars: dict[str, bytes] = field(default_factory=dict)
     inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
 
@@ -92,6 +93,7 @@ class _Run:
             blocked_reason=self.blocked_reason,
             parent=self.parent,
             next_run_id=self.next_run_id,
+            tags=dict(self.tags),
         )
 
 
@@ -198,6 +200,7 @@ class _MemoryStore:
             updated_at=now,
             parent=new.parent,
             ready_at=new.visible_at,
+            tags=dict(new.tags),
         )
         self.runs[(run.instance_id, run.run_id)] = run
         self.instances.setdefault(run.instance_id, []).append(run)
@@ -433,11 +436,32 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         before = decode_cursor(cursor) if cursor is not None else None
         status = None if status is None else RunStatus(status)
+        wanted = dict(tags or {})
+
+        def matches(run: _Run) -> bool:
+            return (
+                (queue is None or run.queue == queue)
+                and all(run.tags.get(k) == v for k, v in wanted.items())
+                and (started_after is None or run.created_at >= started_after)
+                and (started_before is None or run.created_at < started_before)
+                and (
+                    closed_after is None
+                    or (run.closed_at is not None and run.closed_at >= closed_after)
+                )
+                and (blocked is None or (run.blocked_reason is not None) == blocked)
+            )
+
         with self._lock:
             latest = sorted(
                 (runs[-1] for runs in self._instances.values()), key=lambda r: r.pk, reverse=True
@@ -450,6 +474,8 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                 if status is not None and run.status is not status:
                     continue
                 if workflow_name is not None and run.workflow_name != workflow_name:
+                    continue
+                if not matches(run):
                     continue
                 if len(page) == limit:
                     more = True

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._errors import (
@@ -177,11 +177,18 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         filters: list[str] = []
         params: list[object] = []
+
         if cursor is not None:
             filters.append("filter_before")
             params.append(decode_cursor(cursor))
@@ -191,6 +198,25 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
         if workflow_name is not None:
             filters.append("filter_workflow")
             params.append(workflow_name)
+        if queue is not None:
+            filters.append("filter_queue")
+            params.append(queue)
+        for key, value in sorted((tags or {}).items()):
+            filters.append("filter_tag")
+            params.extend((key, value))
+        if started_after is not None:
+            filters.append("filter_started_after")
+            params.append(started_after)
+        if started_before is not None:
+            filters.append("filter_started_before")
+            params.append(started_before)
+        if closed_after is not None:
+            filters.append("filter_closed_after")
+            params.append(closed_after)
+        if blocked is True:
+            filters.append("filter_blocked")
+        if blocked is False:
+            filters.append("filter_not_blocked")
         sql = Q.list_runs(filters)
         params.append(limit + 1)
 

@@ -9,7 +9,7 @@ also *kick* parked pollers so they look for work at once after the virtual clock
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._backends._contract import Backend
@@ -127,10 +127,25 @@ class ObservedBackend(ScheduleStore, Backend):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         return await self._op(
             self.inner.list_runs(
-                status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
+                status=status,
+                workflow_name=workflow_name,
+                limit=limit,
+                cursor=cursor,
+                queue=queue,
+                tags=tags,
+                started_after=started_after,
+                started_before=started_before,
+                closed_after=closed_after,
+                blocked=blocked,
             )
         )
 

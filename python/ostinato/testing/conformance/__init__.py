@@ -23,9 +23,9 @@ so, so your backend must read time only from its ``clock``. A backend that does 
 implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
-``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``), as are the building blocks in
-``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``, ``full_commit`` ...)
-for tests of your own.
+``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``SearchTests``), as are the
+building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
+``full_commit`` ...) for tests of your own.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import pytest
 from ._activity_tasks import ActivityTaskTests
 from ._runs import RunTests
 from ._schedules import ScheduleTests
+from ._search import SearchTests
 from ._support import (
     T0,
     BackendFactory,
@@ -75,6 +76,7 @@ __all__ = [
     "FakeClock",
     "RunTests",
     "ScheduleTests",
+    "SearchTests",
     "WakeUpTests",
     "WorkflowTaskTests",
     "activity",
@@ -115,7 +117,7 @@ def _run_on_own_loop(test: _AsyncTest) -> Callable[..., None]:
 
 
 class BackendConformance(
-    RunTests, WorkflowTaskTests, ActivityTaskTests, WakeUpTests, ScheduleTests
+    RunTests, WorkflowTaskTests, ActivityTaskTests, WakeUpTests, ScheduleTests, SearchTests
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 

@@ -9,7 +9,7 @@
 -- (not a query: the column list of RunInfo, shared by describe and list_runs)
 r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
-r.parent_run_id, r.parent_command_id, r.next_run_id
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags
 
 -- ---- schema ---------------------------------------------------------------------------------
 
@@ -54,10 +54,11 @@ UPDATE {schema}.instances SET latest_run_id = %(run_id)s WHERE instance_id = %(i
 WITH run AS (
     INSERT INTO {schema}.runs (
         instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at,
-        parent_instance_id, parent_run_id, parent_command_id)
+        parent_instance_id, parent_run_id, parent_command_id, tags)
     VALUES (
         %(instance_id)s, %(run_id)s, %(workflow_name)s, %(queue)s, %(now)s, %(now)s,
-        %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s)
+        %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s,
+        %(tags)s::jsonb)
     RETURNING instance_id, run_id
 )
 INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
@@ -152,15 +153,29 @@ WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 ORDER BY h.seq
 
 -- name: list_runs
--- Latest runs newest first; the three filter shapes each have their partial index.
+-- Latest runs newest first. Run unprepared, so each call is planned with its own values: the
+-- filters not asked for fold away and the planner picks the partial index that fits (by
+-- status, workflow name, queue, or the GIN index of tags for `tags @>`).
 SELECT {run_columns}, r.ordinal
 FROM {schema}.runs AS r
 WHERE r.is_latest
   AND (%(status)s::text IS NULL OR r.status = %(status)s::text)
   AND (%(workflow_name)s::text IS NULL OR r.workflow_name = %(workflow_name)s::text)
+  AND (%(queue)s::text IS NULL OR r.queue = %(queue)s::text)
+  AND (%(tags)s::jsonb IS NULL OR r.tags @> %(tags)s::jsonb)
+  AND (%(started_after)s::float8 IS NULL OR r.created_at >= %(started_after)s::float8)
+  AND (%(started_before)s::float8 IS NULL OR r.created_at < %(started_before)s::float8)
+  AND (%(closed_after)s::float8 IS NULL OR r.closed_at >= %(closed_after)s::float8)
+  AND (%(blocked)s::boolean IS NULL
+       OR (r.blocked_reason IS NOT NULL) = %(blocked)s::boolean)
   AND r.ordinal < coalesce(%(before)s::bigint, 9223372036854775807)
 ORDER BY r.ordinal DESC
 LIMIT %(limit)s
+
+-- name: run_tags
+-- The tags of a run (a continue-as-new hands them to the next run).
+SELECT r.tags FROM {schema}.runs AS r
+WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 
 -- name: get_vars
 -- One row with NULL name when the latest run has no variables; no row for an unknown id.
@@ -786,9 +801,9 @@ WITH input AS (
     SELECT *
     FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(workflow_names)b::text[],
                 %(queues)b::text[], %(ready_ats)b::float8[], %(visible_ats)b::float8[],
-                %(events)b::bytea[], %(deadlines)b::float8[])
+                %(events)b::bytea[], %(deadlines)b::float8[], %(tags)b::text[])
          WITH ORDINALITY AS x(instance_id, run_id, workflow_name, queue, ready_at, visible_at,
-                              event, deadline, k)
+                              event, deadline, tags, k)
 ), new_instances AS (
     INSERT INTO {schema}.instances (instance_id, latest_run_id)
     SELECT instance_id, run_id FROM input ORDER BY instance_id
@@ -798,8 +813,8 @@ WITH input AS (
     SELECT x.* FROM input AS x JOIN new_instances AS n USING (instance_id)
 ), new_runs AS (
     INSERT INTO {schema}.runs (
-        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at)
-    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at
+        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at, tags)
+    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at, tags::jsonb
     FROM created
     ORDER BY k
 ), started AS (

@@ -13,7 +13,7 @@
 -- (not a query: the columns of _RunRow, shared by every query that reads whole runs)
 r.id, r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
-r.parent_run_id, r.parent_command_id, r.next_run_id, r.lease_token
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.lease_token
 
 -- name: claimable
 -- (not a query) An inbox event i of run r that a worker may claim now: visible, its run open,
@@ -32,6 +32,29 @@ r.status = ?
 
 -- name: filter_workflow
 r.workflow_name = ?
+
+-- name: filter_queue
+r.queue = ?
+
+-- name: filter_tag
+-- One per tag asked for: the run has that key with that value (a scan of the latest runs;
+-- PostgreSQL has the index, see docs/search.md).
+EXISTS (SELECT 1 FROM json_each(r.tags) AS t WHERE t.key = ? AND t.value = ?)
+
+-- name: filter_started_after
+r.created_at >= ?
+
+-- name: filter_started_before
+r.created_at < ?
+
+-- name: filter_closed_after
+r.closed_at >= ?
+
+-- name: filter_blocked
+r.blocked_reason IS NOT NULL
+
+-- name: filter_not_blocked
+r.blocked_reason IS NULL
 
 -- ---- schema ----------------------------------------------------------------------------------
 
@@ -97,8 +120,8 @@ SELECT name, value FROM vars WHERE run = ?
 
 -- name: insert_run
 INSERT INTO runs (instance_id, run_id, workflow_name, queue, status, created_at, updated_at,
-                  ready_at, parent_instance_id, parent_run_id, parent_command_id)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                  ready_at, parent_instance_id, parent_run_id, parent_command_id, tags)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
 
 -- name: set_latest_run
 INSERT INTO instances (instance_id, latest_run) VALUES (?, ?)
