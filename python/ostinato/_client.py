@@ -280,6 +280,14 @@ class WorkflowHandle(Generic[T]):
             # A schedule's buffered fire may wait for this run (see _schedules._driver).
             await _schedules.ScheduleDriver(self.client).run_closed(self.id)
 
+    async def resume(self) -> bool:
+        """Retry the workflow task of a run blocked on it (nondeterminism, a crash of
+        workflow code) now, instead of after its back-off: call it after deploying the fix.
+        Returns whether the run was blocked; for a healthy open run it does nothing and
+        returns False. ``WorkflowNotFoundError`` / ``WorkflowNotRunningError`` (closed)."""
+        await self.client.backend.open()
+        return await self.client.backend.resume(self.id)
+
     async def describe(self) -> WorkflowDescription:
         backend = self.client.backend
         await backend.open()
@@ -595,7 +603,8 @@ class Client:
         chosen = name if name is not None else workflow
         workflow_filter = None
         if chosen is not None:
-            workflow_filter = check_text(workflow_name(chosen), "name")
+            what = "name" if name is not None else "workflow"
+            workflow_filter = check_text(workflow_name(chosen), what)
         if queue is not None:
             check_text(queue, "queue")
         tag_filter = None if tags is None else check_tags(tags)
@@ -751,6 +760,9 @@ class SyncWorkflowHandle:
 
     def terminate(self, reason: str = "terminated by client") -> None:
         self._sync._call(self.handle.terminate(reason))
+
+    def resume(self) -> bool:
+        return self._sync._call(self.handle.resume())
 
     def describe(self) -> WorkflowDescription:
         return self._sync._call(self.handle.describe())

@@ -91,6 +91,16 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def resume(self, instance_id: str) -> bool:
+        """Make the open run's pending work claimable now: a run blocked on a failing
+        workflow task (``failed_attempts`` > 0) loses its back-off, so a worker retries the
+        task at once (after a deploy that fixes it). Returns whether anything changed: a
+        healthy run, or one whose start is delayed, is left as it is.
+
+        Raises ``WorkflowNotFoundError`` / ``WorkflowNotRunningError``.
+        """
+
+    @abc.abstractmethod
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         """The latest run of the instance (or the given run). ``WorkflowNotFoundError``."""
 

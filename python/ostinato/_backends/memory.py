@@ -421,6 +421,17 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
             terminate_run(self._store, self._open_run(instance_id), reason, self.clock())
         self._waiters.notify(wake)
 
+    async def resume(self, instance_id: str) -> bool:
+        with self._lock:
+            wake = self._begin()
+            run = self._open_run(instance_id)
+            if run.failed_attempts == 0 or run.ready_at is None:
+                return False
+            run.ready_at = None
+            wake.add(("workflow", run.queue))
+        self._waiters.notify(wake)
+        return True
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         with self._lock:
             return self._run(instance_id, run_id).info()

@@ -155,6 +155,18 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
 
         await self._call(op)
 
+    async def resume(self, instance_id: str) -> bool:
+        def op(conn: sqlite3.Connection, wake: Wake) -> bool:
+            run = self._run_row(conn, instance_id, None)
+            if not run.status.is_open:
+                raise WorkflowNotRunningError(instance_id, run.status.value)
+            if conn.execute(Q["retry_blocked_now"], (run.pk,)).rowcount == 0:
+                return False
+            wake.add(("workflow", run.queue))
+            return True
+
+        return await self._call(op)
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         def op(conn: sqlite3.Connection, wake: Wake) -> RunInfo:
             return self._run_row(conn, instance_id, run_id).info()

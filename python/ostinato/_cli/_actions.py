@@ -1,4 +1,5 @@
-"""``ostinato signal / cancel / terminate``: change a run, then say in one line what was done."""
+"""``ostinato signal / cancel / terminate / resume``: change a run, then say in one line
+what was done."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .._client import Client
 from ._inspect import Output
 from ._term import safe
 
-__all__ = ["cancel", "parse_value", "signal", "terminate"]
+__all__ = ["cancel", "parse_value", "resume", "signal", "terminate"]
 
 
 def parse_value(text: str | None) -> Any:
@@ -46,4 +47,12 @@ async def cancel(client: Client, args: argparse.Namespace, out: Output) -> int:
 async def terminate(client: Client, args: argparse.Namespace, out: Output) -> int:
     await client.get_handle(args.id).terminate(args.reason)
     out.lines([f"terminated workflow {safe(args.id)!r} (reason: {safe(args.reason)})"])
+    return 0
+
+
+async def resume(client: Client, args: argparse.Namespace, out: Output) -> int:
+    if await client.get_handle(args.id).resume():
+        out.lines([f"workflow {safe(args.id)!r} was blocked: its workflow task is retried now"])
+    else:
+        out.lines([f"workflow {safe(args.id)!r} is not blocked: nothing to resume"])
     return 0

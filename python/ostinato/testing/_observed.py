@@ -114,6 +114,9 @@ class ObservedBackend(ScheduleStore, Backend):
     async def terminate(self, instance_id: str, reason: str) -> None:
         await self._op(self.inner.terminate(instance_id, reason))
 
+    async def resume(self, instance_id: str) -> bool:
+        return await self._op(self.inner.resume(instance_id))
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         return await self._op(self.inner.describe(instance_id, run_id))
 

@@ -160,6 +160,24 @@ class _ClientSide(_Core):
 
         await self._run(f"terminating workflow {instance_id!r}", body)
 
+    async def resume(self, instance_id: str) -> bool:
+        async def body(conn: Conn, effects: _Effects) -> bool:
+            row = await self._lock_latest_run(conn, instance_id)
+            if row is None:
+                raise WorkflowNotFoundError(instance_id)
+            run_id, status = row
+            if status != RunStatus.RUNNING.value:
+                raise WorkflowNotRunningError(instance_id, status)
+            changed = await self._fetchone(
+                conn, "retry_blocked_now", {"instance_id": instance_id, "run_id": run_id}
+            )
+            if changed is None:
+                return False
+            self._work(effects, "workflow", changed[0])
+            return True
+
+        return await self._run(f"resuming workflow {instance_id!r}", body)
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         async def body(conn: Conn, effects: _Effects) -> RunInfo:
             if run_id is None:

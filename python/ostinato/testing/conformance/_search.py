@@ -1,10 +1,12 @@
-"""Conformance tests of tags and listing filters: tags stored and carried over, and every
-``list_runs`` filter, alone and combined, with cursor paging under filters."""
+"""Conformance tests of tags and listing filters (tags stored and carried over, every
+``list_runs`` filter, alone and combined, with cursor paging under filters) and of
+``resume`` (a blocked run retried at once)."""
 
 from __future__ import annotations
 
 import pytest
 
+from ..._errors import WorkflowNotFoundError, WorkflowNotRunningError
 from ...backends import RunClose, RunStatus
 from ._support import (
     T0,
@@ -25,7 +27,7 @@ __all__ = ["SearchTests"]
 
 
 class SearchTests:
-    """Tags of runs and the filters of ``list_runs``."""
+    """Tags of runs, the filters of ``list_runs``, and ``resume``."""
 
     async def test_tags_are_stored_and_described(
         self, make_backend: BackendFactory, clock: FakeClock
@@ -129,3 +131,35 @@ class SearchTests:
             with pytest.raises(ValueError, match="limit is 256"):
                 await start(b, "big", tags={"k": "v" * 257})
             assert (await b.list_runs())[0] == []
+
+    # ---- resume: a blocked run's task retried at once --------------------------------------
+
+    async def test_resume_retries_a_blocked_run_at_once(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            await start(b, "stuck")
+            task = await claim_one(b)
+            await b.fail_workflow_task(task, "NonDeterminismError at seq 2", T0 + 3600)
+            assert await b.claim_workflow_tasks(["default"], 30, 10) == []
+            assert await b.resume("stuck") is True
+            again = await claim_one(b)
+            assert again.instance_id == "stuck" and again.failed_attempts == 1
+            await b.commit_workflow_task(again, full_commit(again))
+            info = await b.describe("stuck")
+            assert info.blocked_reason is None
+            assert await b.resume("stuck") is False  # healthy: nothing to do
+
+    async def test_resume_leaves_a_delayed_start_and_refuses_closed_runs(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            await b.create_run(new_run("later", visible_at=T0 + 60))
+            assert await b.resume("later") is False
+            assert await b.claim_workflow_tasks(["default"], 30, 10) == []
+            await start(b, "done")
+            await run_to_close(b, "done")
+            with pytest.raises(WorkflowNotRunningError):
+                await b.resume("done")
+            with pytest.raises(WorkflowNotFoundError):
+                await b.resume("nobody")

@@ -172,6 +172,15 @@ WHERE r.is_latest
 ORDER BY r.ordinal DESC
 LIMIT %(limit)s
 
+-- name: retry_blocked_now
+-- resume(): the latest run, if blocked on a failing workflow task, is retried at once.
+-- Rows: its queue when it was changed.
+UPDATE {schema}.runs
+SET ready_at = NULL
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+  AND failed_attempts > 0 AND ready_at IS NOT NULL
+RETURNING queue
+
 -- name: run_tags
 -- The tags of a run (a continue-as-new hands them to the next run).
 SELECT r.tags FROM {schema}.runs AS r

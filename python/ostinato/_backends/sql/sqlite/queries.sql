@@ -225,6 +225,11 @@ UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NUL
     blocked_reason = ?, ready_at = ?, failed_attempts = failed_attempts + 1, updated_at = ?
 WHERE id = ?
 
+-- name: retry_blocked_now
+-- resume(): a run blocked on a failing workflow task is retried at once.
+UPDATE runs SET ready_at = NULL
+WHERE id = ? AND status = 'running' AND failed_attempts > 0 AND ready_at IS NOT NULL
+
 -- name: release_task
 UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL
 WHERE id = ?
