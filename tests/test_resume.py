@@ -86,10 +86,10 @@ def test_cli_resume(tmp_path: Path) -> None:
     out = cli("resume", url, "cli-blocked")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == (
-        "workflow 'cli-blocked' was blocked: its workflow task is retried now"
+        "resumed workflow 'cli-blocked': its pending work is handed out now"
     )
     out = cli("resume", url, "cli-fine")
-    assert out.returncode == 0 and "is not blocked: nothing to resume" in out.stdout
+    assert out.returncode == 0 and "neither paused nor blocked: nothing to do" in out.stdout
     out = cli("resume", url, "nope")
     assert out.returncode != 0 and "WorkflowNotFoundError" in out.stderr
 

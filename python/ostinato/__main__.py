@@ -72,6 +72,7 @@ def _handlers() -> dict[str, Handler]:
         "signal": _actions.signal,
         "cancel": _actions.cancel,
         "terminate": _actions.terminate,
+        "pause": _actions.pause,
         "resume": _actions.resume,
     }
 
@@ -160,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("cancel", "terminate"):
         p = command(name, f"{name} one workflow")
         p.add_argument("--reason", default=f"{name} from the command line")
-    command("resume", "retry a blocked workflow's task now (after deploying the fix)")
+    pause = command("pause", "pause one workflow: no new workflow task or activity attempt")
+    pause.add_argument("--reason", help="why (shown by describe)")
+    command("resume", "resume a paused workflow, or retry a blocked one's task now")
     # The web UI (docs/ui.md): its own server, not a client command.
     ui = sub.add_parser("ui", help="serve the web UI (needs: pip install 'ostinato[ui]')")
     ui.add_argument("url", help="backend URL: sqlite:///app.db, postgresql://...")

@@ -75,7 +75,7 @@ def _status(value: object) -> RunStatus | None:
     try:
         return RunStatus(value)
     except ValueError:
-        known = ", ".join([repr(s.value) for s in RunStatus] + ["'blocked'"])
+        known = ", ".join([repr(s.value) for s in RunStatus] + ["'paused'", "'blocked'"])
         raise ValueError(f"status must be one of {known}, not {value!r:.80}") from None
 
 
@@ -143,10 +143,18 @@ class WorkflowDescription:
     pending_children: list[str] = field(default_factory=list)
     # The run's tags (``start_workflow(tags=...)``).
     tags: dict[str, str] = field(default_factory=dict)
+    # While status is "paused": since when and why (``handle.pause(reason)``).
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
 
     @property
     def is_running(self) -> bool:
-        return self.status == RunStatus.RUNNING.value
+        """Open: running, paused or blocked (not closed)."""
+        return self.status in (RunStatus.RUNNING.value, "paused")
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == "paused"
 
     @property
     def is_blocked(self) -> bool:
@@ -266,10 +274,23 @@ class WorkflowHandle(Generic[T]):
         await self.client.backend.signal(self.id, _events.signal_received(name, payload))
 
     async def cancel(self, reason: str = "cancelled by client") -> None:
-        """Ask the workflow to cancel: ``asyncio.CancelledError`` reaches its current await."""
+        """Ask the workflow to cancel: ``asyncio.CancelledError`` reaches its current await.
+        A paused run is resumed so that the cancellation takes effect."""
         check_text(reason, "reason", empty=True)
         await self.client.backend.open()
         await self.client.backend.request_cancel(self.id, _events.cancel_requested(reason))
+        if (await self.client.backend.describe(self.id)).paused_at is not None:
+            await self.client.backend.resume(self.id)
+
+    async def pause(self, reason: str | None = None) -> bool:
+        """Pause the run: no new workflow task and no new activity attempt is started until
+        ``resume()`` (those under way finish and are recorded); timers that fire and signals
+        that arrive wait and are delivered on resume. Returns False when it was paused
+        already (the first reason stays). ``WorkflowNotRunningError`` for a closed run."""
+        if reason is not None:
+            check_text(reason, "reason", empty=True)
+        await self.client.backend.open()
+        return await self.client.backend.pause(self.id, reason)
 
     async def terminate(self, reason: str = "terminated by client") -> None:
         """End the run at once, without running any more workflow code."""
@@ -281,10 +302,11 @@ class WorkflowHandle(Generic[T]):
             await _schedules.ScheduleDriver(self.client).run_closed(self.id)
 
     async def resume(self) -> bool:
-        """Retry the workflow task of a run blocked on it (nondeterminism, a crash of
-        workflow code) now, instead of after its back-off: call it after deploying the fix.
-        Returns whether the run was blocked; for a healthy open run it does nothing and
-        returns False. ``WorkflowNotFoundError`` / ``WorkflowNotRunningError`` (closed)."""
+        """Resume a paused run, and retry the workflow task of a run blocked on it
+        (nondeterminism, a crash of workflow code) now instead of after its back-off: call
+        it after deploying the fix. Returns whether the run was paused or blocked; for a
+        healthy open run it does nothing and returns False. ``WorkflowNotFoundError`` /
+        ``WorkflowNotRunningError`` (closed)."""
         await self.client.backend.open()
         return await self.client.backend.resume(self.id)
 
@@ -387,7 +409,7 @@ def _describe(
         run_id=info.run_id,
         workflow_name=info.workflow_name,
         queue=info.queue,
-        status=info.status.value,
+        status="paused" if is_open and info.paused_at is not None else info.status.value,
         created_at=created,
         updated_at=updated,
         closed_at=_dt(info.closed_at),
@@ -409,6 +431,8 @@ def _describe(
         else [],
         pending_children=list(children.values()) if is_open else [],
         tags=dict(info.tags),
+        paused_at=_dt(info.paused_at) if is_open else None,
+        pause_reason=info.pause_reason if is_open else None,
     )
 
 
@@ -585,8 +609,8 @@ class Client:
     ) -> tuple[list[WorkflowDescription], str | None]:
         """A page of workflows (latest run of each, newest first) and the next cursor.
 
-        Filters, all optional and combined: ``status`` (a run status, or "blocked": open
-        runs stuck on a failed workflow task); ``name`` (a workflow or its name;
+        Filters, all optional and combined: ``status`` (a run status, "paused", or
+        "blocked": open runs stuck on a failed workflow task); ``name`` (a workflow or its name;
         ``workflow`` is the older spelling); ``queue``; ``tags`` (runs having every one of
         these key/value pairs); ``started_after <= start < started_before`` and
         ``closed_after <= close`` (timezone-aware datetimes). ``limit`` is 1 to 10,000;
@@ -594,12 +618,16 @@ class Client:
         """
         if workflow is not None and name is not None:
             raise TypeError("pass the workflow as name= or workflow=, not both")
-        blocked = None
+        blocked = paused = None
         run_status: RunStatus | None
         if status == "blocked":
             run_status, blocked = RunStatus.RUNNING, True
+        elif status == "paused":
+            run_status, paused = RunStatus.RUNNING, True
         else:
             run_status = _status(status)
+            if run_status is RunStatus.RUNNING:
+                paused = False  # as describe() says: a paused run's status is "paused"
         chosen = name if name is not None else workflow
         workflow_filter = None
         if chosen is not None:
@@ -626,6 +654,7 @@ class Client:
             started_before=before,
             closed_after=closed,
             blocked=blocked,
+            paused=paused,
         )
         return [_describe(info, []) for info in runs], next_cursor
 
@@ -760,6 +789,9 @@ class SyncWorkflowHandle:
 
     def terminate(self, reason: str = "terminated by client") -> None:
         self._sync._call(self.handle.terminate(reason))
+
+    def pause(self, reason: str | None = None) -> bool:
+        return self._sync._call(self.handle.pause(reason))
 
     def resume(self) -> bool:
         return self._sync._call(self.handle.resume())

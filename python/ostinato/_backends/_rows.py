@@ -17,7 +17,8 @@ __all__ = ["check_history_length", "run_info", "tags_json"]
 def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     """A ``RunInfo`` from the stored columns (instance_id, run_id, workflow_name, queue,
     status, created_at, updated_at, closed_at, history_length, result, blocked_reason,
-    parent_instance_id, parent_run_id, parent_command_id, next_run_id).
+    parent_instance_id, parent_run_id, parent_command_id, next_run_id, tags, paused_at,
+    pause_reason).
 
     A row no version of ostinato wrote (tampered with, or from a newer version) does not make
     listing fail: a status this version does not know, or a field of the wrong type, shows
@@ -26,8 +27,8 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     (
         instance_id, run_id, workflow_name, queue, status, created_at, updated_at, closed_at,
         history_length, result, blocked_reason, parent_instance_id, parent_run_id,
-        parent_command_id, next_run_id, stored_tags,
-    ) = row[:16]  # fmt: skip
+        parent_command_id, next_run_id, stored_tags, paused_at, pause_reason,
+    ) = row[:18]  # fmt: skip
     problems = []
     try:
         run_status = RunStatus(status)
@@ -47,6 +48,7 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     updated = number("updated_at", updated_at, float, created)
     closed = number("closed_at", closed_at, float, None)
     length = number("history_length", history_length, int, 0)
+    paused = number("paused_at", paused_at, float, None)
     tags = _tags(stored_tags, problems)
     parent = None
     if parent_instance_id is not None:
@@ -72,6 +74,8 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
         parent=parent,
         next_run_id=next_run_id,
         tags=tags,
+        paused_at=paused,
+        pause_reason=None if pause_reason is None else str(pause_reason),
     )
 
 

@@ -24,6 +24,8 @@ _FILTERS = (
     "filter_closed_after",
     "filter_blocked",
     "filter_not_blocked",
+    "filter_paused",
+    "filter_not_paused",
 )
 
 

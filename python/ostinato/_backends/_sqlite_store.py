@@ -41,16 +41,18 @@ class RunRow:
     next_run_id: str | None
     lease_token: str | None
     tags: Mapping[str, str]
+    paused_at: float | None = None
+    pause_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> RunRow:
         # A tampered row (unknown status, a text where a number belongs) reads as an open
         # run blocked with the reason, so listing and describing keep working.
-        i = run_info(row[1:17])
+        i = run_info(row[1:19])
         return cls(
             row[0], i.instance_id, i.run_id, i.workflow_name, i.queue, i.status, i.created_at,
             i.updated_at, i.closed_at, i.history_length, i.result, i.blocked_reason, i.parent,
-            i.next_run_id, row[17], i.tags,
+            i.next_run_id, row[19], i.tags, i.paused_at, i.pause_reason,
         )  # fmt: skip
 
     def info(self) -> RunInfo:
@@ -69,6 +71,8 @@ class RunRow:
             parent=self.parent,
             next_run_id=self.next_run_id,
             tags=dict(self.tags),
+            paused_at=self.paused_at,
+            pause_reason=self.pause_reason,
         )
 
 

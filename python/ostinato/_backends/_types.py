@@ -270,6 +270,9 @@ class RunInfo:
     next_run_id: str | None = None
     # The run's tags (``NewRun.tags``).
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Set while the open run is paused (``Backend.pause``): since when, and why.
+    paused_at: float | None = None
+    pause_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,12 +155,27 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
 
         await self._call(op)
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        def op(conn: sqlite3.Connection, wake: Wake) -> bool:
+            run = self._run_row(conn, instance_id, None)
+            if not run.status.is_open:
+                raise WorkflowNotRunningError(instance_id, run.status.value)
+            changed = conn.execute(Q["pause_run"], (self.clock(), reason, run.pk)).rowcount
+            return changed == 1
+
+        return await self._call(op)
+
     async def resume(self, instance_id: str) -> bool:
         def op(conn: sqlite3.Connection, wake: Wake) -> bool:
             run = self._run_row(conn, instance_id, None)
             if not run.status.is_open:
                 raise WorkflowNotRunningError(instance_id, run.status.value)
-            if conn.execute(Q["retry_blocked_now"], (run.pk,)).rowcount == 0:
+            unpaused = conn.execute(Q["unpause_run"], (run.pk,)).rowcount == 1
+            if unpaused:
+                for (queue,) in conn.execute(Q["run_activity_queues"], (run.pk,)).fetchall():
+                    wake.add(("activity", queue))
+            retried = conn.execute(Q["retry_blocked_now"], (run.pk,)).rowcount == 1
+            if not (unpaused or retried):
                 return False
             wake.add(("workflow", run.queue))
             return True
@@ -195,6 +210,7 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
         started_before: float | None = None,
         closed_after: float | None = None,
         blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
@@ -229,6 +245,10 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
             filters.append("filter_blocked")
         if blocked is False:
             filters.append("filter_not_blocked")
+        if paused is True:
+            filters.append("filter_paused")
+        if paused is False:
+            filters.append("filter_not_paused")
         sql = Q.list_runs(filters)
         params.append(limit + 1)
 

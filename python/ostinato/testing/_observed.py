@@ -114,6 +114,9 @@ class ObservedBackend(ScheduleStore, Backend):
     async def terminate(self, instance_id: str, reason: str) -> None:
         await self._op(self.inner.terminate(instance_id, reason))
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        return await self._op(self.inner.pause(instance_id, reason))
+
     async def resume(self, instance_id: str) -> bool:
         return await self._op(self.inner.resume(instance_id))
 
@@ -136,6 +139,7 @@ class ObservedBackend(ScheduleStore, Backend):
         started_before: float | None = None,
         closed_after: float | None = None,
         blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         return await self._op(
             self.inner.list_runs(
@@ -149,6 +153,7 @@ class ObservedBackend(ScheduleStore, Backend):
                 started_before=started_before,
                 closed_after=closed_after,
                 blocked=blocked,
+                paused=paused,
             )
         )
 

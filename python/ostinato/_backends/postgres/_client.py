@@ -160,6 +160,24 @@ class _ClientSide(_Core):
 
         await self._run(f"terminating workflow {instance_id!r}", body)
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        async def body(conn: Conn, effects: _Effects) -> bool:
+            row = await self._lock_latest_run(conn, instance_id)
+            if row is None:
+                raise WorkflowNotFoundError(instance_id)
+            run_id, status = row
+            if status != RunStatus.RUNNING.value:
+                raise WorkflowNotRunningError(instance_id, status)
+            params = {
+                "instance_id": instance_id,
+                "run_id": run_id,
+                "now": self.clock(),
+                "reason": reason,
+            }
+            return await self._fetchone(conn, "pause_run", params) is not None
+
+        return await self._run(f"pausing workflow {instance_id!r}", body)
+
     async def resume(self, instance_id: str) -> bool:
         async def body(conn: Conn, effects: _Effects) -> bool:
             row = await self._lock_latest_run(conn, instance_id)
@@ -168,13 +186,14 @@ class _ClientSide(_Core):
             run_id, status = row
             if status != RunStatus.RUNNING.value:
                 raise WorkflowNotRunningError(instance_id, status)
-            changed = await self._fetchone(
-                conn, "retry_blocked_now", {"instance_id": instance_id, "run_id": run_id}
-            )
-            if changed is None:
-                return False
-            self._work(effects, "workflow", changed[0])
-            return True
+            run = {"instance_id": instance_id, "run_id": run_id}
+            woken = await self._fetchall(conn, "unpause_run", run)
+            for kind, queue in woken:
+                self._work(effects, kind, queue)
+            changed = await self._fetchone(conn, "retry_blocked_now", run)
+            if changed is not None:
+                self._work(effects, "workflow", changed[0])
+            return bool(woken) or changed is not None
 
         return await self._run(f"resuming workflow {instance_id!r}", body)
 
@@ -223,6 +242,7 @@ class _ClientSide(_Core):
         started_before: float | None = None,
         closed_after: float | None = None,
         blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
@@ -237,6 +257,7 @@ class _ClientSide(_Core):
             started_before=started_before,
             closed_after=closed_after,
             blocked=blocked,
+            paused=paused,
         )
 
         async def body(conn: Conn, effects: _Effects) -> list[Any]:
@@ -246,7 +267,7 @@ class _ClientSide(_Core):
         rows = await self._run("listing workflows", body, transaction=False)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1][16]) if more else None
+        next_cursor = encode_cursor(rows[-1][18]) if more else None
         return [self._row_to_info(row) for row in rows], next_cursor
 
     async def stats(self) -> BackendStats:
@@ -334,6 +355,7 @@ def list_params(
     started_before: float | None,
     closed_after: float | None,
     blocked: bool | None,
+    paused: bool | None = None,
 ) -> dict[str, Any]:
     """The parameters of the ``list_runs`` query (also what the query-plan test explains)."""
     return {
@@ -345,6 +367,7 @@ def list_params(
         "started_before": started_before,
         "closed_after": closed_after,
         "blocked": blocked,
+        "paused": paused,
         "before": decode_cursor(cursor) if cursor is not None else None,
         "limit": limit + 1,
     }

@@ -23,7 +23,8 @@ so, so your backend must read time only from its ``clock``. A backend that does 
 implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
-``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``SearchTests``), as are the
+``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``SearchTests``,
+``PauseTests``), as are the
 building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
 ``full_commit`` ...) for tests of your own.
 """
@@ -39,6 +40,7 @@ from typing import Any
 import pytest
 
 from ._activity_tasks import ActivityTaskTests
+from ._pausing import PauseTests
 from ._runs import RunTests
 from ._schedules import ScheduleTests
 from ._search import SearchTests
@@ -74,6 +76,7 @@ __all__ = [
     "BackendConformance",
     "BackendFactory",
     "FakeClock",
+    "PauseTests",
     "RunTests",
     "ScheduleTests",
     "SearchTests",
@@ -117,7 +120,13 @@ def _run_on_own_loop(test: _AsyncTest) -> Callable[..., None]:
 
 
 class BackendConformance(
-    RunTests, WorkflowTaskTests, ActivityTaskTests, WakeUpTests, ScheduleTests, SearchTests
+    RunTests,
+    WorkflowTaskTests,
+    ActivityTaskTests,
+    WakeUpTests,
+    ScheduleTests,
+    SearchTests,
+    PauseTests,
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 
