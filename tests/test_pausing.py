@@ -142,3 +142,58 @@ def test_cli_pause_resume_and_list_paused(tmp_path: Path) -> None:
     assert out.stdout.strip() == "resumed workflow 'held': its pending work is handed out now"
     out = cli("resume", url, "held")
     assert "neither paused nor blocked" in out.stdout
+
+
+FAILURES: dict[str, int] = {}
+FIXED: set[str] = set()
+
+
+@activity.defn
+async def flaky_charge(key: str) -> str:
+    FAILURES[key] = FAILURES.get(key, 0) + 1
+    if key not in FIXED:
+        raise RuntimeError(f"provider refused #{FAILURES[key]}")
+    return f"charged {key}"
+
+
+@workflow.defn
+async def charge(key: str) -> str:
+    policy = ostinato.RetryPolicy(initial_interval=0.01, max_attempts=0, pause_after=3)
+    return await workflow.execute_activity(flaky_charge, key, retry=policy)
+
+
+async def test_retry_policy_pause_after_pauses_the_run_and_resume_retries(
+    backend_url: str,
+) -> None:
+    key = f"charge-{backend_url[:6]}"
+    async with harness(backend_url, 1000) as h:
+        async with h.worker([charge], [flaky_charge]):
+            handle = await h.client.start_workflow(charge, key, id="charge")
+
+            async def paused() -> bool:
+                return (await handle.describe()).status == "paused"
+
+            await eventually(paused)
+            desc = await handle.describe()
+            assert desc.pause_reason is not None
+            assert "'flaky_charge'" in desc.pause_reason
+            assert "failed 3 attempts in a row" in desc.pause_reason
+            assert "RuntimeError: provider refused #3" in desc.pause_reason
+            [pending] = desc.pending_activities
+            assert pending.attempt == 3
+            assert pending.last_failure == "RuntimeError: provider refused #3"
+            await asyncio.sleep(0.5)  # no attempt while paused
+            assert FAILURES[key] == 3
+            FIXED.add(key)  # the provider is back
+            await handle.resume()
+            assert await handle.result(timeout=20) == f"charged {key}"
+            assert FAILURES[key] == 4
+        replay(charge, await handle.history())
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(0, ValueError), (-2, ValueError), ("3", TypeError), (True, TypeError)]
+)
+def test_pause_after_is_checked(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="pause_after"):
+        ostinato.RetryPolicy(pause_after=value)  # type: ignore[arg-type]
