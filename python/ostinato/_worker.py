@@ -37,6 +37,8 @@ from ._errors import (
     LeaseLostError,
     NonDeterminismError,
     PayloadError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
 )
 from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
@@ -896,6 +898,11 @@ class _ActivityAttempt:
         if not policy.allows_another(task.attempt):
             await self._fail_for_good(exc, "maximum_attempts_reached")
             return
+        if policy.pauses_after(task.attempt) and await self._pause_run(exc, type_name):
+            # Visible at once: resume() retries it without waiting for a back-off.
+            await self.flush_details()
+            await self.backend.retry_activity(task, self.backend.clock(), encode_failure(exc))
+            return
         delay = policy.backoff(task.attempt)
         if isinstance(exc, ApplicationError) and exc.next_retry_delay is not None:
             delay = exc.next_retry_delay.total_seconds()  # the activity asked for it
@@ -915,6 +922,23 @@ class _ActivityAttempt:
         )
         await self.flush_details()  # the next attempt starts from the last details
         await self.backend.retry_activity(task, visible_at, encode_failure(exc))
+
+    async def _pause_run(self, exc: BaseException, type_name: str) -> bool:
+        """RetryPolicy(pause_after=N): pause the run before giving the task back, so no
+        worker starts another attempt (a crash in between leaves the run paused and the task
+        to come back when its lease expires). False when the run is closed already."""
+        task = self.task
+        reason = (
+            f"activity {task.name!r} (#{task.activity_id}) failed {task.attempt} attempts in a "
+            f"row (RetryPolicy.pause_after={self.policy.pause_after}); last failure: "
+            f"{type_name}: {exc}"
+        )
+        try:
+            await self.backend.pause(task.instance_id, reason[:2000])
+        except (WorkflowNotRunningError, WorkflowNotFoundError):
+            return False
+        log.warning("workflow %s paused: %s", task.instance_id, reason)
+        return True
 
     async def _fail_for_good(
         self, exc: BaseException, retry_state: str, *, attempt: int | None = None

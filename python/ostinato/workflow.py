@@ -18,7 +18,7 @@ from typing import Any, Generic, NoReturn, TypeVar, overload
 
 import orjson
 
-from ._checks import check_text
+from ._checks import check_tags, check_text
 from ._definition import (
     workflow_defn,
     workflow_name,
@@ -242,6 +242,7 @@ def start_child(
     id: str | None = ...,
     queue: str | None = ...,
     execution_timeout: Duration | None = ...,
+    tags: dict[str, str] | None = ...,
 ) -> ChildHandle[T]: ...
 @overload
 def start_child(
@@ -250,6 +251,7 @@ def start_child(
     id: str | None = ...,
     queue: str | None = ...,
     execution_timeout: Duration | None = ...,
+    tags: dict[str, str] | None = ...,
 ) -> ChildHandle[Any]: ...
 def start_child(
     workflow: Any,
@@ -257,14 +259,17 @@ def start_child(
     id: str | None = None,
     queue: str | None = None,
     execution_timeout: Duration | None = None,
+    tags: dict[str, str] | None = None,
 ) -> ChildHandle[Any]:
     """Start a child workflow. Its id defaults to one derived from the parent's run, so it is
-    the same on replay. When the parent closes, running children are cancelled."""
+    the same on replay. When the parent closes, running children are cancelled. ``tags``
+    label the child run as ``start_workflow(tags=...)`` does (they are not inherited)."""
     run = current_run("start_child")
     if id is not None:
         check_text(id, "start_child() id", empty=True)
     if queue is not None:
         check_text(queue, "start_child() queue", empty=True)
+    child_tags = None if tags is None else check_tags(tags, "start_child() tags")
     # Encoded after the default id is taken, so a refused argument still uses up its number.
     call = prepare_call(
         run.converter,
@@ -282,6 +287,8 @@ def start_child(
     timeout = to_seconds(execution_timeout, "execution_timeout")
     if timeout is not None:
         options["execution_timeout"] = timeout
+    if child_tags:
+        options["tags"] = child_tags
     _, future = run.start_child(name, payload, options, call.decode)
     return ChildHandle(run, instance_id, name, future)
 

@@ -75,6 +75,10 @@ class _Run:
     # The worker that has the run cached since its last task (see claim_workflow_tasks).
     sticky_worker: str | None = None
     next_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    # Set while paused (``pause``): no workflow task or activity attempt is handed out.
+    paused_at: float | None = None
+    pause_reason: str | None = None
     vars: dict[str, bytes] = field(default_factory=dict)
     inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
 
@@ -93,6 +97,9 @@ class _Run:
             blocked_reason=self.blocked_reason,
             parent=self.parent,
             next_run_id=self.next_run_id,
+            tags=dict(self.tags),
+            paused_at=self.paused_at,
+            pause_reason=self.pause_reason,
         )
 
 
@@ -200,6 +207,7 @@ class _MemoryStore:
             updated_at=now,
             parent=new.parent,
             ready_at=new.visible_at,
+            tags=dict(new.tags),
         )
         self.runs[(run.instance_id, run.run_id)] = run
         self.instances.setdefault(run.instance_id, []).append(run)
@@ -445,6 +453,34 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
             terminate_run(self._store, self._open_run(instance_id), reason, self.clock())
         self._waiters.notify(wake)
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        with self._lock:
+            run = self._open_run(instance_id)
+            if run.paused_at is not None:
+                return False
+            run.paused_at = self.clock()
+            run.pause_reason = reason
+            return True
+
+    async def resume(self, instance_id: str) -> bool:
+        with self._lock:
+            wake = self._begin()
+            run = self._open_run(instance_id)
+            changed = False
+            if run.paused_at is not None:
+                run.paused_at = run.pause_reason = None
+                wake.add(("workflow", run.queue))
+                wake.update(
+                    ("activity", t.queue) for t in self._activities.values() if t.run is run
+                )
+                changed = True
+            if run.failed_attempts > 0 and run.ready_at is not None:
+                run.ready_at = None
+                wake.add(("workflow", run.queue))
+                changed = True
+        self._waiters.notify(wake)
+        return changed
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         with self._lock:
             return self._run(instance_id, run_id).info()
@@ -460,11 +496,34 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         before = decode_cursor(cursor) if cursor is not None else None
         status = None if status is None else RunStatus(status)
+        wanted = dict(tags or {})
+
+        def matches(run: _Run) -> bool:
+            return (
+                (queue is None or run.queue == queue)
+                and all(run.tags.get(k) == v for k, v in wanted.items())
+                and (started_after is None or run.created_at >= started_after)
+                and (started_before is None or run.created_at < started_before)
+                and (
+                    closed_after is None
+                    or (run.closed_at is not None and run.closed_at >= closed_after)
+                )
+                and (blocked is None or (run.blocked_reason is not None) == blocked)
+                and (paused is None or (run.paused_at is not None) == paused)
+            )
+
         with self._lock:
             latest = sorted(
                 (runs[-1] for runs in self._instances.values()), key=lambda r: r.pk, reverse=True
@@ -477,6 +536,8 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
                 if status is not None and run.status is not status:
                     continue
                 if workflow_name is not None and run.workflow_name != workflow_name:
+                    continue
+                if not matches(run):
                     continue
                 if len(page) == limit:
                     more = True
@@ -503,7 +564,7 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
                 counts[key] = counts.get(key, 0) + 1
             for runs in self._instances.values():
                 for run in runs:
-                    if not run.status.is_open or not run.inbox:
+                    if not run.status.is_open or not run.inbox or run.paused_at is not None:
                         continue
                     if run.lease_expires_at is not None and run.lease_expires_at > now:
                         continue
@@ -517,6 +578,7 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
                     task.visible_at <= now
                     and not task.is_running(now)
                     and not task.cancel_requested
+                    and task.run.paused_at is None
                 ):
                     # Claimable since it became visible, or since its last lease expired.
                     ready(task.queue, 1, max(task.visible_at, task.lease_expires_at or 0.0))
@@ -571,7 +633,7 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
     ) -> float | None:
         """When the run can next be claimed by ``worker`` (<= now: claimable), None if it has
         no work."""
-        if not run.status.is_open or not run.inbox:
+        if not run.status.is_open or not run.inbox or run.paused_at is not None:
             return None
         at = min(item.visible_at for item in run.inbox)
         if run.sticky_worker is not None and run.sticky_worker != worker:
@@ -697,6 +759,8 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
             for task in list(self._activities.values()):
                 if task.queue not in wanted or task.is_running(now):
                     continue
+                if task.run.paused_at is not None and not task.cancel_requested:
+                    continue  # no new attempt while its run is paused
                 if task.cancel_requested:
                     # Cancelled while running and its worker is gone: never run it again.
                     del self._activities[task.task_id]
@@ -812,6 +876,8 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
         else:
             for task in self._activities.values():
                 if task.queue not in queues or task.cancel_requested:
+                    continue
+                if task.run.paused_at is not None:
                     continue
                 at = task.visible_at
                 if task.lease_token is not None and task.lease_expires_at is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._errors import (
@@ -157,6 +157,33 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, TimeSkipping):
 
         await self._call(op)
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        def op(conn: sqlite3.Connection, wake: Wake) -> bool:
+            run = self._run_row(conn, instance_id, None)
+            if not run.status.is_open:
+                raise WorkflowNotRunningError(instance_id, run.status.value)
+            changed = conn.execute(Q["pause_run"], (self.clock(), reason, run.pk)).rowcount
+            return changed == 1
+
+        return await self._call(op)
+
+    async def resume(self, instance_id: str) -> bool:
+        def op(conn: sqlite3.Connection, wake: Wake) -> bool:
+            run = self._run_row(conn, instance_id, None)
+            if not run.status.is_open:
+                raise WorkflowNotRunningError(instance_id, run.status.value)
+            unpaused = conn.execute(Q["unpause_run"], (run.pk,)).rowcount == 1
+            if unpaused:
+                for (queue,) in conn.execute(Q["run_activity_queues"], (run.pk,)).fetchall():
+                    wake.add(("activity", queue))
+            retried = conn.execute(Q["retry_blocked_now"], (run.pk,)).rowcount == 1
+            if not (unpaused or retried):
+                return False
+            wake.add(("workflow", run.queue))
+            return True
+
+        return await self._call(op)
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         def op(conn: sqlite3.Connection, wake: Wake) -> RunInfo:
             return self._run_row(conn, instance_id, run_id).info()
@@ -179,11 +206,19 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, TimeSkipping):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         filters: list[str] = []
         params: list[object] = []
+
         if cursor is not None:
             filters.append("filter_before")
             params.append(decode_cursor(cursor))
@@ -193,6 +228,29 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, TimeSkipping):
         if workflow_name is not None:
             filters.append("filter_workflow")
             params.append(workflow_name)
+        if queue is not None:
+            filters.append("filter_queue")
+            params.append(queue)
+        for key, value in sorted((tags or {}).items()):
+            filters.append("filter_tag")
+            params.extend((key, value))
+        if started_after is not None:
+            filters.append("filter_started_after")
+            params.append(started_after)
+        if started_before is not None:
+            filters.append("filter_started_before")
+            params.append(started_before)
+        if closed_after is not None:
+            filters.append("filter_closed_after")
+            params.append(closed_after)
+        if blocked is True:
+            filters.append("filter_blocked")
+        if blocked is False:
+            filters.append("filter_not_blocked")
+        if paused is True:
+            filters.append("filter_paused")
+        if paused is False:
+            filters.append("filter_not_paused")
         sql = Q.list_runs(filters)
         params.append(limit + 1)
 

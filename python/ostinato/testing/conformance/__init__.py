@@ -23,7 +23,8 @@ so, so your backend must read time only from its ``clock``. A backend that does 
 implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
-``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``HookTests``), as are the
+``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``HookTests``, ``SearchTests``,
+``PauseTests``), as are the
 building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
 ``full_commit`` ...) for tests of your own.
 """
@@ -40,8 +41,10 @@ import pytest
 
 from ._activity_tasks import ActivityTaskTests
 from ._hooks import HookTests
+from ._pausing import PauseTests
 from ._runs import RunTests
 from ._schedules import ScheduleTests
+from ._search import SearchTests
 from ._support import (
     T0,
     BackendFactory,
@@ -75,8 +78,10 @@ __all__ = [
     "BackendFactory",
     "FakeClock",
     "HookTests",
+    "PauseTests",
     "RunTests",
     "ScheduleTests",
+    "SearchTests",
     "WakeUpTests",
     "WorkflowTaskTests",
     "activity",
@@ -117,7 +122,14 @@ def _run_on_own_loop(test: _AsyncTest) -> Callable[..., None]:
 
 
 class BackendConformance(
-    RunTests, WorkflowTaskTests, ActivityTaskTests, WakeUpTests, ScheduleTests, HookTests
+    RunTests,
+    WorkflowTaskTests,
+    ActivityTaskTests,
+    WakeUpTests,
+    ScheduleTests,
+    HookTests,
+    SearchTests,
+    PauseTests,
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 

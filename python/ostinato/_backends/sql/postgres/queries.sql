@@ -9,7 +9,7 @@
 -- (not a query: the column list of RunInfo, shared by describe and list_runs)
 r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
-r.parent_run_id, r.parent_command_id, r.next_run_id
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.paused_at, r.pause_reason
 
 -- ---- schema ---------------------------------------------------------------------------------
 
@@ -54,10 +54,11 @@ UPDATE {schema}.instances SET latest_run_id = %(run_id)s WHERE instance_id = %(i
 WITH run AS (
     INSERT INTO {schema}.runs (
         instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at,
-        parent_instance_id, parent_run_id, parent_command_id)
+        parent_instance_id, parent_run_id, parent_command_id, tags)
     VALUES (
         %(instance_id)s, %(run_id)s, %(workflow_name)s, %(queue)s, %(now)s, %(now)s,
-        %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s)
+        %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s,
+        %(tags)s::jsonb)
     RETURNING instance_id, run_id
 )
 INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
@@ -152,15 +153,62 @@ WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 ORDER BY h.seq
 
 -- name: list_runs
--- Latest runs newest first; the three filter shapes each have their partial index.
+-- Latest runs newest first. Run unprepared, so each call is planned with its own values: the
+-- filters not asked for fold away and the planner picks the partial index that fits (by
+-- status, workflow name, queue, or the GIN index of tags for `tags @>`).
 SELECT {run_columns}, r.ordinal
 FROM {schema}.runs AS r
 WHERE r.is_latest
   AND (%(status)s::text IS NULL OR r.status = %(status)s::text)
   AND (%(workflow_name)s::text IS NULL OR r.workflow_name = %(workflow_name)s::text)
+  AND (%(queue)s::text IS NULL OR r.queue = %(queue)s::text)
+  AND (%(tags)s::jsonb IS NULL OR r.tags @> %(tags)s::jsonb)
+  AND (%(started_after)s::float8 IS NULL OR r.created_at >= %(started_after)s::float8)
+  AND (%(started_before)s::float8 IS NULL OR r.created_at < %(started_before)s::float8)
+  AND (%(closed_after)s::float8 IS NULL OR r.closed_at >= %(closed_after)s::float8)
+  AND (%(blocked)s::boolean IS NULL
+       OR (r.blocked_reason IS NOT NULL) = %(blocked)s::boolean)
+  AND (%(paused)s::boolean IS NULL OR (r.paused_at IS NOT NULL) = %(paused)s::boolean)
   AND r.ordinal < coalesce(%(before)s::bigint, 9223372036854775807)
 ORDER BY r.ordinal DESC
 LIMIT %(limit)s
+
+-- name: pause_run
+-- pause(): the latest run, if open and not paused yet. Rows: 1 when it was paused now.
+UPDATE {schema}.runs
+SET paused_at = %(now)s, pause_reason = %(reason)s
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+  AND paused_at IS NULL
+RETURNING 1
+
+-- name: unpause_run
+-- resume() of a paused run. Rows: the queues of its work (the run's and its activities').
+WITH unpaused AS (
+    UPDATE {schema}.runs
+    SET paused_at = NULL, pause_reason = NULL
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+      AND paused_at IS NOT NULL
+    RETURNING queue
+)
+SELECT 'workflow', queue FROM unpaused
+UNION
+SELECT 'activity', t.queue FROM {schema}.activity_tasks AS t
+WHERE t.instance_id = %(instance_id)s AND t.run_id = %(run_id)s
+  AND EXISTS (SELECT 1 FROM unpaused)
+
+-- name: retry_blocked_now
+-- resume(): the latest run, if blocked on a failing workflow task, is retried at once.
+-- Rows: its queue when it was changed.
+UPDATE {schema}.runs
+SET ready_at = NULL
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+  AND failed_attempts > 0 AND ready_at IS NOT NULL
+RETURNING queue
+
+-- name: run_tags
+-- The tags of a run (a continue-as-new hands them to the next run).
+SELECT r.tags FROM {schema}.runs AS r
+WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 
 -- name: get_vars
 -- One row with NULL name when the latest run has no variables; no row for an unknown id.
@@ -183,7 +231,7 @@ SELECT queue, count(*), min(since) FROM (
     SELECT r.queue, greatest(min(i.visible_at), coalesce(r.ready_at, 0)) AS since
     FROM {schema}.inbox AS i
     JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-    WHERE i.visible_at <= %(now)s AND r.status = 'running'
+    WHERE i.visible_at <= %(now)s AND r.status = 'running' AND r.paused_at IS NULL
       AND (r.lease_token IS NULL OR r.lease_expires_at <= %(now)s)
       AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
     GROUP BY r.instance_id, r.run_id
@@ -193,9 +241,12 @@ GROUP BY queue
 -- name: stats_activity_backlog
 -- Activity tasks a worker could claim now, per queue, with since when.
 SELECT queue, count(*), min(greatest(visible_at, coalesce(lease_expires_at, 0)))
-FROM {schema}.activity_tasks
+FROM {schema}.activity_tasks AS t
 WHERE visible_at <= %(now)s AND NOT cancel_requested
   AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+  AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)
 GROUP BY queue
 
 -- ---- terminate and delete ----------------------------------------------------------------
@@ -277,7 +328,7 @@ WITH candidates AS (
     CROSS JOIN LATERAL (
         SELECT r.ctid, r.instance_id, r.run_id FROM {schema}.runs AS r
         WHERE r.instance_id = i.instance_id AND r.run_id = i.run_id
-          AND r.status = 'running'
+          AND r.status = 'running' AND r.paused_at IS NULL
           AND ARRAY[r.queue] <@ %(queues)b::text[]
           AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
           AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
@@ -490,7 +541,7 @@ SELECT least(
     (SELECT i.visible_at
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[]) AND r.paused_at IS NULL
        AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s) AND r.ready_at IS NULL
        AND (r.sticky_worker IS NULL OR r.sticky_worker = %(worker)s)
      ORDER BY i.visible_at
@@ -498,7 +549,7 @@ SELECT least(
     (SELECT i.visible_at + %(sticky_wait)s::float8
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[]) AND r.paused_at IS NULL
        AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s) AND r.ready_at IS NULL
        AND r.sticky_worker <> %(worker)s
      ORDER BY i.visible_at
@@ -513,7 +564,7 @@ SELECT least(
          SELECT min(i.visible_at) AS first_visible FROM {schema}.inbox AS i
          WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id
      ) AS pending
-     WHERE r.status = 'running' AND r.ready_at IS NOT NULL
+     WHERE r.status = 'running' AND r.ready_at IS NOT NULL AND r.paused_at IS NULL
        AND r.queue = ANY(%(queues)b::text[]))
 )
 
@@ -527,10 +578,13 @@ WITH purged AS (
     WHERE queue = ANY(%(queues)b::text[]) AND cancel_requested
       AND lease_expires_at <= %(now)s
 ), candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks
+    SELECT task_id FROM {schema}.activity_tasks AS t
     WHERE queue = ANY(%(queues)b::text[]) AND visible_at <= %(now)s
       AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
       AND NOT cancel_requested
+      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)
     ORDER BY visible_at, task_id
     LIMIT %(max_tasks)s
     FOR UPDATE SKIP LOCKED
@@ -602,11 +656,17 @@ ORDER BY activity_id
 -- name: next_activity_work
 -- When activity work on these queues becomes claimable (see next_workflow_work).
 SELECT least(
-    (SELECT min(visible_at) FROM {schema}.activity_tasks
-     WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NULL),
-    (SELECT min(greatest(visible_at, lease_expires_at)) FROM {schema}.activity_tasks
+    (SELECT min(visible_at) FROM {schema}.activity_tasks AS t
+     WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)),
+    (SELECT min(greatest(visible_at, lease_expires_at)) FROM {schema}.activity_tasks AS t
      WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NOT NULL
-       AND NOT cancel_requested)
+       AND NOT cancel_requested
+       AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL))
 )
 
 -- name: next_visible_time
@@ -793,9 +853,9 @@ WITH input AS (
     SELECT *
     FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(workflow_names)b::text[],
                 %(queues)b::text[], %(ready_ats)b::float8[], %(visible_ats)b::float8[],
-                %(events)b::bytea[], %(deadlines)b::float8[])
+                %(events)b::bytea[], %(deadlines)b::float8[], %(tags)b::text[])
          WITH ORDINALITY AS x(instance_id, run_id, workflow_name, queue, ready_at, visible_at,
-                              event, deadline, k)
+                              event, deadline, tags, k)
 ), new_instances AS (
     INSERT INTO {schema}.instances (instance_id, latest_run_id)
     SELECT instance_id, run_id FROM input ORDER BY instance_id
@@ -805,8 +865,8 @@ WITH input AS (
     SELECT x.* FROM input AS x JOIN new_instances AS n USING (instance_id)
 ), new_runs AS (
     INSERT INTO {schema}.runs (
-        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at)
-    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at
+        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at, tags)
+    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at, tags::jsonb
     FROM created
     ORDER BY k
 ), started AS (

@@ -13,13 +13,15 @@
 -- (not a query: the columns of _RunRow, shared by every query that reads whole runs)
 r.id, r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
-r.parent_run_id, r.parent_command_id, r.next_run_id, r.lease_token
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.paused_at, r.pause_reason,
+r.lease_token
 
 -- name: claimable
 -- (not a query) An inbox event i of run r that a worker may claim now: visible, its run open,
--- not under a live lease, not delayed, and not left to another worker that has the run cached
--- (until it has waited sticky_wait). Parameters: now, now, now, worker, sticky_wait, now.
-i.visible_at <= ? AND r.status = 'running'
+-- not under a live lease, not delayed, not paused, and not left to another worker that has the
+-- run cached (until it has waited sticky_wait). Parameters: now, now, now, worker,
+-- sticky_wait, now.
+i.visible_at <= ? AND r.status = 'running' AND r.paused_at IS NULL
 AND (r.lease_token IS NULL OR r.lease_expires_at <= ?)
 AND (r.ready_at IS NULL OR r.ready_at <= ?)
 AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?)
@@ -32,6 +34,35 @@ r.status = ?
 
 -- name: filter_workflow
 r.workflow_name = ?
+
+-- name: filter_queue
+r.queue = ?
+
+-- name: filter_tag
+-- One per tag asked for: the run has that key with that value (a scan of the latest runs;
+-- PostgreSQL has the index, see docs/search.md).
+EXISTS (SELECT 1 FROM json_each(r.tags) AS t WHERE t.key = ? AND t.value = ?)
+
+-- name: filter_started_after
+r.created_at >= ?
+
+-- name: filter_started_before
+r.created_at < ?
+
+-- name: filter_closed_after
+r.closed_at >= ?
+
+-- name: filter_blocked
+r.blocked_reason IS NOT NULL
+
+-- name: filter_not_blocked
+r.blocked_reason IS NULL
+
+-- name: filter_paused
+r.paused_at IS NOT NULL
+
+-- name: filter_not_paused
+r.paused_at IS NULL
 
 -- ---- schema ----------------------------------------------------------------------------------
 
@@ -97,8 +128,8 @@ SELECT name, value FROM vars WHERE run = ?
 
 -- name: insert_run
 INSERT INTO runs (instance_id, run_id, workflow_name, queue, status, created_at, updated_at,
-                  ready_at, parent_instance_id, parent_run_id, parent_command_id)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                  ready_at, parent_instance_id, parent_run_id, parent_command_id, tags)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
 
 -- name: set_latest_run
 INSERT INTO instances (instance_id, latest_run) VALUES (?, ?)
@@ -202,6 +233,23 @@ UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NUL
     blocked_reason = ?, ready_at = ?, failed_attempts = failed_attempts + 1, updated_at = ?
 WHERE id = ?
 
+-- name: pause_run
+-- pause(): no workflow task or activity attempt is handed out until resume.
+UPDATE runs SET paused_at = ?, pause_reason = ?
+WHERE id = ? AND status = 'running' AND paused_at IS NULL
+
+-- name: unpause_run
+UPDATE runs SET paused_at = NULL, pause_reason = NULL
+WHERE id = ? AND status = 'running' AND paused_at IS NOT NULL
+
+-- name: run_activity_queues
+SELECT DISTINCT queue FROM activity_tasks WHERE run = ?
+
+-- name: retry_blocked_now
+-- resume(): a run blocked on a failing workflow task is retried at once.
+UPDATE runs SET ready_at = NULL
+WHERE id = ? AND status = 'running' AND failed_attempts > 0 AND ready_at IS NOT NULL
+
 -- name: release_task
 UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL
 WHERE id = ?
@@ -229,6 +277,7 @@ SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, a
        a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name
 FROM activity_tasks a JOIN runs r ON r.id = a.run
 WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
+  AND r.paused_at IS NULL
 ORDER BY a.visible_at, a.id LIMIT ?
 
 -- name: lease_activity
@@ -279,8 +328,9 @@ WHERE i.queue IN ({queues}) AND r.status = 'running' AND r.lease_token IS NULL
   AND r.sticky_worker <> ? AND i.visible_at <= ? AND i.visible_at + ? > ?
 
 -- name: activity_work_available
-SELECT 1 FROM activity_tasks
-WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 0 LIMIT 1
+SELECT 1 FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
+  AND r.paused_at IS NULL LIMIT 1
 
 -- name: next_activity_time
 SELECT MIN(visible_at) FROM activity_tasks
@@ -366,8 +416,8 @@ SELECT queue, COUNT(*), MIN(since) FROM (
 ) GROUP BY queue
 
 -- name: stats_activity_backlog
-SELECT queue, COUNT(*), MIN(visible_at) FROM activity_tasks
-WHERE visible_at <= ? AND cancel_requested = 0 GROUP BY queue
+SELECT a.queue, COUNT(*), MIN(a.visible_at) FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE a.visible_at <= ? AND a.cancel_requested = 0 AND r.paused_at IS NULL GROUP BY a.queue
 
 -- ---- hooks (ostinato.hook; the outbox rows are written by a trigger, migration 0005) -------
 
