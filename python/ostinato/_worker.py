@@ -50,6 +50,8 @@ __all__ = ["Worker"]
 log = logging.getLogger("ostinato.worker")
 
 _DEFAULT_RETRY = RetryPolicy()
+# The longest pause between claims that found nothing on announced work (a queue at its limit).
+_LIMITED_BACKOFF = 0.05
 
 
 class Worker:
@@ -328,6 +330,10 @@ class Worker:
         """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
         slot_freed = asyncio.Event()
+        # Claims that found nothing in a row although work was announced: a queue at its
+        # limits (docs/queues.md) has work that no claim may take yet; back off briefly
+        # instead of asking again at once.
+        empty_claims = 0
         while not self._stopping.is_set():
             free = limit - len(inflight)
             if free <= 0:
@@ -342,12 +348,17 @@ class Worker:
                 log.exception("claiming %s tasks failed; retrying in 1s", kind)
                 await asyncio.sleep(1.0)
                 continue
+            if tasks:
+                empty_claims = 0
             for task in tasks:
                 job = asyncio.create_task(handle(task))
                 inflight.add(job)
                 job.add_done_callback(inflight.discard)
                 job.add_done_callback(lambda _: slot_freed.set())
             if not tasks:
+                if empty_claims:
+                    await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
+                started = time.monotonic()
                 await self.backend.wait_for_work(
                     kind,
                     self.queues,
@@ -355,6 +366,8 @@ class Worker:
                     worker=self.identity,
                     sticky_wait=self.sticky_wait,
                 )
+                announced = time.monotonic() - started < self.poll_interval / 2
+                empty_claims = min(empty_claims + 1, 10) if announced else 0
 
     def _poll_workflows(self) -> Coroutine[Any, Any, None]:
         return self._poll(

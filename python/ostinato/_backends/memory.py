@@ -26,6 +26,7 @@ from .._errors import (
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
 from ._memory_schedules import MemorySchedules
+from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
@@ -292,7 +293,7 @@ class _MemoryStore:
         run.next_run_id = run_id
 
 
-class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
+class MemoryBackend(MemorySchedules, QueueLimitStore, Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -307,6 +308,9 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
         self._activities = self._store.activities
         self._pending = self._store.pending
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._queue_limits: dict[str, QueueLimits] = {}
+        # queue -> start times of the attempts claimed on it (rate-limited queues only)
+        self._queue_starts: dict[str, list[float]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryBackend(instances={len(self._instances)})"
@@ -676,6 +680,8 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                 elif task.visible_at <= now:
                     candidates.append(task)
             candidates.sort(key=lambda t: (t.visible_at, t.task_id))
+            if self._queue_limits:
+                candidates = self._within_limits(candidates, now, max_tasks)
             for task in candidates[:max_tasks]:
                 task.attempt += 1
                 task.lease_token = new_lease_token()
@@ -699,6 +705,55 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                     )
                 )
         return claimed
+
+    def _within_limits(
+        self, candidates: list[_ActivityTask], now: float, max_tasks: int
+    ) -> list[_ActivityTask]:
+        """The candidates the queues' limits let start now (in claim order); records their
+        start on rate-limited queues. Called under the lock."""
+        budgets: dict[str, int] = {}
+        for queue in {t.queue for t in candidates}:
+            limits = self._queue_limits.get(queue)
+            if limits is None:
+                continue
+            in_flight = sum(
+                1 for t in self._activities.values() if t.queue == queue and t.is_running(now)
+            )
+            started = self._recent_starts(queue, limits, now)
+            budgets[queue] = claim_budget(limits, in_flight, len(started))
+        allowed: list[_ActivityTask] = []
+        for task in candidates:
+            if len(allowed) == max_tasks:
+                break
+            budget = budgets.get(task.queue)
+            if budget is None:
+                allowed.append(task)
+            elif budget > 0:
+                budgets[task.queue] = budget - 1
+                allowed.append(task)
+                if self._queue_limits[task.queue].rate_count is not None:
+                    self._queue_starts.setdefault(task.queue, []).append(now)
+        return allowed
+
+    def _recent_starts(self, queue: str, limits: QueueLimits, now: float) -> list[float]:
+        starts = self._queue_starts.get(queue, [])
+        if limits.rate_period is not None:
+            starts[:] = [s for s in starts if s > now - limits.rate_period]
+        return starts
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:
+        with self._lock:
+            if limits is None or limits.is_empty:
+                self._queue_limits.pop(queue, None)
+                self._queue_starts.pop(queue, None)
+            else:
+                self._queue_limits[queue] = limits
+        # A raised (or removed) limit may let waiting work start.
+        self._waiters.notify([("activity", queue)])
+
+    async def get_queue_limits(self, queue: str) -> QueueLimits | None:
+        with self._lock:
+            return self._queue_limits.get(queue)
 
     def _leased_activity(self, task: ActivityTask) -> _ActivityTask:
         stored = self._activities.get(task.task_id)
