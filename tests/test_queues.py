@@ -45,7 +45,7 @@ APP = Path(__file__).with_name("queue_app.py")
         ({"rate_limit": (5, "1s")}, TypeError, "rate_limit period must be seconds"),
         ({"rate_limit": (5, float("nan"))}, ValueError, "rate_limit period must be a finite"),
         ({"max_concurrent_per_key": 0}, ValueError, "max_concurrent_per_key must be between"),
-        ({"max_concurrent_per_key": 2}, NotImplementedError, "not supported yet"),
+        ({"max_concurrent_per_key": 1.0}, TypeError, "max_concurrent_per_key must be an int"),
     ],
 )
 async def test_bad_limits_are_refused_and_nothing_is_stored(
@@ -81,6 +81,8 @@ async def test_limits_are_stored_replaced_and_cleared(backend_url: str) -> None:
         assert await client.get_queue_limits("pay") == QueueLimits(None, 10, 60.0)
         await client.clear_queue_limits("pay")
         assert await client.get_queue_limits("pay") is None
+        await client.set_queue_limits("pay", max_concurrent_per_key=2)
+        assert await client.get_queue_limits("pay") == QueueLimits(max_concurrent_per_key=2)
         await client.set_queue_limits("pay", max_concurrent=1)
         await client.set_queue_limits("pay")  # no limit given: none left
         assert await client.get_queue_limits("pay") is None
@@ -185,6 +187,99 @@ async def test_rate_limit_holds_for_a_worker(backend_url: str) -> None:
     assert elapsed >= 1.0
     # Measured at the activity body, a start lags its claim a little: 50 ms of tolerance.
     assert most_starts_in(_spans, 0.5 - 0.05) <= 5
+
+
+_by_key: dict[str, int] = {}
+_most_by_key: dict[str, int] = {}
+
+
+@activity.defn
+async def call_customer(customer: str, i: int) -> int:
+    _by_key[customer] = _by_key.get(customer, 0) + 1
+    _most_by_key[customer] = max(_most_by_key.get(customer, 0), _by_key[customer])
+    try:
+        await asyncio.sleep(0.02)
+    finally:
+        _by_key[customer] -= 1
+    return i
+
+
+@workflow.defn
+async def call_customers(customers: list[str], each: int) -> int:
+    results = await asyncio.gather(
+        *(
+            workflow.execute_activity(call_customer, c, i, queue="pay", concurrency_key=c)
+            for c in customers
+            for i in range(each)
+        )
+    )
+    return sum(results)
+
+
+async def test_max_concurrent_per_key_holds_for_each_key(backend_url: str) -> None:
+    _most_by_key.clear()
+    backend = ostinato.connect(backend_url)
+    client = ostinato.Client(backend)
+    await client.set_queue_limits("pay", max_concurrent_per_key=2)
+    worker = ostinato.Worker(
+        backend,
+        workflows=[call_customers],
+        activities=[call_customer],
+        queues=("default", "pay"),
+        max_concurrent_activities=20,
+    )
+    try:
+        async with worker:
+            handle = await client.start_workflow(call_customers, ["ada", "bob", "cy"], 6)
+            assert await handle.result(timeout=60) == 3 * sum(range(6))
+    finally:
+        await backend.close()
+    # Each customer at most 2 at once, and reached it; the customers ran side by side.
+    assert _most_by_key == {"ada": 2, "bob": 2, "cy": 2}
+
+
+@workflow.defn
+async def bad_key(key: object) -> str:
+    try:
+        await workflow.execute_activity(call_customer, "x", 1, concurrency_key=key)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (42, "TypeError: start_activity() concurrency_key must be a string"),
+        ("", "ValueError: start_activity() concurrency_key must not be empty"),
+    ],
+)
+async def test_a_bad_concurrency_key_is_refused_where_the_activity_is_scheduled(
+    key: object, expected: str
+) -> None:
+    backend = ostinato.connect("memory://")
+    client = ostinato.Client(backend)
+    async with ostinato.Worker(backend, workflows=[bad_key], activities=[call_customer]):
+        handle = await client.start_workflow(bad_key, key)
+        assert (await handle.result(timeout=30)).startswith(expected)
+        history = await handle.history()
+    assert not [e for e in history if e["kind"] == "activity_scheduled"]
+
+
+async def test_a_concurrency_key_replays(tmp_path: Path) -> None:
+    backend = ostinato.connect(f"sqlite:///{tmp_path / 'k.db'}")
+    client = ostinato.Client(backend)
+    await client.set_queue_limits("pay", max_concurrent_per_key=1)
+    async with ostinato.Worker(
+        backend, workflows=[call_customers], activities=[call_customer], queues=("default", "pay")
+    ):
+        handle = await client.start_workflow(call_customers, ["ada"], 2)
+        assert await handle.result(timeout=30) == 1
+        history = await handle.history()
+    await backend.close()
+    from ostinato.testing import replay
+
+    replay(call_customers, history)
 
 
 # ---- enforced across processes --------------------------------------------------------------

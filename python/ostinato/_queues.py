@@ -33,12 +33,11 @@ def limits_from(
     argument (before anything is stored)."""
     name = check_text(queue, "queue")
     concurrent = None if max_concurrent is None else _count(max_concurrent, "max_concurrent")
-    if max_concurrent_per_key is not None:
-        _count(max_concurrent_per_key, "max_concurrent_per_key")
-        raise NotImplementedError(
-            "max_concurrent_per_key is not supported yet: set max_concurrent and rate_limit "
-            "(see docs/queues.md)"
-        )
+    per_key = (
+        None
+        if max_concurrent_per_key is None
+        else _count(max_concurrent_per_key, "max_concurrent_per_key")
+    )
     rate_count: int | None = None
     rate_period: float | None = None
     if rate_limit is not None:
@@ -59,7 +58,7 @@ def limits_from(
         if seconds <= 0:
             raise ValueError(f"rate_limit period must be more than 0 seconds, not {period!r}")
         rate_period = seconds
-    return name, QueueLimits(concurrent, rate_count, rate_period)
+    return name, QueueLimits(concurrent, rate_count, rate_period, per_key)
 
 
 def limits_store(backend: object) -> QueueLimitStore:

@@ -330,9 +330,9 @@ class Worker:
         """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
         slot_freed = asyncio.Event()
-        # Claims that found nothing in a row although work was announced: a queue at its
-        # limits (docs/queues.md) has work that no claim may take yet; back off briefly
-        # instead of asking again at once.
+        # Claims in a row that found nothing because a queue was at its limits
+        # (docs/queues.md): its work stays visible, so wait_for_work would return at once;
+        # back off briefly instead of asking again and again.
         empty_claims = 0
         while not self._stopping.is_set():
             free = limit - len(inflight)
@@ -340,6 +340,7 @@ class Worker:
                 slot_freed.clear()
                 await slot_freed.wait()
                 continue
+            limited_before = getattr(self.backend, "limited_claims", 0)
             try:
                 tasks = await claim(free)
             except asyncio.CancelledError:
@@ -356,9 +357,11 @@ class Worker:
                 job.add_done_callback(inflight.discard)
                 job.add_done_callback(lambda _: slot_freed.set())
             if not tasks:
-                if empty_claims:
+                if getattr(self.backend, "limited_claims", 0) != limited_before:
+                    empty_claims = min(empty_claims + 1, 5)
                     await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
-                started = time.monotonic()
+                else:
+                    empty_claims = 0
                 await self.backend.wait_for_work(
                     kind,
                     self.queues,
@@ -366,8 +369,6 @@ class Worker:
                     worker=self.identity,
                     sticky_wait=self.sticky_wait,
                 )
-                announced = time.monotonic() - started < self.poll_interval / 2
-                empty_claims = min(empty_claims + 1, 10) if announced else 0
 
     def _poll_workflows(self) -> Coroutine[Any, Any, None]:
         return self._poll(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-__all__ = ["QueueLimits", "QueueLimitStore", "claim_budget"]
+import orjson
+
+__all__ = ["QueueLimitStore", "QueueLimits", "claim_budget", "concurrency_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,15 +24,32 @@ class QueueLimits:
     ``max_concurrent``: activity attempts in flight on the queue at once (claimed, with a
     lease not yet expired). ``rate_count`` / ``rate_period`` (seconds): at most
     ``rate_count`` attempts started in any sliding window of ``rate_period`` seconds.
+    ``max_concurrent_per_key``: attempts in flight at once among those scheduled with the
+    same ``concurrency_key`` (attempts without a key are not limited by it).
     """
 
     max_concurrent: int | None = None
     rate_count: int | None = None
     rate_period: float | None = None
+    max_concurrent_per_key: int | None = None
 
     @property
     def is_empty(self) -> bool:
-        return self.max_concurrent is None and self.rate_count is None
+        return (
+            self.max_concurrent is None
+            and self.rate_count is None
+            and self.max_concurrent_per_key is None
+        )
+
+
+def concurrency_key(options: bytes) -> str | None:
+    """The ``concurrency_key`` member of an activity task's options (the one member of them
+    a backend reads, and only on a queue with ``max_concurrent_per_key``)."""
+    try:
+        key = orjson.loads(options).get("concurrency_key")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
 
 
 def claim_budget(limits: QueueLimits, in_flight: int, started_in_window: int) -> int:
@@ -47,6 +66,10 @@ def claim_budget(limits: QueueLimits, in_flight: int, started_in_window: int) ->
 
 class QueueLimitStore(abc.ABC):
     """The queue-limit methods of a backend."""
+
+    # Claims of this backend object that found a limited queue at its limit (work may have
+    # been left for later). Workers read it to back off instead of claiming again at once.
+    limited_claims: int = 0
 
     @abc.abstractmethod
     async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:

@@ -26,7 +26,7 @@ from .._errors import (
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
 from ._memory_schedules import MemorySchedules
-from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget
+from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
@@ -712,15 +712,22 @@ class MemoryBackend(MemorySchedules, QueueLimitStore, Backend, TimeSkipping):
         """The candidates the queues' limits let start now (in claim order); records their
         start on rate-limited queues. Called under the lock."""
         budgets: dict[str, int] = {}
+        # (queue, concurrency key) -> attempts in flight, on queues with a per-key limit
+        per_key: dict[tuple[str, str], int] = {}
         for queue in {t.queue for t in candidates}:
             limits = self._queue_limits.get(queue)
             if limits is None:
                 continue
-            in_flight = sum(
-                1 for t in self._activities.values() if t.queue == queue and t.is_running(now)
-            )
+            running = [
+                t for t in self._activities.values() if t.queue == queue and t.is_running(now)
+            ]
             started = self._recent_starts(queue, limits, now)
-            budgets[queue] = claim_budget(limits, in_flight, len(started))
+            budgets[queue] = claim_budget(limits, len(running), len(started))
+            if limits.max_concurrent_per_key is not None:
+                for task in running:
+                    key = concurrency_key(task.options)
+                    if key is not None:
+                        per_key[queue, key] = per_key.get((queue, key), 0) + 1
         allowed: list[_ActivityTask] = []
         for task in candidates:
             if len(allowed) == max_tasks:
@@ -728,11 +735,22 @@ class MemoryBackend(MemorySchedules, QueueLimitStore, Backend, TimeSkipping):
             budget = budgets.get(task.queue)
             if budget is None:
                 allowed.append(task)
-            elif budget > 0:
-                budgets[task.queue] = budget - 1
-                allowed.append(task)
-                if self._queue_limits[task.queue].rate_count is not None:
-                    self._queue_starts.setdefault(task.queue, []).append(now)
+                continue
+            if budget <= 0:
+                self.limited_claims += 1
+                continue
+            limits = self._queue_limits[task.queue]
+            if limits.max_concurrent_per_key is not None:
+                key = concurrency_key(task.options)
+                if key is not None:
+                    if per_key.get((task.queue, key), 0) >= limits.max_concurrent_per_key:
+                        self.limited_claims += 1
+                        continue
+                    per_key[task.queue, key] = per_key.get((task.queue, key), 0) + 1
+            budgets[task.queue] = budget - 1
+            allowed.append(task)
+            if limits.rate_count is not None:
+                self._queue_starts.setdefault(task.queue, []).append(now)
         return allowed
 
     def _recent_starts(self, queue: str, limits: QueueLimits, now: float) -> list[float]:

@@ -27,7 +27,7 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
-from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget
+from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
 from ._sqlite_schedules import SqliteSchedules
@@ -391,10 +391,7 @@ class SqliteBackend(SqliteSchedules, QueueLimitStore, TimeSkipping):
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityTask]:
             now = self.clock()
             conn.execute(drop, (*queues, now))
-            limited = {
-                row[0]: QueueLimits(row[1], row[2], row[3])
-                for row in conn.execute(limits_of, queues)
-            }
+            limited = {row[0]: QueueLimits(*row[1:]) for row in conn.execute(limits_of, queues)}
             if limited:
                 rows = self._claimable_within_limits(conn, queues, limited, now, max_tasks)
             else:
@@ -426,8 +423,8 @@ class SqliteBackend(SqliteSchedules, QueueLimitStore, TimeSkipping):
 
         return await self._call(op)
 
-    @staticmethod
     def _claimable_within_limits(
+        self,
         conn: sqlite3.Connection,
         queues: list[str],
         limited: dict[str, QueueLimits],
@@ -451,8 +448,31 @@ class SqliteBackend(SqliteSchedules, QueueLimitStore, TimeSkipping):
                 conn.execute(Q["prune_queue_starts"], (queue, horizon))
                 started = conn.execute(Q["count_queue_starts"], (queue, horizon)).fetchone()[0]
             budget = min(max_tasks, claim_budget(limits, in_flight, started))
-            if budget > 0:
+            if budget <= 0:
+                self.limited_claims += 1
+                continue
+            per_key = limits.max_concurrent_per_key
+            if per_key is None:
                 rows += conn.execute(find_one, (queue, now, budget)).fetchall()
+                continue
+            running: dict[str, int] = {}
+            for (options,) in conn.execute(Q["options_in_flight"], (queue, now)):
+                key = concurrency_key(options)
+                if key is not None:
+                    running[key] = running.get(key, 0) + 1
+            # Read lazily (LIMIT -1: no limit), until the budget is spent: the tasks of keys
+            # at their limit are passed over, the others keep their order.
+            for row in conn.execute(find_one, (queue, now, -1)):
+                key = concurrency_key(row[7])
+                if key is not None:
+                    if running.get(key, 0) >= per_key:
+                        self.limited_claims += 1
+                        continue
+                    running[key] = running.get(key, 0) + 1
+                rows.append(row)
+                budget -= 1
+                if budget == 0:
+                    break
         rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task id
         rows = rows[:max_tasks]
         for row in rows:
@@ -466,7 +486,12 @@ class SqliteBackend(SqliteSchedules, QueueLimitStore, TimeSkipping):
                 conn.execute(Q["delete_queue_limits"], (queue,))
                 conn.execute(Q["delete_queue_starts"], (queue,))
             else:
-                values = (limits.max_concurrent, limits.rate_count, limits.rate_period)
+                values = (
+                    limits.max_concurrent,
+                    limits.rate_count,
+                    limits.rate_period,
+                    limits.max_concurrent_per_key,
+                )
                 conn.execute(Q["set_queue_limits"], (queue, *values))
             wake.add(("activity", queue))  # a raised limit may let waiting work start
 
@@ -475,7 +500,7 @@ class SqliteBackend(SqliteSchedules, QueueLimitStore, TimeSkipping):
     async def get_queue_limits(self, queue: str) -> QueueLimits | None:
         def op(conn: sqlite3.Connection, wake: Wake) -> QueueLimits | None:
             row = conn.execute(Q["get_queue_limits"], (queue,)).fetchone()
-            return None if row is None else QueueLimits(row[1], row[2], row[3])
+            return None if row is None else QueueLimits(*row[1:])
 
         return await self._read(op)
 

@@ -69,20 +69,26 @@ class _ActivitySide(_Core, QueueLimitStore):
                 "claim_activity_tasks",
                 params | {"queues": list(queues), "max_tasks": max_tasks},
             )
-            for queue, max_concurrent, rate_count, rate_period in locked:
-                limits = QueueLimits(max_concurrent, rate_count, rate_period)
+            for queue, *values in locked:
+                limits = QueueLimits(*values)
                 usage = await self._fetchone(
-                    conn, "queue_usage", {"queue": queue, "now": now, "period": rate_period}
+                    conn, "queue_usage", {"queue": queue, "now": now, "period": limits.rate_period}
                 )
                 budget = min(max_tasks - len(rows), claim_budget(limits, usage[0], usage[1]))
                 if budget <= 0:
+                    self.limited_claims += 1
                     continue
+                per_key = limits.max_concurrent_per_key
                 claimed = await self._fetchall(
                     conn,
-                    "claim_limited_activity_tasks",
-                    params | {"queue": queue, "max_tasks": budget},
+                    "claim_limited_activity_tasks"
+                    if per_key is None
+                    else "claim_keyed_activity_tasks",
+                    params | {"queue": queue, "max_tasks": budget, "per_key": per_key},
                 )
-                if claimed and rate_count is not None:
+                if per_key is not None and len(claimed) < budget:
+                    self.limited_claims += 1  # maybe keys at their limit, maybe no more work
+                if claimed and limits.rate_count is not None:
                     await self._execute(
                         conn,
                         "record_queue_starts",
@@ -126,6 +132,7 @@ class _ActivitySide(_Core, QueueLimitStore):
                     "max_concurrent": limits.max_concurrent,
                     "rate_count": limits.rate_count,
                     "rate_period": limits.rate_period,
+                    "per_key": limits.max_concurrent_per_key,
                 }
                 await self._execute(conn, "set_queue_limits", params)
             self._work(effects, "activity", queue, sql_notifies=False)
@@ -135,7 +142,7 @@ class _ActivitySide(_Core, QueueLimitStore):
     async def get_queue_limits(self, queue: str) -> QueueLimits | None:
         async def body(conn: Conn, effects: _Effects) -> QueueLimits | None:
             row = await self._fetchone(conn, "get_queue_limits", {"queue": queue})
-            return None if row is None else QueueLimits(row[1], row[2], row[3])
+            return None if row is None else QueueLimits(*row[1:])
 
         return await self._run(f"reading the limits of queue {queue!r}", body, transaction=False)
 

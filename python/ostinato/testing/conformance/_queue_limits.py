@@ -4,10 +4,11 @@ never start more attempts than ``max_concurrent`` in flight or ``rate_count`` pe
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from ..._backends._queue_limits import QueueLimits, QueueLimitStore
-from ...backends import Backend
+from ...backends import Backend, NewActivity
 from ._support import BackendFactory, FakeClock, activity, opened, schedule_activity, start
 
 __all__ = ["QueueLimitTests"]
@@ -132,3 +133,38 @@ class QueueLimitTests:
             assert len(await backend.claim_activity_tasks(["pay"], 300, 10)) == 1  # the rate
             clock.advance(60)
             assert len(await backend.claim_activity_tasks(["pay"], 300, 10)) == 1  # 1 in flight
+
+    async def test_queue_max_concurrent_per_key_limits_each_key(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as backend:
+            store = limits_of(backend)
+            await store.set_queue_limits("pay", QueueLimits(max_concurrent_per_key=2))
+            assert await store.get_queue_limits("pay") == QueueLimits(None, None, None, 2)
+            await start(backend, "q")
+
+            def keyed(activity_id: int, key: str | None) -> NewActivity:
+                options = {"retry": None} if key is None else {"concurrency_key": key}
+                return NewActivity(activity_id, "act", "pay", b"[]", orjson.dumps(options))
+
+            # Three of customer a first, then b, a key-less one, and a fourth of a.
+            keys = ["a", "a", "a", "b", None, "a", "b", "b"]
+            acts = [keyed(i, key) for i, key in enumerate(keys, start=1)]
+            await schedule_activity(backend, "q", *acts)
+            first = await backend.claim_activity_tasks(["pay"], 30, 10)
+            # a's third and fourth wait; b's third waits; the key-less one is not limited.
+            assert [t.activity_id for t in first] == [1, 2, 4, 5, 7]
+            assert await backend.claim_activity_tasks(["pay"], 30, 10) == []
+            await backend.complete_activity(first[0], b'{"kind":"activity_completed"}')
+            # One of a finished: a's next starts, b stays at its limit.
+            assert [t.activity_id for t in await backend.claim_activity_tasks(["pay"], 30, 10)] == [
+                3
+            ]
+            # With max_concurrent too, the smaller budget wins.
+            await store.set_queue_limits("pay", QueueLimits(5, None, None, 3))
+            assert [
+                t.activity_id for t in await backend.claim_activity_tasks(["pay"], 30, 10)
+            ] == []
+            await store.set_queue_limits("pay", QueueLimits(6, None, None, 3))
+            got = await backend.claim_activity_tasks(["pay"], 30, 10)
+            assert len(got) == 1 and got[0].activity_id in (6, 8)

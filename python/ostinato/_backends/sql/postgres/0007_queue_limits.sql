@@ -5,7 +5,8 @@ CREATE TABLE {schema}.queue_limits (
     queue          text PRIMARY KEY,
     max_concurrent integer,
     rate_count     integer,
-    rate_period    float8
+    rate_period    float8,
+    max_concurrent_per_key integer
 );
 CREATE TABLE {schema}.queue_starts (
     queue      text NOT NULL,

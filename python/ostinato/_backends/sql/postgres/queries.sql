@@ -556,7 +556,8 @@ SELECT queue FROM {schema}.queue_limits WHERE queue = ANY(%(queues)b::text[])
 -- name: lock_queue_limits
 -- Concurrent claimers of a limited queue wait here for each other (in queue order: no
 -- deadlock), so each counts the attempts the one before it claimed.
-SELECT queue, max_concurrent, rate_count, rate_period FROM {schema}.queue_limits
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM {schema}.queue_limits
 WHERE queue = ANY(%(queues)b::text[]) ORDER BY queue FOR UPDATE
 
 -- name: queue_usage
@@ -597,14 +598,53 @@ INSERT INTO {schema}.queue_starts (queue, started_at)
 SELECT %(queue)s, %(now)s FROM generate_series(1, %(count)s)
 
 -- name: get_queue_limits
-SELECT queue, max_concurrent, rate_count, rate_period FROM {schema}.queue_limits
-WHERE queue = %(queue)s
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM {schema}.queue_limits WHERE queue = %(queue)s
 
 -- name: set_queue_limits
-INSERT INTO {schema}.queue_limits (queue, max_concurrent, rate_count, rate_period)
-VALUES (%(queue)s, %(max_concurrent)s, %(rate_count)s, %(rate_period)s)
+INSERT INTO {schema}.queue_limits (
+    queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key)
+VALUES (%(queue)s, %(max_concurrent)s, %(rate_count)s, %(rate_period)s, %(per_key)s)
 ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
-    rate_count = excluded.rate_count, rate_period = excluded.rate_period
+    rate_count = excluded.rate_count, rate_period = excluded.rate_period,
+    max_concurrent_per_key = excluded.max_concurrent_per_key
+
+-- name: claim_keyed_activity_tasks
+-- A queue with max_concurrent_per_key: the k-th ready task of a concurrency key (in claim
+-- order) may start when the key's attempts in flight plus k stay within the limit. The key
+-- is the "concurrency_key" member of the task's options (the only one a backend reads).
+WITH keyed AS (
+    SELECT task_id, visible_at,
+           convert_from(options, 'UTF8')::jsonb ->> 'concurrency_key' AS k,
+           lease_token IS NOT NULL AND lease_expires_at > %(now)s AS running
+    FROM {schema}.activity_tasks
+    WHERE queue = %(queue)s
+), in_flight AS (
+    SELECT k, count(*) AS n FROM keyed WHERE running AND k IS NOT NULL GROUP BY k
+), ranked AS (
+    SELECT r.task_id, r.visible_at, r.k,
+           row_number() OVER (PARTITION BY r.k ORDER BY r.visible_at, r.task_id) AS rank
+    FROM keyed AS r JOIN {schema}.activity_tasks AS a ON a.task_id = r.task_id
+    WHERE NOT r.running AND a.visible_at <= %(now)s AND NOT a.cancel_requested
+), candidates AS (
+    SELECT a.task_id FROM {schema}.activity_tasks AS a
+    JOIN ranked AS r ON r.task_id = a.task_id
+    LEFT JOIN in_flight AS f ON f.k = r.k
+    WHERE r.k IS NULL OR r.rank + coalesce(f.n, 0) <= %(per_key)s
+    ORDER BY r.visible_at, r.task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE OF a SKIP LOCKED
+)
+UPDATE {schema}.activity_tasks AS t
+SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+FROM candidates AS c
+WHERE t.task_id = c.task_id
+RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.input,
+          t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
+          t.heartbeat_details, t.visible_at,
+          (SELECT r.workflow_name FROM {schema}.runs AS r
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
 
 -- name: delete_queue_limits
 WITH starts AS (DELETE FROM {schema}.queue_starts WHERE queue = %(queue)s)

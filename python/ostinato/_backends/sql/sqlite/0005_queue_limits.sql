@@ -4,7 +4,8 @@ CREATE TABLE queue_limits (
     queue TEXT PRIMARY KEY,
     max_concurrent INTEGER,
     rate_count INTEGER,
-    rate_period REAL
+    rate_period REAL,
+    max_concurrent_per_key INTEGER
 );
 
 CREATE TABLE queue_starts (

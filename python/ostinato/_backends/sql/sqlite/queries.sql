@@ -235,16 +235,24 @@ ORDER BY a.visible_at, a.id LIMIT ?
 -- ---- queue limits (docs/queues.md) -----------------------------------------------------------
 
 -- name: queue_limits_of
-SELECT queue, max_concurrent, rate_count, rate_period FROM queue_limits
-WHERE queue IN ({queues})
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM queue_limits WHERE queue IN ({queues})
 
 -- name: get_queue_limits
-SELECT queue, max_concurrent, rate_count, rate_period FROM queue_limits WHERE queue = ?
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM queue_limits WHERE queue = ?
 
 -- name: set_queue_limits
-INSERT INTO queue_limits (queue, max_concurrent, rate_count, rate_period) VALUES (?, ?, ?, ?)
+INSERT INTO queue_limits (queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key)
+VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
-    rate_count = excluded.rate_count, rate_period = excluded.rate_period
+    rate_count = excluded.rate_count, rate_period = excluded.rate_period,
+    max_concurrent_per_key = excluded.max_concurrent_per_key
+
+-- name: options_in_flight
+-- The options (for their concurrency_key) of the attempts in flight on a queue.
+SELECT options FROM activity_tasks
+WHERE queue = ? AND lease_token IS NOT NULL AND lease_expires_at > ?
 
 -- name: delete_queue_limits
 DELETE FROM queue_limits WHERE queue = ?
