@@ -25,8 +25,9 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
+from ._memory_queue_limits import MemoryQueueLimits
 from ._memory_schedules import MemorySchedules
-from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
+from ._queue_limits import QueueLimits
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
@@ -293,7 +294,7 @@ class _MemoryStore:
         run.next_run_id = run_id
 
 
-class MemoryBackend(MemorySchedules, QueueLimitStore, Backend, TimeSkipping):
+class MemoryBackend(MemorySchedules, MemoryQueueLimits, Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -681,7 +682,9 @@ class MemoryBackend(MemorySchedules, QueueLimitStore, Backend, TimeSkipping):
                     candidates.append(task)
             candidates.sort(key=lambda t: (t.visible_at, t.task_id))
             if self._queue_limits:
-                candidates = self._within_limits(candidates, now, max_tasks)
+                candidates = self._within_limits(
+                    candidates, self._activities.values(), now, max_tasks
+                )
             for task in candidates[:max_tasks]:
                 task.attempt += 1
                 task.lease_token = new_lease_token()
@@ -705,73 +708,6 @@ class MemoryBackend(MemorySchedules, QueueLimitStore, Backend, TimeSkipping):
                     )
                 )
         return claimed
-
-    def _within_limits(
-        self, candidates: list[_ActivityTask], now: float, max_tasks: int
-    ) -> list[_ActivityTask]:
-        """The candidates the queues' limits let start now (in claim order); records their
-        start on rate-limited queues. Called under the lock."""
-        budgets: dict[str, int] = {}
-        # (queue, concurrency key) -> attempts in flight, on queues with a per-key limit
-        per_key: dict[tuple[str, str], int] = {}
-        for queue in {t.queue for t in candidates}:
-            limits = self._queue_limits.get(queue)
-            if limits is None:
-                continue
-            running = [
-                t for t in self._activities.values() if t.queue == queue and t.is_running(now)
-            ]
-            started = self._recent_starts(queue, limits, now)
-            budgets[queue] = claim_budget(limits, len(running), len(started))
-            if limits.max_concurrent_per_key is not None:
-                for task in running:
-                    key = concurrency_key(task.options)
-                    if key is not None:
-                        per_key[queue, key] = per_key.get((queue, key), 0) + 1
-        allowed: list[_ActivityTask] = []
-        for task in candidates:
-            if len(allowed) == max_tasks:
-                break
-            budget = budgets.get(task.queue)
-            if budget is None:
-                allowed.append(task)
-                continue
-            if budget <= 0:
-                self.limited_claims += 1
-                continue
-            limits = self._queue_limits[task.queue]
-            if limits.max_concurrent_per_key is not None:
-                key = concurrency_key(task.options)
-                if key is not None:
-                    if per_key.get((task.queue, key), 0) >= limits.max_concurrent_per_key:
-                        self.limited_claims += 1
-                        continue
-                    per_key[task.queue, key] = per_key.get((task.queue, key), 0) + 1
-            budgets[task.queue] = budget - 1
-            allowed.append(task)
-            if limits.rate_count is not None:
-                self._queue_starts.setdefault(task.queue, []).append(now)
-        return allowed
-
-    def _recent_starts(self, queue: str, limits: QueueLimits, now: float) -> list[float]:
-        starts = self._queue_starts.get(queue, [])
-        if limits.rate_period is not None:
-            starts[:] = [s for s in starts if s > now - limits.rate_period]
-        return starts
-
-    async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:
-        with self._lock:
-            if limits is None or limits.is_empty:
-                self._queue_limits.pop(queue, None)
-                self._queue_starts.pop(queue, None)
-            else:
-                self._queue_limits[queue] = limits
-        # A raised (or removed) limit may let waiting work start.
-        self._waiters.notify([("activity", queue)])
-
-    async def get_queue_limits(self, queue: str) -> QueueLimits | None:
-        with self._lock:
-            return self._queue_limits.get(queue)
 
     def _leased_activity(self, task: ActivityTask) -> _ActivityTask:
         stored = self._activities.get(task.task_id)
