@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import activity, backends, workflow
 from ._backends._contract import Backend
+from ._backends._queue_limits import QueueLimits
 from ._backends._types import RunStatus
 from ._client import Client, SyncClient, WorkflowDescription, WorkflowHandle
 from ._connect import connect
@@ -66,6 +67,7 @@ __all__ = [
     "PayloadConverter",
     "PayloadError",
     "PayloadTooLargeError",
+    "QueueLimits",
     "RegistrationError",
     "RetryPolicy",
     "RunStateChange",

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _core, _events, _schedules
+from . import _core, _events, _queues, _schedules
 from ._backends._contract import Backend
 from ._backends._hook_store import HookFailureRecord, HookStore
 from ._backends._schedule_store import ScheduleStore
@@ -721,6 +721,35 @@ class Client:
             raise TypeError(f"{backend!r} does not store hooks")
         await backend.open()
         return await backend.list_hook_failures(limit)
+
+    # ---- queue limits (see docs/queues.md) ----------------------------------------------------
+
+    async def set_queue_limits(
+        self,
+        queue: str,
+        max_concurrent: int | None = None,
+        rate_limit: tuple[int, Duration] | None = None,
+        max_concurrent_per_key: int | None = None,
+    ) -> None:
+        """Limit the activity attempts of ``queue``, across every worker and process:
+        at most ``max_concurrent`` in flight at once, and at most ``count`` started in any
+        ``period`` (``rate_limit=(count, period)``, a sliding window). Replaces the queue's
+        limits; with no limit given, removes them. Bad input raises before anything is
+        stored."""
+        name, limits = _queues.limits_from(
+            queue, max_concurrent, rate_limit, max_concurrent_per_key
+        )
+        await _queues.limits_store(self.backend).set_queue_limits(name, limits)
+
+    async def get_queue_limits(self, queue: str) -> _queues.QueueLimits | None:
+        """The limits stored for ``queue``; None when it has none."""
+        name, _ = _queues.limits_from(queue, None, None, None)
+        return await _queues.limits_store(self.backend).get_queue_limits(name)
+
+    async def clear_queue_limits(self, queue: str) -> None:
+        """Remove the limits of ``queue`` (its work is claimed without limits again)."""
+        name, _ = _queues.limits_from(queue, None, None, None)
+        await _queues.limits_store(self.backend).set_queue_limits(name, None)
 
 
 class SyncClient:

@@ -54,6 +54,8 @@ __all__ = ["Worker"]
 log = logging.getLogger("ostinato.worker")
 
 _DEFAULT_RETRY = RetryPolicy()
+# The longest pause between claims that found nothing on announced work (a queue at its limit).
+_LIMITED_BACKOFF = 0.05
 
 
 class Worker:
@@ -372,12 +374,17 @@ class Worker:
         """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
         slot_freed = asyncio.Event()
+        # Claims in a row that found nothing because a queue was at its limits
+        # (docs/queues.md): its work stays visible, so wait_for_work would return at once;
+        # back off briefly instead of asking again and again.
+        empty_claims = 0
         while not self._stopping.is_set():
             free = limit - len(inflight)
             if free <= 0:
                 slot_freed.clear()
                 await slot_freed.wait()
                 continue
+            limited_before = getattr(self.backend, "limited_claims", 0)
             try:
                 tasks = await claim(free)
             except asyncio.CancelledError:
@@ -386,12 +393,19 @@ class Worker:
                 log.exception("claiming %s tasks failed; retrying in 1s", kind)
                 await asyncio.sleep(1.0)
                 continue
+            if tasks:
+                empty_claims = 0
             for task in tasks:
                 job = asyncio.create_task(handle(task))
                 inflight.add(job)
                 job.add_done_callback(inflight.discard)
                 job.add_done_callback(lambda _: slot_freed.set())
             if not tasks:
+                if getattr(self.backend, "limited_claims", 0) != limited_before:
+                    empty_claims = min(empty_claims + 1, 5)
+                    await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
+                else:
+                    empty_claims = 0
                 await self.backend.wait_for_work(
                     kind,
                     self.queues,

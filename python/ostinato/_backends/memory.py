@@ -25,8 +25,10 @@ from .._errors import (
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
 from ._memory_hooks import HookTables, MemoryHooks
+from ._memory_queue_limits import MemoryQueueLimits
 from ._memory_schedules import MemorySchedules
 from ._memory_store import _ActivityTask, _MemoryStore, _Run
+from ._queue_limits import QueueLimits
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
@@ -50,7 +52,7 @@ from ._wakeups import Waiters, wait_on, work_keys
 __all__ = ["MemoryBackend"]
 
 
-class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
+class MemoryBackend(MemorySchedules, MemoryHooks, MemoryQueueLimits, Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -65,6 +67,9 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
         self._activities = self._store.activities
         self._pending = self._store.pending
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._queue_limits: dict[str, QueueLimits] = {}
+        # queue -> start times of the attempts claimed on it (rate-limited queues only)
+        self._queue_starts: dict[str, list[float]] = {}
 
     @property
     def _hooks(self) -> HookTables:
@@ -506,6 +511,10 @@ class MemoryBackend(MemorySchedules, MemoryHooks, Backend, TimeSkipping):
                 elif task.visible_at <= now:
                     candidates.append(task)
             candidates.sort(key=lambda t: (t.visible_at, t.task_id))
+            if self._queue_limits:
+                candidates = self._within_limits(
+                    candidates, self._activities.values(), now, max_tasks
+                )
             for task in candidates[:max_tasks]:
                 task.attempt += 1
                 task.lease_token = new_lease_token()

@@ -27,6 +27,7 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
+from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
 from ._sqlite_hooks import SqliteHooks
@@ -59,7 +60,7 @@ def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[obje
     return (now, now, now, worker, sticky_wait, now)
 
 
-class SqliteBackend(SqliteSchedules, SqliteHooks, TimeSkipping):
+class SqliteBackend(SqliteSchedules, SqliteHooks, QueueLimitStore, TimeSkipping):
     """Workflows in one SQLite file (or ``":memory:"``).
 
     ``durable=True`` (default) runs with ``synchronous=FULL``: a committed workflow task
@@ -445,10 +446,16 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, TimeSkipping):
         drop = Q.for_queues("drop_cancelled_activities", len(queues))
         find = Q.for_queues("find_claimable_activities", len(queues))
 
+        limits_of = Q.for_queues("queue_limits_of", len(queues))
+
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityTask]:
             now = self.clock()
             conn.execute(drop, (*queues, now))
-            rows = conn.execute(find, (*queues, now, max_tasks)).fetchall()
+            limited = {row[0]: QueueLimits(*row[1:]) for row in conn.execute(limits_of, queues)}
+            if limited:
+                rows = self._claimable_within_limits(conn, queues, limited, now, max_tasks)
+            else:
+                rows = conn.execute(find, (*queues, now, max_tasks)).fetchall()
             claimed = []
             expires = now + lease_seconds
             for row in rows:
@@ -475,6 +482,87 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, TimeSkipping):
             return claimed
 
         return await self._call(op)
+
+    def _claimable_within_limits(
+        self,
+        conn: sqlite3.Connection,
+        queues: list[str],
+        limited: dict[str, QueueLimits],
+        now: float,
+        max_tasks: int,
+    ) -> list[Any]:
+        """The claimable rows of ``queues`` that their limits let start now, in claim order
+        (at most ``max_tasks``); records their starts on rate-limited queues. Runs in the
+        claim's write transaction, so no other process claims in between."""
+        rows: list[Any] = []
+        free = [q for q in queues if q not in limited]
+        if free:
+            find = Q.for_queues("find_claimable_activities", len(free))
+            rows += conn.execute(find, (*free, now, max_tasks)).fetchall()
+        find_one = Q.for_queues("find_claimable_activities", 1)
+        for queue, limits in limited.items():
+            in_flight = conn.execute(Q["activities_in_flight"], (queue, now)).fetchone()[0]
+            started = 0
+            if limits.rate_period is not None:
+                horizon = now - limits.rate_period
+                conn.execute(Q["prune_queue_starts"], (queue, horizon))
+                started = conn.execute(Q["count_queue_starts"], (queue, horizon)).fetchone()[0]
+            budget = min(max_tasks, claim_budget(limits, in_flight, started))
+            if budget <= 0:
+                self.limited_claims += 1
+                continue
+            per_key = limits.max_concurrent_per_key
+            if per_key is None:
+                rows += conn.execute(find_one, (queue, now, budget)).fetchall()
+                continue
+            running: dict[str, int] = {}
+            for (options,) in conn.execute(Q["options_in_flight"], (queue, now)):
+                key = concurrency_key(options)
+                if key is not None:
+                    running[key] = running.get(key, 0) + 1
+            # Read lazily (LIMIT -1: no limit), until the budget is spent: the tasks of keys
+            # at their limit are passed over, the others keep their order.
+            for row in conn.execute(find_one, (queue, now, -1)):
+                key = concurrency_key(row[7])
+                if key is not None:
+                    if running.get(key, 0) >= per_key:
+                        self.limited_claims += 1
+                        continue
+                    running[key] = running.get(key, 0) + 1
+                rows.append(row)
+                budget -= 1
+                if budget == 0:
+                    break
+        rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task id
+        rows = rows[:max_tasks]
+        for row in rows:
+            if limited.get(row[5], QueueLimits()).rate_count is not None:
+                conn.execute(Q["record_queue_start"], (row[5], now))
+        return rows
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:
+        def op(conn: sqlite3.Connection, wake: Wake) -> None:
+            if limits is None or limits.is_empty:
+                conn.execute(Q["delete_queue_limits"], (queue,))
+                conn.execute(Q["delete_queue_starts"], (queue,))
+            else:
+                values = (
+                    limits.max_concurrent,
+                    limits.rate_count,
+                    limits.rate_period,
+                    limits.max_concurrent_per_key,
+                )
+                conn.execute(Q["set_queue_limits"], (queue, *values))
+            wake.add(("activity", queue))  # a raised limit may let waiting work start
+
+        await self._call(op)
+
+    async def get_queue_limits(self, queue: str) -> QueueLimits | None:
+        def op(conn: sqlite3.Connection, wake: Wake) -> QueueLimits | None:
+            row = conn.execute(Q["get_queue_limits"], (queue,)).fetchone()
+            return None if row is None else QueueLimits(*row[1:])
+
+        return await self._read(op)
 
     @staticmethod
     def _leased_activity(conn: sqlite3.Connection, task: ActivityTask) -> tuple[int, int]:

@@ -24,7 +24,7 @@ implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
 ``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``HookTests``, ``SearchTests``,
-``PauseTests``), as are the
+``PauseTests``, ``QueueLimitTests``), as are the
 building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
 ``full_commit`` ...) for tests of your own.
 """
@@ -42,6 +42,7 @@ import pytest
 from ._activity_tasks import ActivityTaskTests
 from ._hooks import HookTests
 from ._pausing import PauseTests
+from ._queue_limits import QueueLimitTests
 from ._runs import RunTests
 from ._schedules import ScheduleTests
 from ._search import SearchTests
@@ -79,6 +80,7 @@ __all__ = [
     "FakeClock",
     "HookTests",
     "PauseTests",
+    "QueueLimitTests",
     "RunTests",
     "ScheduleTests",
     "SearchTests",
@@ -130,6 +132,7 @@ class BackendConformance(
     HookTests,
     SearchTests,
     PauseTests,
+    QueueLimitTests,
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 

@@ -585,6 +585,8 @@ WITH purged AS (
       AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
                 WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
                   AND pr.paused_at IS NOT NULL)
+      -- Queues with limits are claimed by claim_limited_activity_tasks, under their lock.
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l WHERE l.queue = t.queue)
     ORDER BY visible_at, task_id
     LIMIT %(max_tasks)s
     FOR UPDATE SKIP LOCKED
@@ -599,6 +601,111 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
            WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+
+-- ---- queue limits (docs/queues.md) ------------------------------------------------------------
+
+-- name: limited_queues
+SELECT queue FROM {schema}.queue_limits WHERE queue = ANY(%(queues)b::text[])
+
+-- name: lock_queue_limits
+-- Concurrent claimers of a limited queue wait here for each other (in queue order: no
+-- deadlock), so each counts the attempts the one before it claimed.
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM {schema}.queue_limits
+WHERE queue = ANY(%(queues)b::text[]) ORDER BY queue FOR UPDATE
+
+-- name: queue_usage
+-- Run after lock_queue_limits, in its own statement: a new snapshot that sees the claims
+-- committed by whoever held the lock before. Old starts are pruned first.
+WITH pruned AS (
+    DELETE FROM {schema}.queue_starts
+    WHERE queue = %(queue)s AND started_at <= %(now)s::float8 - %(period)s::float8
+)
+SELECT (SELECT count(*) FROM {schema}.activity_tasks
+        WHERE queue = %(queue)s AND lease_token IS NOT NULL AND lease_expires_at > %(now)s),
+       (SELECT count(*) FROM {schema}.queue_starts
+        WHERE queue = %(queue)s AND started_at > %(now)s::float8 - %(period)s::float8)
+
+-- name: claim_limited_activity_tasks
+WITH candidates AS (
+    SELECT task_id FROM {schema}.activity_tasks AS t
+    WHERE queue = %(queue)s AND visible_at <= %(now)s
+      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+      AND NOT cancel_requested
+      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)
+    ORDER BY visible_at, task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.activity_tasks AS t
+SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+FROM candidates AS c
+WHERE t.task_id = c.task_id
+RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.input,
+          t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
+          t.heartbeat_details, t.visible_at,
+          (SELECT r.workflow_name FROM {schema}.runs AS r
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+
+-- name: record_queue_starts
+INSERT INTO {schema}.queue_starts (queue, started_at)
+SELECT %(queue)s, %(now)s FROM generate_series(1, %(count)s)
+
+-- name: get_queue_limits
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM {schema}.queue_limits WHERE queue = %(queue)s
+
+-- name: set_queue_limits
+INSERT INTO {schema}.queue_limits (
+    queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key)
+VALUES (%(queue)s, %(max_concurrent)s, %(rate_count)s, %(rate_period)s, %(per_key)s)
+ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
+    rate_count = excluded.rate_count, rate_period = excluded.rate_period,
+    max_concurrent_per_key = excluded.max_concurrent_per_key
+
+-- name: claim_keyed_activity_tasks
+-- A queue with max_concurrent_per_key: the k-th ready task of a concurrency key (in claim
+-- order) may start when the key's attempts in flight plus k stay within the limit. The key
+-- is the "concurrency_key" member of the task's options (the only one a backend reads).
+WITH keyed AS (
+    SELECT task_id, visible_at,
+           convert_from(options, 'UTF8')::jsonb ->> 'concurrency_key' AS k,
+           lease_token IS NOT NULL AND lease_expires_at > %(now)s AS running
+    FROM {schema}.activity_tasks
+    WHERE queue = %(queue)s
+), in_flight AS (
+    SELECT k, count(*) AS n FROM keyed WHERE running AND k IS NOT NULL GROUP BY k
+), ranked AS (
+    SELECT r.task_id, r.visible_at, r.k,
+           row_number() OVER (PARTITION BY r.k ORDER BY r.visible_at, r.task_id) AS rank
+    FROM keyed AS r JOIN {schema}.activity_tasks AS a ON a.task_id = r.task_id
+    WHERE NOT r.running AND a.visible_at <= %(now)s AND NOT a.cancel_requested
+), candidates AS (
+    SELECT a.task_id FROM {schema}.activity_tasks AS a
+    JOIN ranked AS r ON r.task_id = a.task_id
+    LEFT JOIN in_flight AS f ON f.k = r.k
+    WHERE r.k IS NULL OR r.rank + coalesce(f.n, 0) <= %(per_key)s
+    ORDER BY r.visible_at, r.task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE OF a SKIP LOCKED
+)
+UPDATE {schema}.activity_tasks AS t
+SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+FROM candidates AS c
+WHERE t.task_id = c.task_id
+RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.input,
+          t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
+          t.heartbeat_details, t.visible_at,
+          (SELECT r.workflow_name FROM {schema}.runs AS r
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+
+-- name: delete_queue_limits
+WITH starts AS (DELETE FROM {schema}.queue_starts WHERE queue = %(queue)s)
+DELETE FROM {schema}.queue_limits WHERE queue = %(queue)s
 
 -- name: heartbeat_activity
 -- A lease tick without details (NULL) keeps the stored ones.

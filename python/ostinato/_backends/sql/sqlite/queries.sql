@@ -274,11 +274,54 @@ WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 1
 
 -- name: find_claimable_activities
 SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
-       a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name
+       a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name,
+       a.visible_at
 FROM activity_tasks a JOIN runs r ON r.id = a.run
 WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
   AND r.paused_at IS NULL
 ORDER BY a.visible_at, a.id LIMIT ?
+
+-- ---- queue limits (docs/queues.md) -----------------------------------------------------------
+
+-- name: queue_limits_of
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM queue_limits WHERE queue IN ({queues})
+
+-- name: get_queue_limits
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM queue_limits WHERE queue = ?
+
+-- name: set_queue_limits
+INSERT INTO queue_limits (queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
+    rate_count = excluded.rate_count, rate_period = excluded.rate_period,
+    max_concurrent_per_key = excluded.max_concurrent_per_key
+
+-- name: options_in_flight
+-- The options (for their concurrency_key) of the attempts in flight on a queue.
+SELECT options FROM activity_tasks
+WHERE queue = ? AND lease_token IS NOT NULL AND lease_expires_at > ?
+
+-- name: delete_queue_limits
+DELETE FROM queue_limits WHERE queue = ?
+
+-- name: delete_queue_starts
+DELETE FROM queue_starts WHERE queue = ?
+
+-- name: activities_in_flight
+-- Claimed attempts whose lease has not expired (retried ones have no lease).
+SELECT count(*) FROM activity_tasks
+WHERE queue = ? AND lease_token IS NOT NULL AND lease_expires_at > ?
+
+-- name: prune_queue_starts
+DELETE FROM queue_starts WHERE queue = ? AND started_at <= ?
+
+-- name: count_queue_starts
+SELECT count(*) FROM queue_starts WHERE queue = ? AND started_at > ?
+
+-- name: record_queue_start
+INSERT INTO queue_starts (queue, started_at) VALUES (?, ?)
 
 -- name: lease_activity
 UPDATE activity_tasks SET attempt = attempt + 1, lease_token = ?, lease_expires_at = ?,
