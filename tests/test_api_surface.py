@@ -12,7 +12,8 @@ TOP_LEVEL = {
     "connect", "Worker", "Client", "SyncClient", "RetryPolicy", "workflow", "activity",
     "WorkflowFailedError", "WorkflowCancelledError", "WorkflowTerminatedError",
     "ActivityError", "ApplicationError", "NonDeterminismError",
-    "WorkflowAlreadyStartedError", "WorkflowNotFoundError", "ChildWorkflowError",
+    "WorkflowAlreadyStartedError", "WorkflowNotFoundError", "ChildWorkflowError", "hook",
+    "RunStateChange",
 }  # fmt: skip
 WORKFLOW_API = {
     "defn", "execute_activity", "start_activity", "sleep", "wait_until", "now", "random",
@@ -26,7 +27,8 @@ BACKENDS_API = {
     "Backend", "TimeSkipping", "Clock", "system_clock", "RunStatus", "ParentRef", "NewRun",
     "InboxEvent", "WorkflowTask", "NewActivity", "NewTimer", "OutgoingSignal", "RunClose",
     "WorkflowCommit", "ActivityTask", "ActivityState", "RunInfo",
-    "MemoryBackend", "SqliteBackend", "PostgresBackend",
+    "MemoryBackend", "SqliteBackend", "PostgresBackend", "HookStore", "HookDelivery",
+    "HookFailureRecord",
 }  # fmt: skip
 
 

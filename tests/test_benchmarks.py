@@ -35,6 +35,10 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
         ["--files", "12", "--repeat", "1"],
         ["ostinato-lint, in process", "ostinato-lint, CLI", "flake8 (default checks)"],
     ),
+    "bench_queues.py": (
+        ["--workflows", "4", "--activities", "3"],
+        ["memory   unlimited", "sqlite   limited, not binding", "postgres limited, binding"],
+    ),
     "bench_postgres.py": (
         ["--workflows", "20", "--processes", "1", "--trees", "1", "--samples", "3"],
         ["baseline:", "(a) throughput", "(b) start-to-result", "(c) commit-to-claim", "(d) tree"],
@@ -51,7 +55,7 @@ def test_every_benchmark_has_tiny_sizes() -> None:
 def test_benchmark_runs_with_tiny_sizes(script: str, request: pytest.FixtureRequest) -> None:
     args, expected = TINY[script]
     env = dict(os.environ)
-    if script == "bench_postgres.py":
+    if script in ("bench_postgres.py", "bench_queues.py"):
         env["OSTINATO_BENCH_PG_URL"] = request.getfixturevalue("postgres_url")
     out = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],

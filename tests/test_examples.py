@@ -265,3 +265,32 @@ async def test_nightly_report_fires_every_night_at_0230_paris_time() -> None:
         ]
         first = await env.client.get_handle(desc.recent_runs[0].instance_id).result()
         assert first == "report eu 2030-03-02: 112 orders, 3 refunds"
+
+
+chat_hook = load("chat_webhook_hook")
+
+
+async def test_the_chat_hook_posts_each_failed_order_once_through_an_outage() -> None:
+    chat = await chat_hook.main(fail_next=2)
+    [(key, message)] = chat.messages.items()
+    assert key.startswith("order-o-2:") and key.endswith(":failed")
+    assert message["text"].startswith(":warning: charge_order order-o-2 failed: ")
+    assert "nothing to charge" in message["text"]
+    assert chat.posts == 3  # two refused during the outage, then delivered
+
+
+# ---- a payment queue with limits ---------------------------------------------------------------
+
+payments = load("payments_queue")
+
+
+async def test_payments_queue_never_overloads_the_provider(tmp_path: Path) -> None:
+    payments.provider = payments.Provider()
+    figures = await payments.main(f"sqlite:///{tmp_path / 'payments.db'}", 60)
+    assert figures["charges"] == 60
+    # A sixth call at once would have failed a checkout (the stub answers 429).
+    assert figures["most_in_flight"] == 5
+    # 60 charges at 50 per second: more than a second, and never more than 50 in one (seen
+    # by the provider a little after the claim: 50 ms of tolerance, docs/queues.md).
+    assert figures["seconds"] >= 1.0
+    assert payments.provider.most_calls_within(0.95) <= 50

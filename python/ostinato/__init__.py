@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import activity, backends, workflow
 from ._backends._contract import Backend
+from ._backends._queue_limits import QueueLimits
 from ._backends._types import RunStatus
 from ._client import Client, SyncClient, WorkflowDescription, WorkflowHandle
 from ._connect import connect
@@ -32,6 +33,7 @@ from ._errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
+from ._hooks import RunStateChange, hook
 from ._logcontext import LogContextFilter
 from ._payloads import PayloadConverter
 from ._retry import RetryPolicy
@@ -67,8 +69,10 @@ __all__ = [
     "PayloadConverter",
     "PayloadError",
     "PayloadTooLargeError",
+    "QueueLimits",
     "RegistrationError",
     "RetryPolicy",
+    "RunStateChange",
     "RunStatus",
     "ScheduleAlreadyExistsError",
     "ScheduleDescription",
@@ -89,5 +93,6 @@ __all__ = [
     "activity",
     "backends",
     "connect",
+    "hook",
     "workflow",
 ]

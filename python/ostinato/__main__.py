@@ -72,6 +72,8 @@ def _handlers() -> dict[str, Handler]:
         "signal": _actions.signal,
         "cancel": _actions.cancel,
         "terminate": _actions.terminate,
+        "pause": _actions.pause,
+        "resume": _actions.resume,
     }
 
 
@@ -83,6 +85,16 @@ def _positive(text: str) -> int:
 
 
 _positive.__name__ = "positive integer"  # argparse names the type in its error
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError
+    return key, value
+
+
+_tag.__name__ = "KEY=VALUE tag"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,8 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--run-id", help="an earlier run of the workflow (default: latest)")
 
     lst = command("list", "list workflows (latest run of each, newest first)", one_run=False)
-    lst.add_argument("--status", help="running, completed, failed, canceled, ...")
+    lst.add_argument("--status", help="running, completed, failed, canceled, blocked, ...")
     lst.add_argument("--workflow", help="only runs of this workflow name")
+    lst.add_argument("--queue", help="only runs on this queue")
+    lst.add_argument(
+        "--tag",
+        type=_tag,
+        action="append",
+        metavar="KEY=VALUE",
+        help="only runs with this tag (repeat for several: all must match)",
+    )
     lst.add_argument("--limit", type=int, default=50, help="rows per page (default 50)")
     lst.add_argument("--cursor", help="the next page, as printed after the last row")
     json_flag(lst)
@@ -141,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("cancel", "terminate"):
         p = command(name, f"{name} one workflow")
         p.add_argument("--reason", default=f"{name} from the command line")
+    pause = command("pause", "pause one workflow: no new workflow task or activity attempt")
+    pause.add_argument("--reason", help="why (shown by describe)")
+    command("resume", "resume a paused workflow, or retry a blocked one's task now")
     # The web UI (docs/ui.md): its own server, not a client command.
     ui = sub.add_parser("ui", help="serve the web UI (needs: pip install 'ostinato[ui]')")
     ui.add_argument("url", help="backend URL: sqlite:///app.db, postgresql://...")

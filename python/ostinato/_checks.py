@@ -7,7 +7,7 @@ error naming the argument, not later when the workflow task is committed.
 
 from __future__ import annotations
 
-__all__ = ["check_text"]
+__all__ = ["MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "check_tags", "check_text"]
 
 
 def check_text(value: object, what: str, *, empty: bool = False, allow_nul: bool = False) -> str:
@@ -29,3 +29,37 @@ def check_text(value: object, what: str, *, empty: bool = False, allow_nul: bool
             f"{value[exc.start]!r} at index {exc.start}, which UTF-8 cannot encode"
         ) from None
     return value
+
+
+# Limits of a run's tags (docs/search.md): enough for ids and labels, small enough that
+# every backend indexes them cheaply.
+MAX_TAGS = 32
+MAX_TAG_KEY = 64
+MAX_TAG_VALUE = 256
+
+
+def check_tags(value: object, what: str = "tags") -> dict[str, str]:
+    """``value`` as a plain ``{str: str}`` dict of at most ``MAX_TAGS`` entries (keys 1 to
+    ``MAX_TAG_KEY`` characters, values up to ``MAX_TAG_VALUE``), else a ``TypeError`` /
+    ``ValueError`` naming ``what``."""
+    if not isinstance(value, dict):
+        raise TypeError(
+            f"{what} must be a dict of str to str, not {type(value).__name__} ({value!r:.80})"
+        )
+    if len(value) > MAX_TAGS:
+        raise ValueError(f"{what} may have at most {MAX_TAGS} entries, not {len(value)}")
+    tags: dict[str, str] = {}
+    for key, item in value.items():
+        check_text(key, f"{what} key")
+        if len(key) > MAX_TAG_KEY:
+            raise ValueError(
+                f"{what} key {key[:40]!r}... is {len(key)} characters long; "
+                f"the limit is {MAX_TAG_KEY}"
+            )
+        check_text(item, f"{what}[{key!r}]", empty=True)
+        if len(item) > MAX_TAG_VALUE:
+            raise ValueError(
+                f"{what}[{key!r}] is {len(item)} characters long; the limit is {MAX_TAG_VALUE}"
+            )
+        tags[key] = item
+    return tags

@@ -14,13 +14,14 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _core, _events, _schedules
+from . import _core, _events, _queues, _schedules
 from ._backends._contract import Backend
+from ._backends._hook_store import HookFailureRecord, HookStore
 from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
 from ._backends._validate import ID_CONFLICTS
-from ._checks import check_text
+from ._checks import check_tags, check_text
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
@@ -76,8 +77,21 @@ def _status(value: object) -> RunStatus | None:
     try:
         return RunStatus(value)
     except ValueError:
-        known = ", ".join(repr(s.value) for s in RunStatus)
+        known = ", ".join([repr(s.value) for s in RunStatus] + ["'paused'", "'blocked'"])
         raise ValueError(f"status must be one of {known}, not {value!r:.80}") from None
+
+
+def _instant(value: object, what: str) -> float | None:
+    """A filter's instant as epoch seconds; naive datetimes are refused (which zone?)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, not {type(value).__name__} ({value!r:.80})")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), not {value!r}"
+        )
+    return value.timestamp()
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -129,10 +143,20 @@ class WorkflowDescription:
     pending_activities: list[PendingActivity] = field(default_factory=list)
     pending_timers: list[PendingTimer] = field(default_factory=list)
     pending_children: list[str] = field(default_factory=list)
+    # The run's tags (``start_workflow(tags=...)``).
+    tags: dict[str, str] = field(default_factory=dict)
+    # While status is "paused": since when and why (``handle.pause(reason)``).
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
 
     @property
     def is_running(self) -> bool:
-        return self.status == RunStatus.RUNNING.value
+        """Open: running, paused or blocked (not closed)."""
+        return self.status in (RunStatus.RUNNING.value, "paused")
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == "paused"
 
     @property
     def is_blocked(self) -> bool:
@@ -252,10 +276,23 @@ class WorkflowHandle(Generic[T]):
         await self.client.backend.signal(self.id, _events.signal_received(name, payload))
 
     async def cancel(self, reason: str = "cancelled by client") -> None:
-        """Ask the workflow to cancel: ``asyncio.CancelledError`` reaches its current await."""
+        """Ask the workflow to cancel: ``asyncio.CancelledError`` reaches its current await.
+        A paused run is resumed so that the cancellation takes effect."""
         check_text(reason, "reason", empty=True)
         await self.client.backend.open()
         await self.client.backend.request_cancel(self.id, _events.cancel_requested(reason))
+        if (await self.client.backend.describe(self.id)).paused_at is not None:
+            await self.client.backend.resume(self.id)
+
+    async def pause(self, reason: str | None = None) -> bool:
+        """Pause the run: no new workflow task and no new activity attempt is started until
+        ``resume()`` (those under way finish and are recorded); timers that fire and signals
+        that arrive wait and are delivered on resume. Returns False when it was paused
+        already (the first reason stays). ``WorkflowNotRunningError`` for a closed run."""
+        if reason is not None:
+            check_text(reason, "reason", empty=True)
+        await self.client.backend.open()
+        return await self.client.backend.pause(self.id, reason)
 
     async def terminate(self, reason: str = "terminated by client") -> None:
         """End the run at once, without running any more workflow code."""
@@ -265,6 +302,15 @@ class WorkflowHandle(Generic[T]):
         if "@" in self.id and isinstance(self.client.backend, ScheduleStore):
             # A schedule's buffered fire may wait for this run (see _schedules._driver).
             await _schedules.ScheduleDriver(self.client).run_closed(self.id)
+
+    async def resume(self) -> bool:
+        """Resume a paused run, and retry the workflow task of a run blocked on it
+        (nondeterminism, a crash of workflow code) now instead of after its back-off: call
+        it after deploying the fix. Returns whether the run was paused or blocked; for a
+        healthy open run it does nothing and returns False. ``WorkflowNotFoundError`` /
+        ``WorkflowNotRunningError`` (closed)."""
+        await self.client.backend.open()
+        return await self.client.backend.resume(self.id)
 
     async def describe(self) -> WorkflowDescription:
         backend = self.client.backend
@@ -365,7 +411,7 @@ def _describe(
         run_id=info.run_id,
         workflow_name=info.workflow_name,
         queue=info.queue,
-        status=info.status.value,
+        status="paused" if is_open and info.paused_at is not None else info.status.value,
         created_at=created,
         updated_at=updated,
         closed_at=_dt(info.closed_at),
@@ -386,6 +432,9 @@ def _describe(
         if is_open
         else [],
         pending_children=list(children.values()) if is_open else [],
+        tags=dict(info.tags),
+        paused_at=_dt(info.paused_at) if is_open else None,
+        pause_reason=info.pause_reason if is_open else None,
     )
 
 
@@ -418,6 +467,7 @@ class Client:
         execution_timeout: Duration | None = ...,
         id_reuse_policy: str = ...,
         id_conflict: str = ...,
+        tags: dict[str, str] | None = ...,
     ) -> WorkflowHandle[T]: ...
     @overload
     async def start_workflow(
@@ -430,6 +480,7 @@ class Client:
         execution_timeout: Duration | None = ...,
         id_reuse_policy: str = ...,
         id_conflict: str = ...,
+        tags: dict[str, str] | None = ...,
     ) -> WorkflowHandle[Any]: ...
     async def start_workflow(
         self,
@@ -441,6 +492,7 @@ class Client:
         execution_timeout: Duration | None = None,
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
+        tags: dict[str, str] | None = None,
     ) -> WorkflowHandle[Any]:
         """Start a workflow and return its handle.
 
@@ -450,6 +502,8 @@ class Client:
         (default) raises ``WorkflowAlreadyStartedError``, "use_existing" starts nothing and
         returns a handle on the open run, "terminate_existing" terminates it and starts this
         one. A closed one is replaced by a new run unless ``id_reuse_policy="refuse"``.
+        ``tags`` (str to str, see docs/search.md for the limits) label the run for
+        ``list_workflows(tags=...)``; a continue-as-new keeps them.
         """
         if id_reuse_policy not in ("allow", "refuse"):
             raise ValueError(
@@ -469,6 +523,7 @@ class Client:
             check_text(id, "id")
         if queue is not None:
             check_text(queue, "queue")
+        run_tags = {} if tags is None else check_tags(tags)
         delay = _bounded(start_delay, "start_delay")
         timeout = _bounded(execution_timeout, "execution_timeout")
         call = prepare_call(
@@ -490,6 +545,7 @@ class Client:
             timeout=timeout,
             id_reuse_policy=id_reuse_policy,
             id_conflict=id_conflict,
+            tags=run_tags,
         )
         if self._tracing is None:
             await create()
@@ -513,6 +569,7 @@ class Client:
         timeout: float | None = None,
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
+        tags: dict[str, str] | None = None,
         traceparent: str | None = None,
         tracestate: str | None = None,
     ) -> None:
@@ -544,6 +601,7 @@ class Client:
                 id_reuse=id_reuse_policy,
                 id_conflict=id_conflict,
                 execution_deadline=deadline,
+                tags=tags or {},
             )
         )
 
@@ -568,21 +626,62 @@ class Client:
         workflow: Any = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        name: Any = None,
+        queue: str | None = None,
+        tags: dict[str, str] | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        closed_after: datetime | None = None,
     ) -> tuple[list[WorkflowDescription], str | None]:
         """A page of workflows (latest run of each, newest first) and the next cursor.
 
-        ``limit`` is 1 to 10,000.
+        Filters, all optional and combined: ``status`` (a run status, "paused", or
+        "blocked": open runs stuck on a failed workflow task); ``name`` (a workflow or its name;
+        ``workflow`` is the older spelling); ``queue``; ``tags`` (runs having every one of
+        these key/value pairs); ``started_after <= start < started_before`` and
+        ``closed_after <= close`` (timezone-aware datetimes). ``limit`` is 1 to 10,000;
+        pass the returned cursor, with the same filters, for the next page.
         """
-        run_status = _status(status)
-        name = None
-        if workflow is not None:
-            name = check_text(workflow_name(workflow), "workflow")
+        if workflow is not None and name is not None:
+            raise TypeError("pass the workflow as name= or workflow=, not both")
+        blocked = paused = None
+        run_status: RunStatus | None
+        if status == "blocked":
+            run_status, blocked = RunStatus.RUNNING, True
+        elif status == "paused":
+            run_status, paused = RunStatus.RUNNING, True
+        else:
+            run_status = _status(status)
+            if run_status is RunStatus.RUNNING:
+                paused = False  # as describe() says: a paused run's status is "paused"
+        chosen = name if name is not None else workflow
+        workflow_filter = None
+        if chosen is not None:
+            what = "name" if name is not None else "workflow"
+            workflow_filter = check_text(workflow_name(chosen), what)
+        if queue is not None:
+            check_text(queue, "queue")
+        tag_filter = None if tags is None else check_tags(tags)
+        after = _instant(started_after, "started_after")
+        before = _instant(started_before, "started_before")
+        closed = _instant(closed_after, "closed_after")
         _limit(limit)
         if cursor is not None:
             decode_cursor(check_text(cursor, "cursor"))
         await self.backend.open()
         runs, next_cursor = await self.backend.list_runs(
-            status=run_status, workflow_name=name, limit=limit, cursor=cursor
+            status=run_status,
+            workflow_name=workflow_filter,
+            limit=limit,
+            cursor=cursor,
+            queue=queue,
+            tags=tag_filter or None,
+            started_after=after,
+            started_before=before,
+            closed_after=closed,
+            blocked=blocked,
+            paused=paused,
         )
         return [_describe(info, []) for info in runs], next_cursor
 
@@ -639,6 +738,45 @@ class Client:
         """Every schedule, by id (without the status of their recent runs)."""
         return await _schedules.list_schedules(self)
 
+    async def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
+        """Hook deliveries given up after their last attempt (docs/hooks.md), newest first."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be a positive int, got {limit!r}")
+        backend = self.backend
+        if not isinstance(backend, HookStore):
+            raise TypeError(f"{backend!r} does not store hooks")
+        await backend.open()
+        return await backend.list_hook_failures(limit)
+
+    # ---- queue limits (see docs/queues.md) ----------------------------------------------------
+
+    async def set_queue_limits(
+        self,
+        queue: str,
+        max_concurrent: int | None = None,
+        rate_limit: tuple[int, Duration] | None = None,
+        max_concurrent_per_key: int | None = None,
+    ) -> None:
+        """Limit the activity attempts of ``queue``, across every worker and process:
+        at most ``max_concurrent`` in flight at once, and at most ``count`` started in any
+        ``period`` (``rate_limit=(count, period)``, a sliding window). Replaces the queue's
+        limits; with no limit given, removes them. Bad input raises before anything is
+        stored."""
+        name, limits = _queues.limits_from(
+            queue, max_concurrent, rate_limit, max_concurrent_per_key
+        )
+        await _queues.limits_store(self.backend).set_queue_limits(name, limits)
+
+    async def get_queue_limits(self, queue: str) -> _queues.QueueLimits | None:
+        """The limits stored for ``queue``; None when it has none."""
+        name, _ = _queues.limits_from(queue, None, None, None)
+        return await _queues.limits_store(self.backend).get_queue_limits(name)
+
+    async def clear_queue_limits(self, queue: str) -> None:
+        """Remove the limits of ``queue`` (its work is claimed without limits again)."""
+        name, _ = _queues.limits_from(queue, None, None, None)
+        await _queues.limits_store(self.backend).set_queue_limits(name, None)
+
 
 class SyncClient:
     """A blocking facade over ``Client`` for scripts and WSGI apps.
@@ -693,6 +831,9 @@ class SyncClient:
     def list_schedules(self) -> list[ScheduleDescription]:
         return self._call(self.client.list_schedules())
 
+    def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
+        return self._call(self.client.list_hook_failures(limit))
+
     def close(self) -> None:
         if self._loop.is_running():
             self._call(self._backend.close())
@@ -723,6 +864,12 @@ class SyncWorkflowHandle:
 
     def terminate(self, reason: str = "terminated by client") -> None:
         self._sync._call(self.handle.terminate(reason))
+
+    def pause(self, reason: str | None = None) -> bool:
+        return self._sync._call(self.handle.pause(reason))
+
+    def resume(self) -> bool:
+        return self._sync._call(self.handle.resume())
 
     def describe(self) -> WorkflowDescription:
         return self._sync._call(self.handle.describe())

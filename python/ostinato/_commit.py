@@ -28,6 +28,7 @@ from ._backends._types import (
     RunStatus,
     WorkflowCommit,
 )
+from ._checks import check_tags
 from ._tracing import RunTrace, traceparent
 
 __all__ = ["StepOutput", "build_commit"]
@@ -126,6 +127,7 @@ def build_commit(
                     ),
                     parent=ParentRef(run.instance_id, run.run_id, out.id),
                     execution_deadline=child_deadline,
+                    tags=_child_tags(options.get("tags")),
                 )
             )
         elif kind == "cancel_child":
@@ -212,3 +214,9 @@ def _close_status(run: StepOutput) -> RunStatus:
     if run.close_status is None:  # pragma: no cover - the core closes the run with it
         raise RuntimeError("the core emitted a closing command but reports the run open")
     return RunStatus(run.close_status)
+
+
+def _child_tags(value: object) -> dict[str, str]:
+    """The tags a start_child command's options carry (checked when the workflow gave them;
+    a history edited by hand to hold others is refused the same way)."""
+    return {} if value is None else check_tags(value, "start_child() tags")

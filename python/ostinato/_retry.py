@@ -61,7 +61,9 @@ class RetryPolicy:
     back-off; by default at 100 times ``initial_interval``. ``max_attempts=0``
     means unlimited (bounded by ``schedule_to_close_timeout``). An
     ``ApplicationError(non_retryable=True)`` or an error whose type name is in
-    ``non_retryable_error_types`` stops retrying at once.
+    ``non_retryable_error_types`` stops retrying at once. ``pause_after=N`` pauses the run
+    after every N failed attempts in a row instead of retrying on (the activity waits, its
+    last failure kept, until ``handle.resume()`` retries it at once; see docs/pausing.md).
 
     Every value is checked here: ``initial_interval`` must be a finite duration > 0,
     ``max_interval`` (if given) one >= ``initial_interval``, ``backoff_coefficient`` a finite
@@ -74,6 +76,7 @@ class RetryPolicy:
     max_interval: Duration | None = None
     max_attempts: int = 10
     non_retryable_error_types: Sequence[str] = field(default_factory=tuple)
+    pause_after: int | None = None
 
     def __post_init__(self) -> None:
         if self.initial_interval is None:
@@ -109,6 +112,14 @@ class RetryPolicy:
             raise ValueError(
                 f"RetryPolicy.max_attempts must be >= 0 (0 = unlimited), got {self.max_attempts!r}"
             )
+        pause_after = self.pause_after
+        if pause_after is not None:
+            if not isinstance(pause_after, int) or isinstance(pause_after, bool):
+                raise TypeError(f"RetryPolicy.pause_after must be an int, got {pause_after!r}")
+            if pause_after < 1:
+                raise ValueError(
+                    f"RetryPolicy.pause_after must be >= 1 (or None), got {pause_after!r}"
+                )
         types = self.non_retryable_error_types
         if (
             isinstance(types, (str, bytes))
@@ -121,13 +132,17 @@ class RetryPolicy:
             )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "initial_interval": to_seconds(self.initial_interval, "initial_interval"),
             "backoff_coefficient": self.backoff_coefficient,
             "max_interval": to_seconds(self.max_interval, "max_interval"),
             "max_attempts": self.max_attempts,
             "non_retryable_error_types": list(self.non_retryable_error_types),
         }
+        if self.pause_after is not None:
+            # Only when set: the options of activities scheduled before stay byte-identical.
+            data["pause_after"] = self.pause_after
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> RetryPolicy:
@@ -141,6 +156,7 @@ class RetryPolicy:
                 max_interval=data.get("max_interval"),
                 max_attempts=data.get("max_attempts", 10),
                 non_retryable_error_types=tuple(data.get("non_retryable_error_types", ())),
+                pause_after=data.get("pause_after"),
             )
         finally:
             _reading_stored_policy.reset(token)
@@ -159,3 +175,7 @@ class RetryPolicy:
 
     def allows_another(self, attempt: int) -> bool:
         return self.max_attempts == 0 or attempt < self.max_attempts
+
+    def pauses_after(self, attempt: int) -> bool:
+        """Whether the run pauses after attempt ``attempt`` failed (and another is allowed)."""
+        return self.pause_after is not None and attempt % self.pause_after == 0

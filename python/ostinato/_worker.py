@@ -23,6 +23,7 @@ import orjson
 
 from . import _events, _logcontext
 from ._backends._contract import Backend
+from ._backends._hook_store import HookStore
 from ._backends._schedule_store import ScheduleStore
 from ._backends._types import ActivityTask, RunClose, WorkflowCommit, WorkflowTask
 from ._client import Client
@@ -36,9 +37,12 @@ from ._errors import (
     LeaseLostError,
     NonDeterminismError,
     PayloadError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
 )
 from ._failure import encode_failure, failure_message
 from ._guard import GuardMode, NondeterministicCallError
+from ._hooks import HookRunner, build_hooks
 from ._metrics import build_metrics
 from ._payloads import PayloadConverter, default_converter
 from ._retry import RetryPolicy, to_seconds
@@ -54,6 +58,8 @@ log = logging.getLogger("ostinato.worker")
 _logcontext.install("ostinato.worker", "ostinato.workflow", "ostinato.activity", "ostinato.guard")
 
 _DEFAULT_RETRY = RetryPolicy()
+# The longest pause between claims that found nothing on announced work (a queue at its limit).
+_LIMITED_BACKOFF = 0.05
 
 
 class Worker:
@@ -97,6 +103,8 @@ class Worker:
         handle_signals: bool = False,
         history_warn_length: int | None = 10_000,
         history_max_length: int | None = 50_000,
+        hooks: Iterable[Callable[..., Any]] = (),
+        hook_lease: float = 60.0,
         tracer_provider: Any = None,
         meter_provider: Any = None,
         metrics_port: int | None = None,
@@ -110,8 +118,16 @@ class Worker:
         self.backend = backend
         self.workflows: dict[str, WorkflowDefinition] = build_registry(workflows, "workflow")
         self.activities: dict[str, ActivityDefinition] = build_registry(activities, "activity")
-        if not self.workflows and not self.activities:
-            raise ValueError("a Worker needs at least one workflow or activity")
+        self.hooks = build_hooks(hooks)
+        if not self.workflows and not self.activities and not self.hooks:
+            raise ValueError("a Worker needs at least one workflow, activity or hook")
+        if not isinstance(hook_lease, (int, float)) or not 0 < hook_lease < float("inf"):
+            raise ValueError(f"hook_lease must be a finite number > 0, got {hook_lease!r}")
+        if self.hooks and not isinstance(backend, HookStore):
+            raise TypeError(
+                f"Worker(hooks=...) needs a backend that stores hooks; {backend!r} does not"
+            )
+        self.hook_lease = float(hook_lease)
         self.queues = tuple(queues)
         self.max_workflow_tasks = max(1, max_concurrent_workflow_tasks)
         self.max_activities = max(1, max_concurrent_activities)
@@ -274,6 +290,12 @@ class Worker:
                 action_lease=self.workflow_lease,
             )
             pollers.append(asyncio.create_task(self._drive_schedules(self.backend)))
+        if self.hooks and isinstance(self.backend, HookStore):
+            # Before any run is served: a change this worker's runs make is never missed.
+            hook_runner = self._hook_runner(self.backend)
+            with contextlib.suppress(Exception):
+                await hook_runner.subscribe()
+            pollers.append(asyncio.create_task(self._deliver_hooks(hook_runner)))
         try:
             await self._stopping.wait()
         finally:
@@ -378,6 +400,30 @@ class Worker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=max(delay, 0.01))
 
+    def _hook_runner(self, store: HookStore) -> HookRunner:
+        return HookRunner(
+            store,
+            self.hooks,
+            self.queues,
+            clock=self.backend.clock,
+            lease=self.hook_lease,
+            batch=self.max_activities,
+        )
+
+    async def _deliver_hooks(self, runner: HookRunner) -> None:
+        """Call this worker's hooks on the state changes of its queues' runs (see _hooks)."""
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            try:
+                if await runner.run_once():
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivering hooks failed; retrying in %gs", self.poll_interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval)
+
     # ---- workflow tasks -------------------------------------------------------------------
 
     async def _poll(
@@ -391,12 +437,17 @@ class Worker:
         """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
         slot_freed = asyncio.Event()
+        # Claims in a row that found nothing because a queue was at its limits
+        # (docs/queues.md): its work stays visible, so wait_for_work would return at once;
+        # back off briefly instead of asking again and again.
+        empty_claims = 0
         while not self._stopping.is_set():
             free = limit - len(inflight)
             if free <= 0:
                 slot_freed.clear()
                 await slot_freed.wait()
                 continue
+            limited_before = getattr(self.backend, "limited_claims", 0)
             try:
                 tasks = await claim(free)
             except asyncio.CancelledError:
@@ -405,12 +456,19 @@ class Worker:
                 log.exception("claiming %s tasks failed; retrying in 1s", kind)
                 await asyncio.sleep(1.0)
                 continue
+            if tasks:
+                empty_claims = 0
             for task in tasks:
                 job = asyncio.create_task(handle(task))
                 inflight.add(job)
                 job.add_done_callback(inflight.discard)
                 job.add_done_callback(lambda _: slot_freed.set())
             if not tasks:
+                if getattr(self.backend, "limited_claims", 0) != limited_before:
+                    empty_claims = min(empty_claims + 1, 5)
+                    await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
+                else:
+                    empty_claims = 0
                 await self.backend.wait_for_work(
                     kind,
                     self.queues,
@@ -1088,6 +1146,13 @@ class _ActivityAttempt:
         if not policy.allows_another(task.attempt):
             await self._fail_for_good(exc, "maximum_attempts_reached")
             return
+        # Retried (now, later, or after a pause); _fail_for_good says otherwise.
+        self.outcome, self.error = "retrying", (type_name, str(exc))
+        if policy.pauses_after(task.attempt) and await self._pause_run(exc, type_name):
+            # Visible at once: resume() retries it without waiting for a back-off.
+            await self.flush_details()
+            await self.backend.retry_activity(task, self.backend.clock(), encode_failure(exc))
+            return
         delay = policy.backoff(task.attempt)
         if isinstance(exc, ApplicationError) and exc.next_retry_delay is not None:
             delay = exc.next_retry_delay.total_seconds()  # the activity asked for it
@@ -1105,9 +1170,25 @@ class _ActivityAttempt:
             exc,
             visible_at - self.backend.clock(),
         )
-        self.outcome, self.error = "retrying", (type_name, str(exc))
         await self.flush_details()  # the next attempt starts from the last details
         await self.backend.retry_activity(task, visible_at, encode_failure(exc))
+
+    async def _pause_run(self, exc: BaseException, type_name: str) -> bool:
+        """RetryPolicy(pause_after=N): pause the run before giving the task back, so no
+        worker starts another attempt (a crash in between leaves the run paused and the task
+        to come back when its lease expires). False when the run is closed already."""
+        task = self.task
+        reason = (
+            f"activity {task.name!r} (#{task.activity_id}) failed {task.attempt} attempts in a "
+            f"row (RetryPolicy.pause_after={self.policy.pause_after}); last failure: "
+            f"{type_name}: {exc}"
+        )
+        try:
+            await self.backend.pause(task.instance_id, reason[:2000])
+        except (WorkflowNotRunningError, WorkflowNotFoundError):
+            return False
+        log.warning("workflow %s paused: %s", task.instance_id, reason)
+        return True
 
     async def _fail_for_good(
         self, exc: BaseException, retry_state: str, *, attempt: int | None = None

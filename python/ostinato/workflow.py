@@ -18,7 +18,7 @@ from typing import Any, Generic, NoReturn, TypeVar, overload
 
 import orjson
 
-from ._checks import check_text
+from ._checks import check_tags, check_text
 from ._definition import (
     workflow_defn,
     workflow_name,
@@ -151,6 +151,7 @@ def start_activity(
     schedule_to_close_timeout: Duration | None = ...,
     heartbeat_timeout: Duration | None = ...,
     queue: str | None = ...,
+    concurrency_key: str | None = ...,
 ) -> ActivityHandle[T]: ...
 @overload
 def start_activity(
@@ -161,6 +162,7 @@ def start_activity(
     schedule_to_close_timeout: Duration | None = ...,
     heartbeat_timeout: Duration | None = ...,
     queue: str | None = ...,
+    concurrency_key: str | None = ...,
 ) -> ActivityHandle[T]: ...
 @overload
 def start_activity(
@@ -171,6 +173,7 @@ def start_activity(
     schedule_to_close_timeout: Duration | None = ...,
     heartbeat_timeout: Duration | None = ...,
     queue: str | None = ...,
+    concurrency_key: str | None = ...,
 ) -> ActivityHandle[Any]: ...
 def start_activity(
     activity: Any,
@@ -180,6 +183,7 @@ def start_activity(
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     queue: str | None = None,
+    concurrency_key: str | None = None,
 ) -> ActivityHandle[Any]:
     """Schedule an activity now and return its handle (await it for the result).
 
@@ -192,6 +196,8 @@ def start_activity(
         check_text(queue, "start_activity() queue", empty=True)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"start_activity() retry must be a RetryPolicy, got {retry!r}")
+    if concurrency_key is not None:
+        check_text(concurrency_key, "start_activity() concurrency_key")
     # A replayed command is kept as recorded and its payloads are not read: skip encoding them.
     call = prepare_call(
         run.converter,
@@ -209,6 +215,10 @@ def start_activity(
         options = _activity_options(
             run, retry, start_to_close_timeout, schedule_to_close_timeout, heartbeat_timeout, queue
         )
+        if concurrency_key is not None:
+            # Read by the backend's claim on a queue with max_concurrent_per_key
+            # (docs/queues.md); absent otherwise, so other histories are unchanged.
+            options = orjson.dumps({**orjson.loads(options), "concurrency_key": concurrency_key})
     activity_id, future = run.schedule_activity(name, payload, options, call.decode)
     return ActivityHandle(run, activity_id, name, future)
 
@@ -248,6 +258,7 @@ def start_child(
     id: str | None = ...,
     queue: str | None = ...,
     execution_timeout: Duration | None = ...,
+    tags: dict[str, str] | None = ...,
 ) -> ChildHandle[T]: ...
 @overload
 def start_child(
@@ -256,6 +267,7 @@ def start_child(
     id: str | None = ...,
     queue: str | None = ...,
     execution_timeout: Duration | None = ...,
+    tags: dict[str, str] | None = ...,
 ) -> ChildHandle[Any]: ...
 def start_child(
     workflow: Any,
@@ -263,14 +275,17 @@ def start_child(
     id: str | None = None,
     queue: str | None = None,
     execution_timeout: Duration | None = None,
+    tags: dict[str, str] | None = None,
 ) -> ChildHandle[Any]:
     """Start a child workflow. Its id defaults to one derived from the parent's run, so it is
-    the same on replay. When the parent closes, running children are cancelled."""
+    the same on replay. When the parent closes, running children are cancelled. ``tags``
+    label the child run as ``start_workflow(tags=...)`` does (they are not inherited)."""
     run = current_run("start_child")
     if id is not None:
         check_text(id, "start_child() id", empty=True)
     if queue is not None:
         check_text(queue, "start_child() queue", empty=True)
+    child_tags = None if tags is None else check_tags(tags, "start_child() tags")
     # Encoded after the default id is taken, so a refused argument still uses up its number.
     call = prepare_call(
         run.converter,
@@ -288,6 +303,8 @@ def start_child(
     timeout = to_seconds(execution_timeout, "execution_timeout")
     if timeout is not None:
         options["execution_timeout"] = timeout
+    if child_tags:
+        options["tags"] = child_tags
     _, future = run.start_child(name, payload, options, call.decode)
     return ChildHandle(run, instance_id, name, future)
 

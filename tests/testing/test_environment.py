@@ -354,6 +354,27 @@ async def test_takes_over_runs_a_vanished_worker_left_behind(tmp_path: Path) -> 
         assert datetime.fromisoformat(when) < env.start_time + timedelta(minutes=1)
 
 
+async def test_waits_out_a_lease_a_vanished_worker_held(tmp_path: Path) -> None:
+    # A worker claimed the run's task (with the approval in it) and vanished before it
+    # committed: its lease holds the run for 30 s. On the virtual clock the environment skips
+    # to the lease's end, not past it to the 5-day timeout.
+    url = f"sqlite:///{tmp_path}/leased.db"
+    gone = ostinato.connect(url)
+    client = ostinato.Client(gone)
+    await client.start_workflow(wait_for_approval, 5, id="leased")
+    await client.get_handle("leased").signal("approve", True)
+    [task] = await gone.claim_workflow_tasks(["default"], 30.0, 1)
+    assert task.instance_id == "leased"
+    await gone.close()
+    async with WorkflowEnvironment(workflows=[wait_for_approval], backend=url) as env:
+        outcome, when = await env.client.get_handle("leased").result(timeout=10)
+        assert outcome == "approved"
+        taken = datetime.fromisoformat(when)
+        assert (
+            env.start_time + timedelta(seconds=25) < taken < env.start_time + timedelta(minutes=1)
+        )
+
+
 async def test_backend_given_as_url(tmp_path: Path) -> None:
     async with WorkflowEnvironment(
         workflows=[sleeper], backend=f"sqlite:///{tmp_path}/url.db", start_time=START

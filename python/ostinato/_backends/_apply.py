@@ -55,6 +55,9 @@ class StoredRun(Protocol):
     @property
     def parent(self) -> ParentRef | None: ...
 
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
 
 R = TypeVar("R", bound=StoredRun)
 
@@ -240,7 +243,7 @@ def close_run(
     next_run: NewRun | None = None,
 ) -> None:
     """Close the run: its open work goes; a continue-as-new starts ``next_run`` (keeping the
-    parent), any other close reports to the parent."""
+    parent, and the tags unless it has its own), any other close reports to the parent."""
     store.mark_closed(run, status, result, now)
     # Signals and cancel requests that arrived while the last task ran are meant for the
     # instance: they move to the next run of a continue-as-new, else they end here.
@@ -252,6 +255,8 @@ def close_run(
         assert next_run is not None
         if next_run.parent is None and run.parent is not None:
             next_run = dataclasses.replace(next_run, parent=run.parent)
+        if not next_run.tags and run.tags:
+            next_run = dataclasses.replace(next_run, tags=dict(run.tags))
         new_run = insert_run(store, next_run, now)
         for event in carried:
             store.push(new_run, event, now)

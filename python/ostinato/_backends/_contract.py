@@ -19,7 +19,7 @@ tests/backends/, and yours: see docs/backends.md).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ._types import (
@@ -91,6 +91,27 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        """Pause the open run: from now on no workflow task of it is claimed and no attempt
+        of its activity tasks is started (those leased already finish and are recorded);
+        inbox events (timers, signals, activity results) keep arriving and wait. Records
+        ``paused_at`` (now) and ``reason`` in ``RunInfo``. Returns False, changing nothing,
+        when it is paused already.
+
+        Raises ``WorkflowNotFoundError`` / ``WorkflowNotRunningError``.
+        """
+
+    @abc.abstractmethod
+    async def resume(self, instance_id: str) -> bool:
+        """Make the open run's pending work claimable now: a paused run is unpaused, and a
+        run blocked on a failing workflow task (``failed_attempts`` > 0) loses its back-off,
+        so a worker retries the task at once (after a deploy that fixes it). Returns whether
+        anything changed: a healthy run, or one whose start is delayed, is left as it is.
+
+        Raises ``WorkflowNotFoundError`` / ``WorkflowNotRunningError``.
+        """
+
+    @abc.abstractmethod
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         """The latest run of the instance (or the given run). ``WorkflowNotFoundError``."""
 
@@ -106,8 +127,22 @@ class Backend(abc.ABC):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
-        """Latest run of each instance, newest first; returns (page, next cursor or None)."""
+        """Latest run of each instance, newest first; returns (page, next cursor or None).
+
+        Every filter given must hold: ``queue``; every key and value of ``tags``;
+        ``started_after <= created_at < started_before``; ``closed_at >= closed_after``;
+        ``blocked`` (True: ``blocked_reason`` is set, False: it is not); ``paused`` (True:
+        ``paused_at`` is set, False: it is not). The cursor is a
+        position in creation order, so paging with the same filters neither repeats nor
+        skips a run while others start."""
 
     @abc.abstractmethod
     async def stats(self) -> BackendStats:

@@ -3,19 +3,22 @@ of ostinato wrote), and a history checked against its run row's length."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from .._errors import HistoryCorruptError
 from ._types import ParentRef, RunInfo, RunStatus
 
-__all__ = ["check_history_length", "run_info"]
+__all__ = ["check_history_length", "run_info", "tags_json"]
 
 
 def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     """A ``RunInfo`` from the stored columns (instance_id, run_id, workflow_name, queue,
     status, created_at, updated_at, closed_at, history_length, result, blocked_reason,
-    parent_instance_id, parent_run_id, parent_command_id, next_run_id).
+    parent_instance_id, parent_run_id, parent_command_id, next_run_id, tags, paused_at,
+    pause_reason).
 
     A row no version of ostinato wrote (tampered with, or from a newer version) does not make
     listing fail: a status this version does not know, or a field of the wrong type, shows
@@ -24,8 +27,8 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     (
         instance_id, run_id, workflow_name, queue, status, created_at, updated_at, closed_at,
         history_length, result, blocked_reason, parent_instance_id, parent_run_id,
-        parent_command_id, next_run_id,
-    ) = row[:15]  # fmt: skip
+        parent_command_id, next_run_id, stored_tags, paused_at, pause_reason,
+    ) = row[:18]  # fmt: skip
     problems = []
     try:
         run_status = RunStatus(status)
@@ -45,6 +48,8 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     updated = number("updated_at", updated_at, float, created)
     closed = number("closed_at", closed_at, float, None)
     length = number("history_length", history_length, int, 0)
+    paused = number("paused_at", paused_at, float, None)
+    tags = _tags(stored_tags, problems)
     parent = None
     if parent_instance_id is not None:
         parent = ParentRef(parent_instance_id, parent_run_id, parent_command_id)
@@ -68,7 +73,33 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
         blocked_reason=reason,
         parent=parent,
         next_run_id=next_run_id,
+        tags=tags,
+        paused_at=paused,
+        pause_reason=None if pause_reason is None else str(pause_reason),
     )
+
+
+def tags_json(tags: Mapping[str, str]) -> str:
+    """How the SQL backends store a run's tags: a JSON object, keys sorted."""
+    return orjson.dumps(dict(tags), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _tags(stored: Any, problems: list[str]) -> dict[str, str]:
+    """The tags read back: SQLite gives the JSON text, PostgreSQL the decoded jsonb."""
+    value = stored
+    if isinstance(value, (str, bytes)):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            value = None
+    if value is None and stored is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        problems.append(f"tags are {stored!r:.40}, not a JSON object of strings")
+        return {}
+    return value
 
 
 def check_history_length(

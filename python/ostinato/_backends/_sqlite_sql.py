@@ -13,7 +13,20 @@ __all__ = ["QUERIES", "SqliteQueries", "load_migrations", "split_statements"]
 # Blocks that are pieces of other blocks, not queries. The first two are filled in when the
 # file is loaded; the filter_* ones by ``list_runs`` per call.
 _STATIC_FRAGMENTS = ("run_columns", "claimable")
-_FILTERS = ("filter_before", "filter_status", "filter_workflow")
+_FILTERS = (
+    "filter_before",
+    "filter_status",
+    "filter_workflow",
+    "filter_queue",
+    "filter_tag",
+    "filter_started_after",
+    "filter_started_before",
+    "filter_closed_after",
+    "filter_blocked",
+    "filter_not_blocked",
+    "filter_paused",
+    "filter_not_paused",
+)
 
 
 def load_migrations() -> list[tuple[int, str, str]]:

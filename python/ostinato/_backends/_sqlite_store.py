@@ -12,7 +12,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._rows import run_info
+from ._rows import run_info, tags_json
 from ._sqlite_sql import QUERIES as Q
 from ._types import NewActivity, NewRun, ParentRef, RunInfo, RunStatus
 
@@ -40,16 +40,19 @@ class RunRow:
     parent: ParentRef | None
     next_run_id: str | None
     lease_token: str | None
+    tags: Mapping[str, str]
+    paused_at: float | None = None
+    pause_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> RunRow:
         # A tampered row (unknown status, a text where a number belongs) reads as an open
         # run blocked with the reason, so listing and describing keep working.
-        i = run_info(row[1:16])
+        i = run_info(row[1:19])
         return cls(
             row[0], i.instance_id, i.run_id, i.workflow_name, i.queue, i.status, i.created_at,
             i.updated_at, i.closed_at, i.history_length, i.result, i.blocked_reason, i.parent,
-            i.next_run_id, row[16],
+            i.next_run_id, row[19], i.tags, i.paused_at, i.pause_reason,
         )  # fmt: skip
 
     def info(self) -> RunInfo:
@@ -67,6 +70,9 @@ class RunRow:
             blocked_reason=self.blocked_reason,
             parent=self.parent,
             next_run_id=self.next_run_id,
+            tags=dict(self.tags),
+            paused_at=self.paused_at,
+            pause_reason=self.pause_reason,
         )
 
 
@@ -144,6 +150,7 @@ class SqliteStore:
                 None if parent is None else parent.instance_id,
                 None if parent is None else parent.run_id,
                 None if parent is None else parent.command_id,
+                tags_json(new.tags),
             ),
         )  # fmt: skip
         pk = cursor.lastrowid
@@ -151,7 +158,7 @@ class SqliteStore:
         self.conn.execute(Q["set_latest_run"], (new.instance_id, pk))
         return RunRow(
             pk, new.instance_id, new.run_id, new.workflow_name, new.queue, RunStatus.RUNNING,
-            now, now, None, 0, None, None, parent, None, None,
+            now, now, None, 0, None, None, parent, None, None, dict(new.tags),
         )  # fmt: skip
 
     def push(

@@ -93,6 +93,9 @@ class NewRun:
     # Absolute deadline of the run; the backend delivers a {"kind": "timed_out"} inbox event
     # at this time.
     execution_deadline: float | None = None
+    # Labels to find the run by (``list_runs(tags=...)``), checked by the client. A
+    # continue-as-new's next run without tags of its own keeps the closing run's.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +268,11 @@ class RunInfo:
     parent: ParentRef | None
     # Set when the run continued as new: the next run's id.
     next_run_id: str | None = None
+    # The run's tags (``NewRun.tags``).
+    tags: Mapping[str, str] = field(default_factory=dict)
+    # Set while the open run is paused (``Backend.pause``): since when, and why.
+    paused_at: float | None = None
+    pause_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ nothing: the ids and options of a new run, the seq and shape of a commit."""
 from __future__ import annotations
 
 from .. import _events
+from .._checks import check_tags
 from .._errors import LeaseLostError
 from ._types import NewRun, RunStatus, WorkflowCommit
 
@@ -30,6 +31,7 @@ def validate_new_run(run: NewRun) -> None:
         raise ValueError("a workflow instance id must not be empty")
     if not run.run_id:
         raise ValueError("a run id must not be empty")
+    check_tags(dict(run.tags), "run tags")
 
 
 def validate_commit(instance_id: str, history_length: int, commit: WorkflowCommit) -> None:

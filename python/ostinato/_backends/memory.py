@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import (
@@ -25,7 +24,11 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
+from ._memory_hooks import HookTables, MemoryHooks
+from ._memory_queue_limits import MemoryQueueLimits
 from ._memory_schedules import MemorySchedules
+from ._memory_store import _ActivityTask, _MemoryStore, _Run
+from ._queue_limits import QueueLimits
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
@@ -34,9 +37,7 @@ from ._types import (
     BackendStats,
     Clock,
     InboxEvent,
-    NewActivity,
     NewRun,
-    ParentRef,
     QueueBacklog,
     RunCount,
     RunInfo,
@@ -51,248 +52,7 @@ from ._wakeups import Waiters, wait_on, work_keys
 __all__ = ["MemoryBackend"]
 
 
-@dataclass(eq=False)
-class _Run:
-    pk: int  # creation order across all instances
-    instance_id: str
-    run_id: str
-    workflow_name: str
-    queue: str
-    created_at: float
-    updated_at: float
-    parent: ParentRef | None
-    status: RunStatus = RunStatus.RUNNING
-    closed_at: float | None = None
-    history: list[bytes] = field(default_factory=list)
-    result: bytes | None = None
-    blocked_reason: str | None = None
-    failed_attempts: int = 0
-    # Not claimable before this time (start delay, back-off after a failed task).
-    ready_at: float | None = None
-    lease_token: str | None = None
-    lease_expires_at: float | None = None
-    # The worker that has the run cached since its last task (see claim_workflow_tasks).
-    sticky_worker: str | None = None
-    next_run_id: str | None = None
-    vars: dict[str, bytes] = field(default_factory=dict)
-    inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
-
-    def info(self) -> RunInfo:
-        return RunInfo(
-            instance_id=self.instance_id,
-            run_id=self.run_id,
-            workflow_name=self.workflow_name,
-            queue=self.queue,
-            status=self.status,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            closed_at=self.closed_at,
-            history_length=len(self.history),
-            result=self.result,
-            blocked_reason=self.blocked_reason,
-            parent=self.parent,
-            next_run_id=self.next_run_id,
-        )
-
-
-@dataclass(eq=False)
-class _InboxItem:
-    id: int
-    visible_at: float
-    event: bytes
-    timer_id: int | None = None
-
-
-@dataclass(eq=False)
-class _ActivityTask:
-    task_id: int
-    run: _Run
-    activity_id: int
-    name: str
-    queue: str
-    input: bytes
-    options: bytes
-    scheduled_at: float
-    visible_at: float
-    deadline: float | None
-    attempt: int = 0
-    lease_token: str | None = None
-    lease_expires_at: float | None = None
-    heartbeat_details: bytes | None = None
-    cancel_requested: bool = False
-    last_failure: bytes | None = None
-
-    def is_running(self, now: float) -> bool:
-        return self.lease_expires_at is not None and self.lease_expires_at > now
-
-
-class _MemoryStore:
-    """The tables, and the ``_apply.Store`` operations over them. ``wake`` collects the
-    wake-up keys of the operation under way (the backend sets it under its lock)."""
-
-    def __init__(self) -> None:
-        self.runs: dict[tuple[str, str], _Run] = {}
-        # instance id -> its runs, oldest first
-        self.instances: dict[str, list[_Run]] = {}
-        self.activities: dict[int, _ActivityTask] = {}
-        # Open runs whose inbox is not empty: the only ones a claim has to look at.
-        self.pending: set[_Run] = set()
-        self.wake: set[Hashable] = set()
-        self._next_pk = 0
-        self._next_inbox_id = 0
-        self._next_task_id = 0
-
-    # ---- reading ------------------------------------------------------------------------
-
-    def history_length(self, run: _Run) -> int:
-        return len(run.history)
-
-    def latest_run(self, instance_id: str) -> _Run:
-        return self.instances[instance_id][-1]
-
-    def open_run(self, instance_id: str) -> _Run | None:
-        runs = self.instances.get(instance_id)
-        return runs[-1] if runs and runs[-1].status.is_open else None
-
-    def open_run_by_id(self, instance_id: str, run_id: str) -> _Run | None:
-        run = self.runs.get((instance_id, run_id))
-        return run if run is not None and run.status.is_open else None
-
-    def instance_exists(self, instance_id: str) -> bool:
-        return bool(self.instances.get(instance_id))
-
-    def start_refusal(self, new: NewRun) -> tuple[bool, bool]:
-        runs = self.instances.get(new.instance_id)
-        if not runs:
-            return False, False
-        if runs[-1].status.is_open:
-            return True, True
-        if new.id_reuse == "refuse" or (new.instance_id, new.run_id) in self.runs:
-            return True, False
-        return False, False
-
-    def open_children(self, run: _Run) -> list[_Run]:
-        return [
-            child
-            for child in self.runs.values()
-            if child.status.is_open
-            and child.parent is not None
-            and child.parent.instance_id == run.instance_id
-            and child.parent.run_id == run.run_id
-        ]
-
-    def inbox_events(self, run: _Run) -> list[bytes]:
-        return [item.event for item in run.inbox]
-
-    # ---- writing ------------------------------------------------------------------------
-
-    def insert_run(self, new: NewRun, now: float) -> _Run:
-        self._next_pk += 1
-        run = _Run(
-            pk=self._next_pk,
-            instance_id=new.instance_id,
-            run_id=new.run_id,
-            workflow_name=new.workflow_name,
-            queue=new.queue,
-            created_at=now,
-            updated_at=now,
-            parent=new.parent,
-            ready_at=new.visible_at,
-        )
-        self.runs[(run.instance_id, run.run_id)] = run
-        self.instances.setdefault(run.instance_id, []).append(run)
-        return run
-
-    def push(self, run: _Run, event: bytes, visible_at: float, timer_id: int | None = None) -> None:
-        self._next_inbox_id += 1
-        run.inbox.append(_InboxItem(self._next_inbox_id, visible_at, bytes(event), timer_id))
-        self.pending.add(run)
-        self.wake.add(("workflow", run.queue))
-
-    def append_history(self, run: _Run, first_seq: int, events: Sequence[bytes]) -> None:
-        run.history.extend(bytes(e) for e in events)
-
-    def set_history_length(self, run: _Run, length: int) -> None:
-        pass  # the length of the history list
-
-    def consume_inbox(self, run: _Run, inbox_ids: Sequence[int]) -> None:
-        consumed = set(inbox_ids)
-        run.inbox = [item for item in run.inbox if item.id not in consumed]
-        if not run.inbox:
-            self.pending.discard(run)
-
-    def insert_activities(self, run: _Run, activities: Sequence[NewActivity], now: float) -> None:
-        for activity in activities:
-            self._next_task_id += 1
-            self.activities[self._next_task_id] = _ActivityTask(
-                task_id=self._next_task_id,
-                run=run,
-                activity_id=activity.activity_id,
-                name=activity.name,
-                queue=activity.queue,
-                input=bytes(activity.input),
-                options=bytes(activity.options),
-                scheduled_at=now,
-                visible_at=now,
-                deadline=activity.deadline,
-            )
-            self.wake.add(("activity", activity.queue))
-
-    def cancel_activities(self, run: _Run, activity_ids: Sequence[int], now: float) -> None:
-        cancelled = set(activity_ids)
-        for task in [
-            t for t in self.activities.values() if t.run is run and t.activity_id in cancelled
-        ]:
-            if task.is_running(now):
-                task.cancel_requested = True
-            else:
-                del self.activities[task.task_id]
-
-    def cancel_timers(self, run: _Run, timer_ids: Sequence[int]) -> None:
-        cancelled = set(timer_ids)
-        run.inbox = [i for i in run.inbox if i.timer_id is None or i.timer_id not in cancelled]
-        if not run.inbox:
-            self.pending.discard(run)
-
-    def upsert_vars(self, run: _Run, values: Mapping[str, bytes]) -> None:
-        run.vars.update({k: bytes(v) for k, v in values.items()})
-
-    def finish_task(
-        self, run: _Run, history_length: int, now: float, sticky_worker: str | None
-    ) -> None:
-        run.lease_token = None
-        run.lease_expires_at = None
-        run.ready_at = None
-        run.blocked_reason = None
-        run.failed_attempts = 0
-        run.updated_at = now
-        run.sticky_worker = sticky_worker
-        self.wake.add(("workflow", run.queue))
-
-    def mark_closed(self, run: _Run, status: RunStatus, result: bytes | None, now: float) -> None:
-        run.status = status
-        run.result = result
-        run.closed_at = now
-        run.updated_at = now
-        run.lease_token = None
-        run.lease_expires_at = None
-        run.ready_at = None
-        self.wake.add(("closed", run.instance_id, run.run_id))
-
-    def drop_open_work(self, run: _Run, now: float) -> None:
-        run.inbox.clear()
-        self.pending.discard(run)
-        for task in [t for t in self.activities.values() if t.run is run]:
-            if task.is_running(now):
-                task.cancel_requested = True
-            else:
-                del self.activities[task.task_id]
-
-    def set_next_run_id(self, run: _Run, run_id: str) -> None:
-        run.next_run_id = run_id
-
-
-class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
+class MemoryBackend(MemorySchedules, MemoryHooks, MemoryQueueLimits, Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -307,6 +67,13 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
         self._activities = self._store.activities
         self._pending = self._store.pending
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._queue_limits: dict[str, QueueLimits] = {}
+        # queue -> start times of the attempts claimed on it (rate-limited queues only)
+        self._queue_starts: dict[str, list[float]] = {}
+
+    @property
+    def _hooks(self) -> HookTables:
+        return self._store.hooks
 
     def __repr__(self) -> str:
         return f"MemoryBackend(instances={len(self._instances)})"
@@ -330,8 +97,8 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
 
     async def next_visible_time(self) -> float | None:
         """The earliest time after now at which a timer, delayed start, back-off or activity
-        retry becomes visible, or the time of the next schedule fire (which may be due
-        already); None when nothing is scheduled."""
+        retry becomes visible or a lease on pending work runs out, or the time of the next
+        schedule fire (which may be due already); None when nothing is scheduled."""
         with self._lock:
             now = self.clock()
             times = [
@@ -349,6 +116,18 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                 task.visible_at
                 for task in self._activities.values()
                 if task.lease_token is None and task.visible_at > now
+            )
+            # Leases that run out: the work of a worker that vanished holding them becomes
+            # claimable then (a time-skipping driver must not jump past that to a timer).
+            times.extend(
+                run.lease_expires_at
+                for run in self._pending
+                if run.lease_expires_at is not None and run.lease_expires_at > now
+            )
+            times.extend(
+                task.lease_expires_at
+                for task in self._activities.values()
+                if task.lease_expires_at is not None and task.lease_expires_at > now
             )
             # A due schedule counts too (its time is not after now): a time-skipping driver
             # must not move the clock past a fire a worker has yet to take.
@@ -418,6 +197,34 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
             terminate_run(self._store, self._open_run(instance_id), reason, self.clock())
         self._waiters.notify(wake)
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        with self._lock:
+            run = self._open_run(instance_id)
+            if run.paused_at is not None:
+                return False
+            run.paused_at = self.clock()
+            run.pause_reason = reason
+            return True
+
+    async def resume(self, instance_id: str) -> bool:
+        with self._lock:
+            wake = self._begin()
+            run = self._open_run(instance_id)
+            changed = False
+            if run.paused_at is not None:
+                run.paused_at = run.pause_reason = None
+                wake.add(("workflow", run.queue))
+                wake.update(
+                    ("activity", t.queue) for t in self._activities.values() if t.run is run
+                )
+                changed = True
+            if run.failed_attempts > 0 and run.ready_at is not None:
+                run.ready_at = None
+                wake.add(("workflow", run.queue))
+                changed = True
+        self._waiters.notify(wake)
+        return changed
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         with self._lock:
             return self._run(instance_id, run_id).info()
@@ -433,11 +240,34 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         before = decode_cursor(cursor) if cursor is not None else None
         status = None if status is None else RunStatus(status)
+        wanted = dict(tags or {})
+
+        def matches(run: _Run) -> bool:
+            return (
+                (queue is None or run.queue == queue)
+                and all(run.tags.get(k) == v for k, v in wanted.items())
+                and (started_after is None or run.created_at >= started_after)
+                and (started_before is None or run.created_at < started_before)
+                and (
+                    closed_after is None
+                    or (run.closed_at is not None and run.closed_at >= closed_after)
+                )
+                and (blocked is None or (run.blocked_reason is not None) == blocked)
+                and (paused is None or (run.paused_at is not None) == paused)
+            )
+
         with self._lock:
             latest = sorted(
                 (runs[-1] for runs in self._instances.values()), key=lambda r: r.pk, reverse=True
@@ -450,6 +280,8 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                 if status is not None and run.status is not status:
                     continue
                 if workflow_name is not None and run.workflow_name != workflow_name:
+                    continue
+                if not matches(run):
                     continue
                 if len(page) == limit:
                     more = True
@@ -476,7 +308,7 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                 counts[key] = counts.get(key, 0) + 1
             for runs in self._instances.values():
                 for run in runs:
-                    if not run.status.is_open or not run.inbox:
+                    if not run.status.is_open or not run.inbox or run.paused_at is not None:
                         continue
                     if run.lease_expires_at is not None and run.lease_expires_at > now:
                         continue
@@ -490,6 +322,7 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                     task.visible_at <= now
                     and not task.is_running(now)
                     and not task.cancel_requested
+                    and task.run.paused_at is None
                 ):
                     # Claimable since it became visible, or since its last lease expired.
                     ready(task.queue, 1, max(task.visible_at, task.lease_expires_at or 0.0))
@@ -544,7 +377,7 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
     ) -> float | None:
         """When the run can next be claimed by ``worker`` (<= now: claimable), None if it has
         no work."""
-        if not run.status.is_open or not run.inbox:
+        if not run.status.is_open or not run.inbox or run.paused_at is not None:
             return None
         at = min(item.visible_at for item in run.inbox)
         if run.sticky_worker is not None and run.sticky_worker != worker:
@@ -670,12 +503,18 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
             for task in list(self._activities.values()):
                 if task.queue not in wanted or task.is_running(now):
                     continue
+                if task.run.paused_at is not None and not task.cancel_requested:
+                    continue  # no new attempt while its run is paused
                 if task.cancel_requested:
                     # Cancelled while running and its worker is gone: never run it again.
                     del self._activities[task.task_id]
                 elif task.visible_at <= now:
                     candidates.append(task)
             candidates.sort(key=lambda t: (t.visible_at, t.task_id))
+            if self._queue_limits:
+                candidates = self._within_limits(
+                    candidates, self._activities.values(), now, max_tasks
+                )
             for task in candidates[:max_tasks]:
                 task.attempt += 1
                 task.lease_token = new_lease_token()
@@ -785,6 +624,8 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
         else:
             for task in self._activities.values():
                 if task.queue not in queues or task.cancel_requested:
+                    continue
+                if task.run.paused_at is not None:
                     continue
                 at = task.visible_at
                 if task.lease_token is not None and task.lease_expires_at is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._errors import (
@@ -27,8 +27,10 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
+from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
+from ._sqlite_hooks import SqliteHooks
 from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_sql import QUERIES as Q
 from ._sqlite_sql import load_migrations
@@ -58,7 +60,7 @@ def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[obje
     return (now, now, now, worker, sticky_wait, now)
 
 
-class SqliteBackend(SqliteSchedules, TimeSkipping):
+class SqliteBackend(SqliteSchedules, SqliteHooks, QueueLimitStore, TimeSkipping):
     """Workflows in one SQLite file (or ``":memory:"``).
 
     ``durable=True`` (default) runs with ``synchronous=FULL``: a committed workflow task
@@ -82,8 +84,8 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
 
     async def next_visible_time(self) -> float | None:
         """The earliest time after now at which a timer, delayed start, back-off or activity
-        retry becomes visible, or the next schedule fire (which may be due already); None
-        when nothing is scheduled."""
+        retry becomes visible or a lease on pending work runs out, or the next schedule fire
+        (which may be due already); None when nothing is scheduled."""
 
         def op(conn: sqlite3.Connection, wake: Wake) -> float | None:
             now = self.clock()
@@ -93,6 +95,7 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
                     "next_visible_inbox",
                     "next_visible_ready",
                     "next_visible_activity",
+                    "next_visible_lease",
                     "next_visible_schedule",
                 )
             ]
@@ -155,6 +158,33 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
 
         await self._call(op)
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        def op(conn: sqlite3.Connection, wake: Wake) -> bool:
+            run = self._run_row(conn, instance_id, None)
+            if not run.status.is_open:
+                raise WorkflowNotRunningError(instance_id, run.status.value)
+            changed = conn.execute(Q["pause_run"], (self.clock(), reason, run.pk)).rowcount
+            return changed == 1
+
+        return await self._call(op)
+
+    async def resume(self, instance_id: str) -> bool:
+        def op(conn: sqlite3.Connection, wake: Wake) -> bool:
+            run = self._run_row(conn, instance_id, None)
+            if not run.status.is_open:
+                raise WorkflowNotRunningError(instance_id, run.status.value)
+            unpaused = conn.execute(Q["unpause_run"], (run.pk,)).rowcount == 1
+            if unpaused:
+                for (queue,) in conn.execute(Q["run_activity_queues"], (run.pk,)).fetchall():
+                    wake.add(("activity", queue))
+            retried = conn.execute(Q["retry_blocked_now"], (run.pk,)).rowcount == 1
+            if not (unpaused or retried):
+                return False
+            wake.add(("workflow", run.queue))
+            return True
+
+        return await self._call(op)
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         def op(conn: sqlite3.Connection, wake: Wake) -> RunInfo:
             return self._run_row(conn, instance_id, run_id).info()
@@ -177,11 +207,19 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         filters: list[str] = []
         params: list[object] = []
+
         if cursor is not None:
             filters.append("filter_before")
             params.append(decode_cursor(cursor))
@@ -191,6 +229,29 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
         if workflow_name is not None:
             filters.append("filter_workflow")
             params.append(workflow_name)
+        if queue is not None:
+            filters.append("filter_queue")
+            params.append(queue)
+        for key, value in sorted((tags or {}).items()):
+            filters.append("filter_tag")
+            params.extend((key, value))
+        if started_after is not None:
+            filters.append("filter_started_after")
+            params.append(started_after)
+        if started_before is not None:
+            filters.append("filter_started_before")
+            params.append(started_before)
+        if closed_after is not None:
+            filters.append("filter_closed_after")
+            params.append(closed_after)
+        if blocked is True:
+            filters.append("filter_blocked")
+        if blocked is False:
+            filters.append("filter_not_blocked")
+        if paused is True:
+            filters.append("filter_paused")
+        if paused is False:
+            filters.append("filter_not_paused")
         sql = Q.list_runs(filters)
         params.append(limit + 1)
 
@@ -385,10 +446,16 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
         drop = Q.for_queues("drop_cancelled_activities", len(queues))
         find = Q.for_queues("find_claimable_activities", len(queues))
 
+        limits_of = Q.for_queues("queue_limits_of", len(queues))
+
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityTask]:
             now = self.clock()
             conn.execute(drop, (*queues, now))
-            rows = conn.execute(find, (*queues, now, max_tasks)).fetchall()
+            limited = {row[0]: QueueLimits(*row[1:]) for row in conn.execute(limits_of, queues)}
+            if limited:
+                rows = self._claimable_within_limits(conn, queues, limited, now, max_tasks)
+            else:
+                rows = conn.execute(find, (*queues, now, max_tasks)).fetchall()
             claimed = []
             expires = now + lease_seconds
             for row in rows:
@@ -415,6 +482,87 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
             return claimed
 
         return await self._call(op)
+
+    def _claimable_within_limits(
+        self,
+        conn: sqlite3.Connection,
+        queues: list[str],
+        limited: dict[str, QueueLimits],
+        now: float,
+        max_tasks: int,
+    ) -> list[Any]:
+        """The claimable rows of ``queues`` that their limits let start now, in claim order
+        (at most ``max_tasks``); records their starts on rate-limited queues. Runs in the
+        claim's write transaction, so no other process claims in between."""
+        rows: list[Any] = []
+        free = [q for q in queues if q not in limited]
+        if free:
+            find = Q.for_queues("find_claimable_activities", len(free))
+            rows += conn.execute(find, (*free, now, max_tasks)).fetchall()
+        find_one = Q.for_queues("find_claimable_activities", 1)
+        for queue, limits in limited.items():
+            in_flight = conn.execute(Q["activities_in_flight"], (queue, now)).fetchone()[0]
+            started = 0
+            if limits.rate_period is not None:
+                horizon = now - limits.rate_period
+                conn.execute(Q["prune_queue_starts"], (queue, horizon))
+                started = conn.execute(Q["count_queue_starts"], (queue, horizon)).fetchone()[0]
+            budget = min(max_tasks, claim_budget(limits, in_flight, started))
+            if budget <= 0:
+                self.limited_claims += 1
+                continue
+            per_key = limits.max_concurrent_per_key
+            if per_key is None:
+                rows += conn.execute(find_one, (queue, now, budget)).fetchall()
+                continue
+            running: dict[str, int] = {}
+            for (options,) in conn.execute(Q["options_in_flight"], (queue, now)):
+                key = concurrency_key(options)
+                if key is not None:
+                    running[key] = running.get(key, 0) + 1
+            # Read lazily (LIMIT -1: no limit), until the budget is spent: the tasks of keys
+            # at their limit are passed over, the others keep their order.
+            for row in conn.execute(find_one, (queue, now, -1)):
+                key = concurrency_key(row[7])
+                if key is not None:
+                    if running.get(key, 0) >= per_key:
+                        self.limited_claims += 1
+                        continue
+                    running[key] = running.get(key, 0) + 1
+                rows.append(row)
+                budget -= 1
+                if budget == 0:
+                    break
+        rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task id
+        rows = rows[:max_tasks]
+        for row in rows:
+            if limited.get(row[5], QueueLimits()).rate_count is not None:
+                conn.execute(Q["record_queue_start"], (row[5], now))
+        return rows
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:
+        def op(conn: sqlite3.Connection, wake: Wake) -> None:
+            if limits is None or limits.is_empty:
+                conn.execute(Q["delete_queue_limits"], (queue,))
+                conn.execute(Q["delete_queue_starts"], (queue,))
+            else:
+                values = (
+                    limits.max_concurrent,
+                    limits.rate_count,
+                    limits.rate_period,
+                    limits.max_concurrent_per_key,
+                )
+                conn.execute(Q["set_queue_limits"], (queue, *values))
+            wake.add(("activity", queue))  # a raised limit may let waiting work start
+
+        await self._call(op)
+
+    async def get_queue_limits(self, queue: str) -> QueueLimits | None:
+        def op(conn: sqlite3.Connection, wake: Wake) -> QueueLimits | None:
+            row = conn.execute(Q["get_queue_limits"], (queue,)).fetchone()
+            return None if row is None else QueueLimits(*row[1:])
+
+        return await self._read(op)
 
     @staticmethod
     def _leased_activity(conn: sqlite3.Connection, task: ActivityTask) -> tuple[int, int]:

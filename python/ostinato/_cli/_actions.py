@@ -1,4 +1,5 @@
-"""``ostinato signal / cancel / terminate``: change a run, then say in one line what was done."""
+"""``ostinato signal / cancel / terminate / pause / resume``: change a run, then say in one
+line what was done."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .._client import Client
 from ._inspect import Output
 from ._term import safe
 
-__all__ = ["cancel", "parse_value", "signal", "terminate"]
+__all__ = ["cancel", "parse_value", "pause", "resume", "signal", "terminate"]
 
 
 def parse_value(text: str | None) -> Any:
@@ -46,4 +47,21 @@ async def cancel(client: Client, args: argparse.Namespace, out: Output) -> int:
 async def terminate(client: Client, args: argparse.Namespace, out: Output) -> int:
     await client.get_handle(args.id).terminate(args.reason)
     out.lines([f"terminated workflow {safe(args.id)!r} (reason: {safe(args.reason)})"])
+    return 0
+
+
+async def pause(client: Client, args: argparse.Namespace, out: Output) -> int:
+    if await client.get_handle(args.id).pause(args.reason):
+        why = f" (reason: {safe(args.reason)})" if args.reason else ""
+        out.lines([f"paused workflow {safe(args.id)!r}{why}"])
+    else:
+        out.lines([f"workflow {safe(args.id)!r} was paused already"])
+    return 0
+
+
+async def resume(client: Client, args: argparse.Namespace, out: Output) -> int:
+    if await client.get_handle(args.id).resume():
+        out.lines([f"resumed workflow {safe(args.id)!r}: its pending work is handed out now"])
+    else:
+        out.lines([f"workflow {safe(args.id)!r} is neither paused nor blocked: nothing to do"])
     return 0

@@ -59,7 +59,12 @@ def _note(d: WorkflowDescription) -> str:
 
 async def list_runs(client: Client, args: argparse.Namespace, out: Output) -> int:
     page, cursor = await client.list_workflows(
-        status=args.status, workflow=args.workflow, limit=args.limit, cursor=args.cursor
+        status=args.status,
+        workflow=args.workflow,
+        limit=args.limit,
+        cursor=args.cursor,
+        queue=args.queue,
+        tags=dict(args.tag) if args.tag else None,
     )
     if args.json:
         out.json({"workflows": [_view.description_json(d) for d in page], "next_cursor": cursor})

@@ -9,7 +9,7 @@ also *kick* parked pollers so they look for work at once after the virtual clock
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._backends._contract import Backend
@@ -114,6 +114,12 @@ class ObservedBackend(ScheduleStore, Backend):
     async def terminate(self, instance_id: str, reason: str) -> None:
         await self._op(self.inner.terminate(instance_id, reason))
 
+    async def pause(self, instance_id: str, reason: str | None = None) -> bool:
+        return await self._op(self.inner.pause(instance_id, reason))
+
+    async def resume(self, instance_id: str) -> bool:
+        return await self._op(self.inner.resume(instance_id))
+
     async def describe(self, instance_id: str, run_id: str | None = None) -> RunInfo:
         return await self._op(self.inner.describe(instance_id, run_id))
 
@@ -127,10 +133,27 @@ class ObservedBackend(ScheduleStore, Backend):
         workflow_name: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        queue: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        started_after: float | None = None,
+        started_before: float | None = None,
+        closed_after: float | None = None,
+        blocked: bool | None = None,
+        paused: bool | None = None,
     ) -> tuple[list[RunInfo], str | None]:
         return await self._op(
             self.inner.list_runs(
-                status=status, workflow_name=workflow_name, limit=limit, cursor=cursor
+                status=status,
+                workflow_name=workflow_name,
+                limit=limit,
+                cursor=cursor,
+                queue=queue,
+                tags=tags,
+                started_after=started_after,
+                started_before=started_before,
+                closed_after=closed_after,
+                blocked=blocked,
+                paused=paused,
             )
         )
 

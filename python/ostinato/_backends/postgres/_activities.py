@@ -11,6 +11,7 @@ import psycopg
 from ..._errors import (
     LeaseLostError,
 )
+from .._queue_limits import QueueLimits, QueueLimitStore, claim_budget
 from .._types import ActivityState, ActivityTask
 from ._core import (
     _Core,
@@ -19,7 +20,7 @@ from ._core import (
 from ._pool import Conn
 
 
-class _ActivitySide(_Core):
+class _ActivitySide(_Core, QueueLimitStore):
     # ---- activity worker side -----------------------------------------------------------
 
     async def claim_activity_tasks(
@@ -40,29 +41,110 @@ class _ActivitySide(_Core):
                     "max_tasks": max_tasks,
                 },
             )
-            rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task_id
-            return [
-                ActivityTask(
-                    task_id=r[0],
-                    instance_id=r[1],
-                    run_id=r[2],
-                    activity_id=r[3],
-                    name=bytes(r[4]).decode(),
-                    queue=r[5],
-                    input=bytes(r[6]),
-                    options=bytes(r[7]),
-                    attempt=r[8],
-                    lease_token=r[9],
-                    scheduled_at=r[10],
-                    deadline=r[11],
-                    heartbeat_details=None if r[12] is None else bytes(r[12]),
-                    workflow_name=r[14],
-                )
-                for r in rows
-            ]
+            return self._activity_tasks(rows)
 
+        limited = await self._run(
+            "reading queue limits",
+            lambda conn, effects: self._fetchall(conn, "limited_queues", {"queues": list(queues)}),
+            transaction=False,
+        )
+        if limited:
+            return await self._claim_within_limits(queues, lease_seconds, max_tasks)
         # One statement: atomic without a transaction block (one round trip, not four).
         return await self._run("claiming activity tasks", body, transaction=False)
+
+    async def _claim_within_limits(
+        self, queues: Sequence[str], lease_seconds: float, max_tasks: int
+    ) -> list[ActivityTask]:
+        """A claim on queues of which some have limits: in one transaction, lock their limits
+        rows, count what is in flight and started, and claim within the budget."""
+
+        async def body(conn: Conn, effects: _Effects) -> list[ActivityTask]:
+            now = self.clock()
+            locked = await self._fetchall(conn, "lock_queue_limits", {"queues": list(queues)})
+            params: dict[str, Any] = {"now": now, "lease_seconds": lease_seconds}
+            # The unlimited queues (the statement skips limited ones by itself).
+            rows = await self._fetchall(
+                conn,
+                "claim_activity_tasks",
+                params | {"queues": list(queues), "max_tasks": max_tasks},
+            )
+            for queue, *values in locked:
+                limits = QueueLimits(*values)
+                usage = await self._fetchone(
+                    conn, "queue_usage", {"queue": queue, "now": now, "period": limits.rate_period}
+                )
+                budget = min(max_tasks - len(rows), claim_budget(limits, usage[0], usage[1]))
+                if budget <= 0:
+                    self.limited_claims += 1
+                    continue
+                per_key = limits.max_concurrent_per_key
+                claimed = await self._fetchall(
+                    conn,
+                    "claim_limited_activity_tasks"
+                    if per_key is None
+                    else "claim_keyed_activity_tasks",
+                    params | {"queue": queue, "max_tasks": budget, "per_key": per_key},
+                )
+                if per_key is not None and len(claimed) < budget:
+                    self.limited_claims += 1  # maybe keys at their limit, maybe no more work
+                if claimed and limits.rate_count is not None:
+                    await self._execute(
+                        conn,
+                        "record_queue_starts",
+                        {"queue": queue, "now": now, "count": len(claimed)},
+                    )
+                rows += claimed
+            return self._activity_tasks(rows)
+
+        return await self._run("claiming activity tasks of limited queues", body)
+
+    @staticmethod
+    def _activity_tasks(rows: list[Any]) -> list[ActivityTask]:
+        rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task_id
+        return [
+            ActivityTask(
+                task_id=r[0],
+                instance_id=r[1],
+                run_id=r[2],
+                activity_id=r[3],
+                name=bytes(r[4]).decode(),
+                queue=r[5],
+                input=bytes(r[6]),
+                options=bytes(r[7]),
+                attempt=r[8],
+                lease_token=r[9],
+                scheduled_at=r[10],
+                deadline=r[11],
+                heartbeat_details=None if r[12] is None else bytes(r[12]),
+                workflow_name=r[14],
+            )
+            for r in rows
+        ]
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:
+        async def body(conn: Conn, effects: _Effects) -> None:
+            if limits is None or limits.is_empty:
+                await self._execute(conn, "delete_queue_limits", {"queue": queue})
+            else:
+                params = {
+                    "queue": queue,
+                    "max_concurrent": limits.max_concurrent,
+                    "rate_count": limits.rate_count,
+                    "rate_period": limits.rate_period,
+                    "per_key": limits.max_concurrent_per_key,
+                }
+                await self._execute(conn, "set_queue_limits", params)
+            self._work(effects, "activity", queue, sql_notifies=False)
+
+        await self._run(f"setting the limits of queue {queue!r}", body)
+
+    async def get_queue_limits(self, queue: str) -> QueueLimits | None:
+        async def body(conn: Conn, effects: _Effects) -> QueueLimits | None:
+            row = await self._fetchone(conn, "get_queue_limits", {"queue": queue})
+            return None if row is None else QueueLimits(*row[1:])
+
+        return await self._run(f"reading the limits of queue {queue!r}", body, transaction=False)
 
     def _activity_lease_lost(self, task: ActivityTask) -> LeaseLostError:
         return LeaseLostError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -31,7 +32,7 @@ from .._backend_events import (
     workflow_terminated_event,
 )
 from .._contract import Backend
-from .._rows import run_info
+from .._rows import run_info, tags_json
 from .._types import (
     ActivityTask,
     Clock,
@@ -543,6 +544,7 @@ class _Core(Backend):
                 "parent_instance_id": None if parent is None else parent.instance_id,
                 "parent_run_id": None if parent is None else parent.run_id,
                 "parent_command_id": None if parent is None else parent.command_id,
+                "tags": tags_json(run.tags),
                 "visible_ats": visible_ats,
                 "events": events,
             },
@@ -828,14 +830,4 @@ def _carries_over(event: bytes) -> bool:
 
 
 def _with_parent(run: NewRun, parent: ParentRef) -> NewRun:
-    return NewRun(
-        instance_id=run.instance_id,
-        run_id=run.run_id,
-        workflow_name=run.workflow_name,
-        queue=run.queue,
-        started_event=run.started_event,
-        visible_at=run.visible_at,
-        parent=parent,
-        id_reuse=run.id_reuse,
-        execution_deadline=run.execution_deadline,
-    )
+    return dataclasses.replace(run, parent=parent)

@@ -3,6 +3,7 @@ statement, and batched), failures, releases and leases of workflow tasks."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -287,6 +288,10 @@ class _WorkflowSide(_Core):
                 if next_run is not None:
                     if next_run.parent is None and parent is not None:
                         next_run = _with_parent(next_run, parent)
+                    if not next_run.tags:
+                        row = await self._fetchone(conn, "run_tags", run)
+                        if row is not None and row[0]:
+                            next_run = dataclasses.replace(next_run, tags=row[0])
                     await self._execute(
                         conn,
                         "set_latest_run",

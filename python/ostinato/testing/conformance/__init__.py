@@ -23,9 +23,10 @@ so, so your backend must read time only from its ``clock``. A backend that does 
 implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
-``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``), as are the building blocks in
-``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``, ``full_commit`` ...)
-for tests of your own.
+``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``HookTests``, ``SearchTests``,
+``PauseTests``, ``QueueLimitTests``), as are the
+building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
+``full_commit`` ...) for tests of your own.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ from typing import Any
 import pytest
 
 from ._activity_tasks import ActivityTaskTests
+from ._hooks import HookTests
+from ._pausing import PauseTests
+from ._queue_limits import QueueLimitTests
 from ._runs import RunTests
 from ._schedules import ScheduleTests
+from ._search import SearchTests
 from ._support import (
     T0,
     BackendFactory,
@@ -73,8 +78,12 @@ __all__ = [
     "BackendConformance",
     "BackendFactory",
     "FakeClock",
+    "HookTests",
+    "PauseTests",
+    "QueueLimitTests",
     "RunTests",
     "ScheduleTests",
+    "SearchTests",
     "WakeUpTests",
     "WorkflowTaskTests",
     "activity",
@@ -115,7 +124,15 @@ def _run_on_own_loop(test: _AsyncTest) -> Callable[..., None]:
 
 
 class BackendConformance(
-    RunTests, WorkflowTaskTests, ActivityTaskTests, WakeUpTests, ScheduleTests
+    RunTests,
+    WorkflowTaskTests,
+    ActivityTaskTests,
+    WakeUpTests,
+    ScheduleTests,
+    HookTests,
+    SearchTests,
+    PauseTests,
+    QueueLimitTests,
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 

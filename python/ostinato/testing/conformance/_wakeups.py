@@ -256,8 +256,10 @@ class WakeUpTests:
             await start(b, "nv", visible_at=T0 + 50)
             assert await next_visible_time() == T0 + 50
             clock.advance(50)
-            task = await claim_one(b)
-            assert await next_visible_time() is None
+            task = await claim_one(b, lease=30)
+            # Its lease running out makes the work claimable again (a worker that vanished
+            # holding it): a time-skipping driver must stop there, not at a later timer.
+            assert await next_visible_time() == T0 + 80
             await b.commit_workflow_task(
                 task,
                 full_commit(
@@ -267,6 +269,7 @@ class WakeUpTests:
                 ),
             )
             assert await next_visible_time() == T0 + 80
-            [act] = await b.claim_activity_tasks(["default"], 30, 1)
+            [act] = await b.claim_activity_tasks(["default"], 20, 1)
+            assert await next_visible_time() == T0 + 70  # the activity's lease
             await b.retry_activity(act, T0 + 60)
             assert await next_visible_time() == T0 + 60

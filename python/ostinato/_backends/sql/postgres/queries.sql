@@ -9,7 +9,7 @@
 -- (not a query: the column list of RunInfo, shared by describe and list_runs)
 r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
-r.parent_run_id, r.parent_command_id, r.next_run_id
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.paused_at, r.pause_reason
 
 -- ---- schema ---------------------------------------------------------------------------------
 
@@ -54,10 +54,11 @@ UPDATE {schema}.instances SET latest_run_id = %(run_id)s WHERE instance_id = %(i
 WITH run AS (
     INSERT INTO {schema}.runs (
         instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at,
-        parent_instance_id, parent_run_id, parent_command_id)
+        parent_instance_id, parent_run_id, parent_command_id, tags)
     VALUES (
         %(instance_id)s, %(run_id)s, %(workflow_name)s, %(queue)s, %(now)s, %(now)s,
-        %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s)
+        %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s,
+        %(tags)s::jsonb)
     RETURNING instance_id, run_id
 )
 INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
@@ -152,15 +153,62 @@ WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 ORDER BY h.seq
 
 -- name: list_runs
--- Latest runs newest first; the three filter shapes each have their partial index.
+-- Latest runs newest first. Run unprepared, so each call is planned with its own values: the
+-- filters not asked for fold away and the planner picks the partial index that fits (by
+-- status, workflow name, queue, or the GIN index of tags for `tags @>`).
 SELECT {run_columns}, r.ordinal
 FROM {schema}.runs AS r
 WHERE r.is_latest
   AND (%(status)s::text IS NULL OR r.status = %(status)s::text)
   AND (%(workflow_name)s::text IS NULL OR r.workflow_name = %(workflow_name)s::text)
+  AND (%(queue)s::text IS NULL OR r.queue = %(queue)s::text)
+  AND (%(tags)s::jsonb IS NULL OR r.tags @> %(tags)s::jsonb)
+  AND (%(started_after)s::float8 IS NULL OR r.created_at >= %(started_after)s::float8)
+  AND (%(started_before)s::float8 IS NULL OR r.created_at < %(started_before)s::float8)
+  AND (%(closed_after)s::float8 IS NULL OR r.closed_at >= %(closed_after)s::float8)
+  AND (%(blocked)s::boolean IS NULL
+       OR (r.blocked_reason IS NOT NULL) = %(blocked)s::boolean)
+  AND (%(paused)s::boolean IS NULL OR (r.paused_at IS NOT NULL) = %(paused)s::boolean)
   AND r.ordinal < coalesce(%(before)s::bigint, 9223372036854775807)
 ORDER BY r.ordinal DESC
 LIMIT %(limit)s
+
+-- name: pause_run
+-- pause(): the latest run, if open and not paused yet. Rows: 1 when it was paused now.
+UPDATE {schema}.runs
+SET paused_at = %(now)s, pause_reason = %(reason)s
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+  AND paused_at IS NULL
+RETURNING 1
+
+-- name: unpause_run
+-- resume() of a paused run. Rows: the queues of its work (the run's and its activities').
+WITH unpaused AS (
+    UPDATE {schema}.runs
+    SET paused_at = NULL, pause_reason = NULL
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+      AND paused_at IS NOT NULL
+    RETURNING queue
+)
+SELECT 'workflow', queue FROM unpaused
+UNION
+SELECT 'activity', t.queue FROM {schema}.activity_tasks AS t
+WHERE t.instance_id = %(instance_id)s AND t.run_id = %(run_id)s
+  AND EXISTS (SELECT 1 FROM unpaused)
+
+-- name: retry_blocked_now
+-- resume(): the latest run, if blocked on a failing workflow task, is retried at once.
+-- Rows: its queue when it was changed.
+UPDATE {schema}.runs
+SET ready_at = NULL
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
+  AND failed_attempts > 0 AND ready_at IS NOT NULL
+RETURNING queue
+
+-- name: run_tags
+-- The tags of a run (a continue-as-new hands them to the next run).
+SELECT r.tags FROM {schema}.runs AS r
+WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 
 -- name: get_vars
 -- One row with NULL name when the latest run has no variables; no row for an unknown id.
@@ -183,7 +231,7 @@ SELECT queue, count(*), min(since) FROM (
     SELECT r.queue, greatest(min(i.visible_at), coalesce(r.ready_at, 0)) AS since
     FROM {schema}.inbox AS i
     JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-    WHERE i.visible_at <= %(now)s AND r.status = 'running'
+    WHERE i.visible_at <= %(now)s AND r.status = 'running' AND r.paused_at IS NULL
       AND (r.lease_token IS NULL OR r.lease_expires_at <= %(now)s)
       AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
     GROUP BY r.instance_id, r.run_id
@@ -193,9 +241,12 @@ GROUP BY queue
 -- name: stats_activity_backlog
 -- Activity tasks a worker could claim now, per queue, with since when.
 SELECT queue, count(*), min(greatest(visible_at, coalesce(lease_expires_at, 0)))
-FROM {schema}.activity_tasks
+FROM {schema}.activity_tasks AS t
 WHERE visible_at <= %(now)s AND NOT cancel_requested
   AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+  AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)
 GROUP BY queue
 
 -- ---- terminate and delete ----------------------------------------------------------------
@@ -277,7 +328,7 @@ WITH candidates AS (
     CROSS JOIN LATERAL (
         SELECT r.ctid, r.instance_id, r.run_id FROM {schema}.runs AS r
         WHERE r.instance_id = i.instance_id AND r.run_id = i.run_id
-          AND r.status = 'running'
+          AND r.status = 'running' AND r.paused_at IS NULL
           AND ARRAY[r.queue] <@ %(queues)b::text[]
           AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
           AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
@@ -490,7 +541,7 @@ SELECT least(
     (SELECT i.visible_at
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[]) AND r.paused_at IS NULL
        AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s) AND r.ready_at IS NULL
        AND (r.sticky_worker IS NULL OR r.sticky_worker = %(worker)s)
      ORDER BY i.visible_at
@@ -498,7 +549,7 @@ SELECT least(
     (SELECT i.visible_at + %(sticky_wait)s::float8
      FROM {schema}.inbox AS i
      JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
-     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[])
+     WHERE r.status = 'running' AND r.queue = ANY(%(queues)b::text[]) AND r.paused_at IS NULL
        AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s) AND r.ready_at IS NULL
        AND r.sticky_worker <> %(worker)s
      ORDER BY i.visible_at
@@ -513,7 +564,7 @@ SELECT least(
          SELECT min(i.visible_at) AS first_visible FROM {schema}.inbox AS i
          WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id
      ) AS pending
-     WHERE r.status = 'running' AND r.ready_at IS NOT NULL
+     WHERE r.status = 'running' AND r.ready_at IS NOT NULL AND r.paused_at IS NULL
        AND r.queue = ANY(%(queues)b::text[]))
 )
 
@@ -527,10 +578,15 @@ WITH purged AS (
     WHERE queue = ANY(%(queues)b::text[]) AND cancel_requested
       AND lease_expires_at <= %(now)s
 ), candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks
+    SELECT task_id FROM {schema}.activity_tasks AS t
     WHERE queue = ANY(%(queues)b::text[]) AND visible_at <= %(now)s
       AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
       AND NOT cancel_requested
+      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)
+      -- Queues with limits are claimed by claim_limited_activity_tasks, under their lock.
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l WHERE l.queue = t.queue)
     ORDER BY visible_at, task_id
     LIMIT %(max_tasks)s
     FOR UPDATE SKIP LOCKED
@@ -545,6 +601,111 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
            WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+
+-- ---- queue limits (docs/queues.md) ------------------------------------------------------------
+
+-- name: limited_queues
+SELECT queue FROM {schema}.queue_limits WHERE queue = ANY(%(queues)b::text[])
+
+-- name: lock_queue_limits
+-- Concurrent claimers of a limited queue wait here for each other (in queue order: no
+-- deadlock), so each counts the attempts the one before it claimed.
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM {schema}.queue_limits
+WHERE queue = ANY(%(queues)b::text[]) ORDER BY queue FOR UPDATE
+
+-- name: queue_usage
+-- Run after lock_queue_limits, in its own statement: a new snapshot that sees the claims
+-- committed by whoever held the lock before. Old starts are pruned first.
+WITH pruned AS (
+    DELETE FROM {schema}.queue_starts
+    WHERE queue = %(queue)s AND started_at <= %(now)s::float8 - %(period)s::float8
+)
+SELECT (SELECT count(*) FROM {schema}.activity_tasks
+        WHERE queue = %(queue)s AND lease_token IS NOT NULL AND lease_expires_at > %(now)s),
+       (SELECT count(*) FROM {schema}.queue_starts
+        WHERE queue = %(queue)s AND started_at > %(now)s::float8 - %(period)s::float8)
+
+-- name: claim_limited_activity_tasks
+WITH candidates AS (
+    SELECT task_id FROM {schema}.activity_tasks AS t
+    WHERE queue = %(queue)s AND visible_at <= %(now)s
+      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+      AND NOT cancel_requested
+      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)
+    ORDER BY visible_at, task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.activity_tasks AS t
+SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+FROM candidates AS c
+WHERE t.task_id = c.task_id
+RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.input,
+          t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
+          t.heartbeat_details, t.visible_at,
+          (SELECT r.workflow_name FROM {schema}.runs AS r
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+
+-- name: record_queue_starts
+INSERT INTO {schema}.queue_starts (queue, started_at)
+SELECT %(queue)s, %(now)s FROM generate_series(1, %(count)s)
+
+-- name: get_queue_limits
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM {schema}.queue_limits WHERE queue = %(queue)s
+
+-- name: set_queue_limits
+INSERT INTO {schema}.queue_limits (
+    queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key)
+VALUES (%(queue)s, %(max_concurrent)s, %(rate_count)s, %(rate_period)s, %(per_key)s)
+ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
+    rate_count = excluded.rate_count, rate_period = excluded.rate_period,
+    max_concurrent_per_key = excluded.max_concurrent_per_key
+
+-- name: claim_keyed_activity_tasks
+-- A queue with max_concurrent_per_key: the k-th ready task of a concurrency key (in claim
+-- order) may start when the key's attempts in flight plus k stay within the limit. The key
+-- is the "concurrency_key" member of the task's options (the only one a backend reads).
+WITH keyed AS (
+    SELECT task_id, visible_at,
+           convert_from(options, 'UTF8')::jsonb ->> 'concurrency_key' AS k,
+           lease_token IS NOT NULL AND lease_expires_at > %(now)s AS running
+    FROM {schema}.activity_tasks
+    WHERE queue = %(queue)s
+), in_flight AS (
+    SELECT k, count(*) AS n FROM keyed WHERE running AND k IS NOT NULL GROUP BY k
+), ranked AS (
+    SELECT r.task_id, r.visible_at, r.k,
+           row_number() OVER (PARTITION BY r.k ORDER BY r.visible_at, r.task_id) AS rank
+    FROM keyed AS r JOIN {schema}.activity_tasks AS a ON a.task_id = r.task_id
+    WHERE NOT r.running AND a.visible_at <= %(now)s AND NOT a.cancel_requested
+), candidates AS (
+    SELECT a.task_id FROM {schema}.activity_tasks AS a
+    JOIN ranked AS r ON r.task_id = a.task_id
+    LEFT JOIN in_flight AS f ON f.k = r.k
+    WHERE r.k IS NULL OR r.rank + coalesce(f.n, 0) <= %(per_key)s
+    ORDER BY r.visible_at, r.task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE OF a SKIP LOCKED
+)
+UPDATE {schema}.activity_tasks AS t
+SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8
+FROM candidates AS c
+WHERE t.task_id = c.task_id
+RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.input,
+          t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
+          t.heartbeat_details, t.visible_at,
+          (SELECT r.workflow_name FROM {schema}.runs AS r
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+
+-- name: delete_queue_limits
+WITH starts AS (DELETE FROM {schema}.queue_starts WHERE queue = %(queue)s)
+DELETE FROM {schema}.queue_limits WHERE queue = %(queue)s
 
 -- name: heartbeat_activity
 -- A lease tick without details (NULL) keeps the stored ones.
@@ -602,11 +763,17 @@ ORDER BY activity_id
 -- name: next_activity_work
 -- When activity work on these queues becomes claimable (see next_workflow_work).
 SELECT least(
-    (SELECT min(visible_at) FROM {schema}.activity_tasks
-     WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NULL),
-    (SELECT min(greatest(visible_at, lease_expires_at)) FROM {schema}.activity_tasks
+    (SELECT min(visible_at) FROM {schema}.activity_tasks AS t
+     WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL)),
+    (SELECT min(greatest(visible_at, lease_expires_at)) FROM {schema}.activity_tasks AS t
      WHERE queue = ANY(%(queues)b::text[]) AND lease_expires_at IS NOT NULL
-       AND NOT cancel_requested)
+       AND NOT cancel_requested
+       AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                  AND pr.paused_at IS NOT NULL))
 )
 
 -- name: next_visible_time
@@ -623,6 +790,13 @@ SELECT least(
      WHERE status = 'running' AND ready_at > %(now)s),
     (SELECT min(visible_at) FROM {schema}.activity_tasks
      WHERE lease_expires_at IS NULL AND visible_at > %(now)s),
+    -- leases on pending work that run out (a worker that vanished holding them)
+    (SELECT min(r.lease_expires_at) FROM {schema}.runs AS r
+     WHERE r.status = 'running' AND r.lease_expires_at > %(now)s
+       AND EXISTS (SELECT 1 FROM {schema}.inbox AS i
+                   WHERE i.instance_id = r.instance_id AND i.run_id = r.run_id)),
+    (SELECT min(lease_expires_at) FROM {schema}.activity_tasks
+     WHERE lease_expires_at > %(now)s),
     -- due schedules too: the driver must not move the clock past a fire not yet taken
     (SELECT min(next_fire_at) FROM {schema}.schedules)
 )
@@ -786,9 +960,9 @@ WITH input AS (
     SELECT *
     FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(workflow_names)b::text[],
                 %(queues)b::text[], %(ready_ats)b::float8[], %(visible_ats)b::float8[],
-                %(events)b::bytea[], %(deadlines)b::float8[])
+                %(events)b::bytea[], %(deadlines)b::float8[], %(tags)b::text[])
          WITH ORDINALITY AS x(instance_id, run_id, workflow_name, queue, ready_at, visible_at,
-                              event, deadline, k)
+                              event, deadline, tags, k)
 ), new_instances AS (
     INSERT INTO {schema}.instances (instance_id, latest_run_id)
     SELECT instance_id, run_id FROM input ORDER BY instance_id
@@ -798,8 +972,8 @@ WITH input AS (
     SELECT x.* FROM input AS x JOIN new_instances AS n USING (instance_id)
 ), new_runs AS (
     INSERT INTO {schema}.runs (
-        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at)
-    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at
+        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at, tags)
+    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at, tags::jsonb
     FROM created
     ORDER BY k
 ), started AS (
@@ -845,3 +1019,85 @@ WITH input AS (
 )
 SELECT d.k, t.queue, (SELECT count(*) FROM notified) AS notifications
 FROM done AS d LEFT JOIN target AS t USING (k)
+
+-- ---- hooks (ostinato.hook; the outbox rows are written by a trigger, migration 0007) -------
+
+-- name: subscribe_hooks
+INSERT INTO {schema}.hook_subscriptions (queue, subscribed_until)
+SELECT q, %(until)s FROM unnest(%(queues)s::text[]) AS q
+ON CONFLICT (queue) DO UPDATE
+SET subscribed_until = greatest({schema}.hook_subscriptions.subscribed_until,
+                                EXCLUDED.subscribed_until)
+
+-- name: claim_hook_deliveries
+-- (delivery, hook) pairs never attempted, or pending with their retry time come and no live
+-- lease. Two workers racing for a pair meet in the insert: the loser waits for the winner's
+-- row and its update's condition (no live lease) then fails, so it claims nothing.
+WITH candidates AS (
+    SELECT d.seq, d.delivery_id, h.hook
+    FROM {schema}.hook_deliveries AS d
+    CROSS JOIN unnest(%(hooks)s::text[]) WITH ORDINALITY AS h(hook, n)
+    LEFT JOIN {schema}.hook_attempts AS a ON a.delivery_id = d.delivery_id AND a.hook = h.hook
+    WHERE d.queue = ANY(%(queues)s)
+      AND (a.delivery_id IS NULL
+           OR (a.state = 'pending' AND a.visible_at <= %(now)s
+               AND coalesce(a.lease_expires_at, 0) <= %(now)s))
+    ORDER BY d.seq, h.n
+    LIMIT %(limit)s
+), claimed AS (
+    INSERT INTO {schema}.hook_attempts AS a (delivery_id, hook, attempts, visible_at,
+                                             lease_token, lease_expires_at)
+    SELECT delivery_id, hook, 1, %(now)s, %(token)s, %(expires)s FROM candidates
+    ON CONFLICT (delivery_id, hook) DO UPDATE
+    SET attempts = a.attempts + 1, lease_token = EXCLUDED.lease_token,
+        lease_expires_at = EXCLUDED.lease_expires_at
+    WHERE a.state = 'pending' AND a.visible_at <= %(now)s
+      AND coalesce(a.lease_expires_at, 0) <= %(now)s
+    RETURNING a.delivery_id, a.hook, a.attempts
+)
+SELECT c.delivery_id, c.hook, d.instance_id, d.run_id, d.workflow_name, d.queue, d.status,
+       d.occurred_at, d.result, c.attempts
+FROM claimed AS c JOIN {schema}.hook_deliveries AS d USING (delivery_id)
+ORDER BY d.seq
+
+-- name: lock_hook_delivery
+-- Serializes the finishing of one delivery's hooks, so the last one sees the others done.
+SELECT 1 FROM {schema}.hook_deliveries WHERE delivery_id = %(delivery_id)s FOR UPDATE
+
+-- name: hook_pair_delivered
+UPDATE {schema}.hook_attempts
+SET state = 'delivered', lease_token = NULL, lease_expires_at = NULL
+WHERE delivery_id = %(delivery_id)s AND hook = %(hook)s AND lease_token = %(token)s
+  AND state = 'pending'
+RETURNING 1
+
+-- name: delete_delivered_hook_delivery
+-- Once each of the finishing worker's hooks was delivered; its attempts go with it.
+WITH gone AS (
+    DELETE FROM {schema}.hook_deliveries
+    WHERE delivery_id = %(delivery_id)s
+      AND (SELECT count(*) FROM {schema}.hook_attempts
+           WHERE delivery_id = %(delivery_id)s AND state = 'delivered'
+             AND hook = ANY(%(hooks)s)) = cardinality(%(hooks)s::text[])
+    RETURNING delivery_id
+)
+DELETE FROM {schema}.hook_attempts WHERE delivery_id IN (SELECT delivery_id FROM gone)
+
+-- name: hook_pair_failed
+-- retry_at NULL: given up for good (kept for list_hook_failures).
+UPDATE {schema}.hook_attempts
+SET lease_token = NULL, lease_expires_at = NULL, last_error = %(error)s,
+    visible_at = coalesce(%(retry_at)s::float8, visible_at),
+    state = CASE WHEN %(retry_at)s::float8 IS NULL THEN 'gave_up' ELSE 'pending' END
+WHERE delivery_id = %(delivery_id)s AND hook = %(hook)s AND lease_token = %(token)s
+  AND state = 'pending'
+RETURNING 1
+
+-- name: list_hook_failures
+SELECT d.delivery_id, a.hook, d.instance_id, d.run_id, d.workflow_name, d.status,
+       d.occurred_at, a.attempts, a.last_error
+FROM {schema}.hook_attempts AS a
+JOIN {schema}.hook_deliveries AS d ON d.delivery_id = a.delivery_id
+WHERE a.state = 'gave_up'
+ORDER BY d.seq DESC, a.hook
+LIMIT %(limit)s

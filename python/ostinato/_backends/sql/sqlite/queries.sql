@@ -13,13 +13,15 @@
 -- (not a query: the columns of _RunRow, shared by every query that reads whole runs)
 r.id, r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
-r.parent_run_id, r.parent_command_id, r.next_run_id, r.lease_token
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.paused_at, r.pause_reason,
+r.lease_token
 
 -- name: claimable
 -- (not a query) An inbox event i of run r that a worker may claim now: visible, its run open,
--- not under a live lease, not delayed, and not left to another worker that has the run cached
--- (until it has waited sticky_wait). Parameters: now, now, now, worker, sticky_wait, now.
-i.visible_at <= ? AND r.status = 'running'
+-- not under a live lease, not delayed, not paused, and not left to another worker that has the
+-- run cached (until it has waited sticky_wait). Parameters: now, now, now, worker,
+-- sticky_wait, now.
+i.visible_at <= ? AND r.status = 'running' AND r.paused_at IS NULL
 AND (r.lease_token IS NULL OR r.lease_expires_at <= ?)
 AND (r.ready_at IS NULL OR r.ready_at <= ?)
 AND (r.sticky_worker IS NULL OR r.sticky_worker = ? OR i.visible_at + ? <= ?)
@@ -32,6 +34,35 @@ r.status = ?
 
 -- name: filter_workflow
 r.workflow_name = ?
+
+-- name: filter_queue
+r.queue = ?
+
+-- name: filter_tag
+-- One per tag asked for: the run has that key with that value (a scan of the latest runs;
+-- PostgreSQL has the index, see docs/search.md).
+EXISTS (SELECT 1 FROM json_each(r.tags) AS t WHERE t.key = ? AND t.value = ?)
+
+-- name: filter_started_after
+r.created_at >= ?
+
+-- name: filter_started_before
+r.created_at < ?
+
+-- name: filter_closed_after
+r.closed_at >= ?
+
+-- name: filter_blocked
+r.blocked_reason IS NOT NULL
+
+-- name: filter_not_blocked
+r.blocked_reason IS NULL
+
+-- name: filter_paused
+r.paused_at IS NOT NULL
+
+-- name: filter_not_paused
+r.paused_at IS NULL
 
 -- ---- schema ----------------------------------------------------------------------------------
 
@@ -97,8 +128,8 @@ SELECT name, value FROM vars WHERE run = ?
 
 -- name: insert_run
 INSERT INTO runs (instance_id, run_id, workflow_name, queue, status, created_at, updated_at,
-                  ready_at, parent_instance_id, parent_run_id, parent_command_id)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                  ready_at, parent_instance_id, parent_run_id, parent_command_id, tags)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
 
 -- name: set_latest_run
 INSERT INTO instances (instance_id, latest_run) VALUES (?, ?)
@@ -202,6 +233,23 @@ UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NUL
     blocked_reason = ?, ready_at = ?, failed_attempts = failed_attempts + 1, updated_at = ?
 WHERE id = ?
 
+-- name: pause_run
+-- pause(): no workflow task or activity attempt is handed out until resume.
+UPDATE runs SET paused_at = ?, pause_reason = ?
+WHERE id = ? AND status = 'running' AND paused_at IS NULL
+
+-- name: unpause_run
+UPDATE runs SET paused_at = NULL, pause_reason = NULL
+WHERE id = ? AND status = 'running' AND paused_at IS NOT NULL
+
+-- name: run_activity_queues
+SELECT DISTINCT queue FROM activity_tasks WHERE run = ?
+
+-- name: retry_blocked_now
+-- resume(): a run blocked on a failing workflow task is retried at once.
+UPDATE runs SET ready_at = NULL
+WHERE id = ? AND status = 'running' AND failed_attempts > 0 AND ready_at IS NOT NULL
+
 -- name: release_task
 UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL
 WHERE id = ?
@@ -226,10 +274,54 @@ WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 1
 
 -- name: find_claimable_activities
 SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
-       a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name
+       a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name,
+       a.visible_at
 FROM activity_tasks a JOIN runs r ON r.id = a.run
 WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
+  AND r.paused_at IS NULL
 ORDER BY a.visible_at, a.id LIMIT ?
+
+-- ---- queue limits (docs/queues.md) -----------------------------------------------------------
+
+-- name: queue_limits_of
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM queue_limits WHERE queue IN ({queues})
+
+-- name: get_queue_limits
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
+FROM queue_limits WHERE queue = ?
+
+-- name: set_queue_limits
+INSERT INTO queue_limits (queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
+    rate_count = excluded.rate_count, rate_period = excluded.rate_period,
+    max_concurrent_per_key = excluded.max_concurrent_per_key
+
+-- name: options_in_flight
+-- The options (for their concurrency_key) of the attempts in flight on a queue.
+SELECT options FROM activity_tasks
+WHERE queue = ? AND lease_token IS NOT NULL AND lease_expires_at > ?
+
+-- name: delete_queue_limits
+DELETE FROM queue_limits WHERE queue = ?
+
+-- name: delete_queue_starts
+DELETE FROM queue_starts WHERE queue = ?
+
+-- name: activities_in_flight
+-- Claimed attempts whose lease has not expired (retried ones have no lease).
+SELECT count(*) FROM activity_tasks
+WHERE queue = ? AND lease_token IS NOT NULL AND lease_expires_at > ?
+
+-- name: prune_queue_starts
+DELETE FROM queue_starts WHERE queue = ? AND started_at <= ?
+
+-- name: count_queue_starts
+SELECT count(*) FROM queue_starts WHERE queue = ? AND started_at > ?
+
+-- name: record_queue_start
+INSERT INTO queue_starts (queue, started_at) VALUES (?, ?)
 
 -- name: lease_activity
 UPDATE activity_tasks SET attempt = attempt + 1, lease_token = ?, lease_expires_at = ?,
@@ -279,8 +371,9 @@ WHERE i.queue IN ({queues}) AND r.status = 'running' AND r.lease_token IS NULL
   AND r.sticky_worker <> ? AND i.visible_at <= ? AND i.visible_at + ? > ?
 
 -- name: activity_work_available
-SELECT 1 FROM activity_tasks
-WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 0 LIMIT 1
+SELECT 1 FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
+  AND r.paused_at IS NULL LIMIT 1
 
 -- name: next_activity_time
 SELECT MIN(visible_at) FROM activity_tasks
@@ -295,6 +388,17 @@ SELECT MIN(ready_at) FROM runs WHERE ready_at > ? AND status = 'running'
 -- name: next_visible_activity
 SELECT MIN(visible_at) FROM activity_tasks
 WHERE lease_token IS NULL AND visible_at > ? AND cancel_requested = 0
+
+-- name: next_visible_lease
+-- When a lease on pending work runs out: the work of a worker that vanished holding it
+-- becomes claimable then.
+SELECT MIN(t) FROM (
+    SELECT r.lease_expires_at AS t FROM runs r
+    WHERE r.status = 'running' AND r.lease_expires_at IS NOT NULL
+      AND EXISTS (SELECT 1 FROM inbox i WHERE i.run = r.id)
+    UNION ALL
+    SELECT lease_expires_at FROM activity_tasks WHERE lease_expires_at IS NOT NULL
+) WHERE t > ?
 
 -- ---- schedules (ostinato._schedules; every write is a compare-and-set on version) ---------
 
@@ -355,5 +459,70 @@ SELECT queue, COUNT(*), MIN(since) FROM (
 ) GROUP BY queue
 
 -- name: stats_activity_backlog
-SELECT queue, COUNT(*), MIN(visible_at) FROM activity_tasks
-WHERE visible_at <= ? AND cancel_requested = 0 GROUP BY queue
+SELECT a.queue, COUNT(*), MIN(a.visible_at) FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE a.visible_at <= ? AND a.cancel_requested = 0 AND r.paused_at IS NULL GROUP BY a.queue
+
+-- ---- hooks (ostinato.hook; the outbox rows are written by a trigger, migration 0005) -------
+
+-- name: subscribe_hooks
+INSERT INTO hook_subscriptions (queue, subscribed_until) VALUES (?, ?)
+ON CONFLICT (queue) DO UPDATE
+SET subscribed_until = max(subscribed_until, excluded.subscribed_until)
+
+-- name: claimable_hook_pairs
+-- (delivery, hook) pairs never attempted, or pending with their retry time come and no live
+-- lease; hooks and queues are JSON arrays.
+SELECT d.delivery_id, h.value
+FROM hook_deliveries d
+JOIN json_each(?) h
+LEFT JOIN hook_attempts a ON a.delivery_id = d.delivery_id AND a.hook = h.value
+WHERE d.queue IN (SELECT value FROM json_each(?))
+  AND (a.delivery_id IS NULL
+       OR (a.state = 'pending' AND a.visible_at <= ?
+           AND (a.lease_expires_at IS NULL OR a.lease_expires_at <= ?)))
+ORDER BY d.seq, h.key
+LIMIT ?
+
+-- name: claim_hook_pair
+INSERT INTO hook_attempts (delivery_id, hook, attempts, visible_at, lease_token,
+                           lease_expires_at)
+VALUES (?, ?, 1, ?, ?, ?)
+ON CONFLICT (delivery_id, hook) DO UPDATE
+SET attempts = attempts + 1, lease_token = excluded.lease_token,
+    lease_expires_at = excluded.lease_expires_at
+RETURNING attempts
+
+-- name: hook_delivery_row
+SELECT instance_id, run_id, workflow_name, queue, status, occurred_at, result
+FROM hook_deliveries WHERE delivery_id = ?
+
+-- name: hook_pair_delivered
+UPDATE hook_attempts SET state = 'delivered', lease_token = NULL, lease_expires_at = NULL
+WHERE delivery_id = ? AND hook = ? AND lease_token = ? AND state = 'pending'
+
+-- name: delete_delivered_hook_delivery
+-- Once each hook (a JSON array of n names) of the finishing worker was delivered.
+DELETE FROM hook_deliveries
+WHERE delivery_id = ?
+  AND (SELECT count(*) FROM hook_attempts
+       WHERE delivery_id = ? AND state = 'delivered'
+         AND hook IN (SELECT value FROM json_each(?))) = ?
+
+-- name: delete_hook_attempts
+DELETE FROM hook_attempts WHERE delivery_id = ?
+
+-- name: hook_pair_failed
+-- retry_at NULL: given up for good (kept for list_hook_failures).
+UPDATE hook_attempts
+SET lease_token = NULL, lease_expires_at = NULL, last_error = ?,
+    visible_at = coalesce(?, visible_at),
+    state = CASE WHEN ? IS NULL THEN 'gave_up' ELSE 'pending' END
+WHERE delivery_id = ? AND hook = ? AND lease_token = ? AND state = 'pending'
+
+-- name: list_hook_failures
+SELECT d.delivery_id, a.hook, d.instance_id, d.run_id, d.workflow_name, d.status,
+       d.occurred_at, a.attempts, a.last_error
+FROM hook_attempts a JOIN hook_deliveries d ON d.delivery_id = a.delivery_id
+WHERE a.state = 'gave_up'
+ORDER BY d.seq DESC, a.hook
+LIMIT ?

@@ -1,0 +1,143 @@
+"""What queue limits cost per activity, against the unlimited case in the same run.
+
+Each workload runs ``--workflows`` workflows of ``--activities`` activities each (fanned out
+at once) on the queue "q" through a real ``Worker`` and ``Client``, three ways on a fresh
+store each:
+
+- unlimited: "q" has no limits;
+- limited, not binding: ``max_concurrent`` and ``rate_limit`` far above what the worker can
+  reach, so the figure is the cost of checking and recording them, not of waiting;
+- limited, binding: ``max_concurrent=--binding``, for the throughput a real limit gives.
+
+    python benchmarks/bench_queues.py                         # memory, sqlite, postgres
+    python benchmarks/bench_queues.py --backends sqlite -w 500
+
+PostgreSQL: ``OSTINATO_BENCH_PG_URL`` if set (each workload in a schema of its own, dropped
+afterwards), else a throwaway server like the test suite's (fsync off). Figures are printed,
+never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ostinato
+from ostinato import activity, workflow
+
+
+@activity.defn
+async def step(i: int) -> int:
+    return i
+
+
+@workflow.defn
+async def fan_out(count: int) -> int:
+    results = await asyncio.gather(
+        *(workflow.execute_activity(step, i, queue="q") for i in range(count))
+    )
+    return sum(results)
+
+
+WAYS: dict[str, dict[str, Any]] = {
+    "unlimited": {},
+    "limited, not binding": {
+        "max_concurrent": 1_000_000,
+        "rate_limit": (1_000_000, timedelta(seconds=1)),
+    },
+}
+
+
+async def workload(url: str, workflows: int, activities: int, limits: dict[str, Any]) -> float:
+    """Seconds per activity."""
+    backend = ostinato.connect(url)
+    client = ostinato.Client(backend)
+    try:
+        if limits:
+            await client.set_queue_limits("q", **limits)
+        async with ostinato.Worker(
+            backend,
+            workflows=[fan_out],
+            activities=[step],
+            queues=("default", "q"),
+            max_concurrent_activities=50,
+        ):
+            began = time.perf_counter()
+            handles = [await client.start_workflow(fan_out, activities) for _ in range(workflows)]
+            for handle in handles:
+                await handle.result(timeout=600)
+            elapsed = time.perf_counter() - began
+    finally:
+        await backend.close()
+    return elapsed / (workflows * activities)
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    from bench_postgres import server
+
+    with server(False) as (url, what):
+        print(f"postgres: {what}")
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def store(kind: str, pg_url: str | None) -> AsyncIterator[str]:
+    if kind == "memory":
+        yield "memory://"
+    elif kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.db"
+    else:
+        assert pg_url is not None
+        from bench_postgres import fresh_schema
+
+        async with fresh_schema(pg_url) as url:
+            yield url
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-w", "--workflows", type=int, default=200)
+    parser.add_argument("-a", "--activities", type=int, default=10)
+    parser.add_argument("--binding", type=int, default=8, help="max_concurrent that binds")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["memory", "sqlite", "postgres"],
+        choices=["memory", "sqlite", "postgres"],
+    )
+    args = parser.parse_args()
+    ways = dict(WAYS)
+    ways[f"limited, binding (max_concurrent={args.binding})"] = {"max_concurrent": args.binding}
+    total = args.workflows * args.activities
+    print(f"{args.workflows} workflows x {args.activities} activities = {total} per workload")
+    with contextlib.ExitStack() as stack:
+        pg_url = stack.enter_context(postgres()) if "postgres" in args.backends else None
+        for kind in args.backends:
+            base = None
+            for way, limits in ways.items():
+                async with store(kind, pg_url) as url:
+                    per = await workload(url, args.workflows, args.activities, limits)
+                if base is None:
+                    base = per
+                extra = (per - base) * 1e6
+                print(
+                    f"{kind:8} {way:40} {per * 1e6:8.0f} us/activity "
+                    f"({1 / per:7.0f}/s; {extra:+6.0f} us, {100 * (per / base - 1):+5.1f}%)"
+                )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

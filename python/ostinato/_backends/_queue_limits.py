@@ -1,0 +1,81 @@
+"""What a backend stores for queue limits (docs/queues.md): one row per limited queue, and a
+log of the activity attempts started on rate-limited queues.
+
+The backend enforces the limits in ``claim_activity_tasks``: on a queue with limits it claims
+at most ``claim_budget(...)`` tasks, counted under the same lock as the claim (SQLite's write
+lock, PostgreSQL's row lock on the queue's limits row, the memory backend's lock), so workers
+claiming at once, in any process, can never exceed them together.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import orjson
+
+__all__ = ["QueueLimitStore", "QueueLimits", "claim_budget", "concurrency_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """The limits of one queue (``Client.get_queue_limits``); None means no such limit.
+
+    ``max_concurrent``: activity attempts in flight on the queue at once (claimed, with a
+    lease not yet expired). ``rate_count`` / ``rate_period`` (seconds): at most
+    ``rate_count`` attempts started in any sliding window of ``rate_period`` seconds.
+    ``max_concurrent_per_key``: attempts in flight at once among those scheduled with the
+    same ``concurrency_key`` (attempts without a key are not limited by it).
+    """
+
+    max_concurrent: int | None = None
+    rate_count: int | None = None
+    rate_period: float | None = None
+    max_concurrent_per_key: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return (
+            self.max_concurrent is None
+            and self.rate_count is None
+            and self.max_concurrent_per_key is None
+        )
+
+
+def concurrency_key(options: bytes) -> str | None:
+    """The ``concurrency_key`` member of an activity task's options (the one member of them
+    a backend reads, and only on a queue with ``max_concurrent_per_key``)."""
+    try:
+        key = orjson.loads(options).get("concurrency_key")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def claim_budget(limits: QueueLimits, in_flight: int, started_in_window: int) -> int:
+    """How many more attempts the queue may start now, given the attempts in flight on it
+    and those started in the last ``rate_period`` seconds (never negative)."""
+    budget: int | None = None
+    if limits.max_concurrent is not None:
+        budget = limits.max_concurrent - in_flight
+    if limits.rate_count is not None:
+        rate = limits.rate_count - started_in_window
+        budget = rate if budget is None else min(budget, rate)
+    return 1_000_000_000 if budget is None else max(0, budget)
+
+
+class QueueLimitStore(abc.ABC):
+    """The queue-limit methods of a backend."""
+
+    # Claims of this backend object that found a limited queue at its limit (work may have
+    # been left for later). Workers read it to back off instead of claiming again at once.
+    limited_claims: int = 0
+
+    @abc.abstractmethod
+    async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:
+        """Store ``limits`` for ``queue``, replacing any before; None (or empty limits)
+        removes them. Claims made after this returns obey the new limits."""
+
+    @abc.abstractmethod
+    async def get_queue_limits(self, queue: str) -> QueueLimits | None:
+        """The stored limits of ``queue``; None when it has none."""
