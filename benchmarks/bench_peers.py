@@ -360,7 +360,7 @@ def run_one(setup: Setup, backend: str, workload: str, engine: str, n: int) -> d
     else:
         assert setup.go is not None
         command = [str(setup.go), "-workload", workload, "-db", str(path), "-n", str(n)]
-    counted = backend == "postgres" and workload in ("client", "backlog")
+    counted = backend == "postgres" and setup.pg_url is not None
     before = pg_counters(setup.pg_url) if setup.pg_url and counted else None
     try:
         proc = subprocess.run(command, capture_output=True, text=True, cwd=setup.tmp, timeout=3600)
@@ -373,6 +373,10 @@ def run_one(setup: Setup, backend: str, workload: str, engine: str, n: int) -> d
             f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         )
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Workflows the run carried out: warm-up runs included, a tree counted as its 15.
+    result["workflows_run"] = (
+        n * PER_TREE if workload == "tree" else n + min(20, n) if "latency" in workload else n
+    )
     if before is not None and setup.pg_url is not None:
         time.sleep(0.5)  # the run's server processes report their counters as they exit
         after = pg_counters(setup.pg_url)
@@ -393,18 +397,24 @@ def figure(workload: str, runs: list[dict[str, Any]]) -> tuple[float, str]:
     spread = spread if len(values) > 1 else ""
     if workload.startswith("latency"):
         p95 = statistics.median(r["p95"] for r in runs)
-        return mid, f"p50 {mid:.2f}{spread} / p95 {p95:.2f} ms"
+        return mid, f"p50 {mid:.2f}{spread} / p95 {p95:.2f} ms" + server_counts(runs)
     text = f"{mid:,.{decimals(mid)}f}{spread} {'trees' if workload == 'tree' else 'wf'}/s"
     if workload == "tree":
         text += f" = {statistics.median(r['workflows_per_second'] for r in runs):,.0f} wf/s"
-    commits = [r["pg_commits"] for r in runs if "pg_commits" in r]
-    syncs = [r["pg_wal_syncs"] for r in runs if r.get("pg_wal_syncs") is not None]
-    n = runs[0].get("n", 0)
-    if commits and n:
-        text += f" [{statistics.median(commits) / n:.1f} tx"
-        text += f", {statistics.median(syncs) / n:.1f} WAL flushes" if syncs else ""
-        text += " per wf]"
-    return mid, text
+    return mid, text + server_counts(runs)
+
+
+def server_counts(runs: list[dict[str, Any]]) -> str:
+    """PostgreSQL's committed transactions and WAL flushes per workflow, if counted."""
+    commits = [r["pg_commits"] / r["workflows_run"] for r in runs if "pg_commits" in r]
+    syncs = [
+        r["pg_wal_syncs"] / r["workflows_run"] for r in runs if r.get("pg_wal_syncs") is not None
+    ]
+    if not commits:
+        return ""
+    text = f" [{statistics.median(commits):.1f} tx"
+    text += f", {statistics.median(syncs):.1f} WAL flushes" if syncs else ""
+    return text + " per wf]"
 
 
 def decimals(value: float) -> int:
