@@ -355,7 +355,10 @@ def run_one(setup: Setup, backend: str, workload: str, engine: str, n: int) -> d
         spec = {"url": url, "schema": schema, "n": n}
         if schema is not None:
             # DBOS wants SQLAlchemy's driver name for psycopg 3.
-            spec["url"] = url.replace("postgresql://", "postgresql+psycopg://", 1)
+            scheme, _, rest = url.partition("://")
+            if scheme not in ("postgres", "postgresql"):
+                raise SystemExit("--pg-url must be a postgresql:// URL (DBOS needs one)")
+            spec["url"] = f"postgresql+psycopg://{rest}"
         command = [str(setup.dbos), str(HERE / "_peer_dbos.py"), workload, json.dumps(spec)]
     else:
         assert setup.go is not None
@@ -473,10 +476,21 @@ def compare(setup: Setup, args: argparse.Namespace, backend: str, workloads: lis
         n = size_of(workload, args)
         by_engine: dict[str, list[dict[str, Any]]] = {}
         engines = engines_for(setup, backend, workload)
+        failed: set[str] = set()
         for rep in range(args.repeat):
             # Alternate the order, so neither engine always runs on the warmer machine.
             for engine in engines if rep % 2 == 0 else list(reversed(engines)):
-                result = run_one(setup, backend, workload, engine, n)
+                if engine in failed:
+                    continue
+                try:
+                    result = run_one(setup, backend, workload, engine, n)
+                except RuntimeError as exc:
+                    if engine == "ostinato":
+                        raise
+                    # A peer that breaks costs its own figure, not ostinato's.
+                    print(f"[{backend}] {engine} skipped on {workload}: {exc}", flush=True)
+                    failed.add(engine)
+                    continue
                 result["n"] = n
                 by_engine.setdefault(engine, []).append(result)
         setup.results.setdefault(backend, {})[workload] = by_engine
