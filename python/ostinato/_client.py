@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _core, _events, _schedules
+from . import _core, _events, _retention, _schedules
 from ._backends._contract import Backend
 from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
@@ -566,6 +566,33 @@ class Client:
         await self.backend.open()
         return {k: orjson.loads(v) for k, v in (await self.backend.get_vars(id)).items()}
 
+    # ---- retention (see docs/retention.md) --------------------------------------------------
+
+    async def delete(self, id: str) -> None:
+        """Remove a closed workflow: every run, its history, variables, inbox and activity
+        rows. ``WorkflowNotFoundError`` for an unknown id; a running one is refused with
+        ``WorkflowAlreadyStartedError`` (terminate or cancel it first)."""
+        check_text(id, "id")
+        await self.backend.open()
+        await self.backend.delete(id)
+
+    async def delete_closed(
+        self,
+        older_than: Duration = timedelta(days=30),
+        statuses: Sequence[str | RunStatus] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Delete the workflows whose latest run closed more than ``older_than`` ago (with a
+        status among ``statuses``, default all closed ones), at most ``limit`` (default no
+        limit), in batches of 500 per transaction; returns how many were deleted."""
+        seconds = _retention.check_older_than(older_than)
+        wanted = _retention.check_statuses(statuses)
+        most = _retention.check_limit(limit)
+        store = _retention.retention_of(self.backend)
+        await self.backend.open()
+        closed_before = self.backend.clock() - seconds
+        return await _retention.delete_closed(store, closed_before, wanted, most)
+
     # ---- schedules (see docs/schedules.md) --------------------------------------------------
 
     async def create_schedule(
@@ -654,6 +681,12 @@ class SyncClient:
         """``Client.create_schedule`` without ``await``."""
         handle = self._call(self.client.create_schedule(schedule_id, workflow, *args, **options))
         return SyncScheduleHandle(self, handle)
+
+    def delete(self, id: str) -> None:
+        self._call(self.client.delete(id))
+
+    def delete_closed(self, **options: Any) -> int:
+        return self._call(self.client.delete_closed(**options))
 
     def get_schedule(self, schedule_id: str) -> SyncScheduleHandle:
         return SyncScheduleHandle(self, self._call(self.client.get_schedule(schedule_id)))

@@ -8,8 +8,9 @@ Users construct a backend (or let ``ostinato.connect(url)`` do it) and hand it t
 - ``PostgresBackend``: PostgreSQL, shared by many machines (needs ``ostinato[postgres]``).
 
 Writers of a new backend implement ``Backend`` over the value types below, optionally
-``TimeSkipping`` (so ``ostinato.testing`` can skip time on it) and ``ScheduleStore`` (so
-workers can fire schedules from it), and run the conformance suite
+``TimeSkipping`` (so ``ostinato.testing`` can skip time on it), ``ScheduleStore`` (so
+workers can fire schedules from it) and ``RetentionStore`` (so closed workflows can be
+deleted in batches, by hand or by a worker's retention sweep), and run the conformance suite
 ``ostinato.testing.conformance`` against it. docs/backends.md walks through it.
 
 The errors a backend raises are ostinato's own: ``LeaseLostError`` (a fenced write by a
@@ -22,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._backends._contract import Backend, TimeSkipping
+from ._backends._retention_store import RetentionStore
 from ._backends._schedule_store import ScheduleRecord, ScheduleStore
 from ._backends._types import (
     ActivityState,
@@ -64,6 +66,7 @@ __all__ = [
     "ParentRef",
     "PostgresBackend",
     "QueueBacklog",
+    "RetentionStore",
     "RunClose",
     "RunCount",
     "RunInfo",

@@ -25,6 +25,7 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
+from ._memory_retention import MemoryRetention
 from ._memory_schedules import MemorySchedules
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
@@ -292,7 +293,7 @@ class _MemoryStore:
         run.next_run_id = run_id
 
 
-class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
+class MemoryBackend(MemorySchedules, MemoryRetention, Backend, TimeSkipping):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -307,6 +308,7 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
         self._activities = self._store.activities
         self._pending = self._store.pending
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._sweeps: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryBackend(instances={len(self._instances)})"
@@ -509,12 +511,29 @@ class MemoryBackend(MemorySchedules, Backend, TimeSkipping):
                     instance_id,
                     f"workflow {instance_id!r} is still running; terminate it before deleting",
                 )
+            self._remove_instance(instance_id)
+
+    def _remove_instance(self, instance_id: str) -> None:
+        """Remove every run of the instance with its activity tasks (under the lock)."""
+        with self._lock:
+            runs = self._instances[instance_id]
             for run in runs:
                 del self._runs[(run.instance_id, run.run_id)]
             doomed = {id(run) for run in runs}
             for task in [t for t in self._activities.values() if id(t.run) in doomed]:
                 del self._activities[task.task_id]
             del self._instances[instance_id]
+
+    def _closed_instances(self) -> list[tuple[float, str, RunStatus]]:
+        """(closed_at, instance id, status) of every instance whose latest run is closed."""
+        found = []
+        with self._lock:
+            for instance_id, runs in self._instances.items():
+                latest = runs[-1] if runs else None
+                if latest is not None and latest.closed_at is not None:
+                    if not latest.status.is_open:
+                        found.append((latest.closed_at, instance_id, latest.status))
+        return found
 
     async def get_vars(self, instance_id: str) -> dict[str, bytes]:
         with self._lock:

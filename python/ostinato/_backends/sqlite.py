@@ -29,6 +29,7 @@ from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
+from ._sqlite_retention import DELETE_INSTANCE, SqliteRetention
 from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_sql import QUERIES as Q
 from ._sqlite_sql import load_migrations
@@ -58,7 +59,7 @@ def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[obje
     return (now, now, now, worker, sticky_wait, now)
 
 
-class SqliteBackend(SqliteSchedules, TimeSkipping):
+class SqliteBackend(SqliteSchedules, SqliteRetention, TimeSkipping):
     """Workflows in one SQLite file (or ``":memory:"``).
 
     ``durable=True`` (default) runs with ``synchronous=FULL``: a committed workflow task
@@ -234,10 +235,7 @@ class SqliteBackend(SqliteSchedules, TimeSkipping):
                     instance_id,
                     f"workflow {instance_id!r} is still running; terminate it before deleting",
                 )
-            for query in (
-                "delete_history", "delete_inbox", "delete_activity_tasks", "delete_vars",
-                "delete_runs", "delete_instance",
-            ):  # fmt: skip
+            for query in DELETE_INSTANCE:
                 conn.execute(Q[query], (instance_id,))
 
         await self._call(op)

@@ -25,11 +25,14 @@ from __future__ import annotations
 from .._contract import TimeSkipping
 from ._activities import _ActivitySide
 from ._client import _ClientSide
+from ._retention import _RetentionSide
 from ._schedules import _ScheduleSide
 from ._workflows import _WorkflowSide
 
 
-class PostgresBackend(_ClientSide, _WorkflowSide, _ActivitySide, _ScheduleSide, TimeSkipping):
+class PostgresBackend(
+    _ClientSide, _WorkflowSide, _ActivitySide, _ScheduleSide, _RetentionSide, TimeSkipping
+):
     """Runs, history, inboxes and task queues in a PostgreSQL database (13 or newer).
 
     ``dsn``: a libpq connection string or ``postgresql://`` URL. ``schema``: where the tables

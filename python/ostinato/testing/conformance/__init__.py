@@ -23,7 +23,7 @@ so, so your backend must read time only from its ``clock``. A backend that does 
 implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
-``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``), as are the building blocks in
+``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``RetentionTests``), as are the building blocks in
 ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``, ``full_commit`` ...)
 for tests of your own.
 """
@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from ._activity_tasks import ActivityTaskTests
+from ._retention import RetentionTests
 from ._runs import RunTests
 from ._schedules import ScheduleTests
 from ._support import (
@@ -73,6 +74,7 @@ __all__ = [
     "BackendConformance",
     "BackendFactory",
     "FakeClock",
+    "RetentionTests",
     "RunTests",
     "ScheduleTests",
     "WakeUpTests",
@@ -115,7 +117,7 @@ def _run_on_own_loop(test: _AsyncTest) -> Callable[..., None]:
 
 
 class BackendConformance(
-    RunTests, WorkflowTaskTests, ActivityTaskTests, WakeUpTests, ScheduleTests
+    RunTests, WorkflowTaskTests, ActivityTaskTests, WakeUpTests, ScheduleTests, RetentionTests
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 

@@ -357,3 +357,22 @@ SELECT queue, COUNT(*), MIN(since) FROM (
 -- name: stats_activity_backlog
 SELECT queue, COUNT(*), MIN(visible_at) FROM activity_tasks
 WHERE visible_at <= ? AND cancel_requested = 0 GROUP BY queue
+
+-- ---- retention (_sqlite_retention.py) --------------------------------------------------------
+
+-- name: closed_instances
+-- Instances whose latest run has one of the statuses (a JSON array) and closed before the
+-- given time, oldest first. Parameters: closed_before, statuses, limit.
+SELECT i.instance_id FROM runs r JOIN instances i ON i.latest_run = r.id
+WHERE r.closed_at IS NOT NULL AND r.closed_at < ?
+  AND r.status IN (SELECT value FROM json_each(?))
+ORDER BY r.closed_at, r.id LIMIT ?
+
+-- name: claim_sweep
+-- Parameters: name, holder, expires_at, now. Changes no row while another holder's lease runs.
+INSERT INTO sweeps (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE sweeps.holder = excluded.holder OR sweeps.expires_at <= ?
+
+-- name: release_sweep
+DELETE FROM sweeps WHERE name = ? AND holder = ?

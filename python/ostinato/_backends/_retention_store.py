@@ -1,0 +1,42 @@
+"""What a backend offers for retention: deleting closed instances in batches, and one lease
+row per sweep so that one worker at a time sweeps across processes.
+
+``delete_closed_instances`` deletes a bounded batch in one transaction, so a sweep never
+holds a long lock and a crash between batches loses nothing: the next sweep carries on from
+what is left. The sweep lease is a row claimed by an upsert conditioned on its holder or its
+expiry (a compare-and-set, like schedules' rows), so it works the same on every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from ._types import RunStatus
+
+__all__ = ["CLOSED_STATUSES", "RetentionStore"]
+
+# Every final status a latest run can have (continued_as_new never is a latest run's).
+CLOSED_STATUSES: tuple[RunStatus, ...] = tuple(s for s in RunStatus if not s.is_open)
+
+
+class RetentionStore(abc.ABC):
+    """The retention methods of a backend."""
+
+    @abc.abstractmethod
+    async def delete_closed_instances(
+        self, closed_before: float, statuses: Sequence[RunStatus], limit: int
+    ) -> int:
+        """In one transaction, delete at most ``limit`` instances whose latest run has one
+        of ``statuses`` (all closed) and closed before ``closed_before``, oldest first, with
+        everything ``delete`` removes; return how many were deleted."""
+
+    @abc.abstractmethod
+    async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
+        """Take or renew the lease of sweep ``name`` for ``holder`` until now plus
+        ``lease_seconds``: True if it was free, expired or already ``holder``'s; False,
+        writing nothing, while another holder's lease runs."""
+
+    @abc.abstractmethod
+    async def release_sweep(self, name: str, holder: str) -> None:
+        """Give the lease of sweep ``name`` back if ``holder`` has it (else do nothing)."""
