@@ -40,9 +40,9 @@ from ._errors import (
 from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
 from ._payloads import PayloadConverter, default_converter
+from ._retention import RetentionSweeper, retention_of, retention_seconds
 from ._retry import Duration, RetryPolicy, to_seconds
 from ._run import WorkflowRun
-from ._retention import RetentionSweeper, retention_of, retention_seconds
 from ._schedules import ScheduleDriver
 from .activity import ActivityInfo, _ActivityContext, _context
 

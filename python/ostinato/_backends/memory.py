@@ -530,9 +530,8 @@ class MemoryBackend(MemorySchedules, MemoryRetention, Backend, TimeSkipping):
         with self._lock:
             for instance_id, runs in self._instances.items():
                 latest = runs[-1] if runs else None
-                if latest is not None and latest.closed_at is not None:
-                    if not latest.status.is_open:
-                        found.append((latest.closed_at, instance_id, latest.status))
+                if latest and latest.closed_at is not None and not latest.status.is_open:
+                    found.append((latest.closed_at, instance_id, latest.status))
         return found
 
     async def get_vars(self, instance_id: str) -> dict[str, bytes]:

@@ -23,8 +23,8 @@ so, so your backend must read time only from its ``clock``. A backend that does 
 implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
-``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``RetentionTests``), as are the building blocks in
-``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``, ``full_commit`` ...)
+``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``RetentionTests``), as are the
+building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``, ``full_commit`` ...)
 for tests of your own.
 """
 
