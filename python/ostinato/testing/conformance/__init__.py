@@ -24,8 +24,8 @@ implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
 ``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``RetentionTests``), as are the
-building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``, ``full_commit`` ...)
-for tests of your own.
+building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
+``full_commit`` ...) for tests of your own.
 """
 
 from __future__ import annotations
