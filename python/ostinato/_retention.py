@@ -87,9 +87,10 @@ async def delete_closed(
     statuses: tuple[RunStatus, ...],
     limit: int | None,
     *,
-    batch: int = BATCH,
+    batch: int | None = None,
 ) -> int:
     """Delete closed instances batch by batch until none is left (or ``limit`` are gone)."""
+    batch = batch or BATCH
     deleted = 0
     while limit is None or deleted < limit:
         size = batch if limit is None else min(batch, limit - deleted)
@@ -110,17 +111,17 @@ class RetentionSweeper:
         holder: str,
         retention: float,
         *,
-        interval: float = INTERVAL,
-        lease: float = LEASE,
-        batch: int = BATCH,
+        interval: float | None = None,
+        lease: float | None = None,
+        batch: int | None = None,
     ) -> None:
         self.backend = backend
         self.store = retention_of(backend)
         self.holder = holder
         self.retention = retention
-        self.interval = interval
-        self.lease = lease
-        self.batch = batch
+        self.interval = INTERVAL if interval is None else interval
+        self.lease = LEASE if lease is None else lease
+        self.batch = batch or BATCH
         self.deleted = 0  # instances this sweeper deleted, for tests and logs
 
     async def sweep_once(self) -> int | None:
