@@ -5,6 +5,7 @@ middle resumes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -43,10 +44,8 @@ async def ids(client: ostinato.Client) -> set[str]:
 
 async def settle(handles: list[ostinato.WorkflowHandle[str]]) -> None:
     for handle in handles:
-        try:
+        with contextlib.suppress(ostinato.WorkflowFailedError):
             await handle.result(timeout=30)
-        except ostinato.WorkflowFailedError:
-            pass
 
 
 async def test_delete_removes_a_closed_workflow_and_refuses_a_running_one(
