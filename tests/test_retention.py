@@ -222,3 +222,64 @@ async def test_a_sweep_killed_midway_resumes_in_another_worker(tmp_path: Path) -
         assert await ids(client) == {"running"}
     finally:
         await backend.close()
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ostinato", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_cli_delete_and_delete_closed_want_yes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    backend = ostinato.connect(url)
+    client = ostinato.Client(backend)
+    try:
+        async with ostinato.Worker(backend, workflows=[echo, boom, waits], poll_interval=0.05):
+            handles = [await client.start_workflow(echo, str(i), id=f"ok-{i}") for i in range(3)]
+            handles.append(await client.start_workflow(boom, "x", id="bad"))
+            await settle(handles)
+            await client.start_workflow(waits, id="running")
+        run = asyncio.to_thread
+        said = await run(cli, "delete", url, "ok-0")
+        assert (said.returncode, said.stdout) == (
+            1,
+            "this would delete workflow 'ok-0' and all its runs; it cannot be undone: "
+            "add --yes to do it\n",
+        )
+        said = await run(cli, "delete", url, "ok-0", "--yes")
+        assert (said.returncode, said.stdout) == (0, "deleted workflow 'ok-0' and all its runs\n")
+        said = await run(cli, "delete", url, "running", "--yes")
+        assert said.returncode == 1
+        assert said.stderr.startswith("ostinato: WorkflowAlreadyStartedError: ")
+        said = await run(cli, "delete-closed", url, "--older-than", "1d", "--yes")
+        assert (said.returncode, said.stdout) == (0, "deleted 0 closed workflows\n")
+        said = await run(cli, "delete-closed", url, "--older-than", "0s", "--status", "failed")
+        assert said.returncode == 1 and "would delete every failed workflow" in said.stdout
+        assert await ids(client) == {"ok-1", "ok-2", "bad", "running"}
+        said = await run(
+            cli, "delete-closed", url, "--older-than", "0s", "--status", "failed", "--yes"
+        )
+        assert (said.returncode, said.stdout) == (0, "deleted 1 closed workflow\n")
+        said = await run(cli, "delete-closed", url, "--older-than", "0s", "--limit", "1", "--yes")
+        assert (said.returncode, said.stdout) == (0, "deleted 1 closed workflow\n")
+        assert len(await ids(client)) == 2
+        for bad in (["--older-than", "soon"], ["--older-than", "1d", "--limit", "0"], []):
+            said = await run(cli, "delete-closed", url, *bad, "--yes")
+            assert said.returncode == 2 and "error:" in said.stderr
+        said = await run(cli, "delete-closed", url, "--older-than", "1d", "--status", "running")
+        assert said.returncode == 1 and "only closed workflows" in said.stderr  # even so
+        said = await run(
+            cli, "delete-closed", url, "--older-than", "1d", "--status", "running", "--yes"
+        )
+        assert said.returncode == 1 and "only closed workflows" in said.stderr
+        assert len(await ids(client)) == 2
+    finally:
+        await backend.close()
