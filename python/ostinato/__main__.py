@@ -74,6 +74,7 @@ def _handlers() -> dict[str, Handler]:
         "terminate": _actions.terminate,
         "delete": _retention.delete,
         "delete-closed": _retention.delete_closed,
+        "redact": _retention.redact,
     }
 
 
@@ -149,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     confirm = "really do it (without it, only say what would be done)"
     dele = command("delete", "delete a closed workflow and all its runs")
     dele.add_argument("--yes", action="store_true", help=confirm)
+    red = command("redact", "scrub every payload of a closed workflow run (PII deletion)")
+    run_id_flag(red)
+    red.add_argument("--yes", action="store_true", help=confirm)
     closed = command("delete-closed", "delete workflows closed long enough ago", one_run=False)
     closed.add_argument(
         "--older-than", type=parse_age, required=True, help="closed longer ago: 30d, 12h, 90m"

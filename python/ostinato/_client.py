@@ -16,6 +16,7 @@ import orjson
 
 from . import _core, _events, _retention, _schedules
 from ._backends._contract import Backend
+from ._backends._retention_store import still_running
 from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
@@ -25,6 +26,7 @@ from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
     PayloadError,
+    WorkflowAlreadyStartedError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -128,6 +130,8 @@ class WorkflowDescription:
     pending_activities: list[PendingActivity] = field(default_factory=list)
     pending_timers: list[PendingTimer] = field(default_factory=list)
     pending_children: list[str] = field(default_factory=list)
+    # The run's payloads were scrubbed by handle.redact() (see docs/retention.md).
+    redacted: bool = False
 
     @property
     def is_running(self) -> bool:
@@ -302,6 +306,33 @@ class WorkflowHandle(Generic[T]):
     async def get_vars(self) -> dict[str, Any]:
         return await self.client.get_vars(self.id)
 
+    async def redact(self) -> None:
+        """Scrub every payload of this closed run, for PII deletion: inputs, results,
+        failures, signal payloads, side effect values, variables, activity inputs, results
+        and heartbeat details, child inputs and results. The event skeleton stays (kinds,
+        seqs, ids, names, times), each event marked ``"redacted": true``; ``describe()``
+        says ``redacted``. A redacted history cannot be replayed.
+
+        ``WorkflowAlreadyStartedError`` for a running run (nothing is changed);
+        ``WorkflowNotFoundError``. See docs/retention.md."""
+        backend = self.client.backend
+        store = _retention.retention_of(backend)
+        await backend.open()
+        info = await backend.describe(self.id, self.run_id)
+        if info.status.is_open:
+            raise WorkflowAlreadyStartedError(self.id, still_running(self.id))
+        scrubbed = []
+        for seq, raw in enumerate(await backend.history(self.id, info.run_id), 1):
+            try:
+                scrubbed.append(_events.redact(raw))
+            except ValueError as exc:
+                raise HistoryCorruptError(
+                    f"history of workflow {self.id!r} is corrupt at event #{seq}: {exc}",
+                    seq=seq,
+                    instance_id=self.id,
+                ) from None
+        await store.redact_run(self.id, info.run_id, scrubbed)
+
 
 def _json_or_text(payload: bytes | None) -> Any:
     """A stored JSON payload for display: decoded, or (unreadable) described as such."""
@@ -385,6 +416,7 @@ def _describe(
         if is_open
         else [],
         pending_children=list(children.values()) if is_open else [],
+        redacted=_events.is_redacted(history),
     )
 
 
@@ -730,6 +762,9 @@ class SyncWorkflowHandle:
 
     def history(self) -> list[dict[str, Any]]:
         return self._sync._call(self.handle.history())
+
+    def redact(self) -> None:
+        self._sync._call(self.handle.redact())
 
 
 class SyncScheduleHandle:

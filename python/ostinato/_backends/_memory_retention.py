@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ._retention_store import RetentionStore
+from .._errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
+from ._retention_store import RetentionStore, check_same_length, still_running
 from ._types import Clock, RunStatus
+
+if TYPE_CHECKING:
+    from .memory import _ActivityTask, _Run
 
 __all__ = ["MemoryRetention"]
 
@@ -18,6 +23,8 @@ class MemoryRetention(RetentionStore):
     clock: Clock
     _lock: threading.RLock
     _sweeps: dict[str, tuple[str, float]]
+    _runs: dict[tuple[str, str], _Run]
+    _activities: dict[int, _ActivityTask]
 
     def _remove_instance(self, instance_id: str) -> None:
         raise NotImplementedError  # provided by MemoryBackend
@@ -38,6 +45,22 @@ class MemoryRetention(RetentionStore):
             for _, instance_id in doomed:
                 self._remove_instance(instance_id)
             return len(doomed)
+
+    async def redact_run(self, instance_id: str, run_id: str, history: Sequence[bytes]) -> None:
+        with self._lock:
+            run = self._runs.get((instance_id, run_id))
+            if run is None:
+                raise WorkflowNotFoundError(instance_id)
+            if run.status.is_open:
+                raise WorkflowAlreadyStartedError(instance_id, still_running(instance_id))
+            check_same_length(run.history, history)
+            run.history = [bytes(event) for event in history]
+            run.result = None
+            run.blocked_reason = None
+            run.vars.clear()
+            run.inbox.clear()
+            for task in [t for t in self._activities.values() if t.run is run]:
+                del self._activities[task.task_id]
 
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
         with self._lock:

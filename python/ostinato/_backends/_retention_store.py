@@ -14,10 +14,19 @@ from collections.abc import Sequence
 
 from ._types import RunStatus
 
-__all__ = ["CLOSED_STATUSES", "RetentionStore"]
+__all__ = ["CLOSED_STATUSES", "RetentionStore", "check_same_length", "still_running"]
 
 # Every final status a latest run can have (continued_as_new never is a latest run's).
 CLOSED_STATUSES: tuple[RunStatus, ...] = tuple(s for s in RunStatus if not s.is_open)
+
+
+def still_running(instance_id: str) -> str:
+    return f"workflow {instance_id!r} is still running; only a closed run can be redacted"
+
+
+def check_same_length(stored: Sequence[object], given: Sequence[bytes]) -> None:
+    if len(stored) != len(given):
+        raise ValueError(f"redact_run was given {len(given)} events for a history of {len(stored)}")
 
 
 class RetentionStore(abc.ABC):
@@ -30,6 +39,17 @@ class RetentionStore(abc.ABC):
         """In one transaction, delete at most ``limit`` instances whose latest run has one
         of ``statuses`` (all closed) and closed before ``closed_before``, oldest first, with
         everything ``delete`` removes; return how many were deleted."""
+
+    @abc.abstractmethod
+    async def redact_run(self, instance_id: str, run_id: str, history: Sequence[bytes]) -> None:
+        """In one transaction, replace the closed run's history events, in seq order, by
+        ``history`` (the scrubbed events ``ostinato._events.redact`` built), and drop its
+        result or failure, blocked reason, variables, inbox and activity rows (inputs,
+        heartbeat details, last failures).
+
+        ``WorkflowNotFoundError`` for an unknown run; ``WorkflowAlreadyStartedError`` for a
+        running one; ``ValueError`` when ``history`` does not have one event per stored
+        event. Nothing is written on error."""
 
     @abc.abstractmethod
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:

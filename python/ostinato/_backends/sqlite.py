@@ -29,7 +29,7 @@ from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
-from ._sqlite_retention import DELETE_INSTANCE, SqliteRetention
+from ._sqlite_retention import SqliteRetention, delete_instance_rows
 from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_sql import QUERIES as Q
 from ._sqlite_sql import load_migrations
@@ -235,8 +235,7 @@ class SqliteBackend(SqliteSchedules, SqliteRetention, TimeSkipping):
                     instance_id,
                     f"workflow {instance_id!r} is still running; terminate it before deleting",
                 )
-            for query in DELETE_INSTANCE:
-                conn.execute(Q[query], (instance_id,))
+            delete_instance_rows(conn, instance_id)
 
         await self._call(op)
 

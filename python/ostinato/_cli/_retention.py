@@ -1,4 +1,5 @@
-"""``ostinato delete / delete-closed``: remove closed workflows (see docs/retention.md).
+"""``ostinato delete / delete-closed / redact``: remove closed workflows, or scrub the
+payloads of one (see docs/retention.md).
 
 Both are irreversible, so both want ``--yes``; without it they say what they would do and
 change nothing."""
@@ -14,7 +15,7 @@ from .._retention import check_statuses
 from ._inspect import Output
 from ._term import safe
 
-__all__ = ["delete", "delete_closed", "parse_age"]
+__all__ = ["delete", "delete_closed", "parse_age", "redact"]
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -56,4 +57,14 @@ async def delete_closed(client: Client, args: argparse.Namespace, out: Output) -
         older_than=args.older_than, statuses=args.status or None, limit=args.limit
     )
     out.lines([f"deleted {count} closed workflow{'' if count == 1 else 's'}"])
+    return 0
+
+
+async def redact(client: Client, args: argparse.Namespace, out: Output) -> int:
+    run = f" (run {safe(args.run_id)})" if args.run_id else ""
+    what = f"scrub every payload of workflow {safe(args.id)!r}{run}"
+    if not args.yes:
+        return _unconfirmed(out, what)
+    await client.get_handle(args.id, run_id=args.run_id).redact()
+    out.lines([f"redacted workflow {safe(args.id)!r}{run}: its payloads are gone"])
     return 0

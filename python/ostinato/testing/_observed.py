@@ -255,6 +255,9 @@ class ObservedBackend(ScheduleStore, RetentionStore, Backend):
             self._retention().delete_closed_instances(closed_before, statuses, limit)
         )
 
+    async def redact_run(self, instance_id: str, run_id: str, history: Sequence[bytes]) -> None:
+        await self._op(self._retention().redact_run(instance_id, run_id, history))
+
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
         return await self._op(self._retention().claim_sweep(name, holder, lease_seconds))
 

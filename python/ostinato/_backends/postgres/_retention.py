@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._retention_store import RetentionStore
+from ..._errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
+from .._retention_store import RetentionStore, check_same_length, still_running
 from .._types import RunStatus
 from ._core import _Core, _Effects
 from ._pool import Conn
@@ -28,6 +29,23 @@ class _RetentionSide(_Core, RetentionStore):
         # Retrying after a connection lost during COMMIT is harmless: a batch that did
         # commit is gone, and the retry deletes the next one (the count is then an estimate).
         return await self._run("deleting closed workflows", body)
+
+    async def redact_run(self, instance_id: str, run_id: str, history: Sequence[bytes]) -> None:
+        run = {"instance_id": instance_id, "run_id": run_id}
+
+        async def body(conn: Conn, effects: _Effects) -> None:
+            row = await self._fetchone(conn, "redact_lock_run", run)
+            if row is None:
+                raise WorkflowNotFoundError(instance_id)
+            if RunStatus(row[0]).is_open:
+                raise WorkflowAlreadyStartedError(instance_id, still_running(instance_id))
+            seqs = [int(r[0]) for r in await self._fetchall(conn, "redact_history_seqs", run)]
+            check_same_length(seqs, history)
+            events = [bytes(event) for event in history]
+            await self._execute(conn, "redact_history", run | {"seqs": seqs, "events": events})
+
+        # Retrying after a connection lost during COMMIT writes the same rows again.
+        await self._run(f"redacting workflow {instance_id!r}", body)
 
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
         async def body(conn: Conn, effects: _Effects) -> bool:

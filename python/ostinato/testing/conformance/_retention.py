@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ..._backends._retention_store import CLOSED_STATUSES, RetentionStore
-from ..._errors import WorkflowNotFoundError
+from ..._errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from ...backends import Backend, RunClose, RunStatus
 from ._support import (
     T0,
@@ -14,6 +14,7 @@ from ._support import (
     FakeClock,
     activity,
     claim_for,
+    ev,
     full_commit,
     opened,
     run_to_close,
@@ -118,3 +119,34 @@ class RetentionTests:
             assert not await s.claim_sweep("retention", "a", 30)
             await s.release_sweep("retention", "b")
             assert await s.claim_sweep("retention", "a", 30)
+
+    async def test_redact_run_replaces_history_and_drops_payload_rows(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            await start(b, "r")
+            with pytest.raises(WorkflowAlreadyStartedError):
+                await store(b).redact_run("r", (await b.describe("r")).run_id, [])
+            task = await claim_for(b, "r")
+            await b.commit_workflow_task(
+                task,
+                full_commit(
+                    task,
+                    vars={"pii": b'"secret"'},
+                    close=RunClose(RunStatus.FAILED, b'{"message": "secret"}'),
+                ),
+            )
+            info = await b.describe("r")
+            history = await b.history("r")
+            with pytest.raises(ValueError):  # one event short: nothing written
+                await store(b).redact_run("r", info.run_id, history[1:])
+            assert await b.get_vars("r") == {"pii": b'"secret"'}
+            with pytest.raises(WorkflowNotFoundError):
+                await store(b).redact_run("r", "no-such-run", history)
+            scrubbed = [ev("redacted", n=n) for n in range(len(history))]
+            await store(b).redact_run("r", info.run_id, scrubbed)
+            assert await b.history("r") == scrubbed
+            assert await b.get_vars("r") == {}
+            after = await b.describe("r")
+            assert after.result is None and after.status is RunStatus.FAILED
+            assert after.history_length == info.history_length

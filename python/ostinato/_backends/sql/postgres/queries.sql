@@ -693,6 +693,31 @@ WITH doomed AS (
 DELETE FROM {schema}.instances WHERE instance_id IN (SELECT instance_id FROM doomed)
 RETURNING instance_id
 
+-- name: redact_lock_run
+SELECT status FROM {schema}.runs
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s FOR UPDATE
+
+-- name: redact_history_seqs
+SELECT seq FROM {schema}.history
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s ORDER BY seq
+
+-- name: redact_history
+-- Replaces every event of the run (seqs[k] gets events[k]) and drops its payload rows.
+WITH events AS (
+    UPDATE {schema}.history AS h SET event = x.event
+    FROM unnest(%(seqs)b::integer[], %(events)b::bytea[]) AS x(seq, event)
+    WHERE h.instance_id = %(instance_id)s AND h.run_id = %(run_id)s AND h.seq = x.seq
+), gone_vars AS (
+    DELETE FROM {schema}.vars WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+), gone_inbox AS (
+    DELETE FROM {schema}.inbox WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+), gone_tasks AS (
+    DELETE FROM {schema}.activity_tasks
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+)
+UPDATE {schema}.runs SET result = NULL, blocked_reason = NULL
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+
 -- name: claim_sweep
 -- Changes no row (returns none) while another holder's lease runs.
 INSERT INTO {schema}.sweeps (name, holder, expires_at)

@@ -376,3 +376,24 @@ WHERE sweeps.holder = excluded.holder OR sweeps.expires_at <= ?
 
 -- name: release_sweep
 DELETE FROM sweeps WHERE name = ? AND holder = ?
+
+-- name: redact_find_run
+SELECT id, status FROM runs WHERE instance_id = ? AND run_id = ?
+
+-- name: redact_history_seqs
+SELECT seq FROM history WHERE run = ? ORDER BY seq
+
+-- name: redact_history_event
+UPDATE history SET event = ? WHERE run = ? AND seq = ?
+
+-- name: redact_run_row
+UPDATE runs SET result = NULL, blocked_reason = NULL WHERE id = ?
+
+-- name: redact_run_vars
+DELETE FROM vars WHERE run = ?
+
+-- name: redact_run_inbox
+DELETE FROM inbox WHERE run = ?
+
+-- name: redact_run_activities
+DELETE FROM activity_tasks WHERE run = ?
