@@ -14,9 +14,10 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _core, _events, _queues, _schedules
+from . import _core, _events, _queues, _retention, _schedules
 from ._backends._contract import Backend
 from ._backends._hook_store import HookFailureRecord, HookStore
+from ._backends._retention_store import still_running
 from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
@@ -26,6 +27,7 @@ from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
     PayloadError,
+    WorkflowAlreadyStartedError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -147,6 +149,8 @@ class WorkflowDescription:
     # While status is "paused": since when and why (``handle.pause(reason)``).
     paused_at: datetime | None = None
     pause_reason: str | None = None
+    # The run's payloads were scrubbed by handle.redact() (see docs/retention.md).
+    redacted: bool = False
 
     @property
     def is_running(self) -> bool:
@@ -348,6 +352,33 @@ class WorkflowHandle(Generic[T]):
     async def get_vars(self) -> dict[str, Any]:
         return await self.client.get_vars(self.id)
 
+    async def redact(self) -> None:
+        """Scrub every payload of this closed run, for PII deletion: inputs, results,
+        failures, signal payloads, side effect values, variables, activity inputs, results
+        and heartbeat details, child inputs and results. The event skeleton stays (kinds,
+        seqs, ids, names, times), each event marked ``"redacted": true``; ``describe()``
+        says ``redacted``. A redacted history cannot be replayed.
+
+        ``WorkflowAlreadyStartedError`` for a running run (nothing is changed);
+        ``WorkflowNotFoundError``. See docs/retention.md."""
+        backend = self.client.backend
+        store = _retention.retention_of(backend)
+        await backend.open()
+        info = await backend.describe(self.id, self.run_id)
+        if info.status.is_open:
+            raise WorkflowAlreadyStartedError(self.id, still_running(self.id))
+        scrubbed = []
+        for seq, raw in enumerate(await backend.history(self.id, info.run_id), 1):
+            try:
+                scrubbed.append(_events.redact(raw))
+            except ValueError as exc:
+                raise HistoryCorruptError(
+                    f"history of workflow {self.id!r} is corrupt at event #{seq}: {exc}",
+                    seq=seq,
+                    instance_id=self.id,
+                ) from None
+        await store.redact_run(self.id, info.run_id, scrubbed)
+
 
 def _json_or_text(payload: bytes | None) -> Any:
     """A stored JSON payload for display: decoded, or (unreadable) described as such."""
@@ -434,6 +465,7 @@ def _describe(
         tags=dict(info.tags),
         paused_at=_dt(info.paused_at) if is_open else None,
         pause_reason=info.pause_reason if is_open else None,
+        redacted=_events.is_redacted(history),
     )
 
 
@@ -665,6 +697,33 @@ class Client:
         await self.backend.open()
         return {k: orjson.loads(v) for k, v in (await self.backend.get_vars(id)).items()}
 
+    # ---- retention (see docs/retention.md) --------------------------------------------------
+
+    async def delete(self, id: str) -> None:
+        """Remove a closed workflow: every run, its history, variables, inbox and activity
+        rows. ``WorkflowNotFoundError`` for an unknown id; a running one is refused with
+        ``WorkflowAlreadyStartedError`` (terminate or cancel it first)."""
+        check_text(id, "id")
+        await self.backend.open()
+        await self.backend.delete(id)
+
+    async def delete_closed(
+        self,
+        older_than: Duration = timedelta(days=30),
+        statuses: Sequence[str | RunStatus] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Delete the workflows whose latest run closed more than ``older_than`` ago (with a
+        status among ``statuses``, default all closed ones), at most ``limit`` (default no
+        limit), in batches of 500 per transaction; returns how many were deleted."""
+        seconds = _retention.check_older_than(older_than)
+        wanted = _retention.check_statuses(statuses)
+        most = _retention.check_limit(limit)
+        store = _retention.retention_of(self.backend)
+        await self.backend.open()
+        closed_before = self.backend.clock() - seconds
+        return await _retention.delete_closed(store, closed_before, wanted, most)
+
     # ---- schedules (see docs/schedules.md) --------------------------------------------------
 
     async def create_schedule(
@@ -793,6 +852,12 @@ class SyncClient:
         handle = self._call(self.client.create_schedule(schedule_id, workflow, *args, **options))
         return SyncScheduleHandle(self, handle)
 
+    def delete(self, id: str) -> None:
+        self._call(self.client.delete(id))
+
+    def delete_closed(self, **options: Any) -> int:
+        return self._call(self.client.delete_closed(**options))
+
     def get_schedule(self, schedule_id: str) -> SyncScheduleHandle:
         return SyncScheduleHandle(self, self._call(self.client.get_schedule(schedule_id)))
 
@@ -844,6 +909,9 @@ class SyncWorkflowHandle:
 
     def history(self) -> list[dict[str, Any]]:
         return self._sync._call(self.handle.history())
+
+    def redact(self) -> None:
+        self._sync._call(self.handle.redact())
 
 
 class SyncScheduleHandle:

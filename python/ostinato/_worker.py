@@ -44,7 +44,8 @@ from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
 from ._hooks import HookRunner, build_hooks
 from ._payloads import PayloadConverter, default_converter
-from ._retry import RetryPolicy, to_seconds
+from ._retention import RetentionSweeper, retention_of, retention_seconds
+from ._retry import Duration, RetryPolicy, to_seconds
 from ._run import WorkflowRun
 from ._schedules import ScheduleDriver
 from .activity import ActivityInfo, _ActivityContext, _context
@@ -73,6 +74,10 @@ class Worker:
     task of such a run is left to it: other workers take it only once it has waited
     ``sticky_wait`` seconds (that worker died, or is busy). A worker shutting down hands its
     cached runs over at once.
+
+    ``retention`` (a duration, None by default: keep everything) deletes workflows closed
+    longer ago than that, in batches; among all workers on the backend one sweeps at a time
+    (see docs/retention.md).
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class Worker:
         history_max_length: int | None = 50_000,
         hooks: Iterable[Callable[..., Any]] = (),
         hook_lease: float = 60.0,
+        retention: Duration | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = (queues,)
@@ -147,6 +153,11 @@ class Worker:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{option} must be a positive int or None, got {value!r}")
         self.history_warn_length = history_warn_length
+        # Closed workflows older than this are deleted by a sweep (see _retention).
+        self.retention = retention_seconds(retention)
+        if self.retention is not None:
+            retention_of(backend)
+        self._sweeper: RetentionSweeper | None = None  # set by run() when retention is set
         self.history_max_length = history_max_length
         self.cache: OrderedDict[str, WorkflowRun] = OrderedDict()
         self._stopping: asyncio.Event | None = None
@@ -271,6 +282,9 @@ class Worker:
             with contextlib.suppress(Exception):
                 await hook_runner.subscribe()
             pollers.append(asyncio.create_task(self._deliver_hooks(hook_runner)))
+        if self.retention is not None:
+            self._sweeper = RetentionSweeper(self.backend, self.identity, self.retention)
+            pollers.append(asyncio.create_task(self._sweeper.run(self._stopping)))
         try:
             await self._stopping.wait()
         finally:
