@@ -146,7 +146,11 @@ async def test_retention_sweeps_with_one_worker_at_a_time(
         async with ostinato.Worker(backends[0], workflows=[echo, waits], poll_interval=0.05):
             handles = [await client.start_workflow(echo, str(i), id=f"ok-{i}") for i in range(10)]
             await settle(handles)
-            await client.start_workflow(waits, id="running")
+            running = await client.start_workflow(waits, id="running")
+            # Its first task runs here: the sweepers' workers do not know `waits` (a worker
+            # that picks up a workflow it does not know fails the run, which would close it).
+            while (await running.describe()).history_length == 0:
+                await asyncio.sleep(0.02)
         started = time.monotonic()
         workers = [
             ostinato.Worker(b, workflows=[echo], retention=timedelta(seconds=1), identity=f"w{i}")
@@ -154,7 +158,9 @@ async def test_retention_sweeps_with_one_worker_at_a_time(
         ]
         async with workers[0], workers[1]:
             while await ids(client) != {"running"}:
-                assert time.monotonic() - started < 20, "the sweep did not delete"
+                assert time.monotonic() - started < 20, (
+                    f"the sweep did not delete: {await ids(client)}"
+                )
                 await asyncio.sleep(0.05)
             sweepers = [w._sweeper for w in workers]
             deleted = sorted(s.deleted for s in sweepers if s is not None)
