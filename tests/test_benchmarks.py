@@ -39,6 +39,24 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
         ["--workflows", "4", "--activities", "3"],
         ["memory   unlimited", "sqlite   limited, not binding", "postgres limited, binding"],
     ),
+    # No network installs in the test suite: the peers are skipped, ostinato's side runs on
+    # SQLite and on the test PostgreSQL server (--pg-url, added below).
+    "bench_peers.py": (
+        ["--skip-dbos", "--skip-go", "--workflows", "10", "--samples", "3", "--trees", "1"],
+        [
+            "[sqlite] throughput, 10 x 3 activities started one after another",
+            "[sqlite] throughput, backlog of 10",
+            "[sqlite] latency, 3 activities",
+            "[sqlite] latency, 1 activity",
+            "[sqlite] tree",
+            "[postgres] throughput, 10 x 3 activities started one after another",
+            "[postgres] throughput, backlog of 10",
+            "[postgres] latency, 3 activities",
+            "[postgres] latency, 1 activity",
+            "[postgres] tree",
+            "    ostinato ",
+        ],
+    ),
     "bench_postgres.py": (
         ["--workflows", "20", "--processes", "1", "--trees", "1", "--samples", "3"],
         ["baseline:", "(a) throughput", "(b) start-to-result", "(c) commit-to-claim", "(d) tree"],
@@ -57,6 +75,8 @@ def test_benchmark_runs_with_tiny_sizes(script: str, request: pytest.FixtureRequ
     env = dict(os.environ)
     if script in ("bench_postgres.py", "bench_queues.py"):
         env["OSTINATO_BENCH_PG_URL"] = request.getfixturevalue("postgres_url")
+    if script == "bench_peers.py":
+        args = [*args, "--pg-url", request.getfixturevalue("postgres_url")]
     out = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
@@ -69,3 +89,15 @@ def test_benchmark_runs_with_tiny_sizes(script: str, request: pytest.FixtureRequ
     print(out.stdout)
     for line in expected:
         assert line in out.stdout, f"{script} did not print {line!r}:\n{out.stdout}"
+
+
+def test_bench_peers_rejects_an_unknown_workload() -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_peers.py"), "--only", "client,nonsense"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "unknown workload(s) nonsense; choose from client, backlog" in out.stderr

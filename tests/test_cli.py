@@ -29,7 +29,7 @@ DESCRIPTION_KEYS = {
     "closed_at", "history_length", "blocked_reason", "failure", "parent_instance_id",
     "next_run_id", "pending_activities", "pending_timers", "pending_children", "tags",
     "paused_at", "pause_reason",
-    "duration_seconds", "vars",
+    "duration_seconds", "vars", "redacted",
 }  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from . import activity, backends, workflow
 from ._backends._contract import Backend
 from ._backends._queue_limits import QueueLimits
 from ._backends._types import RunStatus
-from ._client import Client, SyncClient, WorkflowDescription, WorkflowHandle
+from ._client import Client, WorkflowDescription, WorkflowHandle
 from ._connect import connect
 from ._errors import (
     ActivityError,
@@ -44,6 +44,7 @@ from ._schedules import (
     ScheduleHandle,
     ScheduleNotFoundError,
 )
+from ._sync import SyncClient
 from ._worker import Worker
 
 try:

@@ -60,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _handlers() -> dict[str, Handler]:
-    from ._cli import _actions, _inspect
+    from ._cli import _actions, _inspect, _retention
 
     return {
         "list": _inspect.list_runs,
@@ -74,6 +74,9 @@ def _handlers() -> dict[str, Handler]:
         "terminate": _actions.terminate,
         "pause": _actions.pause,
         "resume": _actions.resume,
+        "delete": _retention.delete,
+        "delete-closed": _retention.delete_closed,
+        "redact": _retention.redact,
     }
 
 
@@ -164,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     pause = command("pause", "pause one workflow: no new workflow task or activity attempt")
     pause.add_argument("--reason", help="why (shown by describe)")
     command("resume", "resume a paused workflow, or retry a blocked one's task now")
+    # Retention (docs/retention.md): irreversible, so only with --yes.
+    from ._cli._retention import parse_age
+
+    confirm = "really do it (without it, only say what would be done)"
+    dele = command("delete", "delete a closed workflow and all its runs")
+    dele.add_argument("--yes", action="store_true", help=confirm)
+    red = command("redact", "scrub every payload of a closed workflow run (PII deletion)")
+    run_id_flag(red)
+    red.add_argument("--yes", action="store_true", help=confirm)
+    closed = command("delete-closed", "delete workflows closed long enough ago", one_run=False)
+    closed.add_argument(
+        "--older-than", type=parse_age, required=True, help="closed longer ago: 30d, 12h, 90m"
+    )
+    closed.add_argument(
+        "--status", action="append", help="only this closed status (repeatable; default all)"
+    )
+    closed.add_argument("--limit", type=_positive, help="delete at most this many")
+    closed.add_argument("--yes", action="store_true", help=confirm)
     # The web UI (docs/ui.md): its own server, not a client command.
     ui = sub.add_parser("ui", help="serve the web UI (needs: pip install 'ostinato[ui]')")
     ui.add_argument("url", help="backend URL: sqlite:///app.db, postgresql://...")

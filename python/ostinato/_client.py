@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import threading
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -14,9 +13,10 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _core, _events, _queues, _schedules
+from . import _core, _events, _queues, _retention, _schedules
 from ._backends._contract import Backend
 from ._backends._hook_store import HookFailureRecord, HookStore
+from ._backends._retention_store import still_running
 from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
@@ -26,6 +26,7 @@ from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
     PayloadError,
+    WorkflowAlreadyStartedError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -35,9 +36,9 @@ from ._failure import decode_failure, failure_message
 from ._payloads import PayloadConverter, default_converter, prepare_call
 from ._retry import Duration, to_seconds
 from ._schedules import ScheduleDescription, ScheduleHandle
-from ._tracing import build_tracing
+from ._tracing import build_tracing, start_span
 
-__all__ = ["Client", "SyncClient", "WorkflowDescription", "WorkflowHandle"]
+__all__ = ["Client", "WorkflowDescription", "WorkflowHandle"]
 
 T = TypeVar("T")
 
@@ -148,6 +149,8 @@ class WorkflowDescription:
     # While status is "paused": since when and why (``handle.pause(reason)``).
     paused_at: datetime | None = None
     pause_reason: str | None = None
+    # The run's payloads were scrubbed by handle.redact() (see docs/retention.md).
+    redacted: bool = False
 
     @property
     def is_running(self) -> bool:
@@ -349,6 +352,33 @@ class WorkflowHandle(Generic[T]):
     async def get_vars(self) -> dict[str, Any]:
         return await self.client.get_vars(self.id)
 
+    async def redact(self) -> None:
+        """Scrub every payload of this closed run, for PII deletion: inputs, results,
+        failures, signal payloads, side effect values, variables, activity inputs, results
+        and heartbeat details, child inputs and results. The event skeleton stays (kinds,
+        seqs, ids, names, times), each event marked ``"redacted": true``; ``describe()``
+        says ``redacted``. A redacted history cannot be replayed.
+
+        ``WorkflowAlreadyStartedError`` for a running run (nothing is changed);
+        ``WorkflowNotFoundError``. See docs/retention.md."""
+        backend = self.client.backend
+        store = _retention.retention_of(backend)
+        await backend.open()
+        info = await backend.describe(self.id, self.run_id)
+        if info.status.is_open:
+            raise WorkflowAlreadyStartedError(self.id, still_running(self.id))
+        scrubbed = []
+        for seq, raw in enumerate(await backend.history(self.id, info.run_id), 1):
+            try:
+                scrubbed.append(_events.redact(raw))
+            except ValueError as exc:
+                raise HistoryCorruptError(
+                    f"history of workflow {self.id!r} is corrupt at event #{seq}: {exc}",
+                    seq=seq,
+                    instance_id=self.id,
+                ) from None
+        await store.redact_run(self.id, info.run_id, scrubbed)
+
 
 def _json_or_text(payload: bytes | None) -> Any:
     """A stored JSON payload for display: decoded, or (unreadable) described as such."""
@@ -435,15 +465,12 @@ def _describe(
         tags=dict(info.tags),
         paused_at=_dt(info.paused_at) if is_open else None,
         pause_reason=info.pause_reason if is_open else None,
+        redacted=_events.is_redacted(history),
     )
 
 
 class Client:
-    """Starts and manages workflows in ``backend``.
-
-    ``tracer_provider``: the OpenTelemetry tracer provider of the ``StartWorkflow`` spans
-    (None: the global one when OpenTelemetry is installed; see docs/tracing.md).
-    """
+    """Starts and manages workflows in ``backend`` (``tracer_provider``: docs/tracing.md)."""
 
     def __init__(
         self,
@@ -535,27 +562,20 @@ class Client:
         )
         assert call.payload is not None  # encoded: prepare_call was not told otherwise
         instance_id = id if id is not None else uuid.uuid4().hex
-        create = functools.partial(
-            self._create_run,
-            call.name,
-            call.payload,
-            instance_id=instance_id,
-            queue=queue or "default",
-            delay=delay,
-            timeout=timeout,
-            id_reuse_policy=id_reuse_policy,
-            id_conflict=id_conflict,
-            tags=run_tags,
-        )
-        if self._tracing is None:
-            await create()
-        else:
-            # The run records the span's context: its whole run nests under it.
-            with self._tracing.start_workflow(call.name, instance_id, queue or "default") as (
-                traceparent,
-                tracestate,
-            ):
-                await create(traceparent=traceparent, tracestate=tracestate)
+        # The run records the StartWorkflow span's context: the whole run nests under it.
+        with start_span(self._tracing, call.name, instance_id, queue or "default") as trace:
+            await self._create_run(
+                call.name,
+                call.payload,
+                instance_id=instance_id,
+                queue=queue or "default",
+                delay=delay,
+                timeout=timeout,
+                id_reuse_policy=id_reuse_policy,
+                id_conflict=id_conflict,
+                tags=run_tags,
+                trace=trace,
+            )
         return WorkflowHandle(self, instance_id, None, call.decode)
 
     async def _create_run(
@@ -570,8 +590,7 @@ class Client:
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
         tags: dict[str, str] | None = None,
-        traceparent: str | None = None,
-        tracestate: str | None = None,
+        trace: tuple[str | None, str | None] = (None, None),
     ) -> None:
         """Store a new run of ``name``, its arguments already checked and encoded."""
         run_id = uuid.uuid4().hex
@@ -587,8 +606,8 @@ class Client:
             queue=queue,
             start_time=start_at,
             execution_deadline=deadline,
-            traceparent=traceparent,
-            tracestate=tracestate,
+            traceparent=trace[0],
+            tracestate=trace[1],
         )
         await self.backend.create_run(
             NewRun(
@@ -691,6 +710,33 @@ class Client:
         await self.backend.open()
         return {k: orjson.loads(v) for k, v in (await self.backend.get_vars(id)).items()}
 
+    # ---- retention (see docs/retention.md) --------------------------------------------------
+
+    async def delete(self, id: str) -> None:
+        """Remove a closed workflow: every run, its history, variables, inbox and activity
+        rows. ``WorkflowNotFoundError`` for an unknown id; a running one is refused with
+        ``WorkflowAlreadyStartedError`` (terminate or cancel it first)."""
+        check_text(id, "id")
+        await self.backend.open()
+        await self.backend.delete(id)
+
+    async def delete_closed(
+        self,
+        older_than: Duration = timedelta(days=30),
+        statuses: Sequence[str | RunStatus] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Delete the workflows whose latest run closed more than ``older_than`` ago (with a
+        status among ``statuses``, default all closed ones), at most ``limit`` (default no
+        limit), in batches of 500 per transaction; returns how many were deleted."""
+        seconds = _retention.check_older_than(older_than)
+        wanted = _retention.check_statuses(statuses)
+        most = _retention.check_limit(limit)
+        store = _retention.retention_of(self.backend)
+        await self.backend.open()
+        closed_before = self.backend.clock() - seconds
+        return await _retention.delete_closed(store, closed_before, wanted, most)
+
     # ---- schedules (see docs/schedules.md) --------------------------------------------------
 
     async def create_schedule(
@@ -776,131 +822,3 @@ class Client:
         """Remove the limits of ``queue`` (its work is claimed without limits again)."""
         name, _ = _queues.limits_from(queue, None, None, None)
         await _queues.limits_store(self.backend).set_queue_limits(name, None)
-
-
-class SyncClient:
-    """A blocking facade over ``Client`` for scripts and WSGI apps.
-
-    It owns an event loop on a background thread and its own backend connection:
-    ``SyncClient("sqlite:///app.db")``. Handles are ``SyncWorkflowHandle``s.
-    """
-
-    def __init__(self, url: str, *, tracer_provider: Any = None, **backend_options: Any) -> None:
-        from ._connect import connect
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="ostinato-sync-client", daemon=True
-        )
-        self._thread.start()
-        self._backend = connect(url, **backend_options)
-        self.client = Client(self._backend, tracer_provider=tracer_provider)
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def start_workflow(self, workflow: Any, *args: Any, **options: Any) -> SyncWorkflowHandle:
-        start = self.client.start_workflow(workflow, *args, **options)
-        tracing = self.client._tracing
-        if tracing is not None:
-            # The loop thread does not see the caller's context: carry its current span
-            # over, so that StartWorkflow nests under the caller's request span.
-            start = tracing.in_context(tracing.current_context(), start)
-        handle = self._call(start)
-        return SyncWorkflowHandle(self, handle)
-
-    def get_handle(self, id: str, **options: Any) -> SyncWorkflowHandle:
-        return SyncWorkflowHandle(self, self.client.get_handle(id, **options))
-
-    def list_workflows(self, **options: Any) -> tuple[list[WorkflowDescription], str | None]:
-        return self._call(self.client.list_workflows(**options))
-
-    def get_vars(self, id: str) -> dict[str, Any]:
-        return self._call(self.client.get_vars(id))
-
-    def create_schedule(
-        self, schedule_id: str, workflow: Any, *args: Any, **options: Any
-    ) -> SyncScheduleHandle:
-        """``Client.create_schedule`` without ``await``."""
-        handle = self._call(self.client.create_schedule(schedule_id, workflow, *args, **options))
-        return SyncScheduleHandle(self, handle)
-
-    def get_schedule(self, schedule_id: str) -> SyncScheduleHandle:
-        return SyncScheduleHandle(self, self._call(self.client.get_schedule(schedule_id)))
-
-    def list_schedules(self) -> list[ScheduleDescription]:
-        return self._call(self.client.list_schedules())
-
-    def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
-        return self._call(self.client.list_hook_failures(limit))
-
-    def close(self) -> None:
-        if self._loop.is_running():
-            self._call(self._backend.close())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> SyncClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class SyncWorkflowHandle:
-    def __init__(self, sync: SyncClient, handle: WorkflowHandle[Any]) -> None:
-        self._sync = sync
-        self.handle = handle
-        self.id = handle.id
-
-    def result(self, timeout: Duration | None = None) -> Any:
-        return self._sync._call(self.handle.result(timeout))
-
-    def signal(self, name: str, value: Any = None) -> None:
-        self._sync._call(self.handle.signal(name, value))
-
-    def cancel(self, reason: str = "cancelled by client") -> None:
-        self._sync._call(self.handle.cancel(reason))
-
-    def terminate(self, reason: str = "terminated by client") -> None:
-        self._sync._call(self.handle.terminate(reason))
-
-    def pause(self, reason: str | None = None) -> bool:
-        return self._sync._call(self.handle.pause(reason))
-
-    def resume(self) -> bool:
-        return self._sync._call(self.handle.resume())
-
-    def describe(self) -> WorkflowDescription:
-        return self._sync._call(self.handle.describe())
-
-    def history(self) -> list[dict[str, Any]]:
-        return self._sync._call(self.handle.history())
-
-
-class SyncScheduleHandle:
-    """``ScheduleHandle`` without ``await`` (from ``SyncClient``)."""
-
-    def __init__(self, sync: SyncClient, handle: ScheduleHandle) -> None:
-        self._sync = sync
-        self.handle = handle
-        self.id = handle.id
-
-    def describe(self) -> ScheduleDescription:
-        return self._sync._call(self.handle.describe())
-
-    def pause(self, reason: str | None = None) -> None:
-        self._sync._call(self.handle.pause(reason))
-
-    def unpause(self) -> None:
-        self._sync._call(self.handle.unpause())
-
-    def trigger(self) -> SyncWorkflowHandle | None:
-        started = self._sync._call(self.handle.trigger())
-        return None if started is None else SyncWorkflowHandle(self._sync, started)
-
-    def update(self, **changes: Any) -> None:
-        self._sync._call(self.handle.update(**changes))
-
-    def delete(self) -> None:
-        self._sync._call(self.handle.delete())

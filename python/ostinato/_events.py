@@ -30,7 +30,9 @@ __all__ = [
     "command_target",
     "decode",
     "fields",
+    "is_redacted",
     "kind",
+    "redact",
     "run_origin",
     "seq",
     "seq_of",
@@ -351,6 +353,40 @@ def trace_events(history: Sequence[bytes], now: float = 0.0) -> list[TraceEvent]
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# ---- redaction (``handle.redact()``, docs/retention.md) -----------------------------------
+
+# The fields that carry a payload or free text: set to null by ``redact``. ``options`` keeps
+# only the target ``instance_id`` (an id of the event skeleton); everything else of an event
+# (kind, seq, id, name, attempt, times, info) stays.
+_SCRUBBED = ("input", "result", "payload", "value", "failure", "reason")
+
+
+def redact(event: bytes) -> bytes:
+    """``event`` with every payload and free text scrubbed and ``"redacted": true`` added;
+    its kind, seq, ids, names and times kept. ``ValueError`` for an event that is not a JSON
+    object."""
+    data = decode(event)
+    for key in _SCRUBBED:
+        if key in data:
+            data[key] = None
+    options = data.get("options")
+    if options is not None:
+        target = options.get("instance_id") if isinstance(options, dict) else None
+        data["options"] = {"instance_id": target} if isinstance(target, str) else None
+    data["redacted"] = True
+    return orjson.dumps(data)
+
+
+def is_redacted(history: Sequence[bytes]) -> bool:
+    """Whether the run of ``history`` was redacted (its first event says so)."""
+    if not history:
+        return False
+    try:
+        return decode(history[0]).get("redacted") is True
+    except ValueError:
+        return False
 
 
 # ---- reading decoded history events (``handle.history()`` dicts) -----------------------------

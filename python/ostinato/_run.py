@@ -248,7 +248,17 @@ class WorkflowRun:
         return self.reducer.history_length
 
     def replay(self, history: list[bytes]) -> None:
-        """Rebuild the run's state from its recorded history (cold cache)."""
+        """Rebuild the run's state from its recorded history (cold cache).
+
+        ``HistoryCorruptError`` for a redacted history: its payloads are gone, so the code
+        would not see what it saw."""
+        if _events.is_redacted(history):
+            raise HistoryCorruptError(
+                f"the history of workflow {self.instance_id!r} was redacted (its payloads were "
+                "scrubbed by handle.redact()): it cannot be replayed",
+                seq=1,
+                instance_id=self.instance_id,
+            )
         self._limit_failure_at = _limit_failure(history)
         self._reducer_call(self.reducer.load_history, history)
         while not self.closed:

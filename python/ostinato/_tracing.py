@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import hashlib
 import re
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -223,7 +223,7 @@ class Tracing:
     def current_context(self) -> Any:
         return self._context.get_current()
 
-    async def in_context(self, ctx: Any, coro: Awaitable[T]) -> T:
+    async def in_context(self, ctx: Any, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` with ``ctx`` (an OpenTelemetry context) current."""
         token = self._context.attach(ctx)
         try:
@@ -294,6 +294,26 @@ class Tracing:
         if status in ("failed", "timed_out", "terminated"):
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, failure or status))
         span.end(_ns(end_time))
+
+
+def start_span(
+    tracing: Tracing | None, name: str, instance_id: str, queue: str
+) -> contextlib.AbstractContextManager[tuple[str | None, str | None]]:
+    """The client's ``StartWorkflow`` span (``Tracing.start_workflow``); with tracing off,
+    nothing: ``(None, None)``."""
+    if tracing is None:
+        return contextlib.nullcontext((None, None))
+    return tracing.start_workflow(name, instance_id, queue)
+
+
+def with_current_context(
+    tracing: Tracing | None, coro: Coroutine[Any, Any, T]
+) -> Coroutine[Any, Any, T]:
+    """``coro``, to be awaited on another thread's loop, with this thread's trace context
+    (``SyncClient``: its StartWorkflow span nests under the caller's request span)."""
+    if tracing is None:
+        return coro
+    return tracing.in_context(tracing.current_context(), coro)
 
 
 def _ns(seconds: float) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import contextvars
 import logging
 import os
 import random
@@ -16,40 +15,33 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
-import orjson
-
 from . import _events, _logcontext
+from ._attempt import ActivityAttempt
 from ._backends._contract import Backend
 from ._backends._hook_store import HookStore
 from ._backends._schedule_store import ScheduleStore
-from ._backends._types import ActivityTask, RunClose, WorkflowCommit, WorkflowTask
+from ._backends._types import ActivityTask, WorkflowTask
 from ._client import Client
 from ._commit import build_commit
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
 from ._errors import (
-    ApplicationError,
     DeadlockError,
     EngineBugError,
     HistoryCorruptError,
     LeaseLostError,
     NonDeterminismError,
-    PayloadError,
-    WorkflowNotFoundError,
-    WorkflowNotRunningError,
 )
-from ._failure import encode_failure, failure_message
+from ._failure import encode_failure
 from ._guard import GuardMode, NondeterministicCallError
 from ._hooks import HookRunner, build_hooks
-from ._metrics import build_metrics
+from ._observe import WorkerTelemetry
 from ._payloads import PayloadConverter, default_converter
-from ._retry import RetryPolicy, to_seconds
+from ._retention import RetentionSweeper, retention_of, retention_seconds
+from ._retry import Duration
 from ._run import WorkflowRun
 from ._schedules import ScheduleDriver
-from ._tracing import RunTrace, build_tracing, run_trace
-from .activity import ActivityInfo, _ActivityContext, _context
 
 __all__ = ["Worker"]
 
@@ -57,7 +49,6 @@ log = logging.getLogger("ostinato.worker")
 # Records of the engine's loggers carry the ids of the task they are about (docs/logging.md).
 _logcontext.install("ostinato.worker", "ostinato.workflow", "ostinato.activity", "ostinato.guard")
 
-_DEFAULT_RETRY = RetryPolicy()
 # The longest pause between claims that found nothing on announced work (a queue at its limit).
 _LIMITED_BACKOFF = 0.05
 
@@ -77,6 +68,10 @@ class Worker:
     task of such a run is left to it: other workers take it only once it has waited
     ``sticky_wait`` seconds (that worker died, or is busy). A worker shutting down hands its
     cached runs over at once.
+
+    ``retention`` (a duration, None by default: keep everything) deletes workflows closed
+    longer ago than that, in batches; among all workers on the backend one sweeps at a time
+    (see docs/retention.md).
     """
 
     def __init__(
@@ -105,6 +100,7 @@ class Worker:
         history_max_length: int | None = 50_000,
         hooks: Iterable[Callable[..., Any]] = (),
         hook_lease: float = 60.0,
+        retention: Duration | None = None,
         tracer_provider: Any = None,
         meter_provider: Any = None,
         metrics_port: int | None = None,
@@ -156,6 +152,11 @@ class Worker:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{option} must be a positive int or None, got {value!r}")
         self.history_warn_length = history_warn_length
+        # Closed workflows older than this are deleted by a sweep (see _retention).
+        self.retention = retention_seconds(retention)
+        if self.retention is not None:
+            retention_of(backend)
+        self._sweeper: RetentionSweeper | None = None  # set by run() when retention is set
         self.history_max_length = history_max_length
         self.cache: OrderedDict[str, WorkflowRun] = OrderedDict()
         self._stopping: asyncio.Event | None = None
@@ -170,26 +171,22 @@ class Worker:
         self._inflight_activity: set[asyncio.Task[None]] = set()
         self._known_workflows = ", ".join(sorted(self.workflows)) or "none"
         self.stats = {"workflow_tasks": 0, "activity_tasks": 0, "replays": 0, "evictions": 0}
-        # Observability (docs/tracing.md, docs/metrics.md): None / a no-op facade when off.
-        self._tracing = build_tracing(tracer_provider)
-        if metrics_port is not None and (
-            not isinstance(metrics_port, int)
-            or isinstance(metrics_port, bool)
-            or not 0 <= metrics_port <= 65535
-        ):
-            raise ValueError(f"metrics_port must be an int from 0 to 65535, got {metrics_port!r}")
-        self.metrics_port = metrics_port
-        self.metrics_host = metrics_host
-        self._prometheus_registry = prometheus_registry
-        self._metrics = build_metrics(meter_provider, metrics_port is not None, prometheus_registry)
-        self._metrics_server: Any = None
-        self._cache_reported = 0  # the cache size the metrics were last told
+        # Spans, metrics and /metrics (docs/tracing.md, docs/metrics.md); no-ops when off.
+        self._telemetry = WorkerTelemetry(
+            self.identity,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            prometheus_registry=prometheus_registry,
+        )
+        self._metrics = self._telemetry.metrics
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Worker:
         await self._open_backend()
-        self._serve_metrics()  # listening when the block starts
+        self._telemetry.serve()  # listening when the block starts
         self._stop_requested = False
         self._runner = asyncio.create_task(self.run(), name=f"ostinato-worker:{self.identity}")
         return self
@@ -270,7 +267,7 @@ class Worker:
         self._stopping = asyncio.Event()
         if self._stop_requested:  # shutdown() was called before this run() got going
             self._stopping.set()
-        self._serve_metrics()
+        self._telemetry.serve()
         loop = asyncio.get_running_loop()
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -296,6 +293,9 @@ class Worker:
             with contextlib.suppress(Exception):
                 await hook_runner.subscribe()
             pollers.append(asyncio.create_task(self._deliver_hooks(hook_runner)))
+        if self.retention is not None:
+            self._sweeper = RetentionSweeper(self.backend, self.identity, self.retention)
+            pollers.append(asyncio.create_task(self._sweeper.run(self._stopping)))
         try:
             await self._stopping.wait()
         finally:
@@ -312,48 +312,17 @@ class Worker:
             for run in self.cache.values():
                 run.dispose()
             self.cache.clear()
-            self._report_cache()
-            self._stop_metrics_server()
+            self._telemetry.cache_size(0)
+            self._telemetry.stop()
             if self._own_executor and self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
             self._stop_requested = self._hurry = False
 
-    def _serve_metrics(self) -> None:
-        """Serve ``/metrics`` for Prometheus on ``metrics_port`` (0: any free port; the
-        port taken is then in ``self.metrics_port``)."""
-        if self.metrics_port is None or self._metrics_server is not None:
-            return
-        import prometheus_client
-
-        registry = self._prometheus_registry or prometheus_client.REGISTRY
-        try:
-            server, _ = prometheus_client.start_http_server(
-                self.metrics_port, addr=self.metrics_host, registry=registry
-            )
-        except OSError as exc:
-            raise OSError(
-                f"cannot serve metrics on {self.metrics_host}:{self.metrics_port}: {exc}"
-            ) from exc
-        self._metrics_server = server
-        self.metrics_port = int(server.server_port)
-        log.info(
-            "worker %s serves Prometheus metrics on http://%s:%d/metrics",
-            self.identity,
-            self.metrics_host,
-            self.metrics_port,
-        )
-
-    def _stop_metrics_server(self) -> None:
-        server, self._metrics_server = self._metrics_server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-    def _report_cache(self) -> None:
-        if self._metrics.enabled and len(self.cache) != self._cache_reported:
-            self._metrics.cache(size_change=len(self.cache) - self._cache_reported)
-            self._cache_reported = len(self.cache)
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of ``/metrics`` (the one taken, once started with ``metrics_port=0``)."""
+        return self._telemetry.metrics_port
 
     async def _release_sticky(self) -> None:
         """Hand the runs this worker has cached to the others at once, not sticky_wait later."""
@@ -522,7 +491,7 @@ class Worker:
             with _logcontext.bind(task.instance_id, task.run_id, task.workflow_name):
                 await self._run_workflow_task(task)
         finally:
-            self._report_cache()
+            self._telemetry.cache_size(len(self.cache))
 
     async def _run_workflow_task(self, task: WorkflowTask) -> None:
         self.stats["workflow_tasks"] += 1
@@ -533,8 +502,7 @@ class Worker:
             run = None
         if task.history_length:
             self._metrics.cache(hit=run is not None)
-        # Spans are being made (a tracer is set): keep the run's span events.
-        tracing = self._tracing is not None and self._tracing.tracer is not None
+        tracing = self._telemetry.tracing_now  # keep the run's span events
         try:
             if run is None:
                 run = self._new_run(task)
@@ -604,10 +572,7 @@ class Worker:
             run.dispose()
             await self._workflow_task_failed(task, _CommitFailed(exc))
             return
-        if self._metrics.enabled:
-            self._observe_task(task, run, commit, now, began)
-        if commit.close is not None and self._tracing is not None:
-            await self._trace_run(task, run, commit.close, now)
+        await self._telemetry.task_committed(self.backend, task, run, commit, now, began)
         if commit.close is not None and self._schedules is not None and "@" in task.instance_id:
             await self._schedules.run_closed(task.instance_id)
         # A later task of this run may have been claimed and finished while this one awaited
@@ -629,61 +594,6 @@ class Worker:
                 evicted.dispose()
                 self.stats["evictions"] += 1
                 self._metrics.cache(evicted=1)
-
-    def _observe_task(
-        self,
-        task: WorkflowTask,
-        run: WorkflowRun,
-        commit: WorkflowCommit,
-        now: float,
-        began: float,
-    ) -> None:
-        """The metrics of a committed workflow task."""
-        metrics, name, queue = self._metrics, task.workflow_name, task.queue
-        metrics.workflow_task(name, queue, time.perf_counter() - began)
-        if task.history_length == 0:
-            start = run.info.start_time.timestamp() if run.info is not None else now
-            metrics.workflow_started(name, queue, now - start)
-        if commit.close is not None:
-            metrics.workflow_closed(name, queue, commit.close.status.value)
-
-    async def _trace_run(
-        self, task: WorkflowTask, run: WorkflowRun, close: RunClose, now: float
-    ) -> None:
-        """Emit the run's ``RunWorkflow`` span: once, by the worker that committed the task
-        that closed it (see _tracing)."""
-        assert self._tracing is not None
-        if run.trace is None or run.info is None:
-            return
-        try:
-            span = self._tracing.run_span(
-                run.trace,
-                task.workflow_name,
-                {
-                    "ostinato.workflow.name": task.workflow_name,
-                    "ostinato.instance_id": task.instance_id,
-                    "ostinato.run_id": task.run_id,
-                    "ostinato.queue": task.queue,
-                },
-                run.info.start_time.timestamp(),
-            )
-            if span is None:
-                return
-            # The run's signals, timers and children, from its history: read when this
-            # worker built the run by replay, and from each task's new events since (read
-            # now if the run was cached before a tracer was set).
-            events = run.trace_events
-            if events is None and span.is_recording():
-                events = _events.trace_events(
-                    await self.backend.history(task.instance_id, task.run_id)
-                )
-            failure = failure_message(close.result) if close.result else None
-            status = close.status.value
-            self._tracing.end_run_span(
-                span, status, failure if status != "completed" else None, events or [], now
-            )
-        except Exception:
-            log.warning("could not emit the trace span of %s", task.instance_id, exc_info=True)
 
     async def _workflow_task_failed(self, task: WorkflowTask, exc: BaseException) -> None:
         if isinstance(exc, (HistoryCorruptError, EngineBugError, _WorkflowCodeExit, _CommitFailed)):
@@ -748,49 +658,12 @@ class Worker:
             task.activity_id,
             task.attempt,
         ):
-            await self._observed_activity_task(task)
+            self.stats["activity_tasks"] += 1
+            attempt = ActivityAttempt(self, task)
+            async with self._telemetry.activity(task, attempt, self.backend.clock):
+                await self._run_attempt(task, attempt)
 
-    async def _observed_activity_task(self, task: ActivityTask) -> None:
-        self.stats["activity_tasks"] += 1
-        attempt = _ActivityAttempt(self, task)
-        began = time.perf_counter()
-        now = self.backend.clock()
-        if task.attempt == 1:
-            self._metrics.activity_schedule_to_start(task.name, task.queue, now - task.scheduled_at)
-        span = token = None
-        tracing = self._tracing
-        if tracing is not None:
-            span = tracing.start_activity(
-                attempt.trace,
-                task.name,
-                {
-                    "ostinato.activity.name": task.name,
-                    "ostinato.activity.id": task.activity_id,
-                    "ostinato.activity.attempt": task.attempt,
-                    "ostinato.workflow.name": task.workflow_name or "",
-                    "ostinato.instance_id": task.instance_id,
-                    "ostinato.run_id": task.run_id,
-                    "ostinato.queue": task.queue,
-                },
-                now,
-            )
-            if span is not None:
-                token = tracing.use(span)
-        try:
-            await self._run_attempt(task, attempt)
-        finally:
-            if tracing is not None and span is not None:
-                tracing.detach(token)
-                tracing.end_activity(span, attempt.outcome, attempt.error, self.backend.clock())
-            self._metrics.activity_attempt(
-                task.name,
-                task.queue,
-                time.perf_counter() - began,
-                attempt.outcome,
-                attempt.error[0] if attempt.error else None,
-            )
-
-    async def _run_attempt(self, task: ActivityTask, attempt: _ActivityAttempt) -> None:
+    async def _run_attempt(self, task: ActivityTask, attempt: ActivityAttempt) -> None:
         try:
             await attempt.run()
         except LeaseLostError:
@@ -861,363 +734,3 @@ def _cancelling() -> bool:
     """True when the current task has been asked to cancel (its caller's cancellation)."""
     cancelling = getattr(asyncio.current_task(), "cancelling", None)  # Python 3.11+
     return cancelling is not None and bool(cancelling())
-
-
-class _ActivityTimeout(Exception):
-    pass
-
-
-class _ActivityAttempt:
-    """One attempt of one activity task: run it, heartbeat its lease, record the outcome."""
-
-    def __init__(self, worker: Worker, task: ActivityTask) -> None:
-        self.worker = worker
-        self.task = task
-        self.backend = worker.backend
-        self.retry: RetryPolicy | None = None
-        self.start_to_close: float | None = None
-        self.heartbeat_timeout: float | None = None
-        # Why the task's options cannot be read (a tampered or foreign store), if they can't.
-        self.bad_options: str | None = None
-        try:
-            self._read_options(task.options)
-        except Exception as exc:
-            self.bad_options = f"{type(exc).__name__}: {exc}"
-        # The last heartbeat details known: this attempt's, or the previous attempt's.
-        self.details: Any = None
-        if task.heartbeat_details:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                self.details = orjson.loads(task.heartbeat_details)
-        # The encoded details not yet written to the store (None: nothing new).
-        self.unflushed: bytes | None = None
-        self._details_lock = threading.Lock()  # sync activities heartbeat from a thread
-        self.last_heartbeat = time.monotonic()
-        self.context: _ActivityContext | None = None
-        # How the attempt ended, for its span and metrics (the error: type and message).
-        self.outcome = "lost"
-        self.error: tuple[str, str] | None = None
-
-    _traceparent: str | None = None
-    _tracestate: str | None = None
-
-    def _read_options(self, raw: bytes) -> None:
-        options = orjson.loads(raw or b"{}")
-        if not isinstance(options, dict):
-            raise TypeError(f"expected a JSON object, got {type(options).__name__}")
-        for key in ("traceparent", "tracestate"):
-            if isinstance(options.get(key), str):
-                setattr(self, f"_{key}", options[key])
-        retry = options.get("retry")
-        if retry:
-            if not isinstance(retry, dict):
-                raise TypeError(f"retry must be a JSON object, got {retry!r}")
-            self.retry = RetryPolicy.from_json(retry)
-        self.start_to_close = to_seconds(options.get("start_to_close"), "start_to_close")
-        self.heartbeat_timeout = to_seconds(options.get("heartbeat"), "heartbeat")
-
-    @property
-    def trace(self) -> RunTrace:
-        """Where the attempt's span goes: under its run's span (see _tracing)."""
-        return run_trace(self.task.run_id, self._traceparent, self._tracestate)
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return self.retry or _DEFAULT_RETRY
-
-    async def flush_details(self) -> None:
-        """Write heartbeat details recorded since the last lease tick, so the next attempt
-        sees them (the attempt failed, timed out, or is given back on shutdown)."""
-        details = self._take_unflushed()
-        if details is not None:
-            await self.backend.heartbeat_activity(self.task, details, self.worker.activity_lease)
-
-    def _take_unflushed(self) -> bytes | None:
-        with self._details_lock:
-            details, self.unflushed = self.unflushed, None
-        return details
-
-    def _heartbeat(self, details: Any) -> None:
-        self.last_heartbeat = time.monotonic()
-        if details is not None:
-            # Encoded here so that details that are not JSON fail at the call, in the
-            # activity, rather than later in the lease keeper.
-            encoded = self.worker.converter.encode(details, what="heartbeat details")
-            with self._details_lock:
-                self.unflushed = encoded
-                self.details = details
-
-    async def run(self) -> None:
-        task = self.task
-        now = self.backend.clock()
-        definition = self.worker.activities.get(task.name)
-        if self.bad_options is not None:
-            # Retrying cannot help: the options are read the same way every time.
-            await self._fail_for_good(
-                ApplicationError(
-                    f"activity {task.name!r} cannot run: its stored options cannot be read "
-                    f"({self.bad_options}); the store was changed outside ostinato or by an "
-                    "incompatible version",
-                    type="ActivityOptionsError",
-                    non_retryable=True,
-                ),
-                "non_retryable",
-            )
-            return
-        if definition is None:
-            await self._fail_for_good(
-                ApplicationError(
-                    f"activity {task.name!r} is not registered on this worker (registered: "
-                    f"{', '.join(sorted(self.worker.activities)) or 'none'})",
-                    type="ActivityNotRegisteredError",
-                    non_retryable=True,
-                ),
-                "non_retryable",
-            )
-            return
-        if task.deadline is not None and now >= task.deadline:
-            await self._fail_for_good(
-                ApplicationError(
-                    f"activity {task.name!r} exceeded its schedule_to_close_timeout",
-                    type="TimeoutError",
-                ),
-                "timeout",
-            )
-            return
-        if task.attempt > 1 and not self.policy.allows_another(task.attempt - 1):
-            # Earlier attempts were lost with their worker (lease expired) and used up
-            # the attempts the policy allows.
-            await self._fail_for_good(
-                ApplicationError(
-                    f"activity {task.name!r}: attempt {task.attempt - 1} was lost (its worker "
-                    "stopped or lost its lease) and no attempts are left",
-                    type="ActivityAttemptLostError",
-                ),
-                "maximum_attempts_reached",
-                attempt=task.attempt - 1,
-            )
-            return
-        try:
-            args = self.worker.converter.decode_args(
-                task.input, definition.fn, what=f"arguments of activity {task.name!r}"
-            )
-        except PayloadError as exc:
-            await self._fail_for_good(exc, "non_retryable")
-            return
-        deadline = None
-        if self.start_to_close is not None:
-            deadline = now + self.start_to_close
-        if task.deadline is not None:
-            deadline = min(deadline, task.deadline) if deadline is not None else task.deadline
-        info = ActivityInfo(
-            activity_id=task.activity_id,
-            activity_name=task.name,
-            instance_id=task.instance_id,
-            run_id=task.run_id,
-            workflow_name=task.workflow_name,
-            queue=task.queue,
-            attempt=task.attempt,
-            scheduled_time=datetime.fromtimestamp(task.scheduled_at, tz=timezone.utc),
-            started_time=datetime.fromtimestamp(now, tz=timezone.utc),
-            deadline=datetime.fromtimestamp(deadline, tz=timezone.utc) if deadline else None,
-            heartbeat_timeout=self.heartbeat_timeout,
-            heartbeat_details=self.details,
-        )
-        self.context = _ActivityContext(info, self._heartbeat)
-        attempt = asyncio.ensure_future(self._invoke(definition, args))
-        keeper = asyncio.create_task(self._keep_lease(attempt))
-        timeout = None if deadline is None else max(deadline - now, 0.0)
-        try:
-            done, _ = await asyncio.wait({attempt}, timeout=timeout)
-            if not done:
-                attempt.cancel()
-                raise _ActivityTimeout(
-                    f"activity {task.name!r} attempt {task.attempt} timed out after {timeout:g}s"
-                )
-            result = attempt.result()
-        except _ActivityTimeout as exc:
-            await self._attempt_failed(self._timeout_error(str(exc)))
-            return
-        except asyncio.CancelledError:
-            if self.context._cancelled.is_set():
-                # Cancelled by the workflow: record it so the task is not run again.
-                await self._fail_for_good(
-                    ApplicationError(
-                        f"activity {task.name!r} was cancelled", type="CancelledError"
-                    ),
-                    "cancelled",
-                )
-                return
-            error = keeper.exception() if keeper.done() and not keeper.cancelled() else None
-            if isinstance(error, _ActivityTimeout):
-                await self._attempt_failed(self._timeout_error(str(error)))
-                return
-            if error is not None:
-                raise error from None
-            raise
-        except BaseException as exc:
-            if isinstance(exc, (LeaseLostError,)):
-                raise
-            await self._attempt_failed(exc)
-            return
-        finally:
-            keeper.cancel()
-            if not attempt.done():
-                attempt.cancel()
-        try:
-            payload = self.worker.converter.encode(result, what=f"result of activity {task.name!r}")
-        except PayloadError as exc:
-            await self._fail_for_good(exc, "non_retryable")
-            return
-        self.outcome = "completed"
-        await self.backend.complete_activity(
-            task, _events.activity_completed(task.activity_id, payload, task.attempt)
-        )
-
-    async def _invoke(self, definition: ActivityDefinition, args: list[Any]) -> Any:
-        assert self.context is not None
-        token = _context.set(self.context)
-        try:
-            if definition.is_async:
-                try:
-                    return await definition.fn(*args)
-                except (SystemExit, KeyboardInterrupt) as exc:
-                    # Never let an activity take the worker's event loop down with it.
-                    raise _ActivityExit(exc) from exc
-            ctx = contextvars.copy_context()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.worker._executor, _run_sync, ctx, definition.fn, args
-            )
-        finally:
-            _context.reset(token)
-
-    async def _keep_lease(self, attempt: asyncio.Future[Any]) -> None:
-        """Extend the lease, flush heartbeat details, notice cancellation and heartbeat
-        timeouts while the attempt runs."""
-        assert self.context is not None
-        lease = self.worker.activity_lease
-        interval = lease / 3
-        if self.heartbeat_timeout:
-            interval = min(interval, max(self.heartbeat_timeout / 3, 0.05))
-        while not attempt.done():
-            await asyncio.sleep(interval)
-            if attempt.done():
-                return
-            if (
-                self.heartbeat_timeout
-                and time.monotonic() - self.last_heartbeat > self.heartbeat_timeout
-            ):
-                attempt.cancel()
-                raise _ActivityTimeout(
-                    f"activity {self.task.name!r} attempt {self.task.attempt} sent no heartbeat "
-                    f"for {self.heartbeat_timeout:g}s (heartbeat_timeout)"
-                )
-            details = self._take_unflushed()
-            try:
-                cancelled = await self.backend.heartbeat_activity(self.task, details, lease)
-            except LeaseLostError:
-                attempt.cancel()
-                raise
-            if cancelled and not self.context._cancelled.is_set():
-                self.context._cancelled.set()
-                attempt.cancel()
-
-    def _timeout_error(self, message: str) -> ApplicationError:
-        """A timed-out attempt's failure: it carries the last heartbeat details, if any."""
-        if self.details is None:
-            return ApplicationError(message, type="TimeoutError")
-        return ApplicationError(message, self.details, type="TimeoutError")
-
-    async def _attempt_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, _ActivityExit):
-            exc = ApplicationError(
-                f"activity {self.task.name!r} raised {type(exc.original).__name__} "
-                f"({exc.original}); the worker kept running",
-                type=type(exc.original).__name__,
-            )
-        task = self.task
-        policy = self.policy
-        type_name = exc.type if isinstance(exc, ApplicationError) else type(exc).__name__
-        if (
-            isinstance(exc, ApplicationError) and exc.non_retryable
-        ) or type_name in policy.non_retryable_error_types:
-            await self._fail_for_good(exc, "non_retryable")
-            return
-        if not policy.allows_another(task.attempt):
-            await self._fail_for_good(exc, "maximum_attempts_reached")
-            return
-        # Retried (now, later, or after a pause); _fail_for_good says otherwise.
-        self.outcome, self.error = "retrying", (type_name, str(exc))
-        if policy.pauses_after(task.attempt) and await self._pause_run(exc, type_name):
-            # Visible at once: resume() retries it without waiting for a back-off.
-            await self.flush_details()
-            await self.backend.retry_activity(task, self.backend.clock(), encode_failure(exc))
-            return
-        delay = policy.backoff(task.attempt)
-        if isinstance(exc, ApplicationError) and exc.next_retry_delay is not None:
-            delay = exc.next_retry_delay.total_seconds()  # the activity asked for it
-        visible_at = self.backend.clock() + delay
-        if task.deadline is not None and visible_at >= task.deadline:
-            await self._fail_for_good(exc, "timeout")
-            return
-        log.info(
-            "activity %s #%d of %s failed (attempt %d): %s: %s; retrying in %.2fs",
-            task.name,
-            task.activity_id,
-            task.instance_id,
-            task.attempt,
-            type_name,
-            exc,
-            visible_at - self.backend.clock(),
-        )
-        await self.flush_details()  # the next attempt starts from the last details
-        await self.backend.retry_activity(task, visible_at, encode_failure(exc))
-
-    async def _pause_run(self, exc: BaseException, type_name: str) -> bool:
-        """RetryPolicy(pause_after=N): pause the run before giving the task back, so no
-        worker starts another attempt (a crash in between leaves the run paused and the task
-        to come back when its lease expires). False when the run is closed already."""
-        task = self.task
-        reason = (
-            f"activity {task.name!r} (#{task.activity_id}) failed {task.attempt} attempts in a "
-            f"row (RetryPolicy.pause_after={self.policy.pause_after}); last failure: "
-            f"{type_name}: {exc}"
-        )
-        try:
-            await self.backend.pause(task.instance_id, reason[:2000])
-        except (WorkflowNotRunningError, WorkflowNotFoundError):
-            return False
-        log.warning("workflow %s paused: %s", task.instance_id, reason)
-        return True
-
-    async def _fail_for_good(
-        self, exc: BaseException, retry_state: str, *, attempt: int | None = None
-    ) -> None:
-        failure = orjson.loads(encode_failure(exc))
-        failure["retry_state"] = retry_state
-        self.outcome = "cancelled" if retry_state == "cancelled" else "failed"
-        self.error = (
-            exc.type if isinstance(exc, ApplicationError) else type(exc).__name__,
-            str(exc),
-        )
-        await self.backend.complete_activity(
-            self.task,
-            _events.activity_failed(
-                self.task.activity_id,
-                orjson.dumps(failure),
-                attempt if attempt is not None else self.task.attempt,
-            ),
-        )
-
-
-class _ActivityExit(Exception):
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(str(original))
-        self.original = original
-
-
-def _run_sync(ctx: contextvars.Context, fn: Callable[..., Any], args: list[Any]) -> Any:
-    try:
-        return ctx.run(fn, *args)
-    except (SystemExit, KeyboardInterrupt) as exc:
-        raise _ActivityExit(exc) from exc

@@ -9,8 +9,9 @@ Users construct a backend (or let ``ostinato.connect(url)`` do it) and hand it t
 
 Writers of a new backend implement ``Backend`` over the value types below, optionally
 ``TimeSkipping`` (so ``ostinato.testing`` can skip time on it), ``ScheduleStore`` (so
-workers can fire schedules from it) and ``QueueLimitStore`` (so clients can limit queues,
-docs/queues.md), and run the conformance suite
+workers can fire schedules from it), ``QueueLimitStore`` (so clients can limit queues,
+docs/queues.md) and ``RetentionStore`` (so closed workflows can be deleted in batches, by
+hand or by a worker's retention sweep), and run the conformance suite
 ``ostinato.testing.conformance`` against it. docs/backends.md walks through it.
 
 The errors a backend raises are ostinato's own: ``LeaseLostError`` (a fenced write by a
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ._backends._contract import Backend, TimeSkipping
 from ._backends._hook_store import HookDelivery, HookFailureRecord, HookStore
 from ._backends._queue_limits import QueueLimits, QueueLimitStore
+from ._backends._retention_store import RetentionStore
 from ._backends._schedule_store import ScheduleRecord, ScheduleStore
 from ._backends._types import (
     ActivityState,
@@ -72,6 +74,7 @@ __all__ = [
     "QueueBacklog",
     "QueueLimitStore",
     "QueueLimits",
+    "RetentionStore",
     "RunClose",
     "RunCount",
     "RunInfo",

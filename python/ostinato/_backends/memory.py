@@ -26,6 +26,7 @@ from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
 from ._memory_hooks import HookTables, MemoryHooks
 from ._memory_queue_limits import MemoryQueueLimits
+from ._memory_retention import MemoryRetention
 from ._memory_schedules import MemorySchedules
 from ._memory_store import _ActivityTask, _MemoryStore, _Run
 from ._queue_limits import QueueLimits
@@ -52,7 +53,9 @@ from ._wakeups import Waiters, wait_on, work_keys
 __all__ = ["MemoryBackend"]
 
 
-class MemoryBackend(MemorySchedules, MemoryHooks, MemoryQueueLimits, Backend, TimeSkipping):
+class MemoryBackend(
+    MemorySchedules, MemoryHooks, MemoryQueueLimits, MemoryRetention, Backend, TimeSkipping
+):
     """Stores everything in this process's memory; lost when the process ends."""
 
     def __init__(self, clock: Clock = system_clock) -> None:
@@ -70,6 +73,8 @@ class MemoryBackend(MemorySchedules, MemoryHooks, MemoryQueueLimits, Backend, Ti
         self._queue_limits: dict[str, QueueLimits] = {}
         # queue -> start times of the attempts claimed on it (rate-limited queues only)
         self._queue_starts: dict[str, list[float]] = {}
+
+        self._sweeps: dict[str, tuple[str, float]] = {}
 
     @property
     def _hooks(self) -> HookTables:
@@ -342,12 +347,28 @@ class MemoryBackend(MemorySchedules, MemoryHooks, MemoryQueueLimits, Backend, Ti
                     instance_id,
                     f"workflow {instance_id!r} is still running; terminate it before deleting",
                 )
+            self._remove_instance(instance_id)
+
+    def _remove_instance(self, instance_id: str) -> None:
+        """Remove every run of the instance with its activity tasks (under the lock)."""
+        with self._lock:
+            runs = self._instances[instance_id]
             for run in runs:
                 del self._runs[(run.instance_id, run.run_id)]
             doomed = {id(run) for run in runs}
             for task in [t for t in self._activities.values() if id(t.run) in doomed]:
                 del self._activities[task.task_id]
             del self._instances[instance_id]
+
+    def _closed_instances(self) -> list[tuple[float, str, RunStatus]]:
+        """(closed_at, instance id, status) of every instance whose latest run is closed."""
+        found = []
+        with self._lock:
+            for instance_id, runs in self._instances.items():
+                latest = runs[-1] if runs else None
+                if latest and latest.closed_at is not None and not latest.status.is_open:
+                    found.append((latest.closed_at, instance_id, latest.status))
+        return found
 
     async def get_vars(self, instance_id: str) -> dict[str, bytes]:
         with self._lock:

@@ -31,6 +31,7 @@ from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurren
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
 from ._sqlite_hooks import SqliteHooks
+from ._sqlite_retention import SqliteRetention, delete_instance_rows
 from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_sql import QUERIES as Q
 from ._sqlite_sql import load_migrations
@@ -60,7 +61,7 @@ def _claimable_params(now: float, worker: str, sticky_wait: float) -> tuple[obje
     return (now, now, now, worker, sticky_wait, now)
 
 
-class SqliteBackend(SqliteSchedules, SqliteHooks, QueueLimitStore, TimeSkipping):
+class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitStore, TimeSkipping):
     """Workflows in one SQLite file (or ``":memory:"``).
 
     ``durable=True`` (default) runs with ``synchronous=FULL``: a committed workflow task
@@ -295,11 +296,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, QueueLimitStore, TimeSkipping)
                     instance_id,
                     f"workflow {instance_id!r} is still running; terminate it before deleting",
                 )
-            for query in (
-                "delete_history", "delete_inbox", "delete_activity_tasks", "delete_vars",
-                "delete_runs", "delete_instance",
-            ):  # fmt: skip
-                conn.execute(Q[query], (instance_id,))
+            delete_instance_rows(conn, instance_id)
 
         await self._call(op)
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._backends._contract import Backend
+from .._backends._retention_store import RetentionStore
 from .._backends._schedule_store import ScheduleRecord, ScheduleStore
 from .._backends._types import (
     ActivityState,
@@ -31,7 +32,7 @@ __all__ = ["ObservedBackend"]
 T = TypeVar("T")
 
 
-class ObservedBackend(ScheduleStore, Backend):
+class ObservedBackend(ScheduleStore, RetentionStore, Backend):
     """Delegates every call to ``inner``; other attributes (``next_visible_time`` ...) are
     looked up on ``inner`` too."""
 
@@ -264,6 +265,27 @@ class ObservedBackend(ScheduleStore, Backend):
 
     async def next_schedule_fire(self, queues: Sequence[str]) -> float | None:
         return await self._schedules().next_schedule_fire(queues)
+
+    def _retention(self) -> RetentionStore:
+        if not isinstance(self.inner, RetentionStore):
+            raise TypeError(f"{type(self.inner).__name__} does not implement RetentionStore")
+        return self.inner
+
+    async def delete_closed_instances(
+        self, closed_before: float, statuses: Sequence[RunStatus], limit: int
+    ) -> int:
+        return await self._op(
+            self._retention().delete_closed_instances(closed_before, statuses, limit)
+        )
+
+    async def redact_run(self, instance_id: str, run_id: str, history: Sequence[bytes]) -> None:
+        await self._op(self._retention().redact_run(instance_id, run_id, history))
+
+    async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
+        return await self._op(self._retention().claim_sweep(name, holder, lease_seconds))
+
+    async def release_sweep(self, name: str, holder: str) -> None:
+        await self._op(self._retention().release_sweep(name, holder))
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -26,12 +26,19 @@ from .._contract import TimeSkipping
 from ._activities import _ActivitySide
 from ._client import _ClientSide
 from ._hooks import _HookSide
+from ._retention import _RetentionSide
 from ._schedules import _ScheduleSide
 from ._workflows import _WorkflowSide
 
 
 class PostgresBackend(
-    _ClientSide, _WorkflowSide, _ActivitySide, _ScheduleSide, _HookSide, TimeSkipping
+    _ClientSide,
+    _WorkflowSide,
+    _ActivitySide,
+    _ScheduleSide,
+    _HookSide,
+    _RetentionSide,
+    TimeSkipping,
 ):
     """Runs, history, inboxes and task queues in a PostgreSQL database (13 or newer).
 

@@ -24,7 +24,7 @@ implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
 ``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``HookTests``, ``SearchTests``,
-``PauseTests``, ``QueueLimitTests``), as are the
+``PauseTests``, ``QueueLimitTests``, ``RetentionTests``), as are the
 building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
 ``full_commit`` ...) for tests of your own.
 """
@@ -43,6 +43,7 @@ from ._activity_tasks import ActivityTaskTests
 from ._hooks import HookTests
 from ._pausing import PauseTests
 from ._queue_limits import QueueLimitTests
+from ._retention import RetentionTests
 from ._runs import RunTests
 from ._schedules import ScheduleTests
 from ._search import SearchTests
@@ -81,6 +82,7 @@ __all__ = [
     "HookTests",
     "PauseTests",
     "QueueLimitTests",
+    "RetentionTests",
     "RunTests",
     "ScheduleTests",
     "SearchTests",
@@ -133,6 +135,7 @@ class BackendConformance(
     SearchTests,
     PauseTests,
     QueueLimitTests,
+    RetentionTests,
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 

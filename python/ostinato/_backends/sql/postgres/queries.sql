@@ -844,6 +844,65 @@ ORDER BY next_fire_at, schedule_id LIMIT %(limit)s
 -- name: next_schedule_fire
 SELECT min(next_fire_at) FROM {schema}.schedules WHERE queue = ANY(%(queues)s)
 
+-- ---- retention (postgres/_retention.py) -----------------------------------------------------
+
+-- name: delete_closed_instances
+-- At most limit instances whose latest run has one of the statuses and closed before
+-- closed_before, oldest first, deleted with everything of theirs (runs cascade to history,
+-- inbox, activity tasks and variables). Instances another transaction has locked (a run
+-- being created) are skipped, and the status is checked again under the lock.
+WITH doomed AS (
+    SELECT i.instance_id
+    FROM {schema}.runs AS r
+    JOIN {schema}.instances AS i
+      ON i.instance_id = r.instance_id AND i.latest_run_id = r.run_id
+    WHERE r.is_latest AND r.closed_at IS NOT NULL AND r.closed_at < %(closed_before)s
+      AND r.status = ANY(%(statuses)s::text[])
+    ORDER BY r.closed_at
+    LIMIT %(limit)s
+    FOR UPDATE OF i SKIP LOCKED
+), gone AS (
+    DELETE FROM {schema}.runs WHERE instance_id IN (SELECT instance_id FROM doomed)
+)
+DELETE FROM {schema}.instances WHERE instance_id IN (SELECT instance_id FROM doomed)
+RETURNING instance_id
+
+-- name: redact_lock_run
+SELECT status FROM {schema}.runs
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s FOR UPDATE
+
+-- name: redact_history_seqs
+SELECT seq FROM {schema}.history
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s ORDER BY seq
+
+-- name: redact_history
+-- Replaces every event of the run (seqs[k] gets events[k]) and drops its payload rows.
+WITH events AS (
+    UPDATE {schema}.history AS h SET event = x.event
+    FROM unnest(%(seqs)b::integer[], %(events)b::bytea[]) AS x(seq, event)
+    WHERE h.instance_id = %(instance_id)s AND h.run_id = %(run_id)s AND h.seq = x.seq
+), gone_vars AS (
+    DELETE FROM {schema}.vars WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+), gone_inbox AS (
+    DELETE FROM {schema}.inbox WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+), gone_tasks AS (
+    DELETE FROM {schema}.activity_tasks
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+)
+UPDATE {schema}.runs SET result = NULL, blocked_reason = NULL
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+
+-- name: claim_sweep
+-- Changes no row (returns none) while another holder's lease runs.
+INSERT INTO {schema}.sweeps (name, holder, expires_at)
+VALUES (%(name)s, %(holder)s, %(expires_at)s)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE {schema}.sweeps.holder = excluded.holder OR {schema}.sweeps.expires_at <= %(now)s
+RETURNING 1
+
+-- name: release_sweep
+DELETE FROM {schema}.sweeps WHERE name = %(name)s AND holder = %(holder)s
+
 -- ---- batches ------------------------------------------------------------------------------
 -- Concurrent callers' operations of one kind, applied by one statement (PostgresBackend.
 -- _Batcher): one round trip, one transaction and one notification per channel for the whole

@@ -526,3 +526,43 @@ FROM hook_attempts a JOIN hook_deliveries d ON d.delivery_id = a.delivery_id
 WHERE a.state = 'gave_up'
 ORDER BY d.seq DESC, a.hook
 LIMIT ?
+
+-- ---- retention (_sqlite_retention.py) --------------------------------------------------------
+
+-- name: closed_instances
+-- Instances whose latest run has one of the statuses (a JSON array) and closed before the
+-- given time, oldest first. Parameters: closed_before, statuses, limit.
+SELECT i.instance_id FROM runs r JOIN instances i ON i.latest_run = r.id
+WHERE r.closed_at IS NOT NULL AND r.closed_at < ?
+  AND r.status IN (SELECT value FROM json_each(?))
+ORDER BY r.closed_at, r.id LIMIT ?
+
+-- name: claim_sweep
+-- Parameters: name, holder, expires_at, now. Changes no row while another holder's lease runs.
+INSERT INTO sweeps (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE sweeps.holder = excluded.holder OR sweeps.expires_at <= ?
+
+-- name: release_sweep
+DELETE FROM sweeps WHERE name = ? AND holder = ?
+
+-- name: redact_find_run
+SELECT id, status FROM runs WHERE instance_id = ? AND run_id = ?
+
+-- name: redact_history_seqs
+SELECT seq FROM history WHERE run = ? ORDER BY seq
+
+-- name: redact_history_event
+UPDATE history SET event = ? WHERE run = ? AND seq = ?
+
+-- name: redact_run_row
+UPDATE runs SET result = NULL, blocked_reason = NULL WHERE id = ?
+
+-- name: redact_run_vars
+DELETE FROM vars WHERE run = ?
+
+-- name: redact_run_inbox
+DELETE FROM inbox WHERE run = ?
+
+-- name: redact_run_activities
+DELETE FROM activity_tasks WHERE run = ?
