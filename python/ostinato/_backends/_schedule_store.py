@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["ScheduleRecord", "ScheduleStore"]
 
@@ -33,6 +34,25 @@ class ScheduleRecord:
     version: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ScheduleRecord:
+        """A record from a row of the SQL backends' schedule queries (their column order:
+        id, workflow, queue, args, spec, state, paused, next fire, version, created, updated)."""
+        sid, name, queue, args, spec, state, paused, next_fire_at, version, created, updated = row
+        return cls(
+            schedule_id=sid,
+            workflow_name=name,
+            queue=queue,
+            args=bytes(args),
+            spec=bytes(spec),
+            state=bytes(state),
+            paused=bool(paused),
+            next_fire_at=next_fire_at,
+            version=int(version),
+            created_at=created,
+            updated_at=updated,
+        )
 
 
 class ScheduleStore(abc.ABC):

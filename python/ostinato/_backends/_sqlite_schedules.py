@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from ._schedule_store import ScheduleRecord, ScheduleStore
 from ._sqlite_core import SqliteCore
@@ -13,23 +12,6 @@ from ._sqlite_sql import QUERIES as Q
 from ._sqlite_store import Wake
 
 __all__ = ["SqliteSchedules"]
-
-
-def _record(row: tuple[Any, ...]) -> ScheduleRecord:
-    sid, name, queue, args, spec, state, paused, next_fire_at, version, created, updated = row
-    return ScheduleRecord(
-        schedule_id=sid,
-        workflow_name=name,
-        queue=queue,
-        args=bytes(args),
-        spec=bytes(spec),
-        state=bytes(state),
-        paused=bool(paused),
-        next_fire_at=next_fire_at,
-        version=version,
-        created_at=created,
-        updated_at=updated,
-    )
 
 
 class SqliteSchedules(SqliteCore, ScheduleStore):
@@ -58,7 +40,7 @@ class SqliteSchedules(SqliteCore, ScheduleStore):
     async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         def op(conn: sqlite3.Connection, wake: Wake) -> ScheduleRecord | None:
             row = conn.execute(Q["get_schedule"], (schedule_id,)).fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else ScheduleRecord.from_row(row)
 
         return await self._read(op)
 
@@ -67,7 +49,7 @@ class SqliteSchedules(SqliteCore, ScheduleStore):
     ) -> list[ScheduleRecord]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ScheduleRecord]:
             rows = conn.execute(Q["list_schedules"], (after or "", limit))
-            return [_record(row) for row in rows]
+            return [ScheduleRecord.from_row(row) for row in rows]
 
         return await self._read(op)
 
@@ -102,7 +84,9 @@ class SqliteSchedules(SqliteCore, ScheduleStore):
     ) -> list[ScheduleRecord]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ScheduleRecord]:
             query = Q.for_queues("due_schedules", len(queues))
-            return [_record(row) for row in conn.execute(query, (now, *queues, limit))]
+            return [
+                ScheduleRecord.from_row(row) for row in conn.execute(query, (now, *queues, limit))
+            ]
 
         return await self._read(op)
 

@@ -12,23 +12,6 @@ from ._pool import Conn
 __all__ = ["_ScheduleSide"]
 
 
-def _record(row: Any) -> ScheduleRecord:
-    sid, name, queue, args, spec, state, paused, next_fire_at, version, created, updated = row
-    return ScheduleRecord(
-        schedule_id=sid,
-        workflow_name=name,
-        queue=queue,
-        args=bytes(args),
-        spec=bytes(spec),
-        state=bytes(state),
-        paused=bool(paused),
-        next_fire_at=next_fire_at,
-        version=int(version),
-        created_at=created,
-        updated_at=updated,
-    )
-
-
 def _fields(record: ScheduleRecord) -> dict[str, Any]:
     return {
         "schedule_id": record.schedule_id,
@@ -58,7 +41,7 @@ class _ScheduleSide(_Core, ScheduleStore):
     async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         async def body(conn: Conn, effects: _Effects) -> ScheduleRecord | None:
             row = await self._fetchone(conn, "get_schedule", {"schedule_id": schedule_id})
-            return None if row is None else _record(row)
+            return None if row is None else ScheduleRecord.from_row(row)
 
         return await self._run(f"reading schedule {schedule_id!r}", body, transaction=False)
 
@@ -67,7 +50,10 @@ class _ScheduleSide(_Core, ScheduleStore):
     ) -> list[ScheduleRecord]:
         async def body(conn: Conn, effects: _Effects) -> list[ScheduleRecord]:
             params = {"after": after or "", "limit": limit}
-            return [_record(r) for r in await self._fetchall(conn, "list_schedules", params)]
+            return [
+                ScheduleRecord.from_row(r)
+                for r in await self._fetchall(conn, "list_schedules", params)
+            ]
 
         return await self._run("listing schedules", body, transaction=False)
 
@@ -96,7 +82,10 @@ class _ScheduleSide(_Core, ScheduleStore):
     ) -> list[ScheduleRecord]:
         async def body(conn: Conn, effects: _Effects) -> list[ScheduleRecord]:
             params = {"queues": list(queues), "now": now, "limit": limit}
-            return [_record(r) for r in await self._fetchall(conn, "due_schedules", params)]
+            return [
+                ScheduleRecord.from_row(r)
+                for r in await self._fetchall(conn, "due_schedules", params)
+            ]
 
         return await self._run("looking for due schedules", body, transaction=False)
 
