@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.request
 import wsgiref.simple_server
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -91,6 +92,20 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, lab), v in samples.items() if n == name and want <= lab)
 
 
+CLOSED = "ostinato_workflows_closed_total"
+CACHE_SIZE = "ostinato_workflow_cache_size"
+
+
+async def scrape_until(url: str, done: Callable[[Samples], bool], timeout: float = 10) -> Samples:
+    """Scrape until ``done`` holds (then return what was scraped) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = parse(await asyncio.to_thread(scrape, url))
+        if done(samples) or time.monotonic() > deadline:
+            return samples
+        await asyncio.sleep(0.05)
+
+
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200
@@ -119,12 +134,19 @@ async def test_the_worker_serves_metrics_of_real_runs(backend_url: str) -> None:
             while (await waiting.describe()).history_length == 0:
                 await asyncio.sleep(0.01)
             url = f"http://127.0.0.1:{w.metrics_port}/metrics"
-            samples = parse(await asyncio.to_thread(scrape, url))
-            assert value(samples, "ostinato_workflow_cache_size") == 1
+            # A worker reports a task once its commit returned: a client may see the run
+            # move on a moment before the metrics do.
+            samples = await scrape_until(url, lambda s: value(s, CACHE_SIZE) == 1)
             await waiting.cancel()
             with pytest.raises(ostinato.WorkflowCancelledError):
                 await waiting.result(timeout=20)
-            samples = parse(await asyncio.to_thread(scrape, url))
+            samples = await scrape_until(
+                url,
+                lambda s: (
+                    value(s, CLOSED, workflow="waits", status="canceled") == 1
+                    and value(s, CACHE_SIZE) == 0
+                ),
+            )
         port = w.metrics_port
     with pytest.raises(OSError):  # the endpoint stops with the worker
         await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics")
@@ -133,7 +155,7 @@ async def test_the_worker_serves_metrics_of_real_runs(backend_url: str) -> None:
     assert value(samples, started, workflow="good", queue="default") == 3
     assert value(samples, started, workflow="bad") == 1
     assert value(samples, started, workflow="waits") == 1
-    closed = "ostinato_workflows_closed_total"
+    closed = CLOSED
     assert value(samples, closed, workflow="good", status="completed") == 3
     assert value(samples, closed, workflow="bad", status="failed") == 1
     assert value(samples, closed, workflow="waits", status="canceled") == 1
@@ -160,7 +182,7 @@ async def test_the_worker_serves_metrics_of_real_runs(backend_url: str) -> None:
     assert tasks >= 9
     assert value(samples, "ostinato_workflow_cache_hits_total") >= tasks - 3
     assert value(samples, "ostinato_workflow_cache_misses_total") == 0
-    assert value(samples, "ostinato_workflow_cache_size") == 0  # every run closed
+    assert value(samples, CACHE_SIZE) == 0  # every run closed
     assert value(samples, "ostinato_workflow_task_seconds_sum", workflow="good") > 0
 
     # Bounded labels: no instance or run id anywhere.
