@@ -58,18 +58,24 @@ class ScheduleDriver:
         started = 0
         for record in await self.store.due_schedules(queues, now, limit):
             try:
-                started += len(await self.run_pass(record.schedule_id))
+                started += len(await self.run_pass(record.schedule_id, record=record))
             except Exception:
                 log.exception("schedule %r: firing failed; trying again later", record.schedule_id)
         return started
 
-    async def run_pass(self, schedule_id: str, *, trigger: bool = False) -> list[str]:
+    async def run_pass(
+        self, schedule_id: str, *, trigger: bool = False, record: ScheduleRecord | None = None
+    ) -> list[str]:
         """One pass over a schedule; the instance ids of the runs it started. With
-        ``trigger``, one more fire now (``ScheduleHandle.trigger()``)."""
+        ``trigger``, one more fire now (``ScheduleHandle.trigger()``). ``record``: the row as
+        the caller just read it (the first round starts from it instead of reading again)."""
         started: list[str] = []
         mine: list[Action] | None = None  # the actions this pass stored, if any
+        given, record = record, None
         for _ in range(_ATTEMPTS):
-            record = await self.store.get_schedule(schedule_id)
+            # The caller's row for the first round; every later round reads it afresh.
+            record = given or await self.store.get_schedule(schedule_id)
+            given = None
             if record is None:
                 return started
             state = ScheduleState.from_bytes(record.state)
@@ -130,7 +136,7 @@ class ScheduleDriver:
                 return
             state = ScheduleState.from_bytes(record.state)
             if state.buffered is not None and state.running == instance_id:
-                await self.run_pass(schedule_id)
+                await self.run_pass(schedule_id, record=record)
         except Exception:
             log.exception("schedule %r: starting its buffered fire failed", schedule_id)
 

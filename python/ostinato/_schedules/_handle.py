@@ -253,8 +253,8 @@ class ScheduleHandle:
     async def trigger(self) -> WorkflowHandle[Any] | None:
         """Fire now, under the overlap policy (even while paused); the handle of the run it
         started, or None when the policy skipped or buffered it."""
-        await self._record()
-        started = await ScheduleDriver(self.client).run_pass(self.id, trigger=True)
+        record = await self._record()
+        started = await ScheduleDriver(self.client).run_pass(self.id, trigger=True, record=record)
         return self.client.get_handle(started[-1]) if started else None
 
     async def delete(self) -> None:
