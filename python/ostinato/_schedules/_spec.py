@@ -112,14 +112,7 @@ class ScheduleSpec:
 
     def replace(self, **changes: object) -> ScheduleSpec:
         """This spec with some arguments changed (``cron`` and ``every`` replace each other)."""
-        current: dict[str, object] = {
-            "cron": self.cron,
-            "every": self.every,
-            "timezone": self.timezone,
-            "overlap": self.overlap,
-            "catchup_window": self.catchup_window,
-            "jitter": self.jitter,
-        }
+        current: dict[str, object] = dict(self.to_json())
         if changes.get("cron") is not None:
             current["every"] = None
         if changes.get("every") is not None:
