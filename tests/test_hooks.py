@@ -33,6 +33,17 @@ async def sleeper() -> None:
     await workflow.sleep(3600)
 
 
+@ostinato.activity.defn
+async def refused() -> None:
+    raise RuntimeError("provider refused")
+
+
+@workflow.defn
+async def charges() -> None:
+    policy = RetryPolicy(initial_interval=0.01, max_attempts=0, pause_after=2)
+    await workflow.execute_activity(refused, retry=policy)
+
+
 async def until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -43,7 +54,12 @@ async def until(check: Callable[[], bool], timeout: float = 30.0) -> None:
 
 def worker(backend: ostinato.Backend, hooks: list[Any], **kw: Any) -> ostinato.Worker:
     return ostinato.Worker(
-        backend, workflows=[greet, broken, sleeper], hooks=hooks, poll_interval=0.05, **kw
+        backend,
+        workflows=[greet, broken, sleeper, charges],
+        activities=[refused],
+        hooks=hooks,
+        poll_interval=0.05,
+        **kw,
     )
 
 
@@ -95,6 +111,48 @@ async def test_each_close_reaches_the_hooks_that_want_it(backend_url: str) -> No
     assert failure.type == "Unlucky" and "no luck" in str(failure)
     assert "enough" in str(by_id["term"].failure)
     assert [e.id for e in greets] == [done.id]
+
+
+async def test_paused_hooks_fire_on_every_pause(backend_url: str) -> None:
+    paused: list[RunStateChange] = []
+
+    @ostinato.hook(on=("paused",), retry=FAST)
+    async def on_pause(event: RunStateChange) -> None:
+        paused.append(event)
+
+    backend = ostinato.connect(backend_url)
+    client = ostinato.Client(backend)
+    try:
+        async with worker(backend, [on_pause]):
+            by_hand = await client.start_workflow(sleeper, id="by-hand")
+            # Served once: the worker has subscribed its queue (it does so as it starts).
+            while (await by_hand.describe()).history_length == 0:
+                await asyncio.sleep(0.02)
+            assert await by_hand.pause("looking into it")
+            await until(lambda: len(paused) == 1)
+            assert await by_hand.resume()
+            assert await by_hand.pause()  # a second pause: a change of its own
+            await until(lambda: len(paused) == 2)
+            # RetryPolicy(pause_after=2): the worker pauses the run, then again after resume.
+            dead_letter = await client.start_workflow(charges, id="dead-letter")
+            await until(lambda: len(paused) == 3)
+            assert await dead_letter.resume()
+            await until(lambda: len(paused) == 4)
+            await asyncio.sleep(0.3)  # nothing more, nothing twice
+            await by_hand.terminate("done")
+            await dead_letter.terminate("done")
+        first, second, third, fourth = paused
+        run_id = (await by_hand.describe()).run_id
+        assert [e.id for e in (first, second)] == [f"by-hand:{run_id}:paused:{n}" for n in (1, 2)]
+        assert all(e.status == "paused" and e.workflow_name == "sleeper" for e in paused[:2])
+        assert (first.reason, second.reason) == ("looking into it", None)
+        assert first.result is None and first.failure is None
+        assert third.id.endswith(":paused:1") and fourth.id.endswith(":paused:2")
+        assert third.instance_id == fourth.instance_id == "dead-letter"
+        assert third.reason is not None and "failed 2 attempts in a row" in third.reason
+        assert "RuntimeError: provider refused" in third.reason
+    finally:
+        await backend.close()
 
 
 async def test_a_failing_hook_is_retried_with_the_same_event_id(backend_url: str) -> None:

@@ -3,6 +3,7 @@ of it left in any table; the event skeleton kept and marked; replay refused."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from datetime import timedelta
@@ -85,20 +86,47 @@ def leftovers(url: str, backend: ostinato.Backend) -> list[str]:
     if url.startswith("postgresql"):
         return leftovers_postgres(url)
     # Memory: every row the backend keeps, as the dataclasses' reprs (bytes shown as text).
-    state = repr(vars(backend._store))  # type: ignore[attr-defined]
+    store = backend._store  # type: ignore[attr-defined]
+    state = repr(vars(store)) + repr(vars(store.hooks))
     return [MARKER] if MARKER in state else []
+
+
+@ostinato.hook(
+    on=("completed", "failed", "paused"), retry=ostinato.RetryPolicy(max_attempts=1), name="post"
+)
+async def gives_up(event: ostinato.RunStateChange) -> None:
+    # A hook whose error quotes what it was given (as many do): kept with the give-up.
+    raise RuntimeError(f"could not post {event.result} {event.failure} {event.reason}")
+
+
+async def hooks_gave_up(client: ostinato.Client, count: int) -> None:
+    for _ in range(600):
+        if len(await client.list_hook_failures()) == count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the hooks did not give up on {count} changes")
+
+
+async def pause_with_marker_and_finish(client: ostinato.Client, handle: Any) -> None:
+    """Pause the run with the marker as reason (a "paused" hook delivery that holds it),
+    resume it and let it complete with the marker as result."""
+    assert await handle.pause(f"{MARKER}-reason")
+    assert await handle.resume()
+    await handle.signal("go", f"{MARKER}-go")
+    assert MARKER in await handle.result(timeout=30)
 
 
 async def test_redact_scrubs_every_payload_and_keeps_the_skeleton(backend_url: str) -> None:
     backend = ostinato.connect(backend_url)
     client = ostinato.Client(backend)
+    everything: dict[str, Any] = {
+        "workflows": [customer, failing, waits],
+        "activities": [remember, refuse],
+        "poll_interval": 0.05,
+    }
     try:
-        async with ostinato.Worker(
-            backend,
-            workflows=[customer, failing, waits],
-            activities=[remember, refuse],
-            poll_interval=0.05,
-        ):
+        # A worker with a hook that gives up: the delivery rows of c-1 and c-2 are kept.
+        async with ostinato.Worker(backend, hooks=[gives_up], **everything):
             handle = await client.start_workflow(customer, MARKER, id="c-1")
             await handle.signal("note", f"{MARKER}-signal")
             assert MARKER in await handle.result(timeout=30)
@@ -108,8 +136,10 @@ async def test_redact_scrubs_every_payload_and_keeps_the_skeleton(backend_url: s
             running = await client.start_workflow(waits, id="running")
             with pytest.raises(ostinato.WorkflowAlreadyStartedError, match="still running"):
                 await running.redact()
-            await running.signal("go", "ok")
-            await running.result(timeout=30)
+            await hooks_gave_up(client, 2)
+        # No hook worker now: the pause and close of "running" wait, not yet delivered.
+        async with ostinato.Worker(backend, **everything):
+            await pause_with_marker_and_finish(client, running)
         assert leftovers(backend_url, backend), "the test's marker is not where it should be"
         before = await handle.history()
         assert MARKER in orjson.dumps(before).decode()
@@ -117,8 +147,13 @@ async def test_redact_scrubs_every_payload_and_keeps_the_skeleton(backend_url: s
 
         await handle.redact()
         await bad.redact()
+        await running.redact()
 
         assert leftovers(backend_url, backend) == []
+        # The give-ups stay listed, without what the hook said.
+        failures = await client.list_hook_failures()
+        assert sorted(f.instance_id for f in failures) == ["c-1", "c-2"]
+        assert {f.last_error for f in failures} == {""}
         after = await handle.history()
         assert MARKER not in orjson.dumps(after).decode()
         assert MARKER not in orjson.dumps(await bad.history()).decode()
@@ -130,13 +165,40 @@ async def test_redact_scrubs_every_payload_and_keeps_the_skeleton(backend_url: s
         desc = await handle.describe()
         assert desc.redacted and desc.status == "completed" and desc.failure is None
         assert (await bad.describe()).redacted
-        assert not (await running.describe()).redacted
         assert await handle.get_vars() == {}
         with pytest.raises(ostinato.HistoryCorruptError, match="redacted"):
             replay(customer, after)
         await handle.redact()  # again: nothing left to scrub, still fine
         with pytest.raises(ostinato.WorkflowNotFoundError):
             await client.get_handle("nope").redact()
+    finally:
+        await backend.close()
+
+
+async def test_delete_leaves_no_byte_of_the_runs_and_their_hook_deliveries(
+    backend_url: str,
+) -> None:
+    backend = ostinato.connect(backend_url)
+    client = ostinato.Client(backend)
+    try:
+        async with ostinato.Worker(
+            backend, workflows=[failing, waits], hooks=[gives_up], poll_interval=0.05
+        ):
+            given_up = await client.start_workflow(failing, MARKER, id="d-1")
+            with pytest.raises(ostinato.WorkflowFailedError):
+                await given_up.result(timeout=30)
+            waiting = await client.start_workflow(waits, id="d-2")
+            await hooks_gave_up(client, 1)
+        async with ostinato.Worker(backend, workflows=[failing, waits], poll_interval=0.05):
+            pending = await client.start_workflow(failing, MARKER, id="d-3")
+            with pytest.raises(ostinato.WorkflowFailedError):
+                await pending.result(timeout=30)
+            await pause_with_marker_and_finish(client, waiting)
+        assert leftovers(backend_url, backend), "the test's marker is not where it should be"
+        await client.delete("d-1")
+        assert await client.list_hook_failures() == []
+        assert await client.delete_closed(older_than=0) == 2
+        assert leftovers(backend_url, backend) == []
     finally:
         await backend.close()
 

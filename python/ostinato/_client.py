@@ -16,7 +16,6 @@ import orjson
 from . import _core, _events, _queues, _retention, _schedules
 from ._backends._contract import Backend
 from ._backends._hook_store import HookFailureRecord, HookStore
-from ._backends._retention_store import still_running
 from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
@@ -26,7 +25,6 @@ from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
     PayloadError,
-    WorkflowAlreadyStartedError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -364,20 +362,7 @@ class WorkflowHandle(Generic[T]):
         backend = self.client.backend
         store = _retention.retention_of(backend)
         await backend.open()
-        info = await backend.describe(self.id, self.run_id)
-        if info.status.is_open:
-            raise WorkflowAlreadyStartedError(self.id, still_running(self.id))
-        scrubbed = []
-        for seq, raw in enumerate(await backend.history(self.id, info.run_id), 1):
-            try:
-                scrubbed.append(_events.redact(raw))
-            except ValueError as exc:
-                raise HistoryCorruptError(
-                    f"history of workflow {self.id!r} is corrupt at event #{seq}: {exc}",
-                    seq=seq,
-                    instance_id=self.id,
-                ) from None
-        await store.redact_run(self.id, info.run_id, scrubbed)
+        await _retention.redact_closed_run(backend, store, self.id, self.run_id)
 
 
 def _json_or_text(payload: bytes | None) -> Any:

@@ -38,11 +38,13 @@ DEFAULT_HOOK_RETRY = RetryPolicy(initial_interval=1.0, max_interval=3600.0, max_
 class RunStateChange:
     """What a hook is called with: one state change of one run.
 
-    ``id`` is the same on every delivery of this change (``"<instance>:<run>:<status>"``):
-    use it to make a hook idempotent. ``status`` is one of ``HOOK_EVENTS``. ``result`` is the
-    decoded JSON result of a completed run (None otherwise); ``failure`` the failure of the
-    other closes, as an exception (``type(failure).__name__`` / its ``type`` attribute and
-    ``str(failure)``). ``attempt`` is 1 on the first delivery to this hook.
+    ``id`` is the same on every delivery of this change (``"<instance>:<run>:<status>"``;
+    ``"<instance>:<run>:paused:<n>"`` for the run's n-th pause): use it to make a hook
+    idempotent. ``status`` is one of ``HOOK_EVENTS``. ``result`` is the decoded JSON result
+    of a completed run (None otherwise); ``failure`` the failure of the other closes, as an
+    exception (``type(failure).__name__`` / its ``type`` attribute and ``str(failure)``);
+    ``reason`` the reason given to a pause (None otherwise). ``attempt`` is 1 on the first
+    delivery to this hook. All three are None once the run was redacted.
     """
 
     id: str
@@ -54,6 +56,7 @@ class RunStateChange:
     result: Any = None
     failure: BaseException | None = None
     attempt: int = 1
+    reason: str | None = None
 
 
 HookFn = Callable[[RunStateChange], Awaitable[None]]
@@ -139,7 +142,12 @@ def build_hooks(hooks: Iterable[Callable[..., Any]]) -> list[HookDefinition]:
 def state_change(delivery: HookDelivery) -> RunStateChange:
     result: Any = None
     failure: BaseException | None = None
-    if delivery.status == "completed":
+    reason: str | None = None
+    if delivery.status == "paused":
+        # The stored pause reason (UTF-8 text, not a payload).
+        if delivery.result is not None:
+            reason = delivery.result.decode("utf-8", errors="replace")
+    elif delivery.status == "completed":
         try:
             result = orjson.loads(delivery.result or b"null")
         except orjson.JSONDecodeError:
@@ -156,6 +164,7 @@ def state_change(delivery: HookDelivery) -> RunStateChange:
         result=result,
         failure=failure,
         attempt=delivery.attempt,
+        reason=reason,
     )
 
 

@@ -38,7 +38,7 @@ from ._guard import GuardMode, NondeterministicCallError
 from ._hooks import HookRunner, build_hooks
 from ._observe import WorkerTelemetry
 from ._payloads import PayloadConverter, default_converter
-from ._retention import RetentionSweeper, retention_of, retention_seconds
+from ._retention import RedactionSweeper, RetentionSweeper, retention_of, retention_seconds
 from ._retry import Duration
 from ._run import WorkflowRun
 from ._schedules import ScheduleDriver
@@ -71,7 +71,8 @@ class Worker:
 
     ``retention`` (a duration, None by default: keep everything) deletes workflows closed
     longer ago than that, in batches; among all workers on the backend one sweeps at a time
-    (see docs/retention.md).
+    (see docs/retention.md). ``redact_after`` (the same way) redacts closed runs older than
+    that, as ``handle.redact()`` does.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class Worker:
         hooks: Iterable[Callable[..., Any]] = (),
         hook_lease: float = 60.0,
         retention: Duration | None = None,
+        redact_after: Duration | None = None,
         tracer_provider: Any = None,
         meter_provider: Any = None,
         metrics_port: int | None = None,
@@ -157,6 +159,11 @@ class Worker:
         if self.retention is not None:
             retention_of(backend)
         self._sweeper: RetentionSweeper | None = None  # set by run() when retention is set
+        # Closed runs older than this are redacted by a sweep of their own (see _retention).
+        self.redact_after = retention_seconds(redact_after, "redact_after")
+        if self.redact_after is not None:
+            retention_of(backend)
+        self._redactor: RedactionSweeper | None = None  # set by run() when redact_after is set
         self.history_max_length = history_max_length
         self.cache: OrderedDict[str, WorkflowRun] = OrderedDict()
         self._stopping: asyncio.Event | None = None
@@ -296,6 +303,9 @@ class Worker:
         if self.retention is not None:
             self._sweeper = RetentionSweeper(self.backend, self.identity, self.retention)
             pollers.append(asyncio.create_task(self._sweeper.run(self._stopping)))
+        if self.redact_after is not None:
+            self._redactor = RedactionSweeper(self.backend, self.identity, self.redact_after)
+            pollers.append(asyncio.create_task(self._redactor.run(self._stopping)))
         try:
             await self._stopping.wait()
         finally:

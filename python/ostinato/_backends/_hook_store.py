@@ -7,7 +7,14 @@ seconds (``subscribe_hooks``). Workers with hooks claim (delivery, hook) pairs u
 one *attempt* row per pair, so a hook that keeps failing never holds back another hook of
 the same delivery. A delivery whose every hook (of the worker finishing it: the workers of
 a queue register the same hooks) was delivered is deleted; a pair given up is kept, with its
-delivery, for ``list_hook_failures``.
+delivery, for ``list_hook_failures``, until the retention sweep purges it
+(``purge_hook_failures``). Deleting a run deletes its deliveries in the same transaction, and
+redacting it scrubs their payload (the run's result, failure or pause reason) and the errors
+its hooks reported.
+
+A pause (``paused_at`` set, the run's status unchanged) is a change of its own each time:
+its id ends in ``:paused:<n>``, n counting the run's pauses, and its ``result`` is the pause
+reason (UTF-8).
 
 The SQL backends write deliveries with a trigger on the runs table (every path that changes
 a run's status is covered, including the set-based PostgreSQL commits); the memory backend
@@ -30,6 +37,7 @@ __all__ = [
     "HookStore",
     "delivery_id",
     "failure_record",
+    "pause_delivery_id",
 ]
 
 # Stored run statuses that make a delivery (runs.status spelling: "canceled").
@@ -42,6 +50,11 @@ SUBSCRIPTION_TTL = 7 * 24 * 3600.0
 def delivery_id(instance_id: str, run_id: str, status: str) -> str:
     """The stable id of a run's state change (a run closes once; ``event.id`` of hooks)."""
     return f"{instance_id}:{run_id}:{status}"
+
+
+def pause_delivery_id(instance_id: str, run_id: str, pause: int) -> str:
+    """The id of a run's ``pause``-th pause (1, 2 ...): each pause is a change of its own."""
+    return f"{instance_id}:{run_id}:paused:{pause}"
 
 
 @dataclass(frozen=True)
@@ -123,3 +136,10 @@ class HookStore(abc.ABC):
     @abc.abstractmethod
     async def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
         """Pairs given up, newest state change first."""
+
+    @abc.abstractmethod
+    async def purge_hook_failures(self, given_up_before: float, limit: int) -> int:
+        """In one transaction, delete at most ``limit`` deliveries (with all their pairs)
+        whose change occurred before ``given_up_before`` and which have a pair given up,
+        oldest first, and pairs left without their delivery; return how many deliveries were
+        deleted. (The retention sweep calls it; deliveries of deleted runs go with the runs.)"""

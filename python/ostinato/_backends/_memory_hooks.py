@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ._hook_store import (
@@ -62,18 +62,45 @@ class HookTables:
         status: str,
         result: bytes | None,
         now: float,
+        key: str | None = None,
     ) -> None:
         """The outbox write of a run state change (call it in the change's critical section);
-        nothing when no worker with hooks serves the queue, or for a status no hook sees."""
+        nothing when no worker with hooks serves the queue, or for a status no hook sees.
+        ``key``: the change's id when it is not ``delivery_id(...)`` (a numbered pause)."""
         if status not in HOOK_STATUSES or self.subscribed.get(queue, -1.0) < now:
             return
-        key = delivery_id(instance_id, run_id, status)
+        key = key or delivery_id(instance_id, run_id, status)
         if key in self.deliveries:
             return
         self._seq += 1
         self.deliveries[key] = _Delivery(
             self._seq, key, instance_id, run_id, workflow_name, queue, status, now, result
         )
+
+    def drop_runs(self, runs: Iterable[tuple[str, str]]) -> None:
+        """Delete the deliveries (with their attempts) of deleted runs."""
+        gone = set(runs)
+        for key in [k for k, d in self.deliveries.items() if (d.instance_id, d.run_id) in gone]:
+            del self.deliveries[key]
+
+    def redact_run(self, instance_id: str, run_id: str) -> None:
+        """Scrub a redacted run's payload from its deliveries, and its hooks' errors."""
+        for row in self.deliveries.values():
+            if row.instance_id == instance_id and row.run_id == run_id:
+                row.result = None
+                for attempt in row.attempts.values():
+                    attempt.last_error = None
+
+    def purge_given_up(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` deliveries older than ``before`` with a pair given up."""
+        doomed = [
+            row.delivery_id
+            for row in sorted(self.deliveries.values(), key=lambda d: d.seq)
+            if row.occurred_at < before and any(a.state == "gave_up" for a in row.attempts.values())
+        ][:limit]
+        for key in doomed:
+            del self.deliveries[key]
+        return len(doomed)
 
 
 class MemoryHooks(HookStore):
@@ -170,6 +197,10 @@ class MemoryHooks(HookStore):
             else:
                 attempt.visible_at = retry_at
             return True
+
+    async def purge_hook_failures(self, given_up_before: float, limit: int) -> int:
+        with self._lock:
+            return self._hooks.purge_given_up(given_up_before, limit)
 
     async def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
         with self._lock:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
+from ._memory_hooks import HookTables
 from ._retention_store import RetentionStore, check_same_length, still_running
 from ._types import Clock, RunStatus
 
@@ -25,6 +26,10 @@ class MemoryRetention(RetentionStore):
     _sweeps: dict[str, tuple[str, float]]
     _runs: dict[tuple[str, str], _Run]
     _activities: dict[int, _ActivityTask]
+
+    @property
+    def _hooks(self) -> HookTables:
+        raise NotImplementedError  # provided by MemoryBackend
 
     def _remove_instance(self, instance_id: str) -> None:
         raise NotImplementedError  # provided by MemoryBackend
@@ -59,8 +64,24 @@ class MemoryRetention(RetentionStore):
             run.blocked_reason = None
             run.vars.clear()
             run.inbox.clear()
+            run.redacted_at = self.clock()
+            self._hooks.redact_run(instance_id, run_id)
             for task in [t for t in self._activities.values() if t.run is run]:
                 del self._activities[task.task_id]
+
+    async def closed_runs_to_redact(
+        self, closed_before: float, limit: int
+    ) -> list[tuple[str, str]]:
+        with self._lock:
+            found = sorted(
+                (run.closed_at, run.pk, run.instance_id, run.run_id)
+                for run in self._runs.values()
+                if run.closed_at is not None
+                and run.closed_at < closed_before
+                and run.redacted_at is None
+                and not run.status.is_open
+            )
+            return [(instance_id, run_id) for _, _, instance_id, run_id in found[:limit]]
 
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
         with self._lock:

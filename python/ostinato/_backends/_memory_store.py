@@ -47,6 +47,8 @@ class _Run:
     # Set while paused (``pause``): no workflow task or activity attempt is handed out.
     paused_at: float | None = None
     pause_reason: str | None = None
+    pauses: int = 0  # how many times it was paused (numbers the "paused" hook changes)
+    redacted_at: float | None = None  # when handle.redact() or the redaction sweep scrubbed it
     vars: dict[str, bytes] = field(default_factory=dict)
     inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
 

@@ -45,11 +45,20 @@ class RetentionStore(abc.ABC):
         """In one transaction, replace the closed run's history events, in seq order, by
         ``history`` (the scrubbed events ``ostinato._events.redact`` built), and drop its
         result or failure, blocked reason, variables, inbox and activity rows (inputs,
-        heartbeat details, last failures).
+        heartbeat details, last failures), the payload of its hook deliveries and the
+        errors its hooks reported; record when it was redacted.
 
         ``WorkflowNotFoundError`` for an unknown run; ``WorkflowAlreadyStartedError`` for a
         running one; ``ValueError`` when ``history`` does not have one event per stored
         event. Nothing is written on error."""
+
+    @abc.abstractmethod
+    async def closed_runs_to_redact(
+        self, closed_before: float, limit: int
+    ) -> list[tuple[str, str]]:
+        """At most ``limit`` (instance id, run id) of closed runs (any run, not only the
+        latest) closed before ``closed_before`` and not redacted yet by ``redact_run``,
+        oldest first (``Worker(redact_after=...)``)."""
 
     @abc.abstractmethod
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:

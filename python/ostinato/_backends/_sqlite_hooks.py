@@ -97,6 +97,19 @@ class SqliteHooks(SqliteCore, HookStore):
 
         return await self._call(op)
 
+    async def purge_hook_failures(self, given_up_before: float, limit: int) -> int:
+        def op(conn: sqlite3.Connection, wake: Wake) -> int:
+            rows = conn.execute(
+                Q["purge_given_up_hook_deliveries"], (given_up_before, limit)
+            ).fetchall()
+            for (key,) in rows:
+                conn.execute(Q["delete_hook_attempts"], (key,))
+                conn.execute(Q["delete_hook_delivery"], (key,))
+            conn.execute(Q["delete_orphan_hook_attempts"])
+            return len(rows)
+
+        return await self._call(op)
+
     async def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[HookFailureRecord]:
             return [failure_record(row) for row in conn.execute(Q["list_hook_failures"], (limit,))]

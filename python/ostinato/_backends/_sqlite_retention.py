@@ -53,12 +53,24 @@ class SqliteRetention(SqliteCore, RetentionStore):
             check_same_length(seqs, history)
             for seq, event in zip(seqs, history, strict=True):
                 conn.execute(Q["redact_history_event"], (bytes(event), pk, seq))
+            conn.execute(Q["redact_run_row"], (self.clock(), pk))
+            conn.execute(Q["redact_run_hook_deliveries"], (pk, pk))
             for query in (
-                "redact_run_row", "redact_run_vars", "redact_run_inbox", "redact_run_activities",
+                "redact_run_hook_errors", "redact_run_vars", "redact_run_inbox",
+                "redact_run_activities",
             ):  # fmt: skip
                 conn.execute(Q[query], (pk,))
 
         await self._call(op)
+
+    async def closed_runs_to_redact(
+        self, closed_before: float, limit: int
+    ) -> list[tuple[str, str]]:
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[tuple[str, str]]:
+            rows = conn.execute(Q["closed_runs_to_redact"], (closed_before, limit))
+            return [(instance_id, run_id) for instance_id, run_id in rows]
+
+        return await self._read(op)
 
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
         def op(conn: sqlite3.Connection, wake: Wake) -> bool:

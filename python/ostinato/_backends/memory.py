@@ -24,6 +24,7 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import Backend, TimeSkipping
+from ._hook_store import pause_delivery_id
 from ._memory_hooks import HookTables, MemoryHooks
 from ._memory_queue_limits import MemoryQueueLimits
 from ._memory_retention import MemoryRetention
@@ -209,6 +210,17 @@ class MemoryBackend(
                 return False
             run.paused_at = self.clock()
             run.pause_reason = reason
+            run.pauses += 1
+            self._store.hooks.record_state_change(
+                instance_id=run.instance_id,
+                run_id=run.run_id,
+                workflow_name=run.workflow_name,
+                queue=run.queue,
+                status="paused",
+                result=None if reason is None else reason.encode(),
+                now=run.paused_at,
+                key=pause_delivery_id(run.instance_id, run.run_id, run.pauses),
+            )
             return True
 
     async def resume(self, instance_id: str) -> bool:
@@ -355,6 +367,7 @@ class MemoryBackend(
             runs = self._instances[instance_id]
             for run in runs:
                 del self._runs[(run.instance_id, run.run_id)]
+            self._store.hooks.drop_runs((run.instance_id, run.run_id) for run in runs)
             doomed = {id(run) for run in runs}
             for task in [t for t in self._activities.values() if id(t.run) in doomed]:
                 del self._activities[task.task_id]

@@ -281,6 +281,11 @@ class ObservedBackend(ScheduleStore, RetentionStore, Backend):
     async def redact_run(self, instance_id: str, run_id: str, history: Sequence[bytes]) -> None:
         await self._op(self._retention().redact_run(instance_id, run_id, history))
 
+    async def closed_runs_to_redact(
+        self, closed_before: float, limit: int
+    ) -> list[tuple[str, str]]:
+        return await self._retention().closed_runs_to_redact(closed_before, limit)
+
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
         return await self._op(self._retention().claim_sweep(name, holder, lease_seconds))
 

@@ -86,6 +86,13 @@ class _HookSide(_Core, HookStore):
 
         return await self._run(f"recording hook failure {delivery.delivery_id!r}", body)
 
+    async def purge_hook_failures(self, given_up_before: float, limit: int) -> int:
+        async def body(conn: Conn, effects: _Effects) -> int:
+            params = {"before": given_up_before, "limit": limit}
+            return len(await self._fetchall(conn, "purge_hook_failures", params))
+
+        return await self._run("purging given-up hook deliveries", body)
+
     async def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
         async def body(conn: Conn, effects: _Effects) -> list[HookFailureRecord]:
             rows = await self._fetchall(conn, "list_hook_failures", {"limit": limit})

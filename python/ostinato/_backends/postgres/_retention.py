@@ -42,10 +42,21 @@ class _RetentionSide(_Core, RetentionStore):
             seqs = [int(r[0]) for r in await self._fetchall(conn, "redact_history_seqs", run)]
             check_same_length(seqs, history)
             events = [bytes(event) for event in history]
-            await self._execute(conn, "redact_history", run | {"seqs": seqs, "events": events})
+            params = run | {"seqs": seqs, "events": events, "now": self.clock()}
+            await self._execute(conn, "redact_history", params)
 
         # Retrying after a connection lost during COMMIT writes the same rows again.
         await self._run(f"redacting workflow {instance_id!r}", body)
+
+    async def closed_runs_to_redact(
+        self, closed_before: float, limit: int
+    ) -> list[tuple[str, str]]:
+        async def body(conn: Conn, effects: _Effects) -> list[tuple[str, str]]:
+            params = {"closed_before": closed_before, "limit": limit}
+            rows = await self._fetchall(conn, "closed_runs_to_redact", params)
+            return [(str(instance_id), str(run_id)) for instance_id, run_id in rows]
+
+        return await self._run("listing runs to redact", body, transaction=False)
 
     async def claim_sweep(self, name: str, holder: str, lease_seconds: float) -> bool:
         async def body(conn: Conn, effects: _Effects) -> bool:

@@ -9,6 +9,7 @@ import asyncio
 import orjson
 
 from ..._backends._hook_store import HookDelivery, HookStore
+from ..._backends._retention_store import RetentionStore
 from ...backends import Backend, RunClose, RunStatus
 from ._support import (
     T0,
@@ -17,6 +18,7 @@ from ._support import (
     child_run,
     claim_for,
     claim_one,
+    ev,
     full_commit,
     new_run,
     opened,
@@ -27,6 +29,11 @@ from ._support import (
 __all__ = ["HookTests"]
 
 HOOKS = ["h1", "h2"]
+
+
+def _retention(backend: Backend) -> RetentionStore:
+    assert isinstance(backend, RetentionStore)
+    return backend
 
 
 def _store(backend: Backend) -> HookStore:
@@ -193,3 +200,96 @@ class HookTests:
             )
             pairs = [(d.delivery_id, d.hook) for got in batches for d in got]
             assert len(pairs) == len(set(pairs)) == 20
+
+    async def test_hooks_each_pause_writes_a_numbered_delivery(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            await start(b, "unsubscribed")
+            assert await b.pause("unsubscribed")
+            await _store(b).subscribe_hooks(["default"])
+            clock.advance(1)
+            await start(b, "p")
+            run_id = (await b.describe("p")).run_id
+            assert await b.pause("p", "provider down")
+            assert not await b.pause("p", "again")  # paused already: no change, no delivery
+            [first] = await _claim(b, ["h1"])
+            assert (first.delivery_id, first.status) == (f"p:{run_id}:paused:1", "paused")
+            assert (first.occurred_at, first.result) == (T0 + 1, b"provider down")
+            assert await _store(b).hook_delivered(first, ["h1"])
+            clock.advance(1)
+            assert await b.resume("p")
+            assert await b.pause("p")  # a second pause is a change of its own
+            [second] = await _claim(b, ["h1"])
+            assert second.delivery_id == f"p:{run_id}:paused:2"
+            assert (second.occurred_at, second.result) == (T0 + 2, None)
+
+    async def test_hooks_deliveries_go_with_their_deleted_runs(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            await _store(b).subscribe_hooks(["default"])
+            for name in ("gone", "swept", "kept"):
+                await start(b, name)
+                await b.pause(name, "why")
+                await b.resume(name)
+                await run_to_close(b, name, RunStatus.FAILED, b'{"message": "secret"}')
+                clock.advance(1)
+            # "gone": h1 gave up on its close, h2 never claimed it.
+            claimed = await _claim(b, ["h1"])
+            for d in claimed:
+                assert await _store(b).hook_failed(d, "boom", None)
+            await b.delete("gone")
+            clock.advance(10)
+            assert await _retention(b).delete_closed_instances(T0 + 5, [RunStatus.FAILED], 1) == 1
+            left = await _claim(b, ["h2"])
+            assert {d.instance_id for d in left} == {"kept"}
+            assert {f.instance_id for f in await _store(b).list_hook_failures()} == {"kept"}
+
+    async def test_hooks_payloads_of_a_redacted_run_are_scrubbed(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            await _store(b).subscribe_hooks(["default"])
+            await start(b, "r")
+            await b.pause("r", "secret reason")
+            await b.resume("r")
+            await run_to_close(b, "r", RunStatus.COMPLETED, b'"secret"')
+            await start(b, "other")
+            await run_to_close(b, "other", RunStatus.COMPLETED, b'"other"')
+            for d in await _claim(b, ["h1"]):
+                assert await _store(b).hook_failed(d, f"bad {d.result!r}", None)
+            info = await b.describe("r")
+            history = await b.history("r")
+            await _retention(b).redact_run(
+                "r", info.run_id, [ev("redacted", n=n) for n in range(len(history))]
+            )
+            results = {(d.instance_id, d.status): d.result for d in await _claim(b, ["h2"])}
+            assert results == {
+                ("r", "paused"): None,
+                ("r", "completed"): None,
+                ("other", "completed"): b'"other"',
+            }
+            errors = {f.instance_id: f.last_error for f in await _store(b).list_hook_failures()}
+            assert errors == {"r": "", "other": "bad b'\"other\"'"}
+
+    async def test_hooks_given_up_deliveries_are_purged_by_age(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            store = _store(b)
+            await store.subscribe_hooks(["default"])
+            for name in ("old-given-up", "old-pending", "new-given-up"):
+                await start(b, name)
+                await run_to_close(b, name)
+                if name == "old-pending":
+                    clock.advance(100)
+            for d in await _claim(b, ["h1"]):
+                assert await store.hook_failed(d, "boom", None if "given" in d.instance_id else 1)
+            assert await store.purge_hook_failures(T0, 10) == 0  # none that old
+            assert await store.purge_hook_failures(T0 + 50, 10) == 1
+            assert [f.instance_id for f in await store.list_hook_failures()] == ["new-given-up"]
+            # The pending one is left to its retries, whatever its age.
+            assert await store.purge_hook_failures(T0 + 1000, 10) == 1
+            assert await store.list_hook_failures() == []
+            assert {d.instance_id for d in await _claim(b, ["h1"])} == {"old-pending"}

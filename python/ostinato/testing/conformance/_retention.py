@@ -16,6 +16,7 @@ from ._support import (
     claim_for,
     ev,
     full_commit,
+    new_run,
     opened,
     run_to_close,
     schedule_activity,
@@ -150,3 +151,44 @@ class RetentionTests:
             after = await b.describe("r")
             assert after.result is None and after.status is RunStatus.FAILED
             assert after.history_length == info.history_length
+
+    async def test_closed_runs_to_redact_lists_every_closed_run_not_redacted_yet(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            # "chain": a first run continued as new (closed, not the latest), then completed.
+            await start(b, "chain")
+            task = await claim_for(b, "chain")
+            nxt = new_run("chain")
+            await b.commit_workflow_task(
+                task,
+                full_commit(
+                    task,
+                    {"kind": "workflow_continued_as_new"},
+                    close=RunClose(RunStatus.CONTINUED_AS_NEW, None, next_run=nxt),
+                ),
+            )
+            first = task.run_id
+            clock.advance(1)
+            await run_to_close(b, "chain")
+            clock.advance(1)
+            await start(b, "failed")
+            await run_to_close(b, "failed", RunStatus.FAILED)
+            await start(b, "running")
+            clock.advance(1)
+            s = store(b)
+            assert await s.closed_runs_to_redact(T0, 10) == []
+            latest = (await b.describe("chain")).run_id
+            failed = (await b.describe("failed")).run_id
+            assert await s.closed_runs_to_redact(T0 + 10, 10) == [
+                ("chain", first),
+                ("chain", latest),
+                ("failed", failed),
+            ]
+            assert await s.closed_runs_to_redact(T0 + 10, 1) == [("chain", first)]
+            history = await b.history("chain", first)
+            await s.redact_run("chain", first, [ev("redacted", n=n) for n in range(len(history))])
+            assert await s.closed_runs_to_redact(T0 + 10, 10) == [
+                ("chain", latest),
+                ("failed", failed),
+            ]

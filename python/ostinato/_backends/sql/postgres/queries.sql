@@ -176,7 +176,7 @@ LIMIT %(limit)s
 -- name: pause_run
 -- pause(): the latest run, if open and not paused yet. Rows: 1 when it was paused now.
 UPDATE {schema}.runs
-SET paused_at = %(now)s, pause_reason = %(reason)s
+SET paused_at = %(now)s, pause_reason = %(reason)s, pauses = pauses + 1
 WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
   AND paused_at IS NULL
 RETURNING 1
@@ -888,9 +888,25 @@ WITH events AS (
 ), gone_tasks AS (
     DELETE FROM {schema}.activity_tasks
     WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+), hook_payloads AS (
+    -- The result, failure or pause reason copied into the run's hook deliveries.
+    UPDATE {schema}.hook_deliveries SET result = NULL
+    WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+), hook_errors AS (
+    -- What its hooks said when they failed (their errors may quote it).
+    UPDATE {schema}.hook_attempts SET last_error = NULL
+    WHERE delivery_id IN (SELECT delivery_id FROM {schema}.hook_deliveries
+                          WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s)
 )
-UPDATE {schema}.runs SET result = NULL, blocked_reason = NULL
+UPDATE {schema}.runs SET result = NULL, blocked_reason = NULL, redacted_at = %(now)s
 WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
+
+-- name: closed_runs_to_redact
+-- Any closed run (not only the latest) not redacted yet: the partial index runs_to_redact.
+SELECT instance_id, run_id FROM {schema}.runs
+WHERE closed_at IS NOT NULL AND redacted_at IS NULL AND closed_at < %(closed_before)s
+ORDER BY closed_at
+LIMIT %(limit)s
 
 -- name: claim_sweep
 -- Changes no row (returns none) while another holder's lease runs.
@@ -1160,3 +1176,24 @@ JOIN {schema}.hook_deliveries AS d ON d.delivery_id = a.delivery_id
 WHERE a.state = 'gave_up'
 ORDER BY d.seq DESC, a.hook
 LIMIT %(limit)s
+
+-- name: purge_hook_failures
+-- At most limit deliveries older than given_up_before with a pair given up, oldest first,
+-- with all their pairs; and pairs whose delivery is gone (a claim racing the deletion of
+-- its run can leave one). Rows: the deliveries deleted.
+WITH doomed AS (
+    SELECT d.delivery_id FROM {schema}.hook_deliveries AS d
+    WHERE d.occurred_at < %(before)s
+      AND EXISTS (SELECT 1 FROM {schema}.hook_attempts AS a
+                  WHERE a.delivery_id = d.delivery_id AND a.state = 'gave_up')
+    ORDER BY d.seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone_attempts AS (
+    DELETE FROM {schema}.hook_attempts AS a
+    WHERE a.delivery_id IN (SELECT delivery_id FROM doomed)
+       OR NOT EXISTS (SELECT 1 FROM {schema}.hook_deliveries AS d
+                      WHERE d.delivery_id = a.delivery_id)
+)
+DELETE FROM {schema}.hook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM doomed)
+RETURNING delivery_id

@@ -235,7 +235,8 @@ WHERE id = ?
 
 -- name: pause_run
 -- pause(): no workflow task or activity attempt is handed out until resume.
-UPDATE runs SET paused_at = ?, pause_reason = ?
+-- Each pause is numbered (pauses): the trigger of migration 0010 writes its hook delivery.
+UPDATE runs SET paused_at = ?, pause_reason = ?, pauses = pauses + 1
 WHERE id = ? AND status = 'running' AND paused_at IS NULL
 
 -- name: unpause_run
@@ -527,6 +528,23 @@ WHERE a.state = 'gave_up'
 ORDER BY d.seq DESC, a.hook
 LIMIT ?
 
+-- name: purge_given_up_hook_deliveries
+-- At most limit deliveries older than the given time with a pair given up, oldest first.
+-- Parameters: before, limit.
+SELECT d.delivery_id FROM hook_deliveries d
+WHERE d.occurred_at < ?
+  AND EXISTS (SELECT 1 FROM hook_attempts a
+              WHERE a.delivery_id = d.delivery_id AND a.state = 'gave_up')
+ORDER BY d.seq LIMIT ?
+
+-- name: delete_hook_delivery
+DELETE FROM hook_deliveries WHERE delivery_id = ?
+
+-- name: delete_orphan_hook_attempts
+-- Pairs whose delivery is gone (none are left by this version; older ones may be).
+DELETE FROM hook_attempts
+WHERE NOT EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.delivery_id = hook_attempts.delivery_id)
+
 -- ---- retention (_sqlite_retention.py) --------------------------------------------------------
 
 -- name: closed_instances
@@ -536,6 +554,12 @@ SELECT i.instance_id FROM runs r JOIN instances i ON i.latest_run = r.id
 WHERE r.closed_at IS NOT NULL AND r.closed_at < ?
   AND r.status IN (SELECT value FROM json_each(?))
 ORDER BY r.closed_at, r.id LIMIT ?
+
+-- name: closed_runs_to_redact
+-- Parameters: closed_before, limit (the partial index runs_to_redact, migration 0010).
+SELECT instance_id, run_id FROM runs
+WHERE closed_at IS NOT NULL AND redacted_at IS NULL AND closed_at < ?
+ORDER BY closed_at, id LIMIT ?
 
 -- name: claim_sweep
 -- Parameters: name, holder, expires_at, now. Changes no row while another holder's lease runs.
@@ -556,7 +580,19 @@ SELECT seq FROM history WHERE run = ? ORDER BY seq
 UPDATE history SET event = ? WHERE run = ? AND seq = ?
 
 -- name: redact_run_row
-UPDATE runs SET result = NULL, blocked_reason = NULL WHERE id = ?
+UPDATE runs SET result = NULL, blocked_reason = NULL, redacted_at = ? WHERE id = ?
+
+-- name: redact_run_hook_deliveries
+-- The run's result, failure or pause reason copied into its hook deliveries, and what its
+-- hooks said when they failed (their errors may quote it).
+UPDATE hook_deliveries SET result = NULL
+WHERE instance_id = (SELECT instance_id FROM runs WHERE id = ?)
+  AND run_id = (SELECT run_id FROM runs WHERE id = ?)
+
+-- name: redact_run_hook_errors
+UPDATE hook_attempts SET last_error = NULL
+WHERE delivery_id IN (SELECT d.delivery_id FROM hook_deliveries d JOIN runs r
+                      ON r.instance_id = d.instance_id AND r.run_id = d.run_id WHERE r.id = ?)
 
 -- name: redact_run_vars
 DELETE FROM vars WHERE run = ?
