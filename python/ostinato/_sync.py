@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from ._backends._hook_store import HookFailureRecord
+from ._backends._queue_limits import QueueLimits
 from ._client import Client, WorkflowDescription, WorkflowHandle
 from ._retry import Duration
 from ._schedules import ScheduleDescription, ScheduleHandle
@@ -76,6 +77,29 @@ class SyncClient:
 
     def list_hook_failures(self, limit: int = 100) -> list[HookFailureRecord]:
         return self._call(self.client.list_hook_failures(limit))
+
+    def set_queue_limits(
+        self,
+        queue: str,
+        max_concurrent: int | None = None,
+        rate_limit: tuple[int, Duration] | None = None,
+        max_concurrent_per_key: int | None = None,
+    ) -> None:
+        """``Client.set_queue_limits`` without ``await`` (docs/queues.md)."""
+        self._call(
+            self.client.set_queue_limits(
+                queue,
+                max_concurrent=max_concurrent,
+                rate_limit=rate_limit,
+                max_concurrent_per_key=max_concurrent_per_key,
+            )
+        )
+
+    def get_queue_limits(self, queue: str) -> QueueLimits | None:
+        return self._call(self.client.get_queue_limits(queue))
+
+    def clear_queue_limits(self, queue: str) -> None:
+        self._call(self.client.clear_queue_limits(queue))
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -80,6 +80,8 @@ class _StoreCollector:
                 backlog = families["ostinato_queue_backlog"]
                 backlog.add_metric([queue.queue, "workflow"], queue.workflow_tasks)
                 backlog.add_metric([queue.queue, "activity"], queue.activity_tasks)
+                if queue.held_by_limits:
+                    backlog.add_metric([queue.queue, "held_by_limits"], queue.held_by_limits)
                 if queue.oldest_ready_at is not None:
                     families["ostinato_queue_oldest_ready_seconds"].add_metric(
                         [queue.queue], max(stats.now - queue.oldest_ready_at, 0.0)

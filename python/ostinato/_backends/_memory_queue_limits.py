@@ -7,7 +7,13 @@ import threading
 from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
-from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
+from ._queue_limits import (
+    QueueLimits,
+    QueueLimitStore,
+    claim_budget,
+    concurrency_key,
+    held_by_limits,
+)
 from ._wakeups import Waiters
 
 __all__ = ["MemoryQueueLimits"]
@@ -77,6 +83,38 @@ class MemoryQueueLimits(QueueLimitStore):
             if limits.rate_count is not None:
                 self._queue_starts.setdefault(task.queue, []).append(now)
         return allowed
+
+    def _held_by_limits(
+        self, ready: dict[str, list[T]], tasks: Iterable[T], now: float
+    ) -> dict[str, int]:
+        """Per limited queue, how many of its ``ready`` tasks (in claim order) a claim now
+        would pass over (``stats``, and the wake-ups: held work is not work to wake for).
+        Called under the lock."""
+        held: dict[str, int] = {}
+        all_tasks = list(tasks)
+        for queue, waiting in ready.items():
+            limits = self._queue_limits.get(queue)
+            if limits is None or not waiting:
+                continue
+
+            def keys(found: list[T], limits: QueueLimits = limits) -> list[str | None]:
+                if limits.max_concurrent_per_key is None:
+                    return [None] * len(found)
+                return [concurrency_key(t.options) for t in found]
+
+            running = [t for t in all_tasks if t.queue == queue and t.is_running(now)]
+            started = self._recent_starts(queue, limits, now)
+            held[queue] = held_by_limits(limits, len(started), keys(running), keys(waiting))
+        return held
+
+    def _rate_frees_at(self, queue: str, now: float) -> float | None:
+        """When the oldest start in the rate window of ``queue`` leaves it (a slot frees);
+        None for a queue without a rate limit or starts. Called under the lock."""
+        limits = self._queue_limits.get(queue)
+        if limits is None or limits.rate_period is None:
+            return None
+        starts = self._recent_starts(queue, limits, now)
+        return min(starts) + limits.rate_period if starts else None
 
     def _recent_starts(self, queue: str, limits: QueueLimits, now: float) -> list[float]:
         starts = self._queue_starts.get(queue, [])

@@ -10,11 +10,18 @@ claiming at once, in any process, can never exceed them together.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
-__all__ = ["QueueLimitStore", "QueueLimits", "claim_budget", "concurrency_key"]
+__all__ = [
+    "QueueLimitStore",
+    "QueueLimits",
+    "claim_budget",
+    "concurrency_key",
+    "held_by_limits",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,38 @@ def claim_budget(limits: QueueLimits, in_flight: int, started_in_window: int) ->
         rate = limits.rate_count - started_in_window
         budget = rate if budget is None else min(budget, rate)
     return 1_000_000_000 if budget is None else max(0, budget)
+
+
+def held_by_limits(
+    limits: QueueLimits,
+    started_in_window: int,
+    running_keys: Sequence[str | None],
+    ready_keys: Sequence[str | None],
+) -> int:
+    """How many of a queue's ready tasks a claim made now would pass over because of the
+    queue's limits (``Backend.stats``): the claim rule applied without claiming.
+    ``running_keys``: the concurrency keys of the attempts in flight; ``ready_keys``: those
+    of the ready tasks, in claim order (None: no key)."""
+    budget = claim_budget(limits, len(running_keys), started_in_window)
+    per_key = limits.max_concurrent_per_key
+    if per_key is None:
+        return max(0, len(ready_keys) - budget)
+    running: dict[str, int] = {}
+    for key in running_keys:
+        if key is not None:
+            running[key] = running.get(key, 0) + 1
+    held = 0
+    for key in ready_keys:
+        if budget <= 0:
+            held += 1
+            continue
+        if key is not None:
+            if running.get(key, 0) >= per_key:
+                held += 1
+                continue
+            running[key] = running.get(key, 0) + 1
+        budget -= 1
+    return held
 
 
 class QueueLimitStore(abc.ABC):

@@ -293,10 +293,16 @@ class QueueBacklog:
     queue: str
     # Open runs with a visible inbox event, not leased and not in back-off.
     workflow_tasks: int
-    # Activity tasks whose visible_at has passed and that no live lease holds.
+    # Activity tasks whose visible_at has passed, that no live lease holds and that the
+    # queue's limits let a worker claim now.
     activity_tasks: int
-    # Since when the longest-waiting of those has been claimable (epoch seconds).
+    # Since when the longest-waiting of those (held_by_limits included) has been claimable
+    # (epoch seconds).
     oldest_ready_at: float | None
+    # Ready activity tasks a claim would pass over now because the queue is at its limits
+    # (max_concurrent, rate_limit, max_concurrent_per_key; docs/queues.md): not counted in
+    # activity_tasks.
+    held_by_limits: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,15 @@ class MemoryBackend(
             times.extend(
                 row.next_fire_at for row in self._schedules.values() if row.next_fire_at is not None
             )
+            # Work held back by a rate limit becomes claimable when its window moves on.
+            if self._queue_limits:
+                ready = self._ready_activities(now, set(self._queue_limits))
+                held = self._held_by_limits(ready, self._activities.values(), now)
+                times.extend(
+                    frees
+                    for queue in held
+                    if held[queue] and (frees := self._rate_frees_at(queue, now)) is not None
+                )
             return min(times, default=None)
 
     def wake_waiters(self) -> None:
@@ -334,20 +343,41 @@ class MemoryBackend(
                         since = max(since, run.ready_at)
                     if since <= now:
                         ready(run.queue, 0, since)
-            for task in self._activities.values():
-                if (
-                    task.visible_at <= now
-                    and not task.is_running(now)
-                    and not task.cancel_requested
-                    and task.run.paused_at is None
-                ):
+            waiting = self._ready_activities(now)
+            for queue_tasks in waiting.values():
+                for task in queue_tasks:
                     # Claimable since it became visible, or since its last lease expired.
                     ready(task.queue, 1, max(task.visible_at, task.lease_expires_at or 0.0))
+            held = self._held_by_limits(waiting, self._activities.values(), now)
+            for queue, count in held.items():
+                queues[queue][1] -= count
             return BackendStats(
                 now=now,
                 runs=[RunCount(n, s, b, count) for (n, s, b), count in sorted(counts.items())],
-                backlog=[QueueBacklog(q, *queues[q]) for q in sorted(queues)],
+                backlog=[
+                    QueueBacklog(q, queues[q][0], queues[q][1], queues[q][2], held.get(q, 0))
+                    for q in sorted(queues)
+                ],
             )
+
+    def _ready_activities(
+        self, now: float, queues: set[str] | None = None
+    ) -> dict[str, list[_ActivityTask]]:
+        """The activity tasks a claim could take now but for the queues' limits, per queue
+        in claim order (under the lock)."""
+        found: dict[str, list[_ActivityTask]] = {}
+        for task in self._activities.values():
+            if (
+                (queues is None or task.queue in queues)
+                and task.visible_at <= now
+                and not task.is_running(now)
+                and not task.cancel_requested
+                and task.run.paused_at is None
+            ):
+                found.setdefault(task.queue, []).append(task)
+        for tasks in found.values():
+            tasks.sort(key=lambda t: (t.visible_at, t.task_id))
+        return found
 
     async def delete(self, instance_id: str) -> None:
         with self._lock:
@@ -603,6 +633,8 @@ class MemoryBackend(
                 and self._runs.get((stored.run.instance_id, stored.run.run_id)) is stored.run
             ):
                 self._store.push(stored.run, event, self.clock())
+            if stored.queue in self._queue_limits:
+                wake.add(("activity", stored.queue))  # a slot freed: held work may start
         self._waiters.notify(wake)
 
     async def retry_activity(
@@ -656,6 +688,7 @@ class MemoryBackend(
                             return True, None
                         soonest = at if soonest is None else min(soonest, at)
         else:
+            limited = False
             for task in self._activities.values():
                 if task.queue not in queues or task.cancel_requested:
                     continue
@@ -665,8 +698,23 @@ class MemoryBackend(
                 if task.lease_token is not None and task.lease_expires_at is not None:
                     at = max(at, task.lease_expires_at)
                 if at <= now:
+                    if task.queue in self._queue_limits:
+                        limited = True  # ready, unless its queue's limits hold it back
+                        continue
                     return True, None
                 soonest = at if soonest is None else min(soonest, at)
+            if limited:
+                # Work held back by limits is no work to wake for (a worker would claim
+                # nothing): it is, once a slot frees (an attempt ends: a wake-up; a rate
+                # window moves on: a time).
+                ready = self._ready_activities(now, queues)
+                held = self._held_by_limits(ready, self._activities.values(), now)
+                for queue, tasks in ready.items():
+                    if held.get(queue, 0) < len(tasks):
+                        return True, None
+                    frees = self._rate_frees_at(queue, now)
+                    if frees is not None:
+                        soonest = frees if soonest is None else min(soonest, frees)
         return False, soonest
 
     async def wait_for_work(

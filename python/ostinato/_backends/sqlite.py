@@ -31,6 +31,7 @@ from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurren
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
 from ._sqlite_hooks import SqliteHooks
+from ._sqlite_queue_limits import LIMITED_RECHECK, limits_state
 from ._sqlite_retention import SqliteRetention, delete_instance_rows
 from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_sql import QUERIES as Q
@@ -101,6 +102,14 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 )
             ]
             found = [row[0] for cursor in times for row in cursor if row[0] is not None]
+            # Work held back by a rate limit becomes claimable when its window moves on;
+            # limited work that is claimable now (a slot freed, its workers look again
+            # within LIMITED_RECHECK) keeps a time-skipping driver from moving on before.
+            for state in limits_state(conn, now, None).values():
+                if state.ready > state.held:
+                    found.append(now)
+                elif state.held and state.rate_frees_at is not None:
+                    found.append(state.rate_frees_at)
             return min(found, default=None)
 
         return await self._read(op)
@@ -283,7 +292,14 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 entry = queues.setdefault(queue_name, [0, 0, since])
                 entry[1] = count
                 entry[2] = since if entry[2] is None else min(entry[2], since)
-            backlog = [QueueBacklog(q, *queues[q]) for q in sorted(queues)]
+            held = {q: state.held for q, state in limits_state(conn, now, None).items()}
+            for queue_name, count in held.items():
+                if queue_name in queues:
+                    queues[queue_name][1] -= count
+            backlog = [
+                QueueBacklog(q, queues[q][0], queues[q][1], queues[q][2], held.get(q, 0))
+                for q in sorted(queues)
+            ]
             return BackendStats(now=now, runs=runs, backlog=backlog)
 
         return await self._read(op)
@@ -665,9 +681,29 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
         def op(conn: sqlite3.Connection, wake: Wake) -> tuple[bool, float | None]:
             now = self.clock()
             sql, params = available
+            times: list[float | None] = []
             if conn.execute(sql, params(now)).fetchone():
-                return True, None
-            times = [conn.execute(sql, params(now)).fetchone()[0] for sql, params in soonest]
+                if kind == "workflow":
+                    return True, None
+                # Activity work held back by its queue's limits is no work to wake for: it
+                # is, once a slot frees (an attempt ends: a wake-up; a window moves on).
+                limited = limits_state(conn, now, queues)
+                if any(state.ready > state.held for state in limited.values()):
+                    return True, None
+                free = [q for q in queues if q not in limited]
+                if (
+                    free
+                    and conn.execute(
+                        Q.for_queues("activity_work_available", len(free)), (*free, now)
+                    ).fetchone()
+                ):
+                    return True, None
+                times += [state.rate_frees_at for state in limited.values() if state.held]
+                # A slot freed by an attempt that ends (in any process) is seen by looking
+                # again: as soon as the limited claims' back-off, so that workers of every
+                # process share the queue.
+                times.append(now + LIMITED_RECHECK)
+            times += [conn.execute(sql, params(now)).fetchone()[0] for sql, params in soonest]
             return False, min((t for t in times if t is not None), default=None)
 
         return op

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._backends._contract import Backend
+from .._backends._queue_limits import QueueLimits, QueueLimitStore
 from .._backends._retention_store import RetentionStore
 from .._backends._schedule_store import ScheduleRecord, ScheduleStore
 from .._backends._types import (
@@ -32,7 +33,7 @@ __all__ = ["ObservedBackend"]
 T = TypeVar("T")
 
 
-class ObservedBackend(ScheduleStore, RetentionStore, Backend):
+class ObservedBackend(ScheduleStore, RetentionStore, QueueLimitStore, Backend):
     """Delegates every call to ``inner``; other attributes (``next_visible_time`` ...) are
     looked up on ``inner`` too."""
 
@@ -291,6 +292,31 @@ class ObservedBackend(ScheduleStore, RetentionStore, Backend):
 
     async def release_sweep(self, name: str, holder: str) -> None:
         await self._op(self._retention().release_sweep(name, holder))
+
+    # ---- queue limits (docs/queues.md): enforced by the inner backend, on the virtual clock
+
+    def _limits(self) -> QueueLimitStore:
+        if not isinstance(self.inner, QueueLimitStore):
+            raise TypeError(
+                f"{type(self.inner).__name__} does not store queue limits: it must implement "
+                "ostinato.backends.QueueLimitStore (docs/queues.md)"
+            )
+        return self.inner
+
+    @property
+    def limited_claims(self) -> int:
+        # The worker backs off when the inner backend's claims found a queue at its limit.
+        return int(getattr(self.inner, "limited_claims", 0))
+
+    @limited_claims.setter
+    def limited_claims(self, value: int) -> None:
+        self.inner.limited_claims = value  # type: ignore[attr-defined]
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits | None) -> None:
+        await self._op(self._limits().set_queue_limits(queue, limits))
+
+    async def get_queue_limits(self, queue: str) -> QueueLimits | None:
+        return await self._limits().get_queue_limits(queue)
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -397,6 +397,7 @@ async def stats(backend: Backend) -> dict[str, Any]:
                 "queue": q.queue,
                 "workflow_tasks": q.workflow_tasks,
                 "activity_tasks": q.activity_tasks,
+                "held_by_limits": q.held_by_limits,
                 "oldest_ready_at": iso(q.oldest_ready_at),
                 "oldest_ready_age": None
                 if q.oldest_ready_at is None

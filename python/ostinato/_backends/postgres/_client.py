@@ -15,6 +15,7 @@ from ..._errors import (
     WorkflowNotRunningError,
 )
 from .._backend_events import timed_out_event
+from .._queue_limits import QueueLimits, held_by_limits
 from .._rows import check_history_length, tags_json
 from .._tokens import decode_cursor, encode_cursor
 from .._types import BackendStats, NewRun, QueueBacklog, RunCount, RunInfo, RunStatus
@@ -290,10 +291,40 @@ class _ClientSide(_Core):
                 entry = queues.setdefault(queue, [0, 0, since])
                 entry[1] = int(count)
                 entry[2] = since if entry[2] is None else min(entry[2], since)
-            backlog = [QueueBacklog(q, *queues[q]) for q in sorted(queues)]
+            held = await self._held_by_limits(conn, now, queues)
+            backlog = [
+                QueueBacklog(
+                    q, queues[q][0], queues[q][1] - held.get(q, 0), queues[q][2], held.get(q, 0)
+                )
+                for q in sorted(queues)
+            ]
             return BackendStats(now=now, runs=runs, backlog=backlog)
 
         return await self._run("reading stats", body, transaction=False)
+
+    async def _held_by_limits(
+        self, conn: Conn, now: float, queues: dict[str, list[Any]]
+    ) -> dict[str, int]:
+        """Per limited queue with ready activity tasks (``queues``: stats' backlog so far),
+        how many of them a claim made now would pass over."""
+        held: dict[str, int] = {}
+        for queue, *values, in_flight, started in await self._fetchall(
+            conn, "stats_limited_queues", {"now": now}
+        ):
+            ready = queues.get(queue, [0, 0])[1]
+            if not ready:
+                continue
+            limits = QueueLimits(*values)
+            if limits.max_concurrent_per_key is None:
+                count = held_by_limits(limits, started, [None] * in_flight, [None] * ready)
+            else:
+                rows = await self._fetchall(conn, "stats_queue_keys", {"now": now, "queue": queue})
+                running = [key for is_running, key in rows if is_running]
+                waiting = [key for is_running, key in rows if not is_running]
+                count = held_by_limits(limits, started, running, waiting)
+            if count:
+                held[queue] = count
+        return held
 
     async def delete(self, instance_id: str) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:

@@ -168,3 +168,43 @@ class QueueLimitTests:
             await store.set_queue_limits("pay", QueueLimits(6, None, None, 3))
             got = await backend.claim_activity_tasks(["pay"], 30, 10)
             assert len(got) == 1 and got[0].activity_id in (6, 8)
+
+    async def test_queue_stats_report_work_held_by_limits_apart(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as backend:
+            store = limits_of(backend)
+
+            def backlog(stats: object) -> dict[str, tuple[int, int]]:
+                return {
+                    q.queue: (q.activity_tasks, q.held_by_limits)
+                    for q in stats.backlog  # type: ignore[attr-defined]
+                    if q.activity_tasks or q.held_by_limits
+                }
+
+            await store.set_queue_limits("pay", QueueLimits(max_concurrent=2))
+            await queued(backend, 5)
+            await queued(backend, 2, queue="free", instance="f")
+            assert backlog(await backend.stats()) == {"pay": (2, 3), "free": (2, 0)}
+            taken = await backend.claim_activity_tasks(["pay"], 30, 10)
+            assert len(taken) == 2
+            assert backlog(await backend.stats()) == {"pay": (0, 3), "free": (2, 0)}
+            # A sliding rate window: 1 per 10 s on top; the window moves on, a slot frees.
+            await store.set_queue_limits("pay", QueueLimits(3, 1, 10.0))
+            [third] = await backend.claim_activity_tasks(["pay"], 30, 10)
+            assert backlog(await backend.stats()) == {"pay": (0, 2), "free": (2, 0)}
+            clock.advance(10.5)  # the leases (30 s) still run; the window freed one slot
+            await store.set_queue_limits("pay", QueueLimits(4, 1, 10.0))
+            assert backlog(await backend.stats()) == {"pay": (1, 1), "free": (2, 0)}
+            # Per key: the ready tasks of a key at its limit are held, the others not.
+            await store.set_queue_limits("keyed", QueueLimits(max_concurrent_per_key=1))
+            await start(backend, "k")
+            keyed = [
+                NewActivity(i, "act", "keyed", b"[]", orjson.dumps({"concurrency_key": key}))
+                for i, key in enumerate(["a", "a", "b", "a"], start=1)
+            ]
+            await schedule_activity(backend, "k", *keyed)
+            assert backlog(await backend.stats())["keyed"] == (2, 2)
+            await backend.claim_activity_tasks(["keyed"], 30, 10)
+            assert backlog(await backend.stats())["keyed"] == (0, 2)  # a and b run: 2 a held
+            del third

@@ -249,6 +249,30 @@ WHERE visible_at <= %(now)s AND NOT cancel_requested
                   AND pr.paused_at IS NOT NULL)
 GROUP BY queue
 
+-- name: stats_limited_queues
+-- Each limited queue with its attempts in flight and its starts in the rate window (and the
+-- oldest of them): to count the ready tasks its limits hold back (docs/queues.md).
+SELECT l.queue, l.max_concurrent, l.rate_count, l.rate_period, l.max_concurrent_per_key,
+       (SELECT count(*) FROM {schema}.activity_tasks AS t
+        WHERE t.queue = l.queue AND t.lease_token IS NOT NULL AND t.lease_expires_at > %(now)s),
+       (SELECT count(*) FROM {schema}.queue_starts AS s
+        WHERE s.queue = l.queue AND s.started_at > %(now)s::float8 - l.rate_period)
+FROM {schema}.queue_limits AS l
+
+-- name: stats_queue_keys
+-- A per-key limited queue's concurrency keys: of its attempts in flight, and of its ready
+-- tasks in claim order (as claim_keyed_activity_tasks reads them).
+SELECT lease_token IS NOT NULL AND lease_expires_at > %(now)s AS running,
+       convert_from(options, 'UTF8')::jsonb ->> 'concurrency_key'
+FROM {schema}.activity_tasks AS t
+WHERE queue = %(queue)s AND NOT cancel_requested
+  AND ((lease_token IS NOT NULL AND lease_expires_at > %(now)s)
+       OR (visible_at <= %(now)s
+           AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
+                           WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
+                             AND pr.paused_at IS NOT NULL)))
+ORDER BY visible_at, task_id
+
 -- ---- terminate and delete ----------------------------------------------------------------
 
 -- name: lock_run

@@ -288,6 +288,24 @@ ORDER BY a.visible_at, a.id LIMIT ?
 SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
 FROM queue_limits WHERE queue IN ({queues})
 
+-- name: all_queue_limits
+SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key FROM queue_limits
+
+-- name: ready_activity_options
+-- What a claim of the queue would consider, in claim order (find_claimable_activities'
+-- rows, options only): to count the tasks its limits hold back (stats, wake-ups).
+SELECT a.options FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE a.queue = ? AND a.visible_at <= ? AND a.cancel_requested = 0 AND r.paused_at IS NULL
+ORDER BY a.visible_at, a.id
+
+-- name: ready_activity_count
+SELECT count(*) FROM activity_tasks a JOIN runs r ON r.id = a.run
+WHERE a.queue = ? AND a.visible_at <= ? AND a.cancel_requested = 0 AND r.paused_at IS NULL
+
+-- name: queue_starts_since
+-- Starts in the rate window, and the oldest of them (the window frees a slot when it leaves).
+SELECT count(*), min(started_at) FROM queue_starts WHERE queue = ? AND started_at > ?
+
 -- name: get_queue_limits
 SELECT queue, max_concurrent, rate_count, rate_period, max_concurrent_per_key
 FROM queue_limits WHERE queue = ?
