@@ -197,3 +197,39 @@ async def test_retry_policy_pause_after_pauses_the_run_and_resume_retries(
 def test_pause_after_is_checked(value: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="pause_after"):
         ostinato.RetryPolicy(pause_after=value)  # type: ignore[arg-type]
+
+
+@workflow.defn
+async def kid(key: str) -> str:
+    return await workflow.signal_channel("go", str).receive()
+
+
+@workflow.defn
+async def parent_of_kid(key: str) -> str:
+    said = await workflow.execute_child(kid, key, id=f"{key}-kid")
+    return f"kid said {said}"
+
+
+async def test_pausing_a_parent_leaves_its_children_running(backend_url: str) -> None:
+    async with harness(backend_url, 1000) as h, h.worker([parent_of_kid, kid], []):
+        parent = await h.client.start_workflow(parent_of_kid, "p", id="p")
+        child = h.client.get_handle("p-kid")
+
+        async def child_started() -> bool:
+            try:
+                return (await child.describe()).history_length > 0
+            except ostinato.WorkflowNotFoundError:
+                return False
+
+        await eventually(child_started)
+        assert await parent.pause("only the parent")
+        assert (await child.describe()).status == "running"  # not paused with it
+        length = (await parent.describe()).history_length
+        await child.signal("go", "hi")
+        assert await child.result(timeout=10) == "hi"  # the child runs on and closes
+
+        await asyncio.sleep(0.3)
+        # Its outcome waits in the paused parent's inbox: no step of the parent ran.
+        assert (await parent.describe()).history_length == length
+        assert await parent.resume()
+        assert await parent.result(timeout=10) == "kid said hi"
