@@ -1,4 +1,5 @@
-"""What queue limits cost per activity, against the unlimited case in the same run.
+"""What queue limits cost per activity, and schedules per run, against the unlimited and
+client-started cases in the same run.
 
 Each workload runs ``--workflows`` workflows of ``--activities`` activities each (fanned out
 at once) on the queue "q" through a real ``Worker`` and ``Client``, three ways on a fresh
@@ -8,6 +9,14 @@ store each:
 - limited, not binding: ``max_concurrent`` and ``rate_limit`` far above what the worker can
   reach, so the figure is the cost of checking and recording them, not of waiting;
 - limited, binding: ``max_concurrent=--binding``, for the throughput a real limit gives.
+
+Then, per backend, what a schedule costs per run it starts: ``--fires`` runs of a workflow
+of one activity, started by a client (``start_workflow`` each, all at once) and fired by a
+schedule (``every=1s``, ``overlap="allow_all"``: the fires missed while no worker ran,
+caught up by the worker as fast as it can, on a clock moved on by ``--fires`` seconds and
+then held still so no new fire joins in). Each starts from the worker's start (the
+schedule's row and the clock are set up before) and ends when every run completed (read
+from ``backend.stats()`` every 10 ms, both ways).
 
     python benchmarks/bench_queues.py                         # memory, sqlite, postgres
     python benchmarks/bench_queues.py --backends sqlite -w 500
@@ -48,6 +57,60 @@ async def fan_out(count: int) -> int:
         *(workflow.execute_activity(step, i, queue="q") for i in range(count))
     )
     return sum(results)
+
+
+@workflow.defn
+async def tick() -> int:
+    return await workflow.execute_activity(step, 1)
+
+
+class HeldClock:
+    """A backend clock that stands still unless moved (the schedule workload's)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def completed(backend: ostinato.Backend) -> int:
+    stats = await backend.stats()
+    return sum(r.count for r in stats.runs if r.status == ostinato.backends.RunStatus.COMPLETED)
+
+
+async def runs_from(url: str, runs: int, scheduled: bool) -> float:
+    """Seconds per run, started by the client or fired by a schedule (see the docstring)."""
+    clock = HeldClock()
+    backend = ostinato.connect(url, clock=clock)
+    client = ostinato.Client(backend)
+    try:
+        await backend.open()
+        if scheduled:
+            await client.create_schedule(
+                "tick",
+                tick,
+                every=timedelta(seconds=1),
+                overlap="allow_all",
+                catchup_window=timedelta(seconds=runs + 60),
+            )
+            # Exactly `runs` fires (every whole second after the creation) are due now.
+            clock.now = float(int(clock.now) + runs) + 0.5
+        worker = ostinato.Worker(
+            backend, workflows=[tick], activities=[step], max_concurrent_activities=50
+        )
+        async with worker:
+            began = time.perf_counter()
+            if not scheduled:
+                for _ in range(runs):
+                    await client.start_workflow(tick)
+            while await completed(backend) < runs:
+                await asyncio.sleep(0.01)
+            elapsed = time.perf_counter() - began
+        assert await completed(backend) == runs, "a fire ran twice or one too many"
+    finally:
+        await backend.close()
+    return elapsed / runs
 
 
 WAYS: dict[str, dict[str, Any]] = {
@@ -112,6 +175,7 @@ async def main() -> None:
     parser.add_argument("-w", "--workflows", type=int, default=200)
     parser.add_argument("-a", "--activities", type=int, default=10)
     parser.add_argument("--binding", type=int, default=8, help="max_concurrent that binds")
+    parser.add_argument("-f", "--fires", type=int, default=300, help="runs per schedule way")
     parser.add_argument(
         "--backends",
         nargs="+",
@@ -135,6 +199,19 @@ async def main() -> None:
                 extra = (per - base) * 1e6
                 print(
                     f"{kind:8} {way:40} {per * 1e6:8.0f} us/activity "
+                    f"({1 / per:7.0f}/s; {extra:+6.0f} us, {100 * (per / base - 1):+5.1f}%)"
+                )
+        print(f"{args.fires} runs of a workflow of one activity per way")
+        for kind in args.backends:
+            base = None
+            for way, scheduled in (("client-started", False), ("schedule-fired", True)):
+                async with store(kind, pg_url) as url:
+                    per = await runs_from(url, args.fires, scheduled)
+                if base is None:
+                    base = per
+                extra = (per - base) * 1e6
+                print(
+                    f"{kind:8} {way:40} {per * 1e6:8.0f} us/run      "
                     f"({1 / per:7.0f}/s; {extra:+6.0f} us, {100 * (per / base - 1):+5.1f}%)"
                 )
 

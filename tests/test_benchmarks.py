@@ -36,8 +36,15 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
         ["ostinato-lint, in process", "ostinato-lint, CLI", "flake8 (default checks)"],
     ),
     "bench_queues.py": (
-        ["--workflows", "4", "--activities", "3"],
-        ["memory   unlimited", "sqlite   limited, not binding", "postgres limited, binding"],
+        ["--workflows", "4", "--activities", "3", "--fires", "3"],
+        [
+            "memory   unlimited",
+            "sqlite   limited, not binding",
+            "postgres limited, binding",
+            "memory   schedule-fired",
+            "sqlite   client-started",
+            "postgres schedule-fired",
+        ],
     ),
     # No network installs in the test suite: the peers are skipped, ostinato's side runs on
     # SQLite and on the test PostgreSQL server (--pg-url, added below).
