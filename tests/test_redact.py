@@ -99,6 +99,14 @@ async def gives_up(event: ostinato.RunStateChange) -> None:
     raise RuntimeError(f"could not post {event.result} {event.failure} {event.reason}")
 
 
+DELIVERED: list[str] = []
+
+
+@ostinato.hook(on=("completed", "failed", "paused"), name="log")
+async def delivered(event: ostinato.RunStateChange) -> None:
+    DELIVERED.append(event.id)  # delivered at once: its pair of each delivery is "delivered"
+
+
 async def hooks_gave_up(client: ostinato.Client, count: int) -> None:
     for _ in range(600):
         if len(await client.list_hook_failures()) == count:
@@ -125,8 +133,10 @@ async def test_redact_scrubs_every_payload_and_keeps_the_skeleton(backend_url: s
         "poll_interval": 0.05,
     }
     try:
-        # A worker with a hook that gives up: the delivery rows of c-1 and c-2 are kept.
-        async with ostinato.Worker(backend, hooks=[gives_up], **everything):
+        # A worker with a hook that gives up and one that succeeds: the delivery rows of c-1
+        # and c-2 are kept (one pair delivered, one given up).
+        DELIVERED.clear()
+        async with ostinato.Worker(backend, hooks=[gives_up, delivered], **everything):
             handle = await client.start_workflow(customer, MARKER, id="c-1")
             await handle.signal("note", f"{MARKER}-signal")
             assert MARKER in await handle.result(timeout=30)
@@ -137,6 +147,8 @@ async def test_redact_scrubs_every_payload_and_keeps_the_skeleton(backend_url: s
             with pytest.raises(ostinato.WorkflowAlreadyStartedError, match="still running"):
                 await running.redact()
             await hooks_gave_up(client, 2)
+            while len(DELIVERED) < 2:
+                await asyncio.sleep(0.05)
         # No hook worker now: the pause and close of "running" wait, not yet delivered.
         async with ostinato.Worker(backend, **everything):
             await pause_with_marker_and_finish(client, running)

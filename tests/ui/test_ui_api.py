@@ -95,6 +95,7 @@ def test_runs_run_history_stats(api: LiveUI) -> None:
     assert {q["queue"] for q in stats["queues"]} >= {"idle"}
     idle = next(q for q in stats["queues"] if q["queue"] == "idle")
     assert idle["workflow_tasks"] == 1 and idle["oldest_ready_age"] >= 0
+    assert idle["held_by_limits"] == 0  # queue limits hold nothing back there
 
 
 def test_paging_resumes_exactly_with_local_filters(api: LiveUI) -> None:

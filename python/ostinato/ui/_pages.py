@@ -564,6 +564,7 @@ def stats_page(stats: Mapping[str, Any], *, csrf: str | None) -> str:
             tag("td", tag("a", q["queue"], href=url("./", queue=q["queue"]))),
             tag("td", str(q["workflow_tasks"]), class_="num"),
             tag("td", str(q["activity_tasks"]), class_="num"),
+            tag("td", str(q.get("held_by_limits", 0)), class_="num"),
             tag("td", format_duration(q["oldest_ready_age"]), class_="num"),
         )
         for q in stats["queues"]
@@ -597,7 +598,13 @@ def stats_page(stats: Mapping[str, Any], *, csrf: str | None) -> str:
                     "tr",
                     [
                         tag("th", h)
-                        for h in ("Queue", "Workflow tasks", "Activity tasks", "Oldest waiting")
+                        for h in (
+                            "Queue",
+                            "Workflow tasks",
+                            "Activity tasks",
+                            "Held by limits",
+                            "Oldest waiting",
+                        )
                     ],
                 ),
             ),
