@@ -208,7 +208,7 @@ class RetentionSweeper:
             await self._finish(closed_before)
         finally:
             if done_total:
-                log.info(f"{self.name} sweep {self.done_what}", done_total)
+                log.info("%s sweep " + self.done_what, self.name, done_total)
         return done_total
 
     @property
