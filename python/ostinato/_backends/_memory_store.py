@@ -47,6 +47,7 @@ class _Run:
     # Set while paused (``pause``): no workflow task or activity attempt is handed out.
     paused_at: float | None = None
     pause_reason: str | None = None
+    priority: int = 0
     vars: dict[str, bytes] = field(default_factory=dict)
     inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
 
@@ -68,6 +69,7 @@ class _Run:
             tags=dict(self.tags),
             paused_at=self.paused_at,
             pause_reason=self.pause_reason,
+            priority=self.priority,
         )
 
 
@@ -97,6 +99,7 @@ class _ActivityTask:
     heartbeat_details: bytes | None = None
     cancel_requested: bool = False
     last_failure: bytes | None = None
+    priority: int = 0
 
     def is_running(self, now: float) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at > now
@@ -176,6 +179,7 @@ class _MemoryStore:
             parent=new.parent,
             ready_at=new.visible_at,
             tags=dict(new.tags),
+            priority=new.priority,
         )
         self.runs[(run.instance_id, run.run_id)] = run
         self.instances.setdefault(run.instance_id, []).append(run)
@@ -213,6 +217,7 @@ class _MemoryStore:
                 scheduled_at=now,
                 visible_at=now,
                 deadline=activity.deadline,
+                priority=activity.priority,
             )
             self.wake.add(("activity", activity.queue))
 

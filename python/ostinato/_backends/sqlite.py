@@ -27,7 +27,13 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
-from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
+from ._queue_limits import (
+    QueueLimits,
+    QueueLimitStore,
+    claim_budget,
+    claim_rank,
+    concurrency_key,
+)
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
 from ._sqlite_hooks import SqliteHooks
@@ -530,7 +536,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 budget -= 1
                 if budget == 0:
                     break
-        rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task id
+        rows.sort(key=lambda r: (claim_rank(r[13], r[14]), r[0]))  # as the claim orders
         rows = rows[:max_tasks]
         for row in rows:
             if limited.get(row[5], QueueLimits()).rate_count is not None:
