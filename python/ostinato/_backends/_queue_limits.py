@@ -28,7 +28,7 @@ __all__ = [
 # ranks as if it had become ready p * PRIORITY_AGING seconds earlier, so higher priorities go
 # first, yet a task that has waited long enough outranks new work of any priority (it is never
 # starved). The SQL backends write the same rule in their claims and index it: the literal
-# 60.0 in queries.sql and the migrations is this constant.
+# 60 in queries.sql and the migrations is this constant.
 PRIORITY_AGING = 60.0
 
 

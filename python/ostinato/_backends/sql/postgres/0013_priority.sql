@@ -1,5 +1,5 @@
 -- Priority (docs/queues.md). A run's priority orders its workflow tasks, an activity task's
--- its claims: ready work is taken by claim rank, visible_at - priority * 60.0 (one level is
+-- its claims: ready work is taken by claim rank, visible_at - priority * 60 (one level is
 -- worth 60 s of waiting: _queue_limits.PRIORITY_AGING), then by id. Priorities are 0 to 100,
 -- so the rank is never later than visible_at and "rank <= now" bounds each claim's index walk
 -- as "visible_at <= now" did; at priority 0 the rank is visible_at, the order of before.
@@ -25,7 +25,7 @@ UPDATE {schema}.inbox SET priority = 0;
 ALTER TABLE {schema}.inbox ALTER COLUMN priority SET NOT NULL;
 -- The claims walk these in rank order. The (visible_at) indexes of migrations 1 and 2 stay,
 -- for the wake-ups' "when is the next work visible".
-CREATE INDEX inbox_by_rank ON {schema}.inbox ((visible_at - priority * 60.0), id);
+CREATE INDEX inbox_by_rank ON {schema}.inbox ((visible_at - priority * 60), id);
 CREATE INDEX activity_tasks_ready_by_rank
-    ON {schema}.activity_tasks (queue, (visible_at - priority * 60.0), task_id)
+    ON {schema}.activity_tasks (queue, (visible_at - priority * 60), task_id)
     WHERE lease_expires_at IS NULL;

@@ -341,12 +341,12 @@ WITH candidates AS (
     WHERE i.visible_at <= %(now)s
       -- The walk's bound (index inbox_by_rank): implied by the line above, priorities being
       -- at least 0.
-      AND i.visible_at - i.priority * 60.0 <= %(now)s
+      AND i.visible_at - i.priority * 60 <= %(now)s
       AND NOT EXISTS (
           SELECT 1 FROM {schema}.inbox AS earlier
           WHERE earlier.instance_id = i.instance_id AND earlier.run_id = i.run_id
             AND earlier.id < i.id AND earlier.visible_at <= %(now)s)
-    ORDER BY i.visible_at - i.priority * 60.0, i.id
+    ORDER BY i.visible_at - i.priority * 60, i.id
     LIMIT %(max_tasks)s
 )
 UPDATE {schema}.runs AS r
@@ -580,25 +580,53 @@ SELECT least(
 
 -- name: claim_activity_tasks
 -- One statement (no transaction block): tasks cancelled while running whose worker is gone
--- (lease expired) are deleted, never run again; ready tasks are leased.
+-- (lease expired) are deleted, never run again; ready tasks are leased, highest claim rank
+-- first (visible_at moved 60 s earlier per priority level: docs/queues.md), then task id.
+-- Per queue, never-leased tasks come from a walk of activity_tasks_ready_by_rank in that
+-- order, stopped after max_tasks (no sort of a backlog, however long), and tasks whose lease
+-- expired (their worker died: few) from the index of leases; both are locked SKIP LOCKED and
+-- the best max_tasks of them leased (the others are unlocked when the statement ends).
 WITH purged AS (
     DELETE FROM {schema}.activity_tasks
     WHERE queue = ANY(%(queues)b::text[]) AND cancel_requested
       AND lease_expires_at <= %(now)s
-), candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks AS t
-    WHERE queue = ANY(%(queues)b::text[]) AND visible_at <= %(now)s
-      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
-      AND NOT cancel_requested
-      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
-                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
-                  AND pr.paused_at IS NOT NULL)
-      -- Queues with limits are claimed by claim_limited_activity_tasks, under their lock.
+), ready AS (
+    SELECT c.task_id, c.rank
+    FROM unnest(%(queues)b::text[]) AS q(queue)
+    CROSS JOIN LATERAL (
+        SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+        FROM {schema}.activity_tasks AS t
+        WHERE t.queue = q.queue AND t.lease_expires_at IS NULL
+          AND t.visible_at - t.priority * 60 <= %(now)s  -- the walk's bound (priority >= 0)
+          AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+          -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+          -- say (an anti-join may scan every run).
+          AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+               WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
+        ORDER BY t.visible_at - t.priority * 60, t.task_id
+        LIMIT %(max_tasks)s
+        FOR UPDATE OF t SKIP LOCKED
+    ) AS c
+    -- Queues with limits are claimed by claim_limited_activity_tasks, under their lock (tested
+    -- once per queue: a test per task made the planner sort the whole backlog).
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l WHERE l.queue = q.queue)
+), expired AS (
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    FROM {schema}.activity_tasks AS t
+    WHERE t.queue = ANY(%(queues)b::text[]) AND t.lease_expires_at <= %(now)s
+      AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+      -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+      -- say (an anti-join may scan every run).
+      AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+           WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
       AND NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l WHERE l.queue = t.queue)
-      AND visible_at - priority * 60.0 <= %(now)s  -- the index walk's bound (priority >= 0)
-    ORDER BY visible_at - priority * 60.0, task_id
+    ORDER BY t.visible_at - t.priority * 60, t.task_id
     LIMIT %(max_tasks)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF t SKIP LOCKED
+), candidates AS (
+    SELECT task_id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
+    ORDER BY rank, task_id
+    LIMIT %(max_tasks)s
 )
 UPDATE {schema}.activity_tasks AS t
 SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
@@ -636,18 +664,37 @@ SELECT (SELECT count(*) FROM {schema}.activity_tasks
         WHERE queue = %(queue)s AND started_at > %(now)s::float8 - %(period)s::float8)
 
 -- name: claim_limited_activity_tasks
-WITH candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks AS t
-    WHERE queue = %(queue)s AND visible_at <= %(now)s
-      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
-      AND NOT cancel_requested
-      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
-                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
-                  AND pr.paused_at IS NOT NULL)
-      AND visible_at - priority * 60.0 <= %(now)s  -- the index walk's bound (priority >= 0)
-    ORDER BY visible_at - priority * 60.0, task_id
+-- As claim_activity_tasks, for one limited queue (under its lock): at most max_tasks, the
+-- remaining budget.
+WITH ready AS (
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    FROM {schema}.activity_tasks AS t
+    WHERE t.queue = %(queue)s AND t.lease_expires_at IS NULL
+      AND t.visible_at - t.priority * 60 <= %(now)s  -- the walk's bound (priority >= 0)
+      AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+      -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+      -- say (an anti-join may scan every run).
+      AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+           WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
+    ORDER BY t.visible_at - t.priority * 60, t.task_id
     LIMIT %(max_tasks)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF t SKIP LOCKED
+), expired AS (
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    FROM {schema}.activity_tasks AS t
+    WHERE t.queue = %(queue)s AND t.lease_expires_at <= %(now)s
+      AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+      -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+      -- say (an anti-join may scan every run).
+      AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+           WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
+    ORDER BY t.visible_at - t.priority * 60, t.task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE OF t SKIP LOCKED
+), candidates AS (
+    SELECT task_id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
+    ORDER BY rank, task_id
+    LIMIT %(max_tasks)s
 )
 UPDATE {schema}.activity_tasks AS t
 SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
@@ -682,7 +729,7 @@ ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
 -- the limit. The key is the "concurrency_key" member of the task's options (the only one a
 -- backend reads).
 WITH keyed AS (
-    SELECT task_id, visible_at - priority * 60.0 AS rank,
+    SELECT task_id, visible_at - priority * 60 AS rank,
            convert_from(options, 'UTF8')::jsonb ->> 'concurrency_key' AS k,
            lease_token IS NOT NULL AND lease_expires_at > %(now)s AS running
     FROM {schema}.activity_tasks

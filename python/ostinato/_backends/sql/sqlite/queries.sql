@@ -191,7 +191,7 @@ DELETE FROM instances WHERE instance_id = ?
 -- visible event, moved 60 s earlier per level of the run's priority; then arrival order.
 SELECT i.run, MIN(i.id) AS first FROM inbox i JOIN runs r ON r.id = i.run
 WHERE i.queue IN ({queues}) AND {claimable}
-GROUP BY i.run ORDER BY MIN(i.visible_at) - r.priority * 60.0, first LIMIT ?
+GROUP BY i.run ORDER BY MIN(i.visible_at) - r.priority * 60, first LIMIT ?
 
 -- name: lease_run
 UPDATE runs SET lease_token = ?, lease_expires_at = ? WHERE id = ?
@@ -284,7 +284,7 @@ SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, a
 FROM activity_tasks a JOIN runs r ON r.id = a.run
 WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
   AND r.paused_at IS NULL
-ORDER BY a.visible_at - a.priority * 60.0, a.id LIMIT ?
+ORDER BY a.visible_at - a.priority * 60, a.id LIMIT ?
 
 -- ---- queue limits (docs/queues.md) -----------------------------------------------------------
 
