@@ -29,7 +29,7 @@ from ._memory_queue_limits import MemoryQueueLimits
 from ._memory_retention import MemoryRetention
 from ._memory_schedules import MemorySchedules
 from ._memory_store import _ActivityTask, _MemoryStore, _Run
-from ._queue_limits import QueueLimits, claim_rank
+from ._queue_limits import PRIORITY_AGING, QueueLimits, claim_rank
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
@@ -533,7 +533,8 @@ class MemoryBackend(
                     del self._activities[task.task_id]
                 elif task.visible_at <= now:
                     candidates.append(task)
-            candidates.sort(key=lambda t: (claim_rank(t.visible_at, t.priority), t.task_id))
+            # claim_rank, inline: this sorts every ready task of the queues
+            candidates.sort(key=lambda t: (t.visible_at - t.priority * PRIORITY_AGING, t.task_id))
             if self._queue_limits:
                 candidates = self._within_limits(
                     candidates, self._activities.values(), now, max_tasks

@@ -458,7 +458,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             if limited:
                 rows = self._claimable_within_limits(conn, queues, limited, now, max_tasks)
             else:
-                rows = conn.execute(find, (*queues, now, max_tasks)).fetchall()
+                rows = conn.execute(find, (*queues, now, now, max_tasks)).fetchall()
             claimed = []
             expires = now + lease_seconds
             for row in rows:
@@ -501,7 +501,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
         free = [q for q in queues if q not in limited]
         if free:
             find = Q.for_queues("find_claimable_activities", len(free))
-            rows += conn.execute(find, (*free, now, max_tasks)).fetchall()
+            rows += conn.execute(find, (*free, now, now, max_tasks)).fetchall()
         find_one = Q.for_queues("find_claimable_activities", 1)
         for queue, limits in limited.items():
             in_flight = conn.execute(Q["activities_in_flight"], (queue, now)).fetchone()[0]
@@ -516,7 +516,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 continue
             per_key = limits.max_concurrent_per_key
             if per_key is None:
-                rows += conn.execute(find_one, (queue, now, budget)).fetchall()
+                rows += conn.execute(find_one, (queue, now, now, budget)).fetchall()
                 continue
             running: dict[str, int] = {}
             for (options,) in conn.execute(Q["options_in_flight"], (queue, now)):
@@ -525,7 +525,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                     running[key] = running.get(key, 0) + 1
             # Read lazily (LIMIT -1: no limit), until the budget is spent: the tasks of keys
             # at their limit are passed over, the others keep their order.
-            for row in conn.execute(find_one, (queue, now, -1)):
+            for row in conn.execute(find_one, (queue, now, now, -1)):
                 key = concurrency_key(row[7])
                 if key is not None:
                     if running.get(key, 0) >= per_key:

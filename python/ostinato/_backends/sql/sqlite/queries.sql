@@ -277,13 +277,16 @@ WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 1
 
 -- name: find_claimable_activities
 -- Highest claim rank first (docs/queues.md, _queue_limits.claim_rank): ready time moved 60 s
--- earlier per priority level, then task id.
+-- earlier per priority level, then task id. The index of that order is walked from the
+-- start and stopped after the limit, without sorting the backlog: the rank is never later
+-- than visible_at (priorities are at least 0), so "rank <= now" bounds the walk.
+-- Parameters: the queues, now, now, the limit.
 SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
        a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name,
        a.visible_at, a.priority
-FROM activity_tasks a JOIN runs r ON r.id = a.run
-WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
-  AND r.paused_at IS NULL
+FROM activity_tasks a INDEXED BY activity_tasks_by_rank JOIN runs r ON r.id = a.run
+WHERE a.queue IN ({queues}) AND a.visible_at - a.priority * 60 <= ? AND a.visible_at <= ?
+  AND a.cancel_requested = 0 AND r.paused_at IS NULL
 ORDER BY a.visible_at - a.priority * 60, a.id LIMIT ?
 
 -- ---- queue limits (docs/queues.md) -----------------------------------------------------------
