@@ -18,6 +18,11 @@ then held still so no new fire joins in). Each starts from the worker's start (t
 schedule's row and the clock are set up before) and ends when every run completed (read
 from ``backend.stats()`` every 10 ms, both ways).
 
+Then the claim itself, through the backend API (no worker): microseconds per
+``claim_activity_tasks`` of one task from a backlog of ``--backlog`` ready tasks on "q", all
+of priority 0, then of mixed priorities (0 to 9), ``--claims`` claims each (docs/queues.md
+"Priority").
+
     python benchmarks/bench_queues.py                         # memory, sqlite, postgres
     python benchmarks/bench_queues.py --backends sqlite -w 500
 
@@ -146,6 +151,29 @@ async def workload(url: str, workflows: int, activities: int, limits: dict[str, 
     return elapsed / (workflows * activities)
 
 
+async def claim_cost(url: str, backlog: int, claims: int, mixed: bool) -> float:
+    """Seconds per claim of one activity task among ``backlog`` ready ones."""
+    from ostinato.backends import NewActivity
+    from ostinato.testing.conformance import schedule_activity, start
+
+    backend = ostinato.connect(url)
+    try:
+        await backend.open()
+        await start(backend, "backlog")
+        # Unprioritised tasks are built as before priorities existed (no priority argument).
+        acts = [
+            NewActivity(i, "step", "q", b"[1]", b"{}", **({"priority": i % 10} if mixed else {}))
+            for i in range(1, backlog + 1)
+        ]
+        await schedule_activity(backend, "backlog", *acts)
+        began = time.perf_counter()
+        for _ in range(claims):
+            assert len(await backend.claim_activity_tasks(["q"], 300, 1)) == 1
+        return (time.perf_counter() - began) / claims
+    finally:
+        await backend.close()
+
+
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
     from bench_postgres import server
@@ -176,6 +204,9 @@ async def main() -> None:
     parser.add_argument("-a", "--activities", type=int, default=10)
     parser.add_argument("--binding", type=int, default=8, help="max_concurrent that binds")
     parser.add_argument("-f", "--fires", type=int, default=300, help="runs per schedule way")
+
+    parser.add_argument("--backlog", type=int, default=10_000, help="ready tasks per claim")
+    parser.add_argument("--claims", type=int, default=500)
     parser.add_argument(
         "--backends",
         nargs="+",
@@ -214,6 +245,13 @@ async def main() -> None:
                     f"{kind:8} {way:40} {per * 1e6:8.0f} us/run      "
                     f"({1 / per:7.0f}/s; {extra:+6.0f} us, {100 * (per / base - 1):+5.1f}%)"
                 )
+
+        for kind in args.backends:
+            for mixed in (False, True):
+                async with store(kind, pg_url) as url:
+                    per = await claim_cost(url, args.backlog, args.claims, mixed)
+                label = "claim, priorities 0..9" if mixed else "claim, priority 0"
+                print(f"{kind:8} {label:40} {per * 1e6:8.0f} us/claim (backlog {args.backlog})")
 
 
 if __name__ == "__main__":

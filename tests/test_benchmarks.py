@@ -36,14 +36,14 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
         ["ostinato-lint, in process", "ostinato-lint, CLI", "flake8 (default checks)"],
     ),
     "bench_queues.py": (
-        ["--workflows", "4", "--activities", "3", "--fires", "3"],
         [
-            "memory   unlimited",
-            "sqlite   limited, not binding",
-            "postgres limited, binding",
-            "memory   schedule-fired",
-            "sqlite   client-started",
-            "postgres schedule-fired",
+            *["--workflows", "4", "--activities", "3", "--fires", "3"],
+            *["--backlog", "20", "--claims", "5"],
+        ],
+        [
+            *("memory   unlimited", "sqlite   limited, not binding", "postgres limited, binding"),
+            *("memory   schedule-fired", "sqlite   client-started", "postgres schedule-fired"),
+            *("memory   claim, priority 0", "postgres claim, priorities 0..9"),
         ],
     ),
     # No network installs in the test suite: the peers are skipped, ostinato's side runs on

@@ -28,7 +28,7 @@ DESCRIPTION_KEYS = {
     "instance_id", "run_id", "workflow_name", "queue", "status", "created_at", "updated_at",
     "closed_at", "history_length", "blocked_reason", "failure", "parent_instance_id",
     "next_run_id", "pending_activities", "pending_timers", "pending_children", "tags",
-    "paused_at", "pause_reason",
+    "priority", "paused_at", "pause_reason",
     "duration_seconds", "vars", "redacted",
 }  # fmt: skip
 

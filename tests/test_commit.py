@@ -64,6 +64,14 @@ async def continues(n: int) -> None:
     workflow.continue_as_new(n + 1)
 
 
+@workflow.defn
+async def prioritised() -> None:
+    workflow.start_activity(charge, 1)
+    workflow.start_activity(charge, 2, priority=9)
+    workflow.start_child(child_wf, id="kid", priority=4)
+    await workflow.sleep(5)
+
+
 _runs: list[WorkflowRun] = []
 
 
@@ -219,3 +227,15 @@ def test_core_errors_become_ostinato_errors_in_the_run() -> None:
     with pytest.raises(HistoryCorruptError, match="corrupt at event #1") as info:
         corrupt.replay([b"not json"])
     assert (info.value.seq, info.value.instance_id) == (1, "wf-1")
+
+
+def test_priorities_reach_the_activity_tasks_and_children_absent_is_0() -> None:
+    run = new_run(prioritised)
+    commit = step(run, T0, started(prioritised))
+    plain, urgent = commit.activities
+    assert (plain.priority, urgent.priority) == (0, 9)
+    # In the history's activity_scheduled options only when given (older histories: none).
+    assert "priority" not in orjson.loads(plain.options)
+    assert orjson.loads(urgent.options)["priority"] == 9
+    [kid] = commit.children
+    assert kid.priority == 4

@@ -286,8 +286,12 @@ payments = load("payments_queue")
 
 async def test_payments_queue_never_overloads_the_provider(tmp_path: Path) -> None:
     payments.provider = payments.Provider()
-    figures = await payments.main(f"sqlite:///{tmp_path / 'payments.db'}", 60)
-    assert figures["charges"] == 60
+    figures = await payments.main(f"sqlite:///{tmp_path / 'payments.db'}", 60, express=5)
+    assert figures["charges"] == 65
+    # The 5 express orders were started after the 60 others, all before the workers: oldest
+    # first they would be charged last (positions 60 to 64); their priority puts them ahead.
+    assert len(figures["express_positions"]) == 5
+    assert max(figures["express_positions"]) < 20, figures
     # A sixth call at once would have failed a checkout (the stub answers 429).
     assert figures["most_in_flight"] == 5
     # 60 charges at 50 per second: more than a second, and never more than 50 in one (seen

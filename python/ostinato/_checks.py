@@ -7,7 +7,16 @@ error naming the argument, not later when the workflow task is committed.
 
 from __future__ import annotations
 
-__all__ = ["MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "check_tags", "check_text"]
+__all__ = [
+    "MAX_PRIORITY",
+    "MAX_TAGS",
+    "MAX_TAG_KEY",
+    "MAX_TAG_VALUE",
+    "MIN_PRIORITY",
+    "check_priority",
+    "check_tags",
+    "check_text",
+]
 
 
 def check_text(value: object, what: str, *, empty: bool = False, allow_nul: bool = False) -> str:
@@ -63,3 +72,25 @@ def check_tags(value: object, what: str = "tags") -> dict[str, str]:
             )
         tags[key] = item
     return tags
+
+
+# The range of ``priority=`` (docs/queues.md): with one level worth PRIORITY_AGING seconds of
+# waiting (``_backends._queue_limits``), work is passed over by newer work for at most
+# (MAX_PRIORITY - MIN_PRIORITY) levels: 100 minutes. Not below 0: a claim rank is then never
+# later than the ready time, which keeps the SQL claims' index walks as short as before for
+# unprioritised work (docs/queues.md).
+MIN_PRIORITY = 0
+MAX_PRIORITY = 100
+
+
+def check_priority(value: object, what: str = "priority") -> int:
+    """``value`` if it is an ``int`` from ``MIN_PRIORITY`` to ``MAX_PRIORITY``, else a
+    ``TypeError`` / ``ValueError`` naming ``what``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__} ({value!r:.80})")
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(
+            f"{what} must be between {MIN_PRIORITY} and {MAX_PRIORITY} (higher runs first), "
+            f"not {value}"
+        )
+    return value

@@ -20,7 +20,7 @@ from ._backends._schedule_store import ScheduleStore
 from ._backends._tokens import decode_cursor
 from ._backends._types import ActivityState, NewRun, RunInfo, RunStatus
 from ._backends._validate import ID_CONFLICTS
-from ._checks import check_tags, check_text
+from ._checks import check_priority, check_tags, check_text
 from ._definition import workflow_definition, workflow_name
 from ._errors import (
     HistoryCorruptError,
@@ -144,6 +144,8 @@ class WorkflowDescription:
     pending_children: list[str] = field(default_factory=list)
     # The run's tags (``start_workflow(tags=...)``).
     tags: dict[str, str] = field(default_factory=dict)
+    # The run's priority (``start_workflow(priority=...)``; 0 by default).
+    priority: int = 0
     # While status is "paused": since when and why (``handle.pause(reason)``).
     paused_at: datetime | None = None
     pause_reason: str | None = None
@@ -448,6 +450,7 @@ def _describe(
         else [],
         pending_children=list(children.values()) if is_open else [],
         tags=dict(info.tags),
+        priority=info.priority,
         paused_at=_dt(info.paused_at) if is_open else None,
         pause_reason=info.pause_reason if is_open else None,
         redacted=_events.is_redacted(history),
@@ -480,6 +483,7 @@ class Client:
         id_reuse_policy: str = ...,
         id_conflict: str = ...,
         tags: dict[str, str] | None = ...,
+        priority: int = ...,
     ) -> WorkflowHandle[T]: ...
     @overload
     async def start_workflow(
@@ -493,6 +497,7 @@ class Client:
         id_reuse_policy: str = ...,
         id_conflict: str = ...,
         tags: dict[str, str] | None = ...,
+        priority: int = ...,
     ) -> WorkflowHandle[Any]: ...
     async def start_workflow(
         self,
@@ -505,6 +510,7 @@ class Client:
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
         tags: dict[str, str] | None = None,
+        priority: int = 0,
     ) -> WorkflowHandle[Any]:
         """Start a workflow and return its handle.
 
@@ -515,7 +521,9 @@ class Client:
         returns a handle on the open run, "terminate_existing" terminates it and starts this
         one. A closed one is replaced by a new run unless ``id_reuse_policy="refuse"``.
         ``tags`` (str to str, see docs/search.md for the limits) label the run for
-        ``list_workflows(tags=...)``; a continue-as-new keeps them.
+        ``list_workflows(tags=...)``; a continue-as-new keeps them. ``priority`` (an int
+        from 0 to 100) orders the run's workflow tasks among ready work on its queue, higher
+        first, aged so that none waits forever (docs/queues.md); a continue-as-new keeps it.
         """
         if id_reuse_policy not in ("allow", "refuse"):
             raise ValueError(
@@ -536,6 +544,7 @@ class Client:
         if queue is not None:
             check_text(queue, "queue")
         run_tags = {} if tags is None else check_tags(tags)
+        check_priority(priority)
         delay = _bounded(start_delay, "start_delay")
         timeout = _bounded(execution_timeout, "execution_timeout")
         call = prepare_call(
@@ -559,6 +568,7 @@ class Client:
                 id_reuse_policy=id_reuse_policy,
                 id_conflict=id_conflict,
                 tags=run_tags,
+                priority=priority,
                 trace=trace,
             )
         return WorkflowHandle(self, instance_id, None, call.decode)
@@ -575,6 +585,7 @@ class Client:
         id_reuse_policy: str = "allow",
         id_conflict: str = "fail",
         tags: dict[str, str] | None = None,
+        priority: int = 0,
         trace: tuple[str | None, str | None] = (None, None),
     ) -> None:
         """Store a new run of ``name``, its arguments already checked and encoded."""
@@ -606,6 +617,7 @@ class Client:
                 id_conflict=id_conflict,
                 execution_deadline=deadline,
                 tags=tags or {},
+                priority=priority,
             )
         )
 

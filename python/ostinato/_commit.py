@@ -28,7 +28,7 @@ from ._backends._types import (
     RunStatus,
     WorkflowCommit,
 )
-from ._checks import check_tags
+from ._checks import check_priority, check_tags
 from ._tracing import RunTrace, traceparent
 
 __all__ = ["StepOutput", "build_commit"]
@@ -91,6 +91,7 @@ def build_commit(
                     input=out.payload or b"[]",
                     options=out.options or b"{}",
                     deadline=now + schedule_to_close if schedule_to_close else None,
+                    priority=_priority(options.get("priority"), "start_activity() priority"),
                 )
             )
         elif kind == "timer":
@@ -128,6 +129,7 @@ def build_commit(
                     parent=ParentRef(run.instance_id, run.run_id, out.id),
                     execution_deadline=child_deadline,
                     tags=_child_tags(options.get("tags")),
+                    priority=_priority(options.get("priority"), "start_child() priority"),
                 )
             )
         elif kind == "cancel_child":
@@ -220,3 +222,9 @@ def _child_tags(value: object) -> dict[str, str]:
     """The tags a start_child command's options carry (checked when the workflow gave them;
     a history edited by hand to hold others is refused the same way)."""
     return {} if value is None else check_tags(value, "start_child() tags")
+
+
+def _priority(value: object, what: str) -> int:
+    """The priority a command's options carry: absent (histories from before priorities, or
+    the default) is 0; checked like the workflow's argument was."""
+    return 0 if value is None else check_priority(value, what)

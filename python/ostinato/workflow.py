@@ -18,7 +18,7 @@ from typing import Any, Generic, NoReturn, TypeVar, overload
 
 import orjson
 
-from ._checks import check_tags, check_text
+from ._checks import check_priority, check_tags, check_text
 from ._definition import (
     workflow_defn,
     workflow_name,
@@ -152,6 +152,7 @@ def start_activity(
     heartbeat_timeout: Duration | None = ...,
     queue: str | None = ...,
     concurrency_key: str | None = ...,
+    priority: int = ...,
 ) -> ActivityHandle[T]: ...
 @overload
 def start_activity(
@@ -163,6 +164,7 @@ def start_activity(
     heartbeat_timeout: Duration | None = ...,
     queue: str | None = ...,
     concurrency_key: str | None = ...,
+    priority: int = ...,
 ) -> ActivityHandle[T]: ...
 @overload
 def start_activity(
@@ -174,6 +176,7 @@ def start_activity(
     heartbeat_timeout: Duration | None = ...,
     queue: str | None = ...,
     concurrency_key: str | None = ...,
+    priority: int = ...,
 ) -> ActivityHandle[Any]: ...
 def start_activity(
     activity: Any,
@@ -184,12 +187,16 @@ def start_activity(
     heartbeat_timeout: Duration | None = None,
     queue: str | None = None,
     concurrency_key: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[Any]:
     """Schedule an activity now and return its handle (await it for the result).
 
     ``activity`` is a function decorated with ``@activity.defn`` (its signature is checked
     here, before anything is recorded) or an activity name. Retries with back-off are run by
     the engine; the handle raises ``ActivityError`` once the activity failed for good.
+    ``priority`` (an int from 0 to 100, default 0): higher is claimed first among ready
+    activities on its queue, aged so that lower priorities are never starved
+    (docs/queues.md).
     """
     run = current_run("start_activity")
     if queue is not None:
@@ -198,6 +205,7 @@ def start_activity(
         raise TypeError(f"start_activity() retry must be a RetryPolicy, got {retry!r}")
     if concurrency_key is not None:
         check_text(concurrency_key, "start_activity() concurrency_key")
+    check_priority(priority, "start_activity() priority")
     # A replayed command is kept as recorded and its payloads are not read: skip encoding them.
     call = prepare_call(
         run.converter,
@@ -219,6 +227,10 @@ def start_activity(
             # Read by the backend's claim on a queue with max_concurrent_per_key
             # (docs/queues.md); absent otherwise, so other histories are unchanged.
             options = orjson.dumps({**orjson.loads(options), "concurrency_key": concurrency_key})
+        if priority:
+            # The history's activity_scheduled keeps it (absent means 0, so older histories
+            # and unprioritised ones are unchanged); the commit gives it to the backend.
+            options = orjson.dumps({**orjson.loads(options), "priority": priority})
     activity_id, future = run.schedule_activity(name, payload, options, call.decode)
     return ActivityHandle(run, activity_id, name, future)
 
@@ -259,6 +271,7 @@ def start_child(
     queue: str | None = ...,
     execution_timeout: Duration | None = ...,
     tags: dict[str, str] | None = ...,
+    priority: int = ...,
 ) -> ChildHandle[T]: ...
 @overload
 def start_child(
@@ -268,6 +281,7 @@ def start_child(
     queue: str | None = ...,
     execution_timeout: Duration | None = ...,
     tags: dict[str, str] | None = ...,
+    priority: int = ...,
 ) -> ChildHandle[Any]: ...
 def start_child(
     workflow: Any,
@@ -276,16 +290,19 @@ def start_child(
     queue: str | None = None,
     execution_timeout: Duration | None = None,
     tags: dict[str, str] | None = None,
+    priority: int = 0,
 ) -> ChildHandle[Any]:
     """Start a child workflow. Its id defaults to one derived from the parent's run, so it is
     the same on replay. When the parent closes, running children are cancelled. ``tags``
-    label the child run as ``start_workflow(tags=...)`` does (they are not inherited)."""
+    label the child run as ``start_workflow(tags=...)`` does, and ``priority`` orders its
+    workflow tasks as ``start_workflow(priority=...)`` does (neither is inherited)."""
     run = current_run("start_child")
     if id is not None:
         check_text(id, "start_child() id", empty=True)
     if queue is not None:
         check_text(queue, "start_child() queue", empty=True)
     child_tags = None if tags is None else check_tags(tags, "start_child() tags")
+    check_priority(priority, "start_child() priority")
     # Encoded after the default id is taken, so a refused argument still uses up its number.
     call = prepare_call(
         run.converter,
@@ -305,6 +322,8 @@ def start_child(
         options["execution_timeout"] = timeout
     if child_tags:
         options["tags"] = child_tags
+    if priority:
+        options["priority"] = priority
     _, future = run.start_child(name, payload, options, call.decode)
     return ChildHandle(run, instance_id, name, future)
 

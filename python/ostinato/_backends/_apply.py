@@ -58,6 +58,9 @@ class StoredRun(Protocol):
     @property
     def tags(self) -> Mapping[str, str]: ...
 
+    @property
+    def priority(self) -> int: ...
+
 
 R = TypeVar("R", bound=StoredRun)
 
@@ -243,7 +246,8 @@ def close_run(
     next_run: NewRun | None = None,
 ) -> None:
     """Close the run: its open work goes; a continue-as-new starts ``next_run`` (keeping the
-    parent, and the tags unless it has its own), any other close reports to the parent."""
+    parent, the priority, and the tags unless it has its own), any other close reports to
+    the parent."""
     store.mark_closed(run, status, result, now)
     # Signals and cancel requests that arrived while the last task ran are meant for the
     # instance: they move to the next run of a continue-as-new, else they end here.
@@ -257,6 +261,8 @@ def close_run(
             next_run = dataclasses.replace(next_run, parent=run.parent)
         if not next_run.tags and run.tags:
             next_run = dataclasses.replace(next_run, tags=dict(run.tags))
+        if next_run.priority != run.priority:  # continue_as_new takes no priority
+            next_run = dataclasses.replace(next_run, priority=run.priority)
         new_run = insert_run(store, next_run, now)
         for event in carried:
             store.push(new_run, event, now)

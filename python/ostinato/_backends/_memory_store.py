@@ -49,6 +49,7 @@ class _Run:
     pause_reason: str | None = None
     pauses: int = 0  # how many times it was paused (numbers the "paused" hook changes)
     redacted_at: float | None = None  # when handle.redact() or the redaction sweep scrubbed it
+    priority: int = 0
     vars: dict[str, bytes] = field(default_factory=dict)
     inbox: list[_InboxItem] = field(default_factory=list)  # arrival order
 
@@ -70,6 +71,7 @@ class _Run:
             tags=dict(self.tags),
             paused_at=self.paused_at,
             pause_reason=self.pause_reason,
+            priority=self.priority,
         )
 
 
@@ -99,6 +101,7 @@ class _ActivityTask:
     heartbeat_details: bytes | None = None
     cancel_requested: bool = False
     last_failure: bytes | None = None
+    priority: int = 0
 
     def is_running(self, now: float) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at > now
@@ -178,6 +181,7 @@ class _MemoryStore:
             parent=new.parent,
             ready_at=new.visible_at,
             tags=dict(new.tags),
+            priority=new.priority,
         )
         self.runs[(run.instance_id, run.run_id)] = run
         self.instances.setdefault(run.instance_id, []).append(run)
@@ -215,6 +219,7 @@ class _MemoryStore:
                 scheduled_at=now,
                 visible_at=now,
                 deadline=activity.deadline,
+                priority=activity.priority,
             )
             self.wake.add(("activity", activity.queue))
 

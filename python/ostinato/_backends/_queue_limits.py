@@ -16,12 +16,28 @@ from dataclasses import dataclass
 import orjson
 
 __all__ = [
+    "PRIORITY_AGING",
     "QueueLimitStore",
     "QueueLimits",
     "claim_budget",
+    "claim_rank",
     "concurrency_key",
     "held_by_limits",
 ]
+
+# Priority (docs/queues.md): one priority level is worth this many seconds of waiting. Ready
+# work is claimed in the order of ``claim_rank``: a task of priority p that became ready at t
+# ranks as if it had become ready p * PRIORITY_AGING seconds earlier, so higher priorities go
+# first, yet a task that has waited long enough outranks new work of any priority (it is never
+# starved). The SQL backends write the same rule in their claims and index it: the literal
+# 60 in queries.sql and the migrations is this constant.
+PRIORITY_AGING = 60.0
+
+
+def claim_rank(visible_at: float, priority: int) -> float:
+    """The claim order of ready work (lowest first): its ready time, moved earlier by its
+    priority."""
+    return visible_at - priority * PRIORITY_AGING
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     """A ``RunInfo`` from the stored columns (instance_id, run_id, workflow_name, queue,
     status, created_at, updated_at, closed_at, history_length, result, blocked_reason,
     parent_instance_id, parent_run_id, parent_command_id, next_run_id, tags, paused_at,
-    pause_reason).
+    pause_reason, priority).
 
     A row no version of ostinato wrote (tampered with, or from a newer version) does not make
     listing fail: a status this version does not know, or a field of the wrong type, shows
@@ -29,6 +29,7 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
         history_length, result, blocked_reason, parent_instance_id, parent_run_id,
         parent_command_id, next_run_id, stored_tags, paused_at, pause_reason,
     ) = row[:18]  # fmt: skip
+    stored_priority = row[18]
     problems = []
     try:
         run_status = RunStatus(status)
@@ -49,6 +50,7 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
     closed = number("closed_at", closed_at, float, None)
     length = number("history_length", history_length, int, 0)
     paused = number("paused_at", paused_at, float, None)
+    priority = number("priority", stored_priority, int, 0)
     tags = _tags(stored_tags, problems)
     parent = None
     if parent_instance_id is not None:
@@ -76,6 +78,7 @@ def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:
         tags=tags,
         paused_at=paused,
         pause_reason=None if pause_reason is None else str(pause_reason),
+        priority=priority,
     )
 
 

@@ -43,16 +43,17 @@ class RunRow:
     tags: Mapping[str, str]
     paused_at: float | None = None
     pause_reason: str | None = None
+    priority: int = 0
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> RunRow:
         # A tampered row (unknown status, a text where a number belongs) reads as an open
         # run blocked with the reason, so listing and describing keep working.
-        i = run_info(row[1:19])
+        i = run_info(row[1:20])
         return cls(
             row[0], i.instance_id, i.run_id, i.workflow_name, i.queue, i.status, i.created_at,
             i.updated_at, i.closed_at, i.history_length, i.result, i.blocked_reason, i.parent,
-            i.next_run_id, row[19], i.tags, i.paused_at, i.pause_reason,
+            i.next_run_id, row[20], i.tags, i.paused_at, i.pause_reason, i.priority,
         )  # fmt: skip
 
     def info(self) -> RunInfo:
@@ -73,6 +74,7 @@ class RunRow:
             tags=dict(self.tags),
             paused_at=self.paused_at,
             pause_reason=self.pause_reason,
+            priority=self.priority,
         )
 
 
@@ -150,7 +152,7 @@ class SqliteStore:
                 None if parent is None else parent.instance_id,
                 None if parent is None else parent.run_id,
                 None if parent is None else parent.command_id,
-                tags_json(new.tags),
+                tags_json(new.tags), new.priority,
             ),
         )  # fmt: skip
         pk = cursor.lastrowid
@@ -159,6 +161,7 @@ class SqliteStore:
         return RunRow(
             pk, new.instance_id, new.run_id, new.workflow_name, new.queue, RunStatus.RUNNING,
             now, now, None, 0, None, None, parent, None, None, dict(new.tags),
+            priority=new.priority,
         )  # fmt: skip
 
     def push(
@@ -183,7 +186,7 @@ class SqliteStore:
             Q["insert_activity_task"],
             [
                 (run.pk, a.activity_id, a.name, a.queue, bytes(a.input), bytes(a.options),
-                 now, now, a.deadline)
+                 now, now, a.deadline, a.priority)
                 for a in activities
             ],
         )  # fmt: skip

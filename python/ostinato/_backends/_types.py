@@ -96,6 +96,9 @@ class NewRun:
     # Labels to find the run by (``list_runs(tags=...)``), checked by the client. A
     # continue-as-new's next run without tags of its own keeps the closing run's.
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Claim order of the run's workflow tasks among ready work on its queue (higher first,
+    # aged: docs/queues.md). A continue-as-new's next run keeps the closing run's.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,9 @@ class NewActivity:
     options: bytes  # JSON: retry policy and timeouts, read by the activity worker
     # Absolute schedule-to-close deadline, if any (the backend only stores it).
     deadline: float | None = None
+    # Claim order among ready tasks on its queue (higher first, aged: docs/queues.md); also
+    # the "priority" member of ``options``, where the workflow's history keeps it.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +279,8 @@ class RunInfo:
     # Set while the open run is paused (``Backend.pause``): since when, and why.
     paused_at: float | None = None
     pause_reason: str | None = None
+    # The run's priority (``NewRun.priority``).
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

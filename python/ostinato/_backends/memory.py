@@ -30,7 +30,7 @@ from ._memory_queue_limits import MemoryQueueLimits
 from ._memory_retention import MemoryRetention
 from ._memory_schedules import MemorySchedules
 from ._memory_store import _ActivityTask, _MemoryStore, _Run
-from ._queue_limits import QueueLimits
+from ._queue_limits import PRIORITY_AGING, QueueLimits, claim_rank
 from ._schedule_store import ScheduleRecord
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
@@ -467,16 +467,18 @@ class MemoryBackend(
             return tasks
         with self._lock:
             now = self.clock()
-            candidates: list[tuple[int, _Run]] = []
+            candidates: list[tuple[float, int, _Run]] = []
             for run in self._pending:
                 if run.queue not in wanted:
                     continue
                 at = self._claimable_at(run, now, worker, sticky_wait)
                 if at is not None and at <= now:
-                    first = min(i.id for i in run.inbox if i.visible_at <= now)
-                    candidates.append((first, run))
-            candidates.sort(key=lambda pair: pair[0])
-            for _, run in candidates[:max_tasks]:
+                    visible = [i for i in run.inbox if i.visible_at <= now]
+                    ready = min(i.visible_at for i in visible)
+                    first = min(i.id for i in visible)
+                    candidates.append((claim_rank(ready, run.priority), first, run))
+            candidates.sort(key=lambda c: (c[0], c[1]))
+            for _, _, run in candidates[:max_tasks]:
                 run.lease_token = new_lease_token()
                 run.lease_expires_at = now + lease_seconds
                 tasks.append(
@@ -574,7 +576,8 @@ class MemoryBackend(
                     del self._activities[task.task_id]
                 elif task.visible_at <= now:
                     candidates.append(task)
-            candidates.sort(key=lambda t: (t.visible_at, t.task_id))
+            # claim_rank, inline: this sorts every ready task of the queues
+            candidates.sort(key=lambda t: (t.visible_at - t.priority * PRIORITY_AGING, t.task_id))
             if self._queue_limits:
                 candidates = self._within_limits(
                     candidates, self._activities.values(), now, max_tasks

@@ -27,7 +27,13 @@ from .._errors import (
 )
 from ._apply import apply_commit, start_run, terminate_run
 from ._contract import TimeSkipping
-from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
+from ._queue_limits import (
+    QueueLimits,
+    QueueLimitStore,
+    claim_budget,
+    claim_rank,
+    concurrency_key,
+)
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
 from ._sqlite_hooks import SqliteHooks
@@ -468,7 +474,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             if limited:
                 rows = self._claimable_within_limits(conn, queues, limited, now, max_tasks)
             else:
-                rows = conn.execute(find, (*queues, now, max_tasks)).fetchall()
+                rows = conn.execute(find, (*queues, now, now, max_tasks)).fetchall()
             claimed = []
             expires = now + lease_seconds
             for row in rows:
@@ -511,7 +517,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
         free = [q for q in queues if q not in limited]
         if free:
             find = Q.for_queues("find_claimable_activities", len(free))
-            rows += conn.execute(find, (*free, now, max_tasks)).fetchall()
+            rows += conn.execute(find, (*free, now, now, max_tasks)).fetchall()
         find_one = Q.for_queues("find_claimable_activities", 1)
         for queue, limits in limited.items():
             in_flight = conn.execute(Q["activities_in_flight"], (queue, now)).fetchone()[0]
@@ -526,7 +532,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 continue
             per_key = limits.max_concurrent_per_key
             if per_key is None:
-                rows += conn.execute(find_one, (queue, now, budget)).fetchall()
+                rows += conn.execute(find_one, (queue, now, now, budget)).fetchall()
                 continue
             running: dict[str, int] = {}
             for (options,) in conn.execute(Q["options_in_flight"], (queue, now)):
@@ -535,7 +541,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                     running[key] = running.get(key, 0) + 1
             # Read lazily (LIMIT -1: no limit), until the budget is spent: the tasks of keys
             # at their limit are passed over, the others keep their order.
-            for row in conn.execute(find_one, (queue, now, -1)):
+            for row in conn.execute(find_one, (queue, now, now, -1)):
                 key = concurrency_key(row[7])
                 if key is not None:
                     if running.get(key, 0) >= per_key:
@@ -546,7 +552,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 budget -= 1
                 if budget == 0:
                     break
-        rows.sort(key=lambda r: (r[13], r[0]))  # visible_at, task id
+        rows.sort(key=lambda r: (claim_rank(r[13], r[14]), r[0]))  # as the claim orders
         rows = rows[:max_tasks]
         for row in rows:
             if limited.get(row[5], QueueLimits()).rate_count is not None:

@@ -93,6 +93,7 @@ class _ClientSide(_Core):
             "events": [bytes(r.started_event) for r in runs],
             "deadlines": [r.execution_deadline for r in runs],
             "tags": [tags_json(r.tags) for r in runs],
+            "priorities": [r.priority for r in runs],
         }
         attempts = 0
 
@@ -268,7 +269,7 @@ class _ClientSide(_Core):
         rows = await self._run("listing workflows", body, transaction=False)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1][18]) if more else None
+        next_cursor = encode_cursor(rows[-1][-1]) if more else None  # r.ordinal
         return [self._row_to_info(row) for row in rows], next_cursor
 
     async def stats(self) -> BackendStats:

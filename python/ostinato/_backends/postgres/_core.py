@@ -83,7 +83,15 @@ _COMMIT_BATCH_ARRAYS = (
     *("close_statuses", "results", "event_from", "event_to", "consumed_from", "consumed_to"),
     *("activity_from", "activity_to", "timer_from", "timer_to", "var_from", "var_to"),
     *("events", "consumed", "a_activity_ids", "a_names", "a_queues", "a_inputs", "a_options"),
-    *("a_deadlines", "m_timer_ids", "m_fire_ats", "m_events", "v_names", "v_values"),
+    *(
+        "a_deadlines",
+        "a_priorities",
+        "m_timer_ids",
+        "m_fire_ats",
+        "m_events",
+        "v_names",
+        "v_values",
+    ),
     "sticky_workers",
 )
 
@@ -545,6 +553,7 @@ class _Core(Backend):
                 "parent_run_id": None if parent is None else parent.run_id,
                 "parent_command_id": None if parent is None else parent.command_id,
                 "tags": tags_json(run.tags),
+                "priority": run.priority,
                 "visible_ats": visible_ats,
                 "events": events,
             },

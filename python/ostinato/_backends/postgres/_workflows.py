@@ -171,6 +171,7 @@ class _WorkflowSide(_Core):
                         "inputs": [bytes(a.input) for a in acts],
                         "options": [bytes(a.options) for a in acts],
                         "deadlines": [a.deadline for a in acts],
+                        "priorities": [a.priority for a in acts],
                     },
                 )
                 for activity in acts:
@@ -288,10 +289,12 @@ class _WorkflowSide(_Core):
                 if next_run is not None:
                     if next_run.parent is None and parent is not None:
                         next_run = _with_parent(next_run, parent)
-                    if not next_run.tags:
-                        row = await self._fetchone(conn, "run_tags", run)
-                        if row is not None and row[0]:
-                            next_run = dataclasses.replace(next_run, tags=row[0])
+                    row = await self._fetchone(conn, "run_tags", run)
+                    if row is not None:
+                        # continue_as_new takes no priority: the next run keeps the run's
+                        next_run = dataclasses.replace(
+                            next_run, tags=next_run.tags or row[0] or {}, priority=row[1]
+                        )
                     await self._execute(
                         conn,
                         "set_latest_run",
@@ -372,6 +375,7 @@ class _WorkflowSide(_Core):
                 p["a_inputs"].append(bytes(a.input))
                 p["a_options"].append(bytes(a.options))
                 p["a_deadlines"].append(a.deadline)
+                p["a_priorities"].append(a.priority)
             p["activity_to"].append(len(p["a_activity_ids"]))
             p["timer_from"].append(len(p["m_timer_ids"]) + 1)
             for t in commit.timers:
@@ -454,6 +458,7 @@ class _WorkflowSide(_Core):
                     "inputs": [bytes(a.input) for a in acts],
                     "options": [bytes(a.options) for a in acts],
                     "deadlines": [a.deadline for a in acts],
+                    "priorities": [a.priority for a in acts],
                     "timer_ids": [t.timer_id for t in timers],
                     "fire_ats": [t.fire_at for t in timers],
                     "timer_events": [bytes(t.event) for t in timers],

@@ -24,7 +24,7 @@ implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
 ``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``HookTests``, ``SearchTests``,
-``PauseTests``, ``QueueLimitTests``, ``RetentionTests``), as are the
+``PauseTests``, ``QueueLimitTests``, ``PriorityTests``, ``RetentionTests``), as are the
 building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
 ``full_commit`` ...) for tests of your own.
 """
@@ -42,6 +42,7 @@ import pytest
 from ._activity_tasks import ActivityTaskTests
 from ._hooks import HookTests
 from ._pausing import PauseTests
+from ._priority import PriorityTests
 from ._queue_limits import QueueLimitTests
 from ._retention import RetentionTests
 from ._runs import RunTests
@@ -81,6 +82,7 @@ __all__ = [
     "FakeClock",
     "HookTests",
     "PauseTests",
+    "PriorityTests",
     "QueueLimitTests",
     "RetentionTests",
     "RunTests",
@@ -135,6 +137,7 @@ class BackendConformance(
     SearchTests,
     PauseTests,
     QueueLimitTests,
+    PriorityTests,
     RetentionTests,
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""

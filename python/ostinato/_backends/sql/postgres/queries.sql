@@ -9,7 +9,8 @@
 -- (not a query: the column list of RunInfo, shared by describe and list_runs)
 r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
-r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.paused_at, r.pause_reason
+r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.paused_at, r.pause_reason,
+r.priority
 
 -- ---- schema ---------------------------------------------------------------------------------
 
@@ -54,15 +55,15 @@ UPDATE {schema}.instances SET latest_run_id = %(run_id)s WHERE instance_id = %(i
 WITH run AS (
     INSERT INTO {schema}.runs (
         instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at,
-        parent_instance_id, parent_run_id, parent_command_id, tags)
+        parent_instance_id, parent_run_id, parent_command_id, tags, priority)
     VALUES (
         %(instance_id)s, %(run_id)s, %(workflow_name)s, %(queue)s, %(now)s, %(now)s,
         %(ready_at)s, %(parent_instance_id)s, %(parent_run_id)s, %(parent_command_id)s,
-        %(tags)s::jsonb)
-    RETURNING instance_id, run_id
+        %(tags)s::jsonb, %(priority)s)
+    RETURNING instance_id, run_id, priority
 )
-INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
-SELECT run.instance_id, run.run_id, e.visible_at, e.event
+INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event, priority)
+SELECT run.instance_id, run.run_id, e.visible_at, e.event, run.priority
 FROM run, unnest(%(visible_ats)b::float8[], %(events)b::bytea[]) WITH ORDINALITY
     AS e(visible_at, event, ord)
 ORDER BY e.ord
@@ -206,8 +207,8 @@ WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'runnin
 RETURNING queue
 
 -- name: run_tags
--- The tags of a run (a continue-as-new hands them to the next run).
-SELECT r.tags FROM {schema}.runs AS r
+-- The tags and priority of a run (a continue-as-new hands them to the next run).
+SELECT r.tags, r.priority FROM {schema}.runs AS r
 WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 
 -- name: get_vars
@@ -333,10 +334,11 @@ DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
 -- ---- workflow tasks -------------------------------------------------------------------------
 
 -- name: claim_workflow_tasks
--- Lease open runs with visible inbox events, oldest pending event first. Walks the visible
--- inbox in (visible_at, id) order (index) and stops after max_tasks runs, so neither a
--- backlog of claimable runs nor sleeping runs (future timers) make a claim slower: only the
--- events of runs it cannot take (leased, in back-off, other queues) are stepped over. A run
+-- Lease open runs with visible inbox events, highest claim rank first: the pending event's
+-- visible_at moved 60 s earlier per level of its run's priority (docs/queues.md), oldest
+-- first at equal priority. Walks the visible inbox in (rank, id) order (index) and stops
+-- after max_tasks runs, so neither a backlog of claimable runs nor sleeping runs (future
+-- timers) make a claim slower: only the events of runs it cannot take (leased, in back-off, other queues) are stepped over. A run
 -- is met at its first visible event (the NOT EXISTS) and locked there, one by one (the
 -- lateral subquery); SKIP LOCKED lets concurrent workers take disjoint batches without
 -- waiting for each other. Runs are looked up by key only, whatever the statistics say: the
@@ -361,11 +363,14 @@ WITH candidates AS (
         FOR NO KEY UPDATE SKIP LOCKED
     ) AS r
     WHERE i.visible_at <= %(now)s
+      -- The walk's bound (index inbox_by_rank): implied by the line above, priorities being
+      -- at least 0.
+      AND i.visible_at - i.priority * 60 <= %(now)s
       AND NOT EXISTS (
           SELECT 1 FROM {schema}.inbox AS earlier
           WHERE earlier.instance_id = i.instance_id AND earlier.run_id = i.run_id
             AND earlier.id < i.id AND earlier.visible_at <= %(now)s)
-    ORDER BY i.visible_at, i.id
+    ORDER BY i.visible_at - i.priority * 60, i.id
     LIMIT %(max_tasks)s
 )
 UPDATE {schema}.runs AS r
@@ -401,12 +406,13 @@ WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND id = ANY(%(ids)b
 -- name: insert_activity_tasks
 INSERT INTO {schema}.activity_tasks (
     instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
-    visible_at)
+    visible_at, priority)
 SELECT %(instance_id)s, %(run_id)s, a.activity_id, a.name, a.queue, a.input, a.options,
-       a.deadline, %(now)s, %(now)s
+       a.deadline, %(now)s, %(now)s, a.priority
 FROM unnest(%(activity_ids)b::integer[], %(names)b::bytea[], %(queues)b::text[],
-            %(inputs)b::bytea[], %(options)b::bytea[], %(deadlines)b::float8[])
-     WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
+            %(inputs)b::bytea[], %(options)b::bytea[], %(deadlines)b::float8[],
+            %(priorities)b::integer[])
+     WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, priority, ord)
 ORDER BY a.ord
 
 -- name: insert_inbox_events
@@ -469,13 +475,15 @@ WITH fence AS (
 ), activities AS (
     INSERT INTO {schema}.activity_tasks (
         instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
-        visible_at)
+        visible_at, priority)
     SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
-           a.deadline, %(now)s, %(now)s
+           a.deadline, %(now)s, %(now)s, a.priority
     FROM target AS t,
          unnest(%(activity_ids)b::integer[], %(names)b::bytea[], %(queues)b::text[],
-                %(inputs)b::bytea[], %(options)b::bytea[], %(deadlines)b::float8[])
-         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
+                %(inputs)b::bytea[], %(options)b::bytea[], %(deadlines)b::float8[],
+                %(priorities)b::integer[])
+         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, priority,
+                              ord)
     ORDER BY a.ord
 ), timers AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
@@ -596,24 +604,53 @@ SELECT least(
 
 -- name: claim_activity_tasks
 -- One statement (no transaction block): tasks cancelled while running whose worker is gone
--- (lease expired) are deleted, never run again; ready tasks are leased.
+-- (lease expired) are deleted, never run again; ready tasks are leased, highest claim rank
+-- first (visible_at moved 60 s earlier per priority level: docs/queues.md), then task id.
+-- Per queue, never-leased tasks come from a walk of activity_tasks_ready_by_rank in that
+-- order, stopped after max_tasks (no sort of a backlog, however long), and tasks whose lease
+-- expired (their worker died: few) from the index of leases; both are locked SKIP LOCKED and
+-- the best max_tasks of them leased (the others are unlocked when the statement ends).
 WITH purged AS (
     DELETE FROM {schema}.activity_tasks
     WHERE queue = ANY(%(queues)b::text[]) AND cancel_requested
       AND lease_expires_at <= %(now)s
-), candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks AS t
-    WHERE queue = ANY(%(queues)b::text[]) AND visible_at <= %(now)s
-      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
-      AND NOT cancel_requested
-      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
-                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
-                  AND pr.paused_at IS NOT NULL)
-      -- Queues with limits are claimed by claim_limited_activity_tasks, under their lock.
+), ready AS (
+    SELECT c.task_id, c.rank
+    FROM unnest(%(queues)b::text[]) AS q(queue)
+    CROSS JOIN LATERAL (
+        SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+        FROM {schema}.activity_tasks AS t
+        WHERE t.queue = q.queue AND t.lease_expires_at IS NULL
+          AND t.visible_at - t.priority * 60 <= %(now)s  -- the walk's bound (priority >= 0)
+          AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+          -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+          -- say (an anti-join may scan every run).
+          AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+               WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
+        ORDER BY t.visible_at - t.priority * 60, t.task_id
+        LIMIT %(max_tasks)s
+        FOR UPDATE OF t SKIP LOCKED
+    ) AS c
+    -- Queues with limits are claimed by claim_limited_activity_tasks, under their lock (tested
+    -- once per queue: a test per task made the planner sort the whole backlog).
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l WHERE l.queue = q.queue)
+), expired AS (
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    FROM {schema}.activity_tasks AS t
+    WHERE t.queue = ANY(%(queues)b::text[]) AND t.lease_expires_at <= %(now)s
+      AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+      -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+      -- say (an anti-join may scan every run).
+      AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+           WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
       AND NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l WHERE l.queue = t.queue)
-    ORDER BY visible_at, task_id
+    ORDER BY t.visible_at - t.priority * 60, t.task_id
     LIMIT %(max_tasks)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF t SKIP LOCKED
+), candidates AS (
+    SELECT task_id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
+    ORDER BY rank, task_id
+    LIMIT %(max_tasks)s
 )
 UPDATE {schema}.activity_tasks AS t
 SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
@@ -651,17 +688,37 @@ SELECT (SELECT count(*) FROM {schema}.activity_tasks
         WHERE queue = %(queue)s AND started_at > %(now)s::float8 - %(period)s::float8)
 
 -- name: claim_limited_activity_tasks
-WITH candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks AS t
-    WHERE queue = %(queue)s AND visible_at <= %(now)s
-      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
-      AND NOT cancel_requested
-      AND NOT EXISTS (SELECT 1 FROM {schema}.runs AS pr
-                WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id
-                  AND pr.paused_at IS NOT NULL)
-    ORDER BY visible_at, task_id
+-- As claim_activity_tasks, for one limited queue (under its lock): at most max_tasks, the
+-- remaining budget.
+WITH ready AS (
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    FROM {schema}.activity_tasks AS t
+    WHERE t.queue = %(queue)s AND t.lease_expires_at IS NULL
+      AND t.visible_at - t.priority * 60 <= %(now)s  -- the walk's bound (priority >= 0)
+      AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+      -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+      -- say (an anti-join may scan every run).
+      AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+           WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
+    ORDER BY t.visible_at - t.priority * 60, t.task_id
     LIMIT %(max_tasks)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF t SKIP LOCKED
+), expired AS (
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    FROM {schema}.activity_tasks AS t
+    WHERE t.queue = %(queue)s AND t.lease_expires_at <= %(now)s
+      AND t.visible_at <= %(now)s AND NOT t.cancel_requested
+      -- Not paused: its run looked up by key (a scalar subquery), whatever the statistics
+      -- say (an anti-join may scan every run).
+      AND (SELECT pr.paused_at FROM {schema}.runs AS pr
+           WHERE pr.instance_id = t.instance_id AND pr.run_id = t.run_id) IS NULL
+    ORDER BY t.visible_at - t.priority * 60, t.task_id
+    LIMIT %(max_tasks)s
+    FOR UPDATE OF t SKIP LOCKED
+), candidates AS (
+    SELECT task_id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
+    ORDER BY rank, task_id
+    LIMIT %(max_tasks)s
 )
 UPDATE {schema}.activity_tasks AS t
 SET attempt = t.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
@@ -692,10 +749,11 @@ ON CONFLICT (queue) DO UPDATE SET max_concurrent = excluded.max_concurrent,
 
 -- name: claim_keyed_activity_tasks
 -- A queue with max_concurrent_per_key: the k-th ready task of a concurrency key (in claim
--- order) may start when the key's attempts in flight plus k stay within the limit. The key
--- is the "concurrency_key" member of the task's options (the only one a backend reads).
+-- order: rank, then task id) may start when the key's attempts in flight plus k stay within
+-- the limit. The key is the "concurrency_key" member of the task's options (the only one a
+-- backend reads).
 WITH keyed AS (
-    SELECT task_id, visible_at,
+    SELECT task_id, visible_at - priority * 60 AS rank,
            convert_from(options, 'UTF8')::jsonb ->> 'concurrency_key' AS k,
            lease_token IS NOT NULL AND lease_expires_at > %(now)s AS running
     FROM {schema}.activity_tasks
@@ -703,16 +761,16 @@ WITH keyed AS (
 ), in_flight AS (
     SELECT k, count(*) AS n FROM keyed WHERE running AND k IS NOT NULL GROUP BY k
 ), ranked AS (
-    SELECT r.task_id, r.visible_at, r.k,
-           row_number() OVER (PARTITION BY r.k ORDER BY r.visible_at, r.task_id) AS rank
+    SELECT r.task_id, r.rank, r.k,
+           row_number() OVER (PARTITION BY r.k ORDER BY r.rank, r.task_id) AS nth
     FROM keyed AS r JOIN {schema}.activity_tasks AS a ON a.task_id = r.task_id
     WHERE NOT r.running AND a.visible_at <= %(now)s AND NOT a.cancel_requested
 ), candidates AS (
     SELECT a.task_id FROM {schema}.activity_tasks AS a
     JOIN ranked AS r ON r.task_id = a.task_id
     LEFT JOIN in_flight AS f ON f.k = r.k
-    WHERE r.k IS NULL OR r.rank + coalesce(f.n, 0) <= %(per_key)s
-    ORDER BY r.visible_at, r.task_id
+    WHERE r.k IS NULL OR r.nth + coalesce(f.n, 0) <= %(per_key)s
+    ORDER BY r.rank, r.task_id
     LIMIT %(max_tasks)s
     FOR UPDATE OF a SKIP LOCKED
 )
@@ -992,17 +1050,19 @@ WITH input AS (
 ), activities AS (
     INSERT INTO {schema}.activity_tasks (
         instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
-        visible_at)
+        visible_at, priority)
     SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
-           a.deadline, %(now)s, %(now)s
+           a.deadline, %(now)s, %(now)s, a.priority
     FROM target AS t,
          unnest((%(a_activity_ids)b::integer[])[t.activity_from:t.activity_to],
                 (%(a_names)b::bytea[])[t.activity_from:t.activity_to],
                 (%(a_queues)b::text[])[t.activity_from:t.activity_to],
                 (%(a_inputs)b::bytea[])[t.activity_from:t.activity_to],
                 (%(a_options)b::bytea[])[t.activity_from:t.activity_to],
-                (%(a_deadlines)b::float8[])[t.activity_from:t.activity_to])
-         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, ord)
+                (%(a_deadlines)b::float8[])[t.activity_from:t.activity_to],
+                (%(a_priorities)b::integer[])[t.activity_from:t.activity_to])
+         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, priority,
+                              ord)
     ORDER BY t.k, a.ord
 ), timers AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
@@ -1059,9 +1119,10 @@ WITH input AS (
     SELECT *
     FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(workflow_names)b::text[],
                 %(queues)b::text[], %(ready_ats)b::float8[], %(visible_ats)b::float8[],
-                %(events)b::bytea[], %(deadlines)b::float8[], %(tags)b::text[])
+                %(events)b::bytea[], %(deadlines)b::float8[], %(tags)b::text[],
+                %(priorities)b::integer[])
          WITH ORDINALITY AS x(instance_id, run_id, workflow_name, queue, ready_at, visible_at,
-                              event, deadline, tags, k)
+                              event, deadline, tags, priority, k)
 ), new_instances AS (
     INSERT INTO {schema}.instances (instance_id, latest_run_id)
     SELECT instance_id, run_id FROM input ORDER BY instance_id
@@ -1071,13 +1132,15 @@ WITH input AS (
     SELECT x.* FROM input AS x JOIN new_instances AS n USING (instance_id)
 ), new_runs AS (
     INSERT INTO {schema}.runs (
-        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at, tags)
-    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at, tags::jsonb
+        instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at, tags,
+        priority)
+    SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at, tags::jsonb,
+           priority
     FROM created
     ORDER BY k
 ), started AS (
-    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
-    SELECT x.instance_id, x.run_id, e.visible_at, e.event
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event, priority)
+    SELECT x.instance_id, x.run_id, e.visible_at, e.event, x.priority
     FROM created AS x
     CROSS JOIN LATERAL (VALUES (1, x.visible_at, x.event),
                                (2, x.deadline, %(timed_out)s::bytea)) AS e(ord, visible_at, event)

@@ -14,7 +14,7 @@
 r.id, r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.created_at, r.updated_at,
 r.closed_at, r.history_length, r.result, r.blocked_reason, r.parent_instance_id,
 r.parent_run_id, r.parent_command_id, r.next_run_id, r.tags, r.paused_at, r.pause_reason,
-r.lease_token
+r.priority, r.lease_token
 
 -- name: claimable
 -- (not a query) An inbox event i of run r that a worker may claim now: visible, its run open,
@@ -128,8 +128,9 @@ SELECT name, value FROM vars WHERE run = ?
 
 -- name: insert_run
 INSERT INTO runs (instance_id, run_id, workflow_name, queue, status, created_at, updated_at,
-                  ready_at, parent_instance_id, parent_run_id, parent_command_id, tags)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
+                  ready_at, parent_instance_id, parent_run_id, parent_command_id, tags,
+                  priority)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: set_latest_run
 INSERT INTO instances (instance_id, latest_run) VALUES (?, ?)
@@ -186,9 +187,11 @@ DELETE FROM instances WHERE instance_id = ?
 -- ---- workflow tasks --------------------------------------------------------------------------
 
 -- name: find_claimable_runs
+-- Highest claim rank first (docs/queues.md, _queue_limits.claim_rank): the run's earliest
+-- visible event, moved 60 s earlier per level of the run's priority; then arrival order.
 SELECT i.run, MIN(i.id) AS first FROM inbox i JOIN runs r ON r.id = i.run
 WHERE i.queue IN ({queues}) AND {claimable}
-GROUP BY i.run ORDER BY first LIMIT ?
+GROUP BY i.run ORDER BY MIN(i.visible_at) - r.priority * 60, first LIMIT ?
 
 -- name: lease_run
 UPDATE runs SET lease_token = ?, lease_expires_at = ? WHERE id = ?
@@ -205,8 +208,8 @@ DELETE FROM inbox WHERE run = ? AND id = ?
 
 -- name: insert_activity_task
 INSERT INTO activity_tasks (run, activity_id, name, queue, input, options, visible_at,
-                            scheduled_at, deadline)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            scheduled_at, deadline, priority)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: drop_idle_activity
 DELETE FROM activity_tasks
@@ -274,13 +277,18 @@ DELETE FROM activity_tasks
 WHERE queue IN ({queues}) AND visible_at <= ? AND cancel_requested = 1
 
 -- name: find_claimable_activities
+-- Highest claim rank first (docs/queues.md, _queue_limits.claim_rank): ready time moved 60 s
+-- earlier per priority level, then task id. The index of that order is walked from the
+-- start and stopped after the limit, without sorting the backlog: the rank is never later
+-- than visible_at (priorities are at least 0), so "rank <= now" bounds the walk.
+-- Parameters: the queues, now, now, the limit.
 SELECT a.id, r.instance_id, r.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
        a.attempt, a.scheduled_at, a.deadline, a.heartbeat_details, r.workflow_name,
-       a.visible_at
-FROM activity_tasks a JOIN runs r ON r.id = a.run
-WHERE a.queue IN ({queues}) AND a.visible_at <= ? AND a.cancel_requested = 0
-  AND r.paused_at IS NULL
-ORDER BY a.visible_at, a.id LIMIT ?
+       a.visible_at, a.priority
+FROM activity_tasks a INDEXED BY activity_tasks_by_rank JOIN runs r ON r.id = a.run
+WHERE a.queue IN ({queues}) AND a.visible_at - a.priority * 60 <= ? AND a.visible_at <= ?
+  AND a.cancel_requested = 0 AND r.paused_at IS NULL
+ORDER BY a.visible_at - a.priority * 60, a.id LIMIT ?
 
 -- ---- queue limits (docs/queues.md) -----------------------------------------------------------
 
