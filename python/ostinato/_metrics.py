@@ -77,8 +77,8 @@ WORKFLOWS_CLOSED = Instrument(
     "ostinato_workflows_closed",
     "counter",
     ("workflow", "queue", "status"),
-    "Runs closed by a workflow task, by status: completed, failed, canceled, timed_out, "
-    "continued_as_new (terminated: counted by the client that terminates).",
+    "Runs closed, by status: completed, failed, canceled, timed_out, continued_as_new (by a "
+    "workflow task), terminated (by the one worker that claims the terminated run).",
 )
 WORKFLOW_TASK_SECONDS = Instrument(
     "ostinato_workflow_task_seconds",

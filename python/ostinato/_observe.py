@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 from . import _events
 from ._backends._contract import Backend
-from ._backends._types import ActivityTask, RunClose, WorkflowCommit, WorkflowTask
+from ._backends._types import ActivityTask, ClosedRun, RunClose, WorkflowCommit, WorkflowTask
 from ._failure import failure_message
 from ._metrics import build_metrics
 from ._run import WorkflowRun
-from ._tracing import RunTrace, build_tracing
+from ._tracing import RunTrace, build_tracing, run_trace
 
 __all__ = ["WorkerTelemetry"]
 
@@ -161,6 +161,53 @@ class WorkerTelemetry:
             )
         except Exception:
             log.warning("could not emit the trace span of %s", task.instance_id, exc_info=True)
+
+    # ---- runs closed without a workflow task (terminated) ----------------------------------
+
+    @property
+    def reports_closes(self) -> bool:
+        """This worker reports something of a closed run: it may claim runs closed without a
+        workflow task (``Backend.claim_closed_runs``)."""
+        return self.metrics.enabled or self.tracing_now
+
+    async def closed_outside(self, backend: Backend, closed: ClosedRun) -> None:
+        """Report a run closed without a workflow task (terminated), claimed from the backend
+        by this worker alone: its close metric and its ``RunWorkflow`` span, whose start
+        time, trace context and events come from its history (or, for a run no task took,
+        the ``workflow_started`` event the backend kept)."""
+        self.metrics.workflow_closed(closed.workflow_name, closed.queue, closed.status.value)
+        if not self.tracing_now:
+            return
+        assert self.tracing is not None
+        try:
+            history = await backend.history(closed.instance_id, closed.run_id)
+            started = [closed.started_event] if closed.started_event is not None else history
+            try:
+                info = _events.started_event(started)[1]
+                trace = run_trace(closed.run_id, info.traceparent, info.tracestate)
+                start_time = info.start_time or closed.closed_at
+            except ValueError:  # a tampered history: the span still shows the close
+                trace, start_time = run_trace(closed.run_id, None), closed.closed_at
+            span = self.tracing.run_span(
+                trace,
+                closed.workflow_name,
+                {
+                    "ostinato.workflow.name": closed.workflow_name,
+                    "ostinato.instance_id": closed.instance_id,
+                    "ostinato.run_id": closed.run_id,
+                    "ostinato.queue": closed.queue,
+                },
+                start_time,
+            )
+            if span is None:
+                return
+            failure = failure_message(closed.result) if closed.result else None
+            events = _events.trace_events(history) if span.is_recording() else []
+            self.tracing.end_run_span(
+                span, closed.status.value, failure, events, max(closed.closed_at, start_time)
+            )
+        except Exception:
+            log.warning("could not emit the trace span of %s", closed.instance_id, exc_info=True)
 
     # ---- activity attempts ----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from ._types import (
     ActivityTask,
     BackendStats,
     Clock,
+    ClosedRun,
     NewRun,
     RunInfo,
     RunStatus,
@@ -85,7 +86,8 @@ class Backend(abc.ABC):
         """Close the open run at once with status terminated: append
         ``{"kind": "workflow_terminated", "seq": n, "reason": reason}`` to its history, drop its
         inbox, timers and queued activities (running ones get cancel_requested), terminate its
-        open children recursively, and report ``child_failed`` to its parent.
+        open children recursively, and report ``child_failed`` to its parent. Each run it
+        closes is kept for ``claim_closed_runs`` (no workflow task reports its close).
 
         Raises ``WorkflowNotFoundError`` / ``WorkflowNotRunningError``.
         """
@@ -249,6 +251,13 @@ class Backend(abc.ABC):
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         """The run's activity tasks that are still pending (scheduled, running or waiting
         for a retry), by activity id; [] for an unknown run."""
+
+    async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
+        """Up to ``limit`` runs of ``queues`` closed without a workflow task (terminated),
+        each handed out once, ever, to whichever caller claims it first: the worker reports
+        its metrics and span (docs/tracing.md). The default keeps none: a backend without it
+        reports no terminated runs."""
+        return []
 
     # ---- wake-ups --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "ActivityTask",
     "BackendStats",
     "Clock",
+    "ClosedRun",
     "InboxEvent",
     "NewActivity",
     "NewRun",
@@ -226,6 +227,24 @@ class ActivityTask:
     heartbeat_details: bytes | None = None
     # Name of the workflow of the run that scheduled the activity (activity.info()).
     workflow_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedRun:
+    """A run closed without a workflow task (``terminate``), handed once to a worker that
+    reports it (``Backend.claim_closed_runs``): its metrics and ``RunWorkflow`` span."""
+
+    instance_id: str
+    run_id: str
+    workflow_name: str
+    queue: str
+    status: RunStatus
+    closed_at: float
+    # The failure payload the close recorded.
+    result: bytes | None
+    # The run's ``workflow_started`` event when it closed before any workflow task took it
+    # from the inbox (its history then lacks it): the run's start time and trace context.
+    started_event: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from .._errors import (
     WorkflowNotRunningError,
 )
 from ._apply import apply_commit, start_run, terminate_run
+from ._backend_events import started_of_mark
 from ._contract import Backend, TimeSkipping
 from ._memory_hooks import HookTables, MemoryHooks
 from ._memory_queue_limits import MemoryQueueLimits
@@ -37,6 +38,7 @@ from ._types import (
     ActivityTask,
     BackendStats,
     Clock,
+    ClosedRun,
     InboxEvent,
     NewRun,
     QueueBacklog,
@@ -603,6 +605,34 @@ class MemoryBackend(
             if failure is not None:
                 stored.last_failure = bytes(failure)
         self._waiters.notify([("activity", stored.queue)])
+
+    async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
+        wanted = set(queues)
+        with self._lock:
+            store = self._store
+            taken: list[ClosedRun] = []
+            kept: list[tuple[_Run, bytes]] = []
+            for run, mark in store.closed_to_report:
+                if store.runs.get((run.instance_id, run.run_id)) is not run:
+                    continue  # deleted meanwhile: nothing to report
+                if run.queue not in wanted or len(taken) >= limit:
+                    kept.append((run, mark))
+                    continue
+                assert run.closed_at is not None
+                taken.append(
+                    ClosedRun(
+                        instance_id=run.instance_id,
+                        run_id=run.run_id,
+                        workflow_name=run.workflow_name,
+                        queue=run.queue,
+                        status=run.status,
+                        closed_at=run.closed_at,
+                        result=run.result,
+                        started_event=started_of_mark(mark),
+                    )
+                )
+            store.closed_to_report = kept
+            return taken
 
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         with self._lock:

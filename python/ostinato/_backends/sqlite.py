@@ -26,6 +26,7 @@ from .._errors import (
     WorkflowNotRunningError,
 )
 from ._apply import apply_commit, start_run, terminate_run
+from ._backend_events import started_of_mark
 from ._contract import TimeSkipping
 from ._queue_limits import QueueLimits, QueueLimitStore, claim_budget, concurrency_key
 from ._rows import check_history_length
@@ -41,6 +42,7 @@ from ._types import (
     ActivityState,
     ActivityTask,
     BackendStats,
+    ClosedRun,
     InboxEvent,
     NewRun,
     QueueBacklog,
@@ -609,6 +611,31 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             wake.add(("activity", task.queue))
 
         await self._call(op)
+
+    async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
+        queues = list(queues)
+        if limit < 1 or not queues:
+            return []
+        find = Q.for_queues("closed_marks", len(queues))
+
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[ClosedRun]:
+            rows = conn.execute(find, (*queues, limit)).fetchall()
+            conn.executemany(Q["delete_closed_mark"], [(row[0],) for row in rows])
+            return [
+                ClosedRun(
+                    instance_id=row[1],
+                    run_id=row[2],
+                    workflow_name=row[3],
+                    queue=row[4],
+                    status=RunStatus(row[5]),
+                    closed_at=float(row[6]),
+                    result=row[7],
+                    started_event=started_of_mark(bytes(row[8])),
+                )
+                for row in rows
+            ]
+
+        return await self._call(op)
 
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityState]:

@@ -282,6 +282,39 @@ INSERT INTO {schema}.history (instance_id, run_id, seq, event)
 SELECT %(instance_id)s, %(run_id)s, %(first_seq)s::integer + e.ord::integer - 1, e.event
 FROM unnest(%(events)b::bytea[]) WITH ORDINALITY AS e(event, ord)
 
+-- name: run_first_inbox_events
+-- A run no task took yet: its workflow_started is among its first inbox events.
+SELECT event FROM {schema}.inbox
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s ORDER BY id LIMIT 3
+
+-- name: keep_closed
+-- A run closed without a workflow task (terminate), kept for claim_closed_runs: a mark in its
+-- inbox visible at 1e13 (_backend_events.CLOSED_MARK_AT), a time no claim or wake-up reaches
+-- (they all look at open runs, and at times up to now).
+INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+VALUES (%(instance_id)s, %(run_id)s, 1e13, %(mark)s)
+
+-- name: claim_closed_runs
+-- Each mark is taken once: locked (SKIP LOCKED: concurrent claims take disjoint marks) and
+-- deleted in the statement that returns it.
+WITH marks AS (
+    SELECT i.id FROM {schema}.inbox AS i
+    JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
+    WHERE i.visible_at = 1e13 AND r.status <> 'running'
+      AND r.queue = ANY(%(queues)b::text[])
+    ORDER BY i.id
+    LIMIT %(limit)s
+    FOR UPDATE OF i SKIP LOCKED
+), taken AS (
+    DELETE FROM {schema}.inbox AS i USING marks AS m WHERE i.id = m.id
+    RETURNING i.id, i.instance_id, i.run_id, i.event
+)
+SELECT t.instance_id, t.run_id, r.workflow_name, r.queue, r.status, r.closed_at, r.result,
+       t.event
+FROM taken AS t
+JOIN {schema}.runs AS r ON r.instance_id = t.instance_id AND r.run_id = t.run_id
+ORDER BY t.id
+
 -- name: delete_run_inbox
 DELETE FROM {schema}.inbox WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
 

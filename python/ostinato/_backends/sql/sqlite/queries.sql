@@ -143,6 +143,21 @@ UPDATE runs SET status = ?, result = ?, closed_at = ?, updated_at = ?,
     lease_token = NULL, lease_expires_at = NULL, ready_at = NULL
 WHERE id = ?
 
+-- name: keep_closed
+-- A run closed without a workflow task (terminate), kept for claim_closed_runs: a mark in its
+-- inbox visible at 1e13 (_backend_events.CLOSED_MARK_AT), a time no claim or wake-up reaches.
+INSERT INTO inbox (run, queue, visible_at, event) VALUES (?, ?, 1e13, ?)
+
+-- name: closed_marks
+SELECT i.id, r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.closed_at,
+       r.result, i.event
+FROM inbox i JOIN runs r ON r.id = i.run
+WHERE i.queue IN ({queues}) AND i.visible_at = 1e13 AND r.status <> 'running'
+ORDER BY i.id LIMIT ?
+
+-- name: delete_closed_mark
+DELETE FROM inbox WHERE id = ?
+
 -- name: run_inbox_events
 SELECT event FROM inbox WHERE run = ? ORDER BY id
 
@@ -359,7 +374,9 @@ SELECT 1 FROM inbox i JOIN runs r ON r.id = i.run
 WHERE i.queue IN ({queues}) AND {claimable} LIMIT 1
 
 -- name: next_inbox_time
+-- (Below 1e13: a terminated run's mark, see keep_closed, is no work.)
 SELECT MIN(visible_at) FROM inbox WHERE queue IN ({queues}) AND visible_at > ?
+  AND visible_at < 1e13
 
 -- name: next_ready_time
 SELECT MIN(ready_at) FROM runs WHERE queue IN ({queues}) AND ready_at > ? AND status = 'running'
@@ -380,7 +397,7 @@ SELECT MIN(visible_at) FROM activity_tasks
 WHERE queue IN ({queues}) AND visible_at > ? AND cancel_requested = 0
 
 -- name: next_visible_inbox
-SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?
+SELECT MIN(visible_at) FROM inbox WHERE visible_at > ? AND visible_at < 1e13
 
 -- name: next_visible_ready
 SELECT MIN(ready_at) FROM runs WHERE ready_at > ? AND status = 'running'
