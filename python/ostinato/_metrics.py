@@ -91,7 +91,8 @@ WORKFLOW_SCHEDULE_TO_START = Instrument(
     "ostinato_workflow_schedule_to_start_seconds",
     "histogram",
     ("workflow", "queue"),
-    "Time a run waited in its queue before its first workflow task started.",
+    "Time a workflow task waited in its queue: from when it became ready (its earliest event "
+    "visible, after any start delay or back-off) to when a worker started it.",
     "s",
 )
 WORKFLOW_TASK_FAILURES = Instrument(
@@ -131,7 +132,8 @@ ACTIVITY_SCHEDULE_TO_START = Instrument(
     "ostinato_activity_schedule_to_start_seconds",
     "histogram",
     ("activity", "queue"),
-    "Time an activity waited in its queue before its first attempt started.",
+    "Time an activity attempt waited in its queue: from when it became claimable (scheduled, "
+    "or its retry time) to when a worker started it.",
     "s",
 )
 CACHE_SIZE = Instrument(
@@ -257,9 +259,12 @@ class Metrics:
         for histograms in self.otel_histograms:
             histograms.record(instrument, labels, value)
 
-    def workflow_started(self, workflow: str, queue: str, waited: float) -> None:
+    def workflow_started(self, workflow: str, queue: str) -> None:
         if self.enabled:
             self._add(WORKFLOWS_STARTED, (workflow, queue))
+
+    def workflow_schedule_to_start(self, workflow: str, queue: str, waited: float) -> None:
+        if self.enabled:
             self._observe(WORKFLOW_SCHEDULE_TO_START, (workflow, queue), max(waited, 0.0))
 
     def workflow_closed(self, workflow: str, queue: str, status: str) -> None:

@@ -105,6 +105,13 @@ class WorkerTelemetry:
             self.metrics.cache(size_change=size - self._cache_reported)
             self._cache_reported = size
 
+    def workflow_task_claimed(self, task: WorkflowTask, clock: Callable[[], float]) -> None:
+        """A workflow task starts now: its time in queue, from when it became ready."""
+        if self.metrics.enabled and task.ready_at is not None:
+            self.metrics.workflow_schedule_to_start(
+                task.workflow_name, task.queue, clock() - task.ready_at
+            )
+
     async def task_committed(
         self,
         backend: Backend,
@@ -119,8 +126,10 @@ class WorkerTelemetry:
         if metrics.enabled:
             metrics.workflow_task(name, queue, time.perf_counter() - began)
             if task.history_length == 0:
-                start = run.info.start_time.timestamp() if run.info is not None else now
-                metrics.workflow_started(name, queue, now - start)
+                metrics.workflow_started(name, queue)
+                if task.ready_at is None:  # a backend that does not say: from the start
+                    start = run.info.start_time.timestamp() if run.info is not None else now
+                    metrics.workflow_schedule_to_start(name, queue, now - start)
             if commit.close is not None:
                 metrics.workflow_closed(name, queue, commit.close.status.value)
         if commit.close is not None and self.tracing is not None:
@@ -219,8 +228,13 @@ class WorkerTelemetry:
         activity starts nest under it) and its metrics, with the outcome it recorded."""
         began, now = time.perf_counter(), clock()
         metrics, tracing = self.metrics, self.tracing
-        if task.attempt == 1:
-            metrics.activity_schedule_to_start(task.name, task.queue, now - task.scheduled_at)
+        # Every attempt's time in queue: from when it became claimable (a retry: its retry
+        # time); a backend that does not say gives it for the first attempt only.
+        ready = task.ready_at
+        if ready is None and task.attempt == 1:
+            ready = task.scheduled_at
+        if ready is not None:
+            metrics.activity_schedule_to_start(task.name, task.queue, now - ready)
         span = token = None
         if tracing is not None:
             span = tracing.start_activity(

@@ -519,6 +519,7 @@ class Worker:
     async def _run_workflow_task(self, task: WorkflowTask) -> None:
         self.stats["workflow_tasks"] += 1
         began = time.perf_counter()
+        self._telemetry.workflow_task_claimed(task, self.backend.clock)
         run = self.cache.pop(task.run_id, None)
         if run is not None and run.history_length != task.history_length:
             run.dispose()  # another worker moved the run on: our copy is stale

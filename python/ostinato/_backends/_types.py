@@ -124,6 +124,9 @@ class WorkflowTask:
     # How many times a task of this run failed in a row (nondeterminism, crash of workflow
     # code); 0 for a healthy run.
     failed_attempts: int = 0
+    # When the task became claimable: its earliest visible inbox event's visible_at, or the
+    # end of the run's start delay or back-off if later (time in queue); None: not known.
+    ready_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,10 @@ class ActivityTask:
     heartbeat_details: bytes | None = None
     # Name of the workflow of the run that scheduled the activity (activity.info()).
     workflow_name: str | None = None
+    # When this attempt became claimable (time in queue): scheduled_at for the first, the
+    # retry time for a retry, the expiry of the lost lease after a vanished worker; None: not
+    # known.
+    ready_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -438,6 +438,10 @@ class MemoryBackend(
             for _, run in candidates[:max_tasks]:
                 run.lease_token = new_lease_token()
                 run.lease_expires_at = now + lease_seconds
+                visible = [item for item in run.inbox if item.visible_at <= now]
+                ready_at = min(item.visible_at for item in visible)
+                if run.ready_at is not None:
+                    ready_at = max(ready_at, run.ready_at)
                 tasks.append(
                     WorkflowTask(
                         instance_id=run.instance_id,
@@ -446,12 +450,9 @@ class MemoryBackend(
                         queue=run.queue,
                         lease_token=run.lease_token,
                         history_length=len(run.history),
-                        inbox=[
-                            InboxEvent(item.id, item.event)
-                            for item in run.inbox
-                            if item.visible_at <= now
-                        ],
+                        inbox=[InboxEvent(item.id, item.event) for item in visible],
                         failed_attempts=run.failed_attempts,
+                        ready_at=ready_at,
                     )
                 )
         return tasks
@@ -539,6 +540,8 @@ class MemoryBackend(
                     candidates, self._activities.values(), now, max_tasks
                 )
             for task in candidates[:max_tasks]:
+                # Claimable since its visible time, or since a vanished worker's lease ran out.
+                ready_at = max(task.visible_at, task.lease_expires_at or task.visible_at)
                 task.attempt += 1
                 task.lease_token = new_lease_token()
                 task.lease_expires_at = now + lease_seconds
@@ -558,6 +561,7 @@ class MemoryBackend(
                         deadline=task.deadline,
                         heartbeat_details=task.heartbeat_details,
                         workflow_name=task.run.workflow_name,
+                        ready_at=ready_at,
                     )
                 )
         return claimed

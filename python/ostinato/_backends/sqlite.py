@@ -358,7 +358,10 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 token = new_lease_token()
                 conn.execute(Q["lease_run"], (token, now + lease_seconds, pk))
                 row = conn.execute(Q["claimed_run"], (pk,)).fetchone()
-                inbox = conn.execute(Q["visible_inbox"], (pk, now))
+                inbox = conn.execute(Q["visible_inbox"], (pk, now)).fetchall()
+                ready_at = min(visible_at for _, _, visible_at in inbox)
+                if row[6] is not None:  # a start delay or back-off that ended later
+                    ready_at = max(ready_at, row[6])
                 tasks.append(
                     WorkflowTask(
                         instance_id=row[0],
@@ -367,8 +370,9 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                         queue=row[3],
                         lease_token=token,
                         history_length=row[4],
-                        inbox=[InboxEvent(i, e) for i, e in inbox],
+                        inbox=[InboxEvent(i, e) for i, e, _ in inbox],
                         failed_attempts=row[5],
+                        ready_at=ready_at,
                     )
                 )
             return tasks
@@ -476,6 +480,9 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                         deadline=row[10],
                         heartbeat_details=row[11],
                         workflow_name=row[12],
+                        # Its visible_at: the retry time, or a lost lease's expiry (a lease
+                        # moves visible_at to its expiry).
+                        ready_at=row[13],
                     )
                 )
             return claimed

@@ -356,10 +356,11 @@ DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
 -- A run another worker has cached (sticky_worker) is left to that worker until its first
 -- pending event has been visible for sticky_wait seconds. %(worker)s is '' for no worker.
 WITH candidates AS (
-    SELECT r.ctid AS row_version, r.instance_id, r.run_id, i.id AS first_id, i.visible_at
+    SELECT r.ctid AS row_version, r.instance_id, r.run_id, i.id AS first_id, i.visible_at,
+           r.ready_at
     FROM {schema}.inbox AS i
     CROSS JOIN LATERAL (
-        SELECT r.ctid, r.instance_id, r.run_id FROM {schema}.runs AS r
+        SELECT r.ctid, r.instance_id, r.run_id, r.ready_at FROM {schema}.runs AS r
         WHERE r.instance_id = i.instance_id AND r.run_id = i.run_id
           AND r.status = 'running' AND r.paused_at IS NULL
           AND ARRAY[r.queue] <@ %(queues)b::text[]
@@ -385,10 +386,10 @@ FROM candidates AS c
 WHERE r.ctid = ANY(ARRAY(SELECT row_version FROM candidates))
   AND r.instance_id = c.instance_id AND r.run_id = c.run_id
 RETURNING r.instance_id, r.run_id, r.workflow_name, r.queue, r.lease_token,
-          r.history_length, r.failed_attempts, c.visible_at, c.first_id
+          r.history_length, r.failed_attempts, c.visible_at, c.first_id, c.ready_at
 
 -- name: visible_inbox
-SELECT i.instance_id, i.run_id, i.id, i.event
+SELECT i.instance_id, i.run_id, i.id, i.event, i.visible_at
 FROM {schema}.inbox AS i
 JOIN unnest(%(instance_ids)b::text[], %(run_ids)b::text[]) AS c(instance_id, run_id)
   ON i.instance_id = c.instance_id AND i.run_id = c.run_id
@@ -611,7 +612,9 @@ WITH purged AS (
     WHERE queue = ANY(%(queues)b::text[]) AND cancel_requested
       AND lease_expires_at <= %(now)s
 ), candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks AS t
+    -- ready_at: claimable since its visible time, or since a vanished worker's lease ran out.
+    SELECT task_id, greatest(visible_at, lease_expires_at) AS ready_at
+    FROM {schema}.activity_tasks AS t
     WHERE queue = ANY(%(queues)b::text[]) AND visible_at <= %(now)s
       AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
       AND NOT cancel_requested
@@ -633,7 +636,8 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
-           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id),
+          c.ready_at
 
 -- ---- queue limits (docs/queues.md) ------------------------------------------------------------
 
@@ -661,7 +665,8 @@ SELECT (SELECT count(*) FROM {schema}.activity_tasks
 
 -- name: claim_limited_activity_tasks
 WITH candidates AS (
-    SELECT task_id FROM {schema}.activity_tasks AS t
+    SELECT task_id, greatest(visible_at, lease_expires_at) AS ready_at
+    FROM {schema}.activity_tasks AS t
     WHERE queue = %(queue)s AND visible_at <= %(now)s
       AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
       AND NOT cancel_requested
@@ -681,7 +686,8 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
-           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id),
+          c.ready_at
 
 -- name: record_queue_starts
 INSERT INTO {schema}.queue_starts (queue, started_at)
@@ -717,7 +723,8 @@ WITH keyed AS (
     FROM keyed AS r JOIN {schema}.activity_tasks AS a ON a.task_id = r.task_id
     WHERE NOT r.running AND a.visible_at <= %(now)s AND NOT a.cancel_requested
 ), candidates AS (
-    SELECT a.task_id FROM {schema}.activity_tasks AS a
+    SELECT a.task_id, greatest(a.visible_at, a.lease_expires_at) AS ready_at
+    FROM {schema}.activity_tasks AS a
     JOIN ranked AS r ON r.task_id = a.task_id
     LEFT JOIN in_flight AS f ON f.k = r.k
     WHERE r.k IS NULL OR r.rank + coalesce(f.n, 0) <= %(per_key)s
@@ -734,7 +741,8 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
-           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id),
+          c.ready_at
 
 -- name: delete_queue_limits
 WITH starts AS (DELETE FROM {schema}.queue_starts WHERE queue = %(queue)s)

@@ -209,11 +209,11 @@ GROUP BY i.run ORDER BY first LIMIT ?
 UPDATE runs SET lease_token = ?, lease_expires_at = ? WHERE id = ?
 
 -- name: claimed_run
-SELECT instance_id, run_id, workflow_name, queue, history_length, failed_attempts
+SELECT instance_id, run_id, workflow_name, queue, history_length, failed_attempts, ready_at
 FROM runs WHERE id = ?
 
 -- name: visible_inbox
-SELECT id, event FROM inbox WHERE run = ? AND visible_at <= ? ORDER BY id
+SELECT id, event, visible_at FROM inbox WHERE run = ? AND visible_at <= ? ORDER BY id
 
 -- name: consume_inbox
 DELETE FROM inbox WHERE run = ? AND id = ?
