@@ -304,12 +304,14 @@ class RunInfo:
 @dataclass(frozen=True, slots=True)
 class RunCount:
     """How many instances' latest runs have this workflow name and status (and are blocked,
-    or not)."""
+    or not; and are paused, or not)."""
 
     workflow_name: str
     status: RunStatus
     blocked: bool
     count: int
+    # Open runs paused (``Backend.pause``) are counted apart from the others.
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -300,7 +300,7 @@ class MemoryBackend(
     async def stats(self) -> BackendStats:
         with self._lock:
             now = self.clock()
-            counts: dict[tuple[str, RunStatus, bool], int] = {}
+            counts: dict[tuple[str, RunStatus, bool, bool], int] = {}
             # queue -> [workflow tasks, activity tasks, oldest ready at]
             queues: dict[str, list[Any]] = {}
 
@@ -311,7 +311,8 @@ class MemoryBackend(
 
             for runs in self._instances.values():
                 run = runs[-1]
-                key = (run.workflow_name, run.status, run.blocked_reason is not None)
+                paused = run.status.is_open and run.paused_at is not None
+                key = (run.workflow_name, run.status, run.blocked_reason is not None, paused)
                 counts[key] = counts.get(key, 0) + 1
             for runs in self._instances.values():
                 for run in runs:
@@ -335,7 +336,10 @@ class MemoryBackend(
                     ready(task.queue, 1, max(task.visible_at, task.lease_expires_at or 0.0))
             return BackendStats(
                 now=now,
-                runs=[RunCount(n, s, b, count) for (n, s, b), count in sorted(counts.items())],
+                runs=[
+                    RunCount(n, s, b, count, paused=p)
+                    for (n, s, b, p), count in sorted(counts.items())
+                ],
                 backlog=[QueueBacklog(q, *queues[q]) for q in sorted(queues)],
             )
 

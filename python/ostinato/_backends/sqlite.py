@@ -270,8 +270,8 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
         def op(conn: sqlite3.Connection, wake: Wake) -> BackendStats:
             now = self.clock()
             runs = [
-                RunCount(name, RunStatus(status), bool(blocked), count)
-                for name, status, blocked, count in conn.execute(Q["stats_runs"])
+                RunCount(name, RunStatus(status), bool(blocked), count, paused=bool(paused))
+                for name, status, blocked, count, paused in conn.execute(Q["stats_runs"])
             ]
             # queue -> [workflow tasks, activity tasks, oldest ready at]
             queues: dict[str, list[Any]] = {}

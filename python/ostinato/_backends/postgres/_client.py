@@ -300,8 +300,10 @@ class _ClientSide(_Core):
 
         async def body(conn: Conn, effects: _Effects) -> BackendStats:
             runs = [
-                RunCount(name, RunStatus(status), bool(blocked), int(count))
-                for name, status, blocked, count in await self._fetchall(conn, "stats_runs", {})
+                RunCount(name, RunStatus(status), bool(blocked), int(count), paused=bool(paused))
+                for name, status, blocked, count, paused in await self._fetchall(
+                    conn, "stats_runs", {}
+                )
             ]
             # queue -> [workflow tasks, activity tasks, oldest ready at]
             queues: dict[str, list[Any]] = {}

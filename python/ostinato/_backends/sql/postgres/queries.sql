@@ -218,12 +218,13 @@ LEFT JOIN {schema}.vars AS v ON v.instance_id = i.instance_id AND v.run_id = i.l
 WHERE i.instance_id = %(instance_id)s
 
 -- name: stats_runs
--- Latest runs counted by workflow name, status and blocked-ness (for dashboards).
-SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, count(*)
+-- Latest runs counted by workflow name, status, blocked- and paused-ness (for dashboards).
+SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, count(*),
+       r.status = 'running' AND r.paused_at IS NOT NULL
 FROM {schema}.runs AS r
 WHERE r.is_latest
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
+GROUP BY 1, 2, 3, 5
+ORDER BY 1, 2, 3, 5
 
 -- name: stats_workflow_backlog
 -- Open runs a worker could claim now (stickiness aside), per queue, with since when.

@@ -461,10 +461,11 @@ SELECT MIN(next_fire_at) FROM schedules WHERE ? IS NOT NULL
 -- ---- stats (dashboards: Backend.stats) ---------------------------------------------------
 
 -- name: stats_runs
--- Latest run of each instance, counted by workflow name, status and blocked-ness.
-SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, COUNT(*)
+-- Latest run of each instance, counted by workflow name, status, blocked- and paused-ness.
+SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, COUNT(*),
+       r.status = 'running' AND r.paused_at IS NOT NULL
 FROM instances i JOIN runs r ON r.id = i.latest_run
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+GROUP BY 1, 2, 3, 5 ORDER BY 1, 2, 3, 5
 
 -- name: stats_workflow_backlog
 -- Runs with claimable work per queue, and since when the oldest has been claimable
