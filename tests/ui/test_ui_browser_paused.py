@@ -10,7 +10,7 @@ from selenium.webdriver.support import expected_conditions as ec
 
 from ._live import LiveUI
 from .test_ui_browser import rows, wait
-from .ui_workflows import approval
+from .ui_workflows import approval, looper
 
 
 def _seed(ui: LiveUI) -> None:
@@ -75,3 +75,38 @@ def test_the_list_filters_by_tag(live_ui: LiveUI, browser: Any) -> None:
     assert rows(browser) == ["ops-1"]
     browser.get(live_ui.base + "?tag=team")
     assert "tag must be key=value" in browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_a_long_continue_as_new_chain_is_shown_bounded_with_links_on(
+    live_ui: LiveUI, browser: Any, screenshot: Any
+) -> None:
+    """60 runs: the last run's page shows it and the 25 before it, linking to earlier runs;
+    a run in the middle shows 25 each side; every run shown links to its page."""
+    live_ui.start_workflow(looper, 0, 60, id="loop-1")
+    live_ui.wait_closed("loop-1", timeout=60)
+    browser.get(live_ui.base + "run?id=loop-1")
+    shown = browser.find_elements(By.CSS_SELECTOR, "#chain li[data-run]")
+    assert len(shown) == 26
+    assert "this run" in shown[-1].text and "completed" in shown[-1].text
+    assert all("continued as new" in item.text for item in shown[:-1])
+    assert browser.find_elements(By.PARTIAL_LINK_TEXT, "later runs") == []
+    screenshot("chain")
+    # Earlier runs: the page of the oldest run shown, with its own neighbourhood.
+    oldest = shown[0].get_attribute("data-run")
+    browser.find_element(By.PARTIAL_LINK_TEXT, "earlier runs").click()
+    wait(browser).until(lambda b: oldest in b.current_url)
+    shown = browser.find_elements(By.CSS_SELECTOR, "#chain li[data-run]")
+    assert len(shown) == 51  # 25 before, itself, 25 after
+    assert "this run" in shown[25].text
+    assert shown[25].get_attribute("data-run") == oldest
+    # Run 35 of 0..60: exactly 25 after it, so no link to later runs; earlier ones remain.
+    assert browser.find_elements(By.PARTIAL_LINK_TEXT, "later runs") == []
+    browser.find_element(By.PARTIAL_LINK_TEXT, "earlier runs").click()
+    wait(browser).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#chain li[data-run]")) < 51)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chain li[data-run]")) == 36
+    # Run 10: the ten before it (the chain's start), itself, 25 after and a link on.
+    assert browser.find_elements(By.PARTIAL_LINK_TEXT, "earlier runs") == []
+    assert browser.find_elements(By.PARTIAL_LINK_TEXT, "later runs")
+    first = browser.find_elements(By.CSS_SELECTOR, "#chain li[data-run]")[0]
+    first.find_element(By.TAG_NAME, "a").click()
+    wait(browser).until(lambda b: "[0,60]" in b.find_element(By.TAG_NAME, "main").text)

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from ostinato.backends import NewRun
+from ostinato.backends import Backend, NewRun
 
 from ._live import LiveUI
-from .ui_workflows import approval
+from .ui_workflows import approval, looper
 
 
 @pytest.fixture
@@ -90,3 +90,49 @@ def test_paused_runs_show_as_paused_and_tags_filter(api: LiveUI) -> None:
     assert status == 400 and b"tag must be key=value" in body
     status, _, body = api.request("api/runs?status=sleeping")
     assert status == 400 and b"paused, blocked" in body
+
+
+def test_the_run_page_has_the_continue_as_new_chain(api: LiveUI) -> None:
+    api.start_workflow(looper, 0, 30, id="loop")
+    api.wait_closed("loop", timeout=60)
+    last = api.get_json("api/run?id=loop")
+    chain = last["chain"]
+    # The last 26 of 31 runs, oldest first, this one last; the rest behind "earlier".
+    assert len(chain["runs"]) == 26 and chain["later"] is None
+    assert chain["runs"][-1] == {
+        "run_id": last["run_id"],
+        "status": "completed",
+        "created_at": last["created_at"],
+        "closed_at": last["closed_at"],
+        "current": True,
+    }
+    assert {r["status"] for r in chain["runs"][:-1]} == {"continued_as_new"}
+    assert chain["earlier"] == chain["runs"][0]["run_id"]
+    # Each run names the next: the chain is in order.
+    for older, newer in zip(chain["runs"], chain["runs"][1:], strict=False):
+        run = api.get_json(f"api/run?id=loop&run={older['run_id']}")
+        assert run["next_run_id"] == newer["run_id"]
+    # From the earliest shown (run 5): the five before it and the 25 after it: all 31.
+    middle = api.get_json(f"api/run?id=loop&run={chain['earlier']}")["chain"]
+    assert len(middle["runs"]) == 31
+    assert middle["earlier"] is None and middle["later"] is None
+    first = middle["runs"][0]["run_id"]
+    start = api.get_json(f"api/run?id=loop&run={first}")
+    assert start["input"] == [0, 30]
+    # From the first run: itself and 25 after, then a link on to later runs.
+    assert len(start["chain"]["runs"]) == 26 and start["chain"]["earlier"] is None
+    assert (
+        start["chain"]["later"]
+        == start["chain"]["runs"][-1]["run_id"]
+        == middle["runs"][25]["run_id"]
+    )
+
+    # The backend's own walk (next_run_id) and the contract's default one (each run's
+    # workflow_started in its history) agree.
+    ids = [r["run_id"] for r in middle["runs"]]
+    own = api.call(api.backend.previous_run_ids("loop", ids[-1], 100))
+    default = api.call(Backend.previous_run_ids(api.backend, "loop", ids[-1], 100))
+    assert own == default == ids[-2::-1]
+    # A run without a chain shows none.
+    api.start_workflow(approval, "x", id="single")
+    assert [r["current"] for r in api.get_json("api/run?id=single")["chain"]["runs"]] == [True]

@@ -22,6 +22,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from .. import _events
 from ._types import (
     ActivityState,
     ActivityTask,
@@ -251,6 +252,26 @@ class Backend(abc.ABC):
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         """The run's activity tasks that are still pending (scheduled, running or waiting
         for a retry), by activity id; [] for an unknown run."""
+
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        """The runs that run ``run_id`` continued from by continue-as-new, newest first (the
+        one it continued from, that one's own predecessor ...), at most ``limit``; [] for a
+        run that was not started by continue-as-new. ``WorkflowNotFoundError`` for an
+        unknown run. The default reads each run's ``workflow_started`` event from its
+        history; our backends follow their runs' ``next_run_id`` instead."""
+        found: list[str] = []
+        current = run_id
+        while len(found) < limit:
+            history = await self.history(instance_id, current)
+            try:
+                previous = _events.started_event(history)[1].continued_from_run_id
+            except ValueError:
+                break
+            if previous is None or previous in found or previous == run_id:
+                break
+            found.append(previous)
+            current = previous
+        return found
 
     async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
         """Up to ``limit`` runs of ``queues`` closed without a workflow task (terminated),

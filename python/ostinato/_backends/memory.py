@@ -614,6 +614,19 @@ class MemoryBackend(
                 stored.last_failure = bytes(failure)
         self._waiters.notify([("activity", stored.queue)])
 
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        with self._lock:
+            self._run(instance_id, run_id)  # WorkflowNotFoundError
+            before = {
+                r.next_run_id: r.run_id for r in self._instances[instance_id] if r.next_run_id
+            }
+        found: list[str] = []
+        current = run_id
+        while len(found) < limit and current in before:
+            current = before[current]
+            found.append(current)
+        return found
+
     async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
         wanted = set(queues)
         with self._lock:

@@ -194,6 +194,16 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
 
         return await self._read(op)
 
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[str]:
+            self._run_row(conn, instance_id, run_id)  # WorkflowNotFoundError
+            if limit < 1:
+                return []
+            rows = conn.execute(Q["previous_runs"], (instance_id, run_id, limit))
+            return [row[0] for row in rows]
+
+        return await self._read(op)
+
     async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[bytes]:
             run = self._run_row(conn, instance_id, run_id)

@@ -43,6 +43,9 @@ DEFAULT_PAGE = 50
 SCAN_BUDGET = 2_000
 # How many children a run page describes (each is one backend read).
 MAX_CHILDREN = 100
+# How many runs of a continue-as-new chain a run page shows on each side of the run (each is
+# one backend read); the page links to the runs beyond.
+CHAIN_SIDE = 25
 # The statuses a run shows: the stored ones, and "paused" for an open run that is paused.
 STATUSES = (*(s.value for s in RunStatus), "paused")
 # What the status filter takes: those, and "blocked" (open runs stuck on a workflow task).
@@ -350,6 +353,7 @@ async def run_detail(
     if latest.run_id == info.run_id:
         vars_ = await client.get_vars(instance_id)
     children = await _children(backend, events)
+    chain = await _chain(backend, info)
     detail = run_summary(info)
     detail.update(
         {
@@ -381,12 +385,50 @@ async def run_detail(
                 "children": described.pending_children,
             },
             "children": children,
+            "chain": chain,
             **_outcome(info, events),
         }
     )
     timeline = _view.build_timeline(events, described, vars_)
     detail["timeline"] = _view.timeline_json(timeline)
     return detail, timeline
+
+
+async def _chain(backend: Backend, info: RunInfo) -> dict[str, Any]:
+    """The run's continue-as-new chain around it, oldest first: up to ``CHAIN_SIDE`` runs it
+    continued from and as many that continued from it, with the ids of the runs to go on
+    from when the chain is longer (``earlier``, ``later``)."""
+    instance_id = info.instance_id
+    before = await backend.previous_run_ids(instance_id, info.run_id, CHAIN_SIDE + 1)
+    earlier = before[CHAIN_SIDE - 1] if len(before) > CHAIN_SIDE else None
+    runs = [await backend.describe(instance_id, run_id) for run_id in reversed(before[:CHAIN_SIDE])]
+    runs.append(info)
+    later = None
+    next_id = info.next_run_id
+    while next_id is not None:
+        if len(runs) - len(before[:CHAIN_SIDE]) > CHAIN_SIDE:
+            later = runs[-1].run_id
+            break
+        try:
+            run = await backend.describe(instance_id, next_id)
+        except WorkflowNotFoundError:  # deleted since
+            break
+        runs.append(run)
+        next_id = run.next_run_id
+    return {
+        "runs": [
+            {
+                "run_id": run.run_id,
+                "status": shown_status(run),
+                "created_at": iso(run.created_at),
+                "closed_at": iso(run.closed_at),
+                "current": run.run_id == info.run_id,
+            }
+            for run in runs
+        ],
+        "earlier": earlier,
+        "later": later,
+    }
 
 
 async def _children(backend: Backend, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -381,16 +381,52 @@ def _tree(run: Mapping[str, Any]) -> Markup:
 
 
 def _chain(run: Mapping[str, Any]) -> Child:
-    prev_id, next_id = run["previous_run_id"], run["next_run_id"]
-    if not (prev_id or next_id):
+    """The continue-as-new chain around the run: every run shown links to its page."""
+    chain = run["chain"]
+    if len(chain["runs"]) < 2:
         return None
-    parts: list[Child] = []
-    if prev_id:
-        parts += [tag("a", f"← previous run {prev_id}", href=url("run", id=run["id"], run=prev_id))]
-    parts += [tag("span", f"this run {run['run_id']}", class_="muted")]
-    if next_id:
-        parts += [tag("a", f"next run {next_id} →", href=url("run", id=run["id"], run=next_id))]
-    return tag("p", join(*[join(p, " ") for p in parts]), class_="chain")
+    rid = run["id"]
+    items: list[Child] = []
+    if chain["earlier"]:
+        items.append(
+            tag(
+                "li",
+                tag("a", "← earlier runs", href=url("run", id=rid, run=chain["earlier"])),
+                class_="more",
+            )
+        )
+    for number, item in enumerate(chain["runs"]):
+        label: Child = tag("code", item["run_id"])
+        if item["current"]:
+            label = tag("strong", label, " (this run)")
+        else:
+            label = tag("a", label, href=url("run", id=rid, run=item["run_id"]))
+        items.append(
+            tag(
+                "li",
+                label,
+                " ",
+                status_badge(item["status"]),
+                " ",
+                tag("span", "started ", human_time(item["created_at"]), class_="muted"),
+                class_="current" if item["current"] else None,
+                data_run=item["run_id"],
+                data_position=str(number),
+            )
+        )
+    if chain["later"]:
+        items.append(
+            tag(
+                "li",
+                tag("a", "later runs →", href=url("run", id=rid, run=chain["later"])),
+                class_="more",
+            )
+        )
+    return tag(
+        "section",
+        tag("h2", "Continue-as-new chain"),
+        tag("ol", items, class_="run-chain", id="chain"),
+    )
 
 
 def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str | None) -> str:

@@ -236,6 +236,19 @@ class _ClientSide(_Core):
 
         return await self._run(f"describing workflow {instance_id!r}", body, transaction=False)
 
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        ids = {"instance_id": instance_id, "run_id": run_id}
+
+        async def body(conn: Conn, effects: _Effects) -> list[str]:
+            if await self._fetchone(conn, "describe_run", ids) is None:
+                raise _not_found(instance_id, run_id)
+            if limit < 1:
+                return []
+            rows = await self._fetchall(conn, "previous_runs", {**ids, "limit": limit})
+            return [row[0] for row in rows]
+
+        return await self._run(f"reading the runs before {run_id!r}", body, transaction=False)
+
     async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
         async def body(conn: Conn, effects: _Effects) -> list[bytes]:
             if run_id is None:

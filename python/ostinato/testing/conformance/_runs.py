@@ -368,6 +368,40 @@ class RunTests:
             await b.delete("gone")
             assert await b.claim_closed_runs(["default"], 10) == []
 
+    async def test_previous_run_ids_follow_the_continue_as_new_chain(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            first = await start(b, "chain")
+            runs = [first.run_id]
+            for _ in range(3):
+                task = await claim_for(b, "chain")
+                nxt = new_run("chain")
+                await b.commit_workflow_task(
+                    task,
+                    full_commit(
+                        task,
+                        {"kind": "workflow_continued_as_new"},
+                        close=RunClose(RunStatus.CONTINUED_AS_NEW, None, next_run=nxt),
+                    ),
+                )
+                runs.append(nxt.run_id)
+            # A later run of the same id that did not continue from the chain.
+            await run_to_close(b, "chain")
+            fresh = await start(b, "chain")
+            await start(b, "other")
+            last = runs[-1]
+            assert await b.previous_run_ids("chain", last, 10) == runs[-2::-1]
+            assert await b.previous_run_ids("chain", last, 2) == [runs[2], runs[1]]
+            assert await b.previous_run_ids("chain", runs[1], 10) == [runs[0]]
+            assert await b.previous_run_ids("chain", runs[0], 10) == []
+            assert await b.previous_run_ids("chain", fresh.run_id, 10) == []
+            assert await b.previous_run_ids("chain", last, 0) == []
+            with pytest.raises(WorkflowNotFoundError):
+                await b.previous_run_ids("chain", "f" * 32, 10)
+            with pytest.raises(WorkflowNotFoundError):
+                await b.previous_run_ids("ghost", last, 10)
+
     # ---- listing, deleting -------------------------------------------------------------------
 
     async def test_list_runs_latest_per_instance_newest_first(

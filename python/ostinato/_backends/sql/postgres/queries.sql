@@ -135,6 +135,19 @@ SELECT {run_columns}
 FROM {schema}.runs AS r
 WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 
+-- name: previous_runs
+-- The runs a run continued from (continue-as-new), newest first: each names the next one in
+-- next_run_id.
+WITH RECURSIVE back(run_id, depth) AS (
+    SELECT run_id, 1 FROM {schema}.runs
+    WHERE instance_id = %(instance_id)s AND next_run_id = %(run_id)s
+    UNION ALL
+    SELECT r.run_id, b.depth + 1 FROM back AS b
+    JOIN {schema}.runs AS r ON r.instance_id = %(instance_id)s AND r.next_run_id = b.run_id
+    WHERE b.depth < %(limit)s
+)
+SELECT run_id FROM back ORDER BY depth
+
 -- name: history_latest
 -- One row with a NULL event when the run has no history; no row when there is no such run.
 -- Every row carries the run's id and history_length (checked against the rows found).

@@ -88,6 +88,18 @@ WHERE r.id = (SELECT latest_run FROM instances WHERE instance_id = ?)
 -- name: run_by_id
 SELECT {run_columns} FROM runs AS r WHERE r.instance_id = ? AND r.run_id = ?
 
+-- name: previous_runs
+-- The runs a run continued from (continue-as-new), newest first: each names the next one in
+-- next_run_id. Parameters: instance_id, run_id, limit.
+WITH RECURSIVE back(run_id, depth) AS (
+    SELECT run_id, 1 FROM runs WHERE instance_id = ?1 AND next_run_id = ?2
+    UNION ALL
+    SELECT r.run_id, b.depth + 1 FROM back AS b
+    JOIN runs AS r ON r.instance_id = ?1 AND r.next_run_id = b.run_id
+    WHERE b.depth < ?3
+)
+SELECT run_id FROM back ORDER BY depth
+
 -- name: open_run
 -- The instance's open run, if it has one.
 SELECT {run_columns} FROM instances i JOIN runs r ON r.id = i.latest_run
