@@ -56,22 +56,17 @@ CLOSED_MARK_AT = 1e13
 def closed_mark_event(started_event: bytes | None) -> bytes:
     """The mark left in a terminated run's inbox, with the run's ``workflow_started`` event
     when no workflow task had taken it yet (the run's history then lacks it)."""
-    started = None if started_event is None else orjson.Fragment(started_event)
-    return orjson.dumps({"kind": "closed_mark", "started": started})
+    return _events.closed_mark(started_event)
 
 
 def started_of_mark(mark: bytes) -> bytes | None:
     """The ``workflow_started`` event a mark carries, if any."""
-    started = orjson.loads(mark).get("started")
-    return None if started is None else orjson.dumps(started)
+    return _events.closed_mark_started(mark)
 
 
 def started_in_inbox(events: list[bytes]) -> bytes | None:
     """The ``workflow_started`` event among a run's inbox events (a run no task took yet)."""
-    for event in events:
-        if b"workflow_started" in event and _events.kind(orjson.loads(event)) == "workflow_started":
-            return event
-    return None
+    return _events.started_in(events)
 
 
 def terminated_failure(instance_id: str, reason: str) -> bytes:

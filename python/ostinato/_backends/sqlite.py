@@ -199,7 +199,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             self._run_row(conn, instance_id, run_id)  # WorkflowNotFoundError
             if limit < 1:
                 return []
-            rows = conn.execute(Q["previous_runs"], (instance_id, run_id, limit))
+            rows = conn.execute(Q["previous_runs"], (instance_id, run_id, instance_id, limit))
             return [row[0] for row in rows]
 
         return await self._read(op)

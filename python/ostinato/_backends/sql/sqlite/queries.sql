@@ -90,13 +90,13 @@ SELECT {run_columns} FROM runs AS r WHERE r.instance_id = ? AND r.run_id = ?
 
 -- name: previous_runs
 -- The runs a run continued from (continue-as-new), newest first: each names the next one in
--- next_run_id. Parameters: instance_id, run_id, limit.
+-- next_run_id. Parameters: instance_id, run_id, instance_id, limit.
 WITH RECURSIVE back(run_id, depth) AS (
-    SELECT run_id, 1 FROM runs WHERE instance_id = ?1 AND next_run_id = ?2
+    SELECT run_id, 1 FROM runs WHERE instance_id = ? AND next_run_id = ?
     UNION ALL
     SELECT r.run_id, b.depth + 1 FROM back AS b
-    JOIN runs AS r ON r.instance_id = ?1 AND r.next_run_id = b.run_id
-    WHERE b.depth < ?3
+    JOIN runs AS r ON r.instance_id = ? AND r.next_run_id = b.run_id
+    WHERE b.depth < ?
 )
 SELECT run_id FROM back ORDER BY depth
 
