@@ -206,8 +206,10 @@ class _Aggregate:
     (event loops, perhaps in several threads: under a lock), read by a scrape from another
     thread: readers copy (``snapshot``), which the GIL makes atomic for a dict."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, histograms: bool = True) -> None:
         self._lock = threading.Lock()
+        # False: the sink records histograms its own way (OpenTelemetry's, as they happen).
+        self.keeps_histograms = histograms
         self.values: dict[Instrument, dict[tuple[str, ...], float]] = {}
         self.histograms: dict[Instrument, dict[tuple[str, ...], _Histogram]] = {}
         for inst in INSTRUMENTS:
@@ -246,6 +248,7 @@ class Metrics:
         self, aggregates: Iterable[_Aggregate] = (), histograms: Iterable[_OtelHistograms] = ()
     ) -> None:
         self.aggregates = tuple(aggregates)
+        self._histogram_aggregates = tuple(a for a in self.aggregates if a.keeps_histograms)
         self.otel_histograms = tuple(histograms)
         self.enabled = bool(self.aggregates or self.otel_histograms)
 
@@ -254,7 +257,7 @@ class Metrics:
             aggregate.add(instrument, labels, value)
 
     def _observe(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
-        for aggregate in self.aggregates:
+        for aggregate in self._histogram_aggregates:
             aggregate.observe(instrument, labels, value)
         for histograms in self.otel_histograms:
             histograms.record(instrument, labels, value)
@@ -431,7 +434,7 @@ class _OpenTelemetrySink:
         from . import __version__
 
         meter = meter_provider.get_meter("ostinato", __version__)
-        self.aggregate = _Aggregate()
+        self.aggregate = _Aggregate(histograms=False)  # its counters only
         self.histograms = _OtelHistograms(meter)
         aggregate = self.aggregate
 
