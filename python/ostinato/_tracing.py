@@ -114,6 +114,7 @@ class _FixedIds:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self._random_trace_ids = bool(getattr(inner, "is_trace_id_random", lambda: False)())
 
     def generate_span_id(self) -> int:
         ids = _next_ids.get()
@@ -126,7 +127,7 @@ class _FixedIds:
         return int(self.inner.generate_trace_id())
 
     def is_trace_id_random(self) -> bool:
-        return bool(getattr(self.inner, "is_trace_id_random", lambda: False)())
+        return self._random_trace_ids
 
 
 class Tracing:
