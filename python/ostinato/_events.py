@@ -27,6 +27,8 @@ __all__ = [
     "carries_over",
     "child_completed",
     "child_failed",
+    "closed_mark",
+    "closed_mark_started",
     "command_target",
     "decode",
     "fields",
@@ -40,6 +42,7 @@ __all__ = [
     "signal_received",
     "start_info",
     "started_event",
+    "started_in",
     "task_time",
     "timed_out",
     "timer_fired",
@@ -154,6 +157,30 @@ def signal_external_completed(command_id: int, failure: bytes | None) -> bytes:
 def workflow_terminated(seq: int, reason: str) -> bytes:
     """``terminate()``: appended by the backend after the run's last event, numbered ``seq``."""
     return orjson.dumps({"kind": "workflow_terminated", "seq": seq, "reason": reason})
+
+
+def closed_mark(started_event: bytes | None) -> bytes:
+    """A backend's mark of a run closed without a workflow task (``claim_closed_runs``), with
+    the run's ``workflow_started`` event when its history lacks it (no task took it)."""
+    started = None if started_event is None else orjson.Fragment(started_event)
+    return orjson.dumps({"kind": "closed_mark", "started": started})
+
+
+def closed_mark_started(mark: bytes) -> bytes | None:
+    """The ``workflow_started`` event a ``closed_mark`` carries, if any."""
+    decoded = orjson.loads(mark)
+    started = decoded.get("started") if isinstance(decoded, dict) else None
+    return None if started is None else orjson.dumps(started)
+
+
+def started_in(inbox: Sequence[bytes]) -> bytes | None:
+    """The ``workflow_started`` event among a run's inbox events, if any."""
+    for event in inbox:
+        if b"workflow_started" in event:
+            decoded = orjson.loads(event)
+            if isinstance(decoded, dict) and decoded.get("kind") == "workflow_started":
+                return event
+    return None
 
 
 # ---- readers ------------------------------------------------------------------------------

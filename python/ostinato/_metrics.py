@@ -77,8 +77,8 @@ WORKFLOWS_CLOSED = Instrument(
     "ostinato_workflows_closed",
     "counter",
     ("workflow", "queue", "status"),
-    "Runs closed by a workflow task, by status: completed, failed, canceled, timed_out, "
-    "continued_as_new (terminated: counted by the client that terminates).",
+    "Runs closed, by status: completed, failed, canceled, timed_out, continued_as_new (by a "
+    "workflow task), terminated (by the one worker that claims the terminated run).",
 )
 WORKFLOW_TASK_SECONDS = Instrument(
     "ostinato_workflow_task_seconds",
@@ -91,7 +91,8 @@ WORKFLOW_SCHEDULE_TO_START = Instrument(
     "ostinato_workflow_schedule_to_start_seconds",
     "histogram",
     ("workflow", "queue"),
-    "Time a run waited in its queue before its first workflow task started.",
+    "Time a workflow task waited in its queue: from when it became ready (its earliest event "
+    "visible, after any start delay or back-off) to when a worker started it.",
     "s",
 )
 WORKFLOW_TASK_FAILURES = Instrument(
@@ -131,7 +132,8 @@ ACTIVITY_SCHEDULE_TO_START = Instrument(
     "ostinato_activity_schedule_to_start_seconds",
     "histogram",
     ("activity", "queue"),
-    "Time an activity waited in its queue before its first attempt started.",
+    "Time an activity attempt waited in its queue: from when it became claimable (scheduled, "
+    "or its retry time) to when a worker started it.",
     "s",
 )
 CACHE_SIZE = Instrument(
@@ -204,8 +206,10 @@ class _Aggregate:
     (event loops, perhaps in several threads: under a lock), read by a scrape from another
     thread: readers copy (``snapshot``), which the GIL makes atomic for a dict."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, histograms: bool = True) -> None:
         self._lock = threading.Lock()
+        # False: the sink records histograms its own way (OpenTelemetry's, as they happen).
+        self.keeps_histograms = histograms
         self.values: dict[Instrument, dict[tuple[str, ...], float]] = {}
         self.histograms: dict[Instrument, dict[tuple[str, ...], _Histogram]] = {}
         for inst in INSTRUMENTS:
@@ -244,6 +248,7 @@ class Metrics:
         self, aggregates: Iterable[_Aggregate] = (), histograms: Iterable[_OtelHistograms] = ()
     ) -> None:
         self.aggregates = tuple(aggregates)
+        self._histogram_aggregates = tuple(a for a in self.aggregates if a.keeps_histograms)
         self.otel_histograms = tuple(histograms)
         self.enabled = bool(self.aggregates or self.otel_histograms)
 
@@ -252,14 +257,17 @@ class Metrics:
             aggregate.add(instrument, labels, value)
 
     def _observe(self, instrument: Instrument, labels: tuple[str, ...], value: float) -> None:
-        for aggregate in self.aggregates:
+        for aggregate in self._histogram_aggregates:
             aggregate.observe(instrument, labels, value)
         for histograms in self.otel_histograms:
             histograms.record(instrument, labels, value)
 
-    def workflow_started(self, workflow: str, queue: str, waited: float) -> None:
+    def workflow_started(self, workflow: str, queue: str) -> None:
         if self.enabled:
             self._add(WORKFLOWS_STARTED, (workflow, queue))
+
+    def workflow_schedule_to_start(self, workflow: str, queue: str, waited: float) -> None:
+        if self.enabled:
             self._observe(WORKFLOW_SCHEDULE_TO_START, (workflow, queue), max(waited, 0.0))
 
     def workflow_closed(self, workflow: str, queue: str, status: str) -> None:
@@ -426,7 +434,7 @@ class _OpenTelemetrySink:
         from . import __version__
 
         meter = meter_provider.get_meter("ostinato", __version__)
-        self.aggregate = _Aggregate()
+        self.aggregate = _Aggregate(histograms=False)  # its counters only
         self.histograms = _OtelHistograms(meter)
         aggregate = self.aggregate
 

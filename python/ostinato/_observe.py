@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 from . import _events
 from ._backends._contract import Backend
-from ._backends._types import ActivityTask, RunClose, WorkflowCommit, WorkflowTask
+from ._backends._types import ActivityTask, ClosedRun, RunClose, WorkflowCommit, WorkflowTask
 from ._failure import failure_message
 from ._metrics import build_metrics
 from ._run import WorkflowRun
-from ._tracing import RunTrace, build_tracing
+from ._tracing import RunTrace, build_tracing, run_trace
 
 __all__ = ["WorkerTelemetry"]
 
@@ -105,6 +105,13 @@ class WorkerTelemetry:
             self.metrics.cache(size_change=size - self._cache_reported)
             self._cache_reported = size
 
+    def workflow_task_claimed(self, task: WorkflowTask, clock: Callable[[], float]) -> None:
+        """A workflow task starts now: its time in queue, from when it became ready."""
+        if self.metrics.enabled and task.ready_at is not None:
+            self.metrics.workflow_schedule_to_start(
+                task.workflow_name, task.queue, clock() - task.ready_at
+            )
+
     async def task_committed(
         self,
         backend: Backend,
@@ -119,8 +126,10 @@ class WorkerTelemetry:
         if metrics.enabled:
             metrics.workflow_task(name, queue, time.perf_counter() - began)
             if task.history_length == 0:
-                start = run.info.start_time.timestamp() if run.info is not None else now
-                metrics.workflow_started(name, queue, now - start)
+                metrics.workflow_started(name, queue)
+                if task.ready_at is None:  # a backend that does not say: from the start
+                    start = run.info.start_time.timestamp() if run.info is not None else now
+                    metrics.workflow_schedule_to_start(name, queue, now - start)
             if commit.close is not None:
                 metrics.workflow_closed(name, queue, commit.close.status.value)
         if commit.close is not None and self.tracing is not None:
@@ -162,6 +171,53 @@ class WorkerTelemetry:
         except Exception:
             log.warning("could not emit the trace span of %s", task.instance_id, exc_info=True)
 
+    # ---- runs closed without a workflow task (terminated) ----------------------------------
+
+    @property
+    def reports_closes(self) -> bool:
+        """This worker reports something of a closed run: it may claim runs closed without a
+        workflow task (``Backend.claim_closed_runs``)."""
+        return self.metrics.enabled or self.tracing_now
+
+    async def closed_outside(self, backend: Backend, closed: ClosedRun) -> None:
+        """Report a run closed without a workflow task (terminated), claimed from the backend
+        by this worker alone: its close metric and its ``RunWorkflow`` span, whose start
+        time, trace context and events come from its history (or, for a run no task took,
+        the ``workflow_started`` event the backend kept)."""
+        self.metrics.workflow_closed(closed.workflow_name, closed.queue, closed.status.value)
+        if not self.tracing_now:
+            return
+        assert self.tracing is not None
+        try:
+            history = await backend.history(closed.instance_id, closed.run_id)
+            started = [closed.started_event] if closed.started_event is not None else history
+            try:
+                info = _events.started_event(started)[1]
+                trace = run_trace(closed.run_id, info.traceparent, info.tracestate)
+                start_time = info.start_time or closed.closed_at
+            except ValueError:  # a tampered history: the span still shows the close
+                trace, start_time = run_trace(closed.run_id, None), closed.closed_at
+            span = self.tracing.run_span(
+                trace,
+                closed.workflow_name,
+                {
+                    "ostinato.workflow.name": closed.workflow_name,
+                    "ostinato.instance_id": closed.instance_id,
+                    "ostinato.run_id": closed.run_id,
+                    "ostinato.queue": closed.queue,
+                },
+                start_time,
+            )
+            if span is None:
+                return
+            failure = failure_message(closed.result) if closed.result else None
+            events = _events.trace_events(history) if span.is_recording() else []
+            self.tracing.end_run_span(
+                span, closed.status.value, failure, events, max(closed.closed_at, start_time)
+            )
+        except Exception:
+            log.warning("could not emit the trace span of %s", closed.instance_id, exc_info=True)
+
     # ---- activity attempts ----------------------------------------------------------------
 
     @contextlib.asynccontextmanager
@@ -172,8 +228,13 @@ class WorkerTelemetry:
         activity starts nest under it) and its metrics, with the outcome it recorded."""
         began, now = time.perf_counter(), clock()
         metrics, tracing = self.metrics, self.tracing
-        if task.attempt == 1:
-            metrics.activity_schedule_to_start(task.name, task.queue, now - task.scheduled_at)
+        # Every attempt's time in queue: from when it became claimable (a retry: its retry
+        # time); a backend that does not say gives it for the first attempt only.
+        ready = task.ready_at
+        if ready is None and task.attempt == 1:
+            ready = task.scheduled_at
+        if ready is not None:
+            metrics.activity_schedule_to_start(task.name, task.queue, now - ready)
         span = token = None
         if tracing is not None:
             span = tracing.start_activity(

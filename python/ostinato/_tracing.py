@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
+import os
 import re
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ T = TypeVar("T")
 _TRACEPARENT = re.compile(r"\A00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
 
 
+@functools.lru_cache(maxsize=4096)
 def _derived(run_id: str, size: int, person: bytes) -> int:
     value = int.from_bytes(
         hashlib.blake2b(run_id.encode(), digest_size=size, person=person).digest(), "big"
@@ -85,8 +88,10 @@ def parse_traceparent(value: str | None) -> tuple[int, int, int] | None:
     return trace_id, span_id, int(match.group(3), 16)
 
 
+@functools.lru_cache(maxsize=4096)
 def run_trace(run_id: str, parent: str | None, tracestate: str | None = None) -> RunTrace:
-    """The trace of run ``run_id`` started under ``parent`` (a ``traceparent``, or None)."""
+    """The trace of run ``run_id`` started under ``parent`` (a ``traceparent``, or None).
+    Cached: every attempt of a run's activities asks again (a ``RunTrace`` is immutable)."""
     parsed = parse_traceparent(parent)
     if parsed is None:
         return RunTrace(_derived(run_id, 16, b"ostinato.trace"), None, 1, run_span_id(run_id))
@@ -109,6 +114,7 @@ class _FixedIds:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self._random_trace_ids = bool(getattr(inner, "is_trace_id_random", lambda: False)())
 
     def generate_span_id(self) -> int:
         ids = _next_ids.get()
@@ -121,7 +127,7 @@ class _FixedIds:
         return int(self.inner.generate_trace_id())
 
     def is_trace_id_random(self) -> bool:
-        return bool(getattr(self.inner, "is_trace_id_random", lambda: False)())
+        return self._random_trace_ids
 
 
 class Tracing:
@@ -135,16 +141,24 @@ class Tracing:
         self._context = context
         self._provider = provider
         self._tracer_of: tuple[Any, Any] | None = None
+        # Parent contexts by span (immutable): a run's activities share their run's.
+        self._parents: dict[tuple[int, int, int, str | None], Any] = {}
 
     @property
     def tracer(self) -> Any:
         """The tracer to use now; None while the global provider is not set (no span would
         record: skip the work)."""
-        provider = self._provider or self._trace.get_tracer_provider()
-        if isinstance(provider, self._trace.ProxyTracerProvider):
-            return None
         cached = self._tracer_of
-        if cached is not None and cached[0] is provider:
+        provider = self._provider
+        if provider is None:
+            if cached is not None:
+                return cached[1]  # the global provider is set once, never replaced
+            if _global_unset(self._trace):
+                return None
+            provider = self._trace.get_tracer_provider()
+            if isinstance(provider, self._trace.ProxyTracerProvider):
+                return None
+        elif cached is not None and cached[0] is provider:
             return cached[1]
         from . import __version__
 
@@ -161,6 +175,12 @@ class Tracing:
         trace_api = self._trace
         if span_id is None:
             return self._context.Context()  # a root span
+        key = (trace.trace_id, span_id, trace.flags, trace.tracestate)
+        cached = self._parents.get(key)
+        if cached is not None:
+            return cached
+        if len(self._parents) >= 1024:
+            self._parents.clear()
         state = trace_api.TraceState.from_header([trace.tracestate]) if trace.tracestate else None
         parent = trace_api.NonRecordingSpan(
             trace_api.SpanContext(
@@ -171,7 +191,10 @@ class Tracing:
                 trace_state=state,
             )
         )
-        return trace_api.set_span_in_context(parent, self._context.Context())
+        context = self._parents[key] = trace_api.set_span_in_context(
+            parent, self._context.Context()
+        )
+        return context
 
     @contextlib.contextmanager
     def start_workflow(
@@ -294,6 +317,18 @@ class Tracing:
         if status in ("failed", "timed_out", "terminated"):
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, failure or status))
         span.end(_ns(end_time))
+
+
+def _global_unset(trace_api: Any) -> bool:
+    """Whether no global tracer provider is set, cheaply: ``get_tracer_provider()`` reads the
+    environment at every call until one is (a cost on every task of a worker whose process
+    never sets one). The API's module global says so at once; when it is missing (another
+    API version) or the environment names a provider (read once), ask the API."""
+    return getattr(trace_api, "_TRACER_PROVIDER", True) is None and not _PROVIDER_IN_ENV
+
+
+# OpenTelemetry builds the global provider from this variable on first use, if set.
+_PROVIDER_IN_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 def start_span(

@@ -300,6 +300,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 await hook_runner.subscribe()
             pollers.append(asyncio.create_task(self._deliver_hooks(hook_runner)))
+        if self.workflows:
+            pollers.append(asyncio.create_task(self._report_closed_runs()))
         if self.retention is not None:
             self._sweeper = RetentionSweeper(self.backend, self.identity, self.retention)
             pollers.append(asyncio.create_task(self._sweeper.run(self._stopping)))
@@ -402,6 +404,27 @@ class Worker:
                 log.exception("delivering hooks failed; retrying in %gs", self.poll_interval)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval)
+
+    async def _report_closed_runs(self) -> None:
+        """Report the runs of this worker's queues closed without a workflow task
+        (terminated): each is claimed by one worker, once (``Backend.claim_closed_runs``).
+        Only while this worker reports metrics or spans."""
+        assert self._stopping is not None
+        telemetry, batch = self._telemetry, 100
+        while not self._stopping.is_set():
+            claimed = []
+            try:
+                if telemetry.reports_closes:
+                    claimed = await self.backend.claim_closed_runs(self.queues, batch)
+                    for closed in claimed:
+                        await telemetry.closed_outside(self.backend, closed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reporting closed runs failed; retrying in %gs", self.poll_interval)
+            if len(claimed) < batch:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval)
 
     # ---- workflow tasks -------------------------------------------------------------------
 
@@ -506,6 +529,7 @@ class Worker:
     async def _run_workflow_task(self, task: WorkflowTask) -> None:
         self.stats["workflow_tasks"] += 1
         began = time.perf_counter()
+        self._telemetry.workflow_task_claimed(task, self.backend.clock)
         run = self.cache.pop(task.run_id, None)
         if run is not None and run.history_length != task.history_length:
             run.dispose()  # another worker moved the run on: our copy is stale

@@ -86,10 +86,13 @@ class _StoreCollector:
                     families["ostinato_queue_oldest_ready_seconds"].add_metric(
                         [queue.queue], max(stats.now - queue.oldest_ready_at, 0.0)
                     )
+            # Paused runs are counted apart by the store; the metric keeps its labels.
+            counted: dict[tuple[str, str, str], int] = {}
             for runs in stats.runs:
-                families["ostinato_runs"].add_metric(
-                    [runs.workflow_name, runs.status.value, str(runs.blocked).lower()], runs.count
-                )
+                key = (runs.workflow_name, runs.status.value, str(runs.blocked).lower())
+                counted[key] = counted.get(key, 0) + runs.count
+            for labels, count in counted.items():
+                families["ostinato_runs"].add_metric(list(labels), count)
         yield from families.values()
 
 

@@ -226,10 +226,13 @@ def test_pending_work_and_the_continue_as_new_chain(
     live_ui.wait_closed("counter-1")
     browser.get(live_ui.base + "run?id=counter-1")
     assert "completed" in browser.find_element(By.ID, "title").text
-    browser.find_element(By.PARTIAL_LINK_TEXT, "previous run").click()
+    # The chain of two runs, this one (the last) marked: the first links to its page.
+    chain = browser.find_elements(By.CSS_SELECTOR, "#chain li[data-run]")
+    assert len(chain) == 2 and "this run" in chain[1].text and "completed" in chain[1].text
+    chain[0].find_element(By.TAG_NAME, "a").click()
     wait(browser).until(lambda b: "continued as new" in b.find_element(By.ID, "title").text)
     assert "[0]" in browser.find_element(By.TAG_NAME, "main").text  # the first run's input
-    browser.find_element(By.PARTIAL_LINK_TEXT, "next run").click()
+    browser.find_element(By.CSS_SELECTOR, "#chain li[data-position='1'] a").click()
     wait(browser).until(lambda b: "completed" in b.find_element(By.ID, "title").text)
 
 

@@ -79,5 +79,13 @@ async def counter(n: int) -> int:
     return n
 
 
-WORKFLOWS = [order, approval, doomed, family, patient, counter]
+@workflow.defn
+async def looper(n: int, until: int) -> int:
+    """Continues as new until ``n`` reaches ``until``: a chain of ``until + 1`` runs."""
+    if n < until:
+        workflow.continue_as_new(n + 1, until)
+    return n
+
+
+WORKFLOWS = [order, approval, doomed, family, patient, counter, looper]
 ACTIVITIES = [greet, flaky, refuse, unreachable]

@@ -23,8 +23,10 @@ from ._backend_events import (
     CONFLICT_TERMINATE_REASON,
     child_closed_event,
     child_start_refused_event,
+    closed_mark_event,
     signal_external_completed_event,
     signal_target_missing,
+    started_in_inbox,
     terminated_failure,
     timed_out_event,
     workflow_terminated_event,
@@ -158,6 +160,11 @@ class Store(Protocol[R]):
 
     def set_next_run_id(self, run: R, run_id: str) -> None: ...
 
+    def keep_closed(self, run: R, mark: bytes) -> None:
+        """Keep the closed run for ``Backend.claim_closed_runs`` with ``mark``
+        (``closed_mark_event``)."""
+        ...
+
 
 def carries_over(event: bytes) -> bool:
     """Inbox events addressed to the instance rather than to one run (see ``close_run``)."""
@@ -278,9 +285,13 @@ def terminate_run(store: Store[R], run: R, reason: str, now: float) -> None:
     """``Backend.terminate`` of an open run: a ``workflow_terminated`` event, the close, then
     the same for its open children, recursively."""
     seq = store.history_length(run) + 1
+    # A run no task took yet has its workflow_started only in the inbox, which the close drops.
+    started = started_in_inbox(store.inbox_events(run)) if seq == 1 else None
     store.append_history(run, seq, [workflow_terminated_event(seq, reason)])
     store.set_history_length(run, seq)
     # Closed before its children, so their child_failed events (to a closed run) drop.
     close_run(store, run, RunStatus.TERMINATED, terminated_failure(run.instance_id, reason), now)
+    # No workflow task reports this close: a worker claims it (metrics, span).
+    store.keep_closed(run, closed_mark_event(started))
     for child in store.open_children(run):
         terminate_run(store, child, f"parent workflow was terminated: {reason}", now)

@@ -14,9 +14,13 @@ from .. import _events
 from ._types import RunStatus
 
 __all__ = [
+    "CLOSED_MARK_AT",
     "CONFLICT_TERMINATE_REASON",
     "child_closed_event",
     "child_start_refused_event",
+    "closed_mark_event",
+    "started_in_inbox",
+    "started_of_mark",
     "failure_payload",
     "signal_external_completed_event",
     "signal_target_missing",
@@ -40,6 +44,29 @@ def timed_out_event() -> bytes:
 
 def workflow_terminated_event(seq: int, reason: str) -> bytes:
     return _events.workflow_terminated(seq, reason)
+
+
+# A terminated run's "closed, not yet reported" mark (``Backend.claim_closed_runs``) is a row
+# of its inbox (SQL backends) visible at this time, far past any real event's (the year
+# 318,857): no claim or wake-up, which look at open runs and times up to now, ever meets it,
+# and the claim of marks finds them by the inbox's visible_at index. No schema change.
+CLOSED_MARK_AT = 1e13
+
+
+def closed_mark_event(started_event: bytes | None) -> bytes:
+    """The mark left in a terminated run's inbox, with the run's ``workflow_started`` event
+    when no workflow task had taken it yet (the run's history then lacks it)."""
+    return _events.closed_mark(started_event)
+
+
+def started_of_mark(mark: bytes) -> bytes | None:
+    """The ``workflow_started`` event a mark carries, if any."""
+    return _events.closed_mark_started(mark)
+
+
+def started_in_inbox(events: list[bytes]) -> bytes | None:
+    """The ``workflow_started`` event among a run's inbox events (a run no task took yet)."""
+    return _events.started_in(events)
 
 
 def terminated_failure(instance_id: str, reason: str) -> bytes:

@@ -22,11 +22,13 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from .. import _events
 from ._types import (
     ActivityState,
     ActivityTask,
     BackendStats,
     Clock,
+    ClosedRun,
     NewRun,
     RunInfo,
     RunStatus,
@@ -85,7 +87,8 @@ class Backend(abc.ABC):
         """Close the open run at once with status terminated: append
         ``{"kind": "workflow_terminated", "seq": n, "reason": reason}`` to its history, drop its
         inbox, timers and queued activities (running ones get cancel_requested), terminate its
-        open children recursively, and report ``child_failed`` to its parent.
+        open children recursively, and report ``child_failed`` to its parent. Each run it
+        closes is kept for ``claim_closed_runs`` (no workflow task reports its close).
 
         Raises ``WorkflowNotFoundError`` / ``WorkflowNotRunningError``.
         """
@@ -249,6 +252,33 @@ class Backend(abc.ABC):
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         """The run's activity tasks that are still pending (scheduled, running or waiting
         for a retry), by activity id; [] for an unknown run."""
+
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        """The runs that run ``run_id`` continued from by continue-as-new, newest first (the
+        one it continued from, that one's own predecessor ...), at most ``limit``; [] for a
+        run that was not started by continue-as-new. ``WorkflowNotFoundError`` for an
+        unknown run. The default reads each run's ``workflow_started`` event from its
+        history; our backends follow their runs' ``next_run_id`` instead."""
+        found: list[str] = []
+        current = run_id
+        while len(found) < limit:
+            history = await self.history(instance_id, current)
+            try:
+                previous = _events.started_event(history)[1].continued_from_run_id
+            except ValueError:
+                break
+            if previous is None or previous in found or previous == run_id:
+                break
+            found.append(previous)
+            current = previous
+        return found
+
+    async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
+        """Up to ``limit`` runs of ``queues`` closed without a workflow task (terminated),
+        each handed out once, ever, to whichever caller claims it first: the worker reports
+        its metrics and span (docs/tracing.md). The default keeps none: a backend without it
+        reports no terminated runs."""
+        return []
 
     # ---- wake-ups --------------------------------------------------------------------------
 

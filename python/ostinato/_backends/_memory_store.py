@@ -120,6 +120,9 @@ class _MemoryStore:
         self.pending: set[_Run] = set()
         self.wake: set[Hashable] = set()
         self.hooks = HookTables()
+        # Runs closed without a workflow task, not yet claimed (claim_closed_runs), with
+        # their marks (_backend_events.closed_mark_event).
+        self.closed_to_report: list[tuple[_Run, bytes]] = []
         self._next_pk = 0
         self._next_inbox_id = 0
         self._next_task_id = 0
@@ -284,3 +287,6 @@ class _MemoryStore:
 
     def set_next_run_id(self, run: _Run, run_id: str) -> None:
         run.next_run_id = run_id
+
+    def keep_closed(self, run: _Run, mark: bytes) -> None:
+        self.closed_to_report.append((run, mark))

@@ -222,3 +222,6 @@ class SqliteStore:
 
     def set_next_run_id(self, run: RunRow, run_id: str) -> None:
         self.conn.execute(Q["set_next_run_id"], (run_id, run.pk))
+
+    def keep_closed(self, run: RunRow, mark: bytes) -> None:
+        self.conn.execute(Q["keep_closed"], (run.pk, run.queue, mark))

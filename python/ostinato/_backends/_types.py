@@ -16,6 +16,7 @@ __all__ = [
     "ActivityTask",
     "BackendStats",
     "Clock",
+    "ClosedRun",
     "InboxEvent",
     "NewActivity",
     "NewRun",
@@ -126,6 +127,9 @@ class WorkflowTask:
     # How many times a task of this run failed in a row (nondeterminism, crash of workflow
     # code); 0 for a healthy run.
     failed_attempts: int = 0
+    # When the task became claimable: its earliest visible inbox event's visible_at, or the
+    # end of the run's start delay or back-off if later (time in queue); None: not known.
+    ready_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +236,28 @@ class ActivityTask:
     heartbeat_details: bytes | None = None
     # Name of the workflow of the run that scheduled the activity (activity.info()).
     workflow_name: str | None = None
+    # When this attempt became claimable (time in queue): scheduled_at for the first, the
+    # retry time for a retry, the expiry of the lost lease after a vanished worker; None: not
+    # known.
+    ready_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedRun:
+    """A run closed without a workflow task (``terminate``), handed once to a worker that
+    reports it (``Backend.claim_closed_runs``): its metrics and ``RunWorkflow`` span."""
+
+    instance_id: str
+    run_id: str
+    workflow_name: str
+    queue: str
+    status: RunStatus
+    closed_at: float
+    # The failure payload the close recorded.
+    result: bytes | None
+    # The run's ``workflow_started`` event when it closed before any workflow task took it
+    # from the inbox (its history then lacks it): the run's start time and trace context.
+    started_event: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,12 +312,14 @@ class RunInfo:
 @dataclass(frozen=True, slots=True)
 class RunCount:
     """How many instances' latest runs have this workflow name and status (and are blocked,
-    or not)."""
+    or not; and are paused, or not)."""
 
     workflow_name: str
     status: RunStatus
     blocked: bool
     count: int
+    # Open runs paused (``Backend.pause``) are counted apart from the others.
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

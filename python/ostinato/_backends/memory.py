@@ -23,6 +23,7 @@ from .._errors import (
     WorkflowNotRunningError,
 )
 from ._apply import apply_commit, start_run, terminate_run
+from ._backend_events import started_of_mark
 from ._contract import Backend, TimeSkipping
 from ._hook_store import pause_delivery_id
 from ._memory_hooks import HookTables, MemoryHooks
@@ -38,6 +39,7 @@ from ._types import (
     ActivityTask,
     BackendStats,
     Clock,
+    ClosedRun,
     InboxEvent,
     NewRun,
     QueueBacklog,
@@ -319,7 +321,7 @@ class MemoryBackend(
     async def stats(self) -> BackendStats:
         with self._lock:
             now = self.clock()
-            counts: dict[tuple[str, RunStatus, bool], int] = {}
+            counts: dict[tuple[str, RunStatus, bool, bool], int] = {}
             # queue -> [workflow tasks, activity tasks, oldest ready at]
             queues: dict[str, list[Any]] = {}
 
@@ -330,7 +332,8 @@ class MemoryBackend(
 
             for runs in self._instances.values():
                 run = runs[-1]
-                key = (run.workflow_name, run.status, run.blocked_reason is not None)
+                paused = run.status.is_open and run.paused_at is not None
+                key = (run.workflow_name, run.status, run.blocked_reason is not None, paused)
                 counts[key] = counts.get(key, 0) + 1
             for runs in self._instances.values():
                 for run in runs:
@@ -353,7 +356,10 @@ class MemoryBackend(
                 queues[queue][1] -= count
             return BackendStats(
                 now=now,
-                runs=[RunCount(n, s, b, count) for (n, s, b), count in sorted(counts.items())],
+                runs=[
+                    RunCount(n, s, b, count, paused=p)
+                    for (n, s, b, p), count in sorted(counts.items())
+                ],
                 backlog=[
                     QueueBacklog(q, queues[q][0], queues[q][1], queues[q][2], held.get(q, 0))
                     for q in sorted(queues)
@@ -481,6 +487,10 @@ class MemoryBackend(
             for _, _, run in candidates[:max_tasks]:
                 run.lease_token = new_lease_token()
                 run.lease_expires_at = now + lease_seconds
+                visible = [item for item in run.inbox if item.visible_at <= now]
+                ready_at = min(item.visible_at for item in visible)
+                if run.ready_at is not None:
+                    ready_at = max(ready_at, run.ready_at)
                 tasks.append(
                     WorkflowTask(
                         instance_id=run.instance_id,
@@ -489,12 +499,9 @@ class MemoryBackend(
                         queue=run.queue,
                         lease_token=run.lease_token,
                         history_length=len(run.history),
-                        inbox=[
-                            InboxEvent(item.id, item.event)
-                            for item in run.inbox
-                            if item.visible_at <= now
-                        ],
+                        inbox=[InboxEvent(item.id, item.event) for item in visible],
                         failed_attempts=run.failed_attempts,
+                        ready_at=ready_at,
                     )
                 )
         return tasks
@@ -583,6 +590,8 @@ class MemoryBackend(
                     candidates, self._activities.values(), now, max_tasks
                 )
             for task in candidates[:max_tasks]:
+                # Claimable since its visible time, or since a vanished worker's lease ran out.
+                ready_at = max(task.visible_at, task.lease_expires_at or task.visible_at)
                 task.attempt += 1
                 task.lease_token = new_lease_token()
                 task.lease_expires_at = now + lease_seconds
@@ -602,6 +611,7 @@ class MemoryBackend(
                         deadline=task.deadline,
                         heartbeat_details=task.heartbeat_details,
                         workflow_name=task.run.workflow_name,
+                        ready_at=ready_at,
                     )
                 )
         return claimed
@@ -651,6 +661,47 @@ class MemoryBackend(
             if failure is not None:
                 stored.last_failure = bytes(failure)
         self._waiters.notify([("activity", stored.queue)])
+
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        with self._lock:
+            self._run(instance_id, run_id)  # WorkflowNotFoundError
+            before = {
+                r.next_run_id: r.run_id for r in self._instances[instance_id] if r.next_run_id
+            }
+        found: list[str] = []
+        current = run_id
+        while len(found) < limit and current in before:
+            current = before[current]
+            found.append(current)
+        return found
+
+    async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
+        wanted = set(queues)
+        with self._lock:
+            store = self._store
+            taken: list[ClosedRun] = []
+            kept: list[tuple[_Run, bytes]] = []
+            for run, mark in store.closed_to_report:
+                if store.runs.get((run.instance_id, run.run_id)) is not run:
+                    continue  # deleted meanwhile: nothing to report
+                if run.queue not in wanted or len(taken) >= limit:
+                    kept.append((run, mark))
+                    continue
+                assert run.closed_at is not None
+                taken.append(
+                    ClosedRun(
+                        instance_id=run.instance_id,
+                        run_id=run.run_id,
+                        workflow_name=run.workflow_name,
+                        queue=run.queue,
+                        status=run.status,
+                        closed_at=run.closed_at,
+                        result=run.result,
+                        started_event=started_of_mark(mark),
+                    )
+                )
+            store.closed_to_report = kept
+            return taken
 
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         with self._lock:

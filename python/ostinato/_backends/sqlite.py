@@ -26,6 +26,7 @@ from .._errors import (
     WorkflowNotRunningError,
 )
 from ._apply import apply_commit, start_run, terminate_run
+from ._backend_events import started_of_mark
 from ._contract import TimeSkipping
 from ._queue_limits import (
     QueueLimits,
@@ -48,6 +49,7 @@ from ._types import (
     ActivityState,
     ActivityTask,
     BackendStats,
+    ClosedRun,
     InboxEvent,
     NewRun,
     QueueBacklog,
@@ -207,6 +209,16 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
 
         return await self._read(op)
 
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[str]:
+            self._run_row(conn, instance_id, run_id)  # WorkflowNotFoundError
+            if limit < 1:
+                return []
+            rows = conn.execute(Q["previous_runs"], (instance_id, run_id, instance_id, limit))
+            return [row[0] for row in rows]
+
+        return await self._read(op)
+
     async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[bytes]:
             run = self._run_row(conn, instance_id, run_id)
@@ -283,8 +295,8 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
         def op(conn: sqlite3.Connection, wake: Wake) -> BackendStats:
             now = self.clock()
             runs = [
-                RunCount(name, RunStatus(status), bool(blocked), count)
-                for name, status, blocked, count in conn.execute(Q["stats_runs"])
+                RunCount(name, RunStatus(status), bool(blocked), count, paused=bool(paused))
+                for name, status, blocked, count, paused in conn.execute(Q["stats_runs"])
             ]
             # queue -> [workflow tasks, activity tasks, oldest ready at]
             queues: dict[str, list[Any]] = {}
@@ -378,7 +390,10 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 token = new_lease_token()
                 conn.execute(Q["lease_run"], (token, now + lease_seconds, pk))
                 row = conn.execute(Q["claimed_run"], (pk,)).fetchone()
-                inbox = conn.execute(Q["visible_inbox"], (pk, now))
+                inbox = conn.execute(Q["visible_inbox"], (pk, now)).fetchall()
+                ready_at = min(visible_at for _, _, visible_at in inbox)
+                if row[6] is not None:  # a start delay or back-off that ended later
+                    ready_at = max(ready_at, row[6])
                 tasks.append(
                     WorkflowTask(
                         instance_id=row[0],
@@ -387,8 +402,9 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                         queue=row[3],
                         lease_token=token,
                         history_length=row[4],
-                        inbox=[InboxEvent(i, e) for i, e in inbox],
+                        inbox=[InboxEvent(i, e) for i, e, _ in inbox],
                         failed_attempts=row[5],
+                        ready_at=ready_at,
                     )
                 )
             return tasks
@@ -496,6 +512,9 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                         deadline=row[10],
                         heartbeat_details=row[11],
                         workflow_name=row[12],
+                        # Its visible_at: the retry time, or a lost lease's expiry (a lease
+                        # moves visible_at to its expiry).
+                        ready_at=row[13],
                     )
                 )
             return claimed
@@ -631,6 +650,31 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             wake.add(("activity", task.queue))
 
         await self._call(op)
+
+    async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
+        queues = list(queues)
+        if limit < 1 or not queues:
+            return []
+        find = Q.for_queues("closed_marks", len(queues))
+
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[ClosedRun]:
+            rows = conn.execute(find, (*queues, limit)).fetchall()
+            conn.executemany(Q["delete_closed_mark"], [(row[0],) for row in rows])
+            return [
+                ClosedRun(
+                    instance_id=row[1],
+                    run_id=row[2],
+                    workflow_name=row[3],
+                    queue=row[4],
+                    status=RunStatus(row[5]),
+                    closed_at=float(row[6]),
+                    result=row[7],
+                    started_event=started_of_mark(bytes(row[8])),
+                )
+                for row in rows
+            ]
+
+        return await self._call(op)
 
     async def activity_states(self, instance_id: str, run_id: str) -> list[ActivityState]:
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityState]:

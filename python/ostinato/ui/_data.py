@@ -15,12 +15,13 @@ from typing import Any
 import orjson
 
 from .. import _events, _view
-from .._checks import check_text
+from .._checks import check_tags, check_text
 from .._client import Client
 from .._errors import WorkflowNotFoundError
 from ..backends import Backend, RunInfo, RunStatus
 
 __all__ = [
+    "FILTER_STATUSES",
     "MAX_PAGE",
     "STATUSES",
     "RunFilter",
@@ -37,12 +38,18 @@ __all__ = [
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-# A filtered page reads at most this many runs from the backend (the filters the backend
-# cannot apply itself are applied here); the page then ends early with a cursor to go on.
+# A page searched by id prefix (the one filter the backend cannot apply) reads at most this
+# many runs from the backend; the page then ends early with a cursor to go on.
 SCAN_BUDGET = 2_000
 # How many children a run page describes (each is one backend read).
 MAX_CHILDREN = 100
-STATUSES = tuple(s.value for s in RunStatus)
+# How many runs of a continue-as-new chain a run page shows on each side of the run (each is
+# one backend read); the page links to the runs beyond.
+CHAIN_SIDE = 25
+# The statuses a run shows: the stored ones, and "paused" for an open run that is paused.
+STATUSES = (*(s.value for s in RunStatus), "paused")
+# What the status filter takes: those, and "blocked" (open runs stuck on a workflow task).
+FILTER_STATUSES = (*STATUSES, "blocked")
 
 
 def iso(ts: float | None) -> str | None:
@@ -66,26 +73,54 @@ def _parse_time(value: str, what: str) -> float:
 
 @dataclass(frozen=True)
 class RunFilter:
+    # A stored status, "paused" or "blocked" (open runs, see FILTER_STATUSES).
     status: str | None = None
     workflow: str | None = None
     queue: str | None = None
-    # Instance id, or the start of one.
+    # Instance id, or the start of one: the one filter applied here, not by the backend.
     id_prefix: str | None = None
     started_after: float | None = None
     started_before: float | None = None
-    # Only runs that are stuck (blocked_reason set).
+    closed_after: float | None = None
+    # Runs having this tag (key, value).
+    tag: tuple[str, str] | None = None
+    # Only runs that are stuck (blocked_reason set): ``status="blocked"``'s older spelling.
     blocked: bool = False
 
-    def matches(self, info: RunInfo) -> bool:
-        if self.blocked and info.blocked_reason is None:
-            return False
-        if self.queue is not None and info.queue != self.queue:
-            return False
-        if self.id_prefix is not None and not info.instance_id.startswith(self.id_prefix):
-            return False
-        if self.started_after is not None and info.created_at < self.started_after:
-            return False
-        return not (self.started_before is not None and info.created_at >= self.started_before)
+    def backend_filters(self) -> dict[str, Any]:
+        """The keyword arguments of ``Backend.list_runs`` for every filter but the id prefix
+        (a paused run is listed as paused, not as running: as ``describe()`` says)."""
+        status: RunStatus | None = None
+        blocked = paused = None
+        if self.status == "paused":
+            status, paused = RunStatus.RUNNING, True
+        elif self.status == "blocked" or self.blocked:
+            status, blocked = RunStatus.RUNNING, True
+            if self.status is not None and self.status != "blocked":
+                status = RunStatus(self.status)  # only open runs are blocked: none match
+        elif self.status is not None:
+            status = RunStatus(self.status)
+            if status is RunStatus.RUNNING:
+                paused = False
+        return {
+            "status": status,
+            "workflow_name": self.workflow,
+            "queue": self.queue,
+            "tags": dict([self.tag]) if self.tag else None,
+            "started_after": self.started_after,
+            "started_before": self.started_before,
+            "closed_after": self.closed_after,
+            "blocked": blocked,
+            "paused": paused,
+        }
+
+
+def _parse_tag(value: str) -> tuple[str, str]:
+    key, sep, tag_value = value.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"tag must be key=value, such as customer=ada, not {value!r:.80}")
+    [(key, tag_value)] = check_tags({key.strip(): tag_value.strip()}, "tag").items()
+    return key, tag_value
 
 
 def parse_filter(params: Mapping[str, str]) -> tuple[RunFilter, int, str | None]:
@@ -99,10 +134,12 @@ def parse_filter(params: Mapping[str, str]) -> tuple[RunFilter, int, str | None]
         return check_text(value, name) if value else None
 
     status = text("status")
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r:.80}")
+    if status is not None and status not in FILTER_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(FILTER_STATUSES)}, not {status!r:.80}")
     after = text("started_after")
     before = text("started_before")
+    closed_after = text("closed_after")
+    tag = text("tag")
     blocked = text("blocked")
     if blocked not in (None, "1", "true", "0", "false"):
         raise ValueError(f"blocked must be 1 or 0, not {blocked!r:.80}")
@@ -123,6 +160,8 @@ def parse_filter(params: Mapping[str, str]) -> tuple[RunFilter, int, str | None]
             id_prefix=text("q"),
             started_after=_parse_time(after, "started_after") if after else None,
             started_before=_parse_time(before, "started_before") if before else None,
+            closed_after=_parse_time(closed_after, "closed_after") if closed_after else None,
+            tag=_parse_tag(tag) if tag else None,
             blocked=blocked in ("1", "true"),
         ),
         limit,
@@ -161,26 +200,37 @@ def _loads(payload: bytes | None) -> Any:
         return f"<unreadable payload: {bytes(payload[:80])!r}>"
 
 
+def shown_status(info: RunInfo) -> str:
+    """The status a run shows: its stored one, or "paused" while it is open and paused."""
+    if info.status.is_open and info.paused_at is not None:
+        return "paused"
+    return info.status.value
+
+
 def run_summary(info: RunInfo) -> dict[str, Any]:
     closed = not info.status.is_open
     failure = None
     if closed and info.status is not RunStatus.COMPLETED and info.result:
         chain = _failure_chain(_loads(info.result))
         failure = f"{chain[0]['type']}: {chain[0]['message']}" if chain else None
+    paused = shown_status(info) == "paused"
     return {
         "id": info.instance_id,
         "run_id": info.run_id,
         "workflow": info.workflow_name,
         "queue": info.queue,
-        "status": info.status.value,
+        "status": shown_status(info),
         "created_at": iso(info.created_at),
         "updated_at": iso(info.updated_at),
         "closed_at": iso(info.closed_at),
         "history_length": info.history_length,
         "blocked_reason": info.blocked_reason,
+        "paused_at": iso(info.paused_at) if paused else None,
+        "pause_reason": info.pause_reason if paused else None,
         "failure": failure,
         "parent_id": info.parent.instance_id if info.parent else None,
         "next_run_id": info.next_run_id,
+        "tags": dict(info.tags),
     }
 
 
@@ -189,30 +239,25 @@ async def list_runs(
 ) -> dict[str, Any]:
     """A page of runs (latest run of each instance, newest first) matching ``flt``.
 
-    Status and workflow name are filtered by the backend; queue, id prefix and start time
-    here, reading at most ``SCAN_BUDGET`` runs: a page may then hold fewer than ``limit``
-    runs and still have a ``next_cursor`` (``"partial": true``).
+    The backend applies every filter but the id prefix, and pages on its cursor. An id
+    prefix is matched here, reading at most ``SCAN_BUDGET`` runs: a page may then hold fewer
+    than ``limit`` runs and still have a ``next_cursor`` (``"partial": true``).
     """
     await backend.open()
-    # Only open runs are blocked: let the backend narrow a blocked filter to them.
-    status = RunStatus(flt.status) if flt.status else (RunStatus.RUNNING if flt.blocked else None)
-    local = flt.queue is not None or flt.id_prefix is not None or flt.started_after is not None
-    local = local or flt.started_before is not None or flt.blocked
+    filters = flt.backend_filters()
+    if flt.id_prefix is None:
+        runs, after = await backend.list_runs(limit=limit, cursor=cursor, **filters)
+        return _page([run_summary(info) for info in runs], after, len(runs), partial=False)
+    prefix = flt.id_prefix
     found: list[dict[str, Any]] = []
     scanned = 0
     page_start = cursor
     while True:
-        wanted = limit - len(found)
-        page_size = min(wanted * 4, MAX_PAGE) if local else wanted
-        runs, after = await backend.list_runs(
-            status=status, workflow_name=flt.workflow, limit=page_size, cursor=page_start
-        )
+        page_size = min((limit - len(found)) * 4, MAX_PAGE)
+        runs, after = await backend.list_runs(limit=page_size, cursor=page_start, **filters)
         for index, info in enumerate(runs):
             scanned += 1
-            # Latest runs come newest first: nothing further on started after started_after.
-            if flt.started_after is not None and info.created_at < flt.started_after:
-                return _page(found, None, scanned, partial=False)
-            if not flt.matches(info):
+            if not info.instance_id.startswith(prefix):
                 continue
             found.append(run_summary(info))
             if len(found) == limit:
@@ -220,10 +265,7 @@ async def list_runs(
                     # Backend cursors are opaque: the page that ends at this run gives the
                     # cursor that resumes right after it.
                     _, after = await backend.list_runs(
-                        status=status,
-                        workflow_name=flt.workflow,
-                        limit=index + 1,
-                        cursor=page_start,
+                        limit=index + 1, cursor=page_start, **filters
                     )
                 return _page(found, after, scanned, partial=False)
         if after is None:
@@ -266,10 +308,11 @@ def _state(info: RunInfo) -> dict[str, Any]:
     state = {
         "id": info.instance_id,
         "run_id": info.run_id,
-        "status": info.status.value,
+        "status": shown_status(info),
         "history_length": info.history_length,
         "updated_at": iso(info.updated_at),
         "blocked_reason": info.blocked_reason,
+        "pause_reason": info.pause_reason if info.paused_at is not None else None,
     }
     digest = hashlib.sha256(orjson.dumps(state, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return {**state, "etag": digest[:32]}
@@ -310,6 +353,7 @@ async def run_detail(
     if latest.run_id == info.run_id:
         vars_ = await client.get_vars(instance_id)
     children = await _children(backend, events)
+    chain = await _chain(backend, info)
     detail = run_summary(info)
     detail.update(
         {
@@ -341,12 +385,50 @@ async def run_detail(
                 "children": described.pending_children,
             },
             "children": children,
+            "chain": chain,
             **_outcome(info, events),
         }
     )
     timeline = _view.build_timeline(events, described, vars_)
     detail["timeline"] = _view.timeline_json(timeline)
     return detail, timeline
+
+
+async def _chain(backend: Backend, info: RunInfo) -> dict[str, Any]:
+    """The run's continue-as-new chain around it, oldest first: up to ``CHAIN_SIDE`` runs it
+    continued from and as many that continued from it, with the ids of the runs to go on
+    from when the chain is longer (``earlier``, ``later``)."""
+    instance_id = info.instance_id
+    before = await backend.previous_run_ids(instance_id, info.run_id, CHAIN_SIDE + 1)
+    earlier = before[CHAIN_SIDE - 1] if len(before) > CHAIN_SIDE else None
+    runs = [await backend.describe(instance_id, run_id) for run_id in reversed(before[:CHAIN_SIDE])]
+    runs.append(info)
+    later = None
+    next_id = info.next_run_id
+    while next_id is not None:
+        if len(runs) - len(before[:CHAIN_SIDE]) > CHAIN_SIDE:
+            later = runs[-1].run_id
+            break
+        try:
+            run = await backend.describe(instance_id, next_id)
+        except WorkflowNotFoundError:  # deleted since
+            break
+        runs.append(run)
+        next_id = run.next_run_id
+    return {
+        "runs": [
+            {
+                "run_id": run.run_id,
+                "status": shown_status(run),
+                "created_at": iso(run.created_at),
+                "closed_at": iso(run.closed_at),
+                "current": run.run_id == info.run_id,
+            }
+            for run in runs
+        ],
+        "earlier": earlier,
+        "later": later,
+    }
 
 
 async def _children(backend: Backend, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -373,7 +455,8 @@ async def _children(backend: Backend, events: list[dict[str, Any]]) -> list[dict
 
 
 async def stats(backend: Backend) -> dict[str, Any]:
-    """Runs by workflow and status (latest run of each instance) and the backlog per queue."""
+    """Runs by workflow and status (latest run of each instance; open runs that are paused
+    as "paused", not "running") and the backlog per queue."""
     await backend.open()
     snapshot = await backend.stats()
     workflows: dict[str, dict[str, Any]] = {}
@@ -382,7 +465,7 @@ async def stats(backend: Backend) -> dict[str, Any]:
         entry = workflows.setdefault(
             row.workflow_name, {"workflow": row.workflow_name, "counts": {}, "blocked": 0}
         )
-        status = row.status.value
+        status = "paused" if row.paused and row.status.is_open else row.status.value
         entry["counts"][status] = entry["counts"].get(status, 0) + row.count
         totals[status] = totals.get(status, 0) + row.count
         if row.blocked:

@@ -15,7 +15,7 @@ import orjson
 
 from .. import _view
 from .._view import format_duration
-from ._data import STATUSES
+from ._data import FILTER_STATUSES, STATUSES
 from ._html import Child, Markup, join, tag
 
 __all__ = ["error_page", "history_page", "list_page", "run_page", "stats_page"]
@@ -112,16 +112,18 @@ def _filter_form(params: Mapping[str, str]) -> Markup:
 
     options = [tag("option", "any status", value="")] + [
         tag("option", s.replace("_", " "), value=s, selected=params.get("status") == s)
-        for s in STATUSES
+        for s in FILTER_STATUSES
     ]
     return tag(
         "form",
         tag("label", "Status", tag("select", options, name="status")),
         field("workflow", "Workflow", placeholder="name"),
         field("queue", "Queue", placeholder="default"),
+        field("tag", "Tag", placeholder="key=value"),
         field("q", "Id", placeholder="id or prefix"),
         field("started_after", "Started after", placeholder="2026-01-31T00:00"),
         field("started_before", "before", placeholder="2026-02-01"),
+        field("closed_after", "Closed after", placeholder="2026-01-31"),
         tag("button", "Filter", type="submit"),
         tag("a", "clear", href="./"),
         method="get",
@@ -154,7 +156,7 @@ def _status_counts(counts: Mapping[str, int], params: Mapping[str, str]) -> Mark
                 "a",
                 status_badge("blocked"),
                 f" {blocked}",
-                href=url("./", **{**base, "blocked": "1"}),
+                href=url("./", **{**base, "status": "blocked"}),
                 class_="count",
             )
         )
@@ -171,6 +173,14 @@ def list_page(
     rows = []
     for run in page["runs"]:
         reason = run["blocked_reason"] or None
+        paused = run["status"] == "paused"
+        note: Child = run["failure"]
+        if reason:
+            note = tag("span", reason, class_="blocked-reason")
+        elif paused:
+            note = tag(
+                "span", "paused: ", run["pause_reason"] or "no reason given", class_="pause-reason"
+            )
         rows.append(
             tag(
                 "tr",
@@ -180,12 +190,8 @@ def list_page(
                 tag("td", run["queue"]),
                 tag("td", human_time(run["created_at"])),
                 tag("td", human_time(run["closed_at"] or run["updated_at"])),
-                tag(
-                    "td",
-                    tag("span", reason, class_="blocked-reason") if reason else run["failure"],
-                    class_="note",
-                ),
-                class_="blocked" if reason else None,
+                tag("td", note, class_="note"),
+                class_="blocked" if reason else ("paused" if paused else None),
                 data_id=run["id"],
             )
         )
@@ -375,16 +381,52 @@ def _tree(run: Mapping[str, Any]) -> Markup:
 
 
 def _chain(run: Mapping[str, Any]) -> Child:
-    prev_id, next_id = run["previous_run_id"], run["next_run_id"]
-    if not (prev_id or next_id):
+    """The continue-as-new chain around the run: every run shown links to its page."""
+    chain = run["chain"]
+    if len(chain["runs"]) < 2:
         return None
-    parts: list[Child] = []
-    if prev_id:
-        parts += [tag("a", f"← previous run {prev_id}", href=url("run", id=run["id"], run=prev_id))]
-    parts += [tag("span", f"this run {run['run_id']}", class_="muted")]
-    if next_id:
-        parts += [tag("a", f"next run {next_id} →", href=url("run", id=run["id"], run=next_id))]
-    return tag("p", join(*[join(p, " ") for p in parts]), class_="chain")
+    rid = run["id"]
+    items: list[Child] = []
+    if chain["earlier"]:
+        items.append(
+            tag(
+                "li",
+                tag("a", "← earlier runs", href=url("run", id=rid, run=chain["earlier"])),
+                class_="more",
+            )
+        )
+    for number, item in enumerate(chain["runs"]):
+        label: Child = tag("code", item["run_id"])
+        if item["current"]:
+            label = tag("strong", label, " (this run)")
+        else:
+            label = tag("a", label, href=url("run", id=rid, run=item["run_id"]))
+        items.append(
+            tag(
+                "li",
+                label,
+                " ",
+                status_badge(item["status"]),
+                " ",
+                tag("span", "started ", human_time(item["created_at"]), class_="muted"),
+                class_="current" if item["current"] else None,
+                data_run=item["run_id"],
+                data_position=str(number),
+            )
+        )
+    if chain["later"]:
+        items.append(
+            tag(
+                "li",
+                tag("a", "later runs →", href=url("run", id=rid, run=chain["later"])),
+                class_="more",
+            )
+        )
+    return tag(
+        "section",
+        tag("h2", "Continue-as-new chain"),
+        tag("ol", items, class_="run-chain", id="chain"),
+    )
 
 
 def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str | None) -> str:
@@ -405,6 +447,21 @@ def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str
             id="blocked",
         )
         if run["blocked_reason"]
+        else None
+    )
+    paused = (
+        tag(
+            "div",
+            tag("strong", "Paused"),
+            " since ",
+            human_time(run["paused_at"]),
+            ": ",
+            run["pause_reason"] or "no reason given",
+            " (no workflow task or activity attempt starts until it is resumed)",
+            class_="paused-banner",
+            id="paused",
+        )
+        if run["status"] == "paused"
         else None
     )
     vars_ = (
@@ -434,6 +491,7 @@ def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str
             id="title",
         ),
         blocked,
+        paused,
         _dl(
             [
                 ("Run", run["run_id"]),
@@ -451,7 +509,7 @@ def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str
         ),
         _chain(run),
         reason,
-        _actions(run, csrf) if csrf and run["status"] == "running" else None,
+        _actions(run, csrf) if csrf and run["status"] in ("running", "paused") else None,
         tag("section", tag("h2", "Input"), payload_block(run["input"], open_=True)),
         outcome,
         _pending(run["pending"]),
@@ -485,7 +543,7 @@ def run_page(run: Mapping[str, Any], timeline: Child, mermaid: str, *, csrf: str
             data_poll=url("api/poll", id=rid, run=run_param),
             data_etag=f'"{run["etag"]}"',
         )
-        if run["status"] == "running"
+        if run["status"] in ("running", "paused")
         else None
     )
     return layout(rid, body, csrf=csrf, nav="runs", extra=live)

@@ -118,6 +118,7 @@ class _ActivitySide(_Core, QueueLimitStore):
                 deadline=r[11],
                 heartbeat_details=None if r[12] is None else bytes(r[12]),
                 workflow_name=r[14],
+                ready_at=r[15],
             )
             for r in rows
         ]

@@ -4,7 +4,7 @@ list, delete and wait for runs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -14,11 +14,11 @@ from ..._errors import (
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
-from .._backend_events import timed_out_event
+from .._backend_events import started_of_mark, timed_out_event
 from .._queue_limits import QueueLimits, held_by_limits
 from .._rows import check_history_length, tags_json
 from .._tokens import decode_cursor, encode_cursor
-from .._types import BackendStats, NewRun, QueueBacklog, RunCount, RunInfo, RunStatus
+from .._types import BackendStats, ClosedRun, NewRun, QueueBacklog, RunCount, RunInfo, RunStatus
 from .._validate import validate_new_run
 from .._wakeups import wait_on
 from ._core import (
@@ -162,6 +162,31 @@ class _ClientSide(_Core):
 
         await self._run(f"terminating workflow {instance_id!r}", body)
 
+    async def claim_closed_runs(self, queues: Sequence[str], limit: int) -> list[ClosedRun]:
+        if limit < 1 or not queues:
+            return []
+
+        async def body(conn: Conn, effects: _Effects) -> list[ClosedRun]:
+            rows = await self._fetchall(
+                conn, "claim_closed_runs", {"queues": list(queues), "limit": limit}
+            )
+            return [
+                ClosedRun(
+                    instance_id=row[0],
+                    run_id=row[1],
+                    workflow_name=row[2],
+                    queue=row[3],
+                    status=RunStatus(row[4]),
+                    closed_at=float(row[5]),
+                    result=None if row[6] is None else bytes(row[6]),
+                    started_event=started_of_mark(bytes(row[7])),
+                )
+                for row in rows
+            ]
+
+        # Not retried once COMMIT may have happened: the marks would be lost, not doubled.
+        return await self._run("claiming closed runs", body, retry_ambiguous=False)
+
     async def pause(self, instance_id: str, reason: str | None = None) -> bool:
         async def body(conn: Conn, effects: _Effects) -> bool:
             row = await self._lock_latest_run(conn, instance_id)
@@ -212,6 +237,19 @@ class _ClientSide(_Core):
             return self._row_to_info(row)
 
         return await self._run(f"describing workflow {instance_id!r}", body, transaction=False)
+
+    async def previous_run_ids(self, instance_id: str, run_id: str, limit: int) -> list[str]:
+        ids = {"instance_id": instance_id, "run_id": run_id}
+
+        async def body(conn: Conn, effects: _Effects) -> list[str]:
+            if await self._fetchone(conn, "describe_run", ids) is None:
+                raise _not_found(instance_id, run_id)
+            if limit < 1:
+                return []
+            rows = await self._fetchall(conn, "previous_runs", {**ids, "limit": limit})
+            return [row[0] for row in rows]
+
+        return await self._run(f"reading the runs before {run_id!r}", body, transaction=False)
 
     async def history(self, instance_id: str, run_id: str | None = None) -> list[bytes]:
         async def body(conn: Conn, effects: _Effects) -> list[bytes]:
@@ -277,8 +315,10 @@ class _ClientSide(_Core):
 
         async def body(conn: Conn, effects: _Effects) -> BackendStats:
             runs = [
-                RunCount(name, RunStatus(status), bool(blocked), int(count))
-                for name, status, blocked, count in await self._fetchall(conn, "stats_runs", {})
+                RunCount(name, RunStatus(status), bool(blocked), int(count), paused=bool(paused))
+                for name, status, blocked, count, paused in await self._fetchall(
+                    conn, "stats_runs", {}
+                )
             ]
             # queue -> [workflow tasks, activity tasks, oldest ready at]
             queues: dict[str, list[Any]] = {}

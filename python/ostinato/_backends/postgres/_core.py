@@ -27,6 +27,8 @@ from ..._errors import (
 from .._backend_events import (
     CONFLICT_TERMINATE_REASON,
     child_closed_event,
+    closed_mark_event,
+    started_in_inbox,
     terminated_failure,
     timed_out_event,
     workflow_terminated_event,
@@ -695,7 +697,14 @@ class _Core(Backend):
                     "events": [workflow_terminated_event(seq, why)],
                 },
             )
+            ids = {"instance_id": target_instance, "run_id": target_run}
+            started = None
+            if seq == 1:  # no task took the run: its workflow_started is in the inbox
+                first = await self._fetchall(conn, "run_first_inbox_events", ids)
+                started = started_in_inbox([bytes(r[0]) for r in first])
             await self._drop_pending_work(conn, target_instance, target_run, now)
+            # No workflow task reports this close: a worker claims it (claim_closed_runs).
+            await self._execute(conn, "keep_closed", {**ids, "mark": closed_mark_event(started)})
             self._closed(effects, target_instance, target_run)
             if parent_instance is not None:
                 event = child_closed_event(

@@ -75,10 +75,11 @@ class _WorkflowSide(_Core):
                 },
             )
             inboxes: dict[tuple[str, str], list[InboxEvent]] = {}
-            for instance_id, run_id, event_id, event in inbox_rows:
-                inboxes.setdefault((instance_id, run_id), []).append(
-                    InboxEvent(event_id, bytes(event))
-                )
+            first_visible: dict[tuple[str, str], float] = {}
+            for instance_id, run_id, event_id, event, visible_at in inbox_rows:
+                key = (instance_id, run_id)
+                inboxes.setdefault(key, []).append(InboxEvent(event_id, bytes(event)))
+                first_visible[key] = min(first_visible.get(key, visible_at), visible_at)
             return [
                 WorkflowTask(
                     instance_id=instance_id,
@@ -89,6 +90,12 @@ class _WorkflowSide(_Core):
                     history_length=history_length,
                     inbox=inboxes.get((instance_id, run_id), []),
                     failed_attempts=failed_attempts,
+                    # Time in queue from the earliest visible event, or from the end of a
+                    # start delay or back-off (the run's ready_at before the claim) if later.
+                    ready_at=max(
+                        first_visible.get((instance_id, run_id), visible_at),
+                        visible_at if was_ready is None else was_ready,
+                    ),
                 )
                 for (
                     instance_id,
@@ -98,8 +105,9 @@ class _WorkflowSide(_Core):
                     lease_token,
                     history_length,
                     failed_attempts,
+                    visible_at,
                     _,
-                    _,
+                    was_ready,
                 ) in rows
             ]
 

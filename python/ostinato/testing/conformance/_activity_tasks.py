@@ -152,6 +152,51 @@ class ActivityTaskTests:
             wf = await claim_one(b)
             assert [i.event for i in wf.inbox] == [done]
 
+    async def test_claims_say_since_when_the_task_was_ready(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        """``ready_at`` of a workflow task and of an activity attempt (time in queue): the
+        earliest visible event, the end of a start delay or back-off, the retry time, the
+        expiry of a lost lease."""
+        async with opened(make_backend, clock) as b:
+            await start(b, "r")
+            clock.advance(5)
+            await b.signal("r", signal_event())
+            clock.advance(1)
+            task = await claim_one(b)
+            assert task.ready_at == T0  # its workflow_started, visible since the start
+            await b.commit_workflow_task(task, full_commit(task))
+            await b.signal("r", signal_event())  # at T0 + 6
+            clock.advance(2)
+            task = await claim_one(b)
+            assert task.ready_at == T0 + 6
+            await b.fail_workflow_task(task, "boom", T0 + 20)
+            clock.advance(20)
+            task = await claim_one(b)
+            assert task.ready_at == T0 + 20  # the back-off's end, later than the signal
+            await b.commit_workflow_task(
+                task,
+                full_commit(
+                    task,
+                    {"kind": "activity_scheduled", "id": 1, "name": "act"},
+                    activities=[activity(1)],
+                ),
+            )
+            await start(b, "later", visible_at=T0 + 40)
+            clock.advance(22)  # T0 + 50
+            task = await claim_one(b)
+            assert task.instance_id == "later" and task.ready_at == T0 + 40
+
+            [first] = await b.claim_activity_tasks(["default"], 30, 10)
+            assert first.ready_at == T0 + 28  # scheduled by the commit at T0 + 28
+            await b.retry_activity(first, T0 + 60)
+            clock.advance(15)  # T0 + 65
+            [second] = await b.claim_activity_tasks(["default"], 5, 10)
+            assert second.attempt == 2 and second.ready_at == T0 + 60
+            clock.advance(10)  # the lease ran out at T0 + 70: its worker vanished
+            [third] = await b.claim_activity_tasks(["default"], 30, 10)
+            assert third.attempt == 3 and third.ready_at == T0 + 70
+
     async def test_activity_takeover_after_lost_lease_completes_once(
         self, make_backend: BackendFactory, clock: FakeClock
     ) -> None:

@@ -47,6 +47,10 @@ class PauseTests:
             await b.wait_for_work("workflow", ["default"], 0.05)  # returns: nothing to spin on
             stats = await b.stats()
             assert all(q.workflow_tasks == 0 for q in stats.backlog)
+            assert {(r.workflow_name, r.status, r.paused, r.count) for r in stats.runs} == {
+                ("wf", RunStatus.RUNNING, True, 1),
+                ("wf", RunStatus.RUNNING, False, 1),
+            }
             paused, _ = await b.list_runs(paused=True)
             assert [r.instance_id for r in paused] == ["p"]
             unpaused, _ = await b.list_runs(paused=False)

@@ -16,6 +16,7 @@ from ...backends import (
     NewActivity,
     RunClose,
     RunStatus,
+    TimeSkipping,
     WorkflowCommit,
 )
 from ._support import (
@@ -315,6 +316,91 @@ class RunTests:
             assert event["failure"]["type"] == "WorkflowTerminatedError"
             assert "stop" in event["failure"]["message"]
             assert await b.claim_workflow_tasks(["default"], 30, 10) == []
+
+    async def test_terminated_runs_are_claimed_for_reporting_once(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            await start(b, "ran")
+            task = await claim_one(b)
+            kid = child_run(task, 1, "kid")
+            await b.commit_workflow_task(task, full_commit(task, children=[kid]))
+            never = await start(b, "never", visible_at=T0 + 3600)
+            await start(b, "other-queue", queue="q2")
+            await start(b, "done")
+            await run_to_close(b, "done")
+            assert await b.claim_closed_runs(["default", "q2"], 10) == []  # not terminated
+            clock.advance(2)
+            for instance_id in ("ran", "never", "other-queue"):
+                await b.terminate(instance_id, f"stop {instance_id}")
+            # The kept runs are no work: nothing to claim, no time to wake up at.
+            assert await b.claim_workflow_tasks(["default", "q2"], 30, 10) == []
+            if isinstance(b, TimeSkipping):
+                assert await b.next_visible_time() is None
+            assert (await b.stats()).backlog == []
+
+            assert await b.claim_closed_runs(["default"], 0) == []
+            first = await b.claim_closed_runs(["default"], 2)
+            rest = await b.claim_closed_runs(["default"], 10)
+            assert len(first) == 2 and len(rest) == 1
+            claimed = {c.instance_id: c for c in first + rest}
+            assert set(claimed) == {"ran", "kid", "never"}
+            assert await b.claim_closed_runs(["default"], 10) == []  # each once, ever
+            ran = claimed["ran"]
+            info = await b.describe("ran")
+            assert (ran.run_id, ran.workflow_name, ran.queue) == (info.run_id, "wf", "default")
+            assert (ran.status, ran.closed_at, ran.result) == (
+                RunStatus.TERMINATED,
+                T0 + 2,
+                info.result,
+            )
+            # A run that had run has its workflow_started in its history; one that never
+            # ran (the child, the delayed start) keeps it with the mark (its history lacks it).
+            assert ran.started_event is None
+            assert claimed["kid"].started_event == kid.started_event
+            assert claimed["never"].started_event == never.started_event
+            [other] = await b.claim_closed_runs(["q2"], 10)
+            assert other.instance_id == "other-queue"
+            assert await b.claim_closed_runs(["default", "q2"], 10) == []
+            # A terminated run deleted before anyone claimed it is not handed out.
+            await start(b, "gone")
+            await b.terminate("gone", "x")
+            await b.delete("gone")
+            assert await b.claim_closed_runs(["default"], 10) == []
+
+    async def test_previous_run_ids_follow_the_continue_as_new_chain(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            first = await start(b, "chain")
+            runs = [first.run_id]
+            for _ in range(3):
+                task = await claim_for(b, "chain")
+                nxt = new_run("chain")
+                await b.commit_workflow_task(
+                    task,
+                    full_commit(
+                        task,
+                        {"kind": "workflow_continued_as_new"},
+                        close=RunClose(RunStatus.CONTINUED_AS_NEW, None, next_run=nxt),
+                    ),
+                )
+                runs.append(nxt.run_id)
+            # A later run of the same id that did not continue from the chain.
+            await run_to_close(b, "chain")
+            fresh = await start(b, "chain")
+            await start(b, "other")
+            last = runs[-1]
+            assert await b.previous_run_ids("chain", last, 10) == runs[-2::-1]
+            assert await b.previous_run_ids("chain", last, 2) == [runs[2], runs[1]]
+            assert await b.previous_run_ids("chain", runs[1], 10) == [runs[0]]
+            assert await b.previous_run_ids("chain", runs[0], 10) == []
+            assert await b.previous_run_ids("chain", fresh.run_id, 10) == []
+            assert await b.previous_run_ids("chain", last, 0) == []
+            with pytest.raises(WorkflowNotFoundError):
+                await b.previous_run_ids("chain", "f" * 32, 10)
+            with pytest.raises(WorkflowNotFoundError):
+                await b.previous_run_ids("ghost", last, 10)
 
     # ---- listing, deleting -------------------------------------------------------------------
 

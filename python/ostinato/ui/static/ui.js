@@ -52,7 +52,7 @@ document.addEventListener("click", async (event) => {
       if (response.status === 200) {
         const state = await response.json();
         const seen = response.headers.get("ETag");
-        if (seen !== etag || state.status !== "running") {
+        if (seen !== etag || (state.status !== "running" && state.status !== "paused")) {
           window.location.reload();
           return;
         }

@@ -136,6 +136,19 @@ SELECT {run_columns}
 FROM {schema}.runs AS r
 WHERE r.instance_id = %(instance_id)s AND r.run_id = %(run_id)s
 
+-- name: previous_runs
+-- The runs a run continued from (continue-as-new), newest first: each names the next one in
+-- next_run_id.
+WITH RECURSIVE back(run_id, depth) AS (
+    SELECT run_id, 1 FROM {schema}.runs
+    WHERE instance_id = %(instance_id)s AND next_run_id = %(run_id)s
+    UNION ALL
+    SELECT r.run_id, b.depth + 1 FROM back AS b
+    JOIN {schema}.runs AS r ON r.instance_id = %(instance_id)s AND r.next_run_id = b.run_id
+    WHERE b.depth < %(limit)s
+)
+SELECT run_id FROM back ORDER BY depth
+
 -- name: history_latest
 -- One row with a NULL event when the run has no history; no row when there is no such run.
 -- Every row carries the run's id and history_length (checked against the rows found).
@@ -219,12 +232,13 @@ LEFT JOIN {schema}.vars AS v ON v.instance_id = i.instance_id AND v.run_id = i.l
 WHERE i.instance_id = %(instance_id)s
 
 -- name: stats_runs
--- Latest runs counted by workflow name, status and blocked-ness (for dashboards).
-SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, count(*)
+-- Latest runs counted by workflow name, status, blocked- and paused-ness (for dashboards).
+SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, count(*),
+       r.status = 'running' AND r.paused_at IS NOT NULL
 FROM {schema}.runs AS r
 WHERE r.is_latest
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
+GROUP BY 1, 2, 3, 5
+ORDER BY 1, 2, 3, 5
 
 -- name: stats_workflow_backlog
 -- Open runs a worker could claim now (stickiness aside), per queue, with since when.
@@ -307,6 +321,39 @@ INSERT INTO {schema}.history (instance_id, run_id, seq, event)
 SELECT %(instance_id)s, %(run_id)s, %(first_seq)s::integer + e.ord::integer - 1, e.event
 FROM unnest(%(events)b::bytea[]) WITH ORDINALITY AS e(event, ord)
 
+-- name: run_first_inbox_events
+-- A run no task took yet: its workflow_started is among its first inbox events.
+SELECT event FROM {schema}.inbox
+WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s ORDER BY id LIMIT 3
+
+-- name: keep_closed
+-- A run closed without a workflow task (terminate), kept for claim_closed_runs: a mark in its
+-- inbox visible at 1e13 (_backend_events.CLOSED_MARK_AT), a time no claim or wake-up reaches
+-- (they all look at open runs, and at times up to now).
+INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+VALUES (%(instance_id)s, %(run_id)s, 1e13, %(mark)s)
+
+-- name: claim_closed_runs
+-- Each mark is taken once: locked (SKIP LOCKED: concurrent claims take disjoint marks) and
+-- deleted in the statement that returns it.
+WITH marks AS (
+    SELECT i.id FROM {schema}.inbox AS i
+    JOIN {schema}.runs AS r ON r.instance_id = i.instance_id AND r.run_id = i.run_id
+    WHERE i.visible_at = 1e13 AND r.status <> 'running'
+      AND r.queue = ANY(%(queues)b::text[])
+    ORDER BY i.id
+    LIMIT %(limit)s
+    FOR UPDATE OF i SKIP LOCKED
+), taken AS (
+    DELETE FROM {schema}.inbox AS i USING marks AS m WHERE i.id = m.id
+    RETURNING i.id, i.instance_id, i.run_id, i.event
+)
+SELECT t.instance_id, t.run_id, r.workflow_name, r.queue, r.status, r.closed_at, r.result,
+       t.event
+FROM taken AS t
+JOIN {schema}.runs AS r ON r.instance_id = t.instance_id AND r.run_id = t.run_id
+ORDER BY t.id
+
 -- name: delete_run_inbox
 DELETE FROM {schema}.inbox WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
 
@@ -349,10 +396,11 @@ DELETE FROM {schema}.instances WHERE instance_id = %(instance_id)s
 -- A run another worker has cached (sticky_worker) is left to that worker until its first
 -- pending event has been visible for sticky_wait seconds. %(worker)s is '' for no worker.
 WITH candidates AS (
-    SELECT r.ctid AS row_version, r.instance_id, r.run_id, i.id AS first_id, i.visible_at
+    SELECT r.ctid AS row_version, r.instance_id, r.run_id, i.id AS first_id, i.visible_at,
+           r.ready_at
     FROM {schema}.inbox AS i
     CROSS JOIN LATERAL (
-        SELECT r.ctid, r.instance_id, r.run_id FROM {schema}.runs AS r
+        SELECT r.ctid, r.instance_id, r.run_id, r.ready_at FROM {schema}.runs AS r
         WHERE r.instance_id = i.instance_id AND r.run_id = i.run_id
           AND r.status = 'running' AND r.paused_at IS NULL
           AND ARRAY[r.queue] <@ %(queues)b::text[]
@@ -381,10 +429,10 @@ FROM candidates AS c
 WHERE r.ctid = ANY(ARRAY(SELECT row_version FROM candidates))
   AND r.instance_id = c.instance_id AND r.run_id = c.run_id
 RETURNING r.instance_id, r.run_id, r.workflow_name, r.queue, r.lease_token,
-          r.history_length, r.failed_attempts, c.visible_at, c.first_id
+          r.history_length, r.failed_attempts, c.visible_at, c.first_id, c.ready_at
 
 -- name: visible_inbox
-SELECT i.instance_id, i.run_id, i.id, i.event
+SELECT i.instance_id, i.run_id, i.id, i.event, i.visible_at
 FROM {schema}.inbox AS i
 JOIN unnest(%(instance_ids)b::text[], %(run_ids)b::text[]) AS c(instance_id, run_id)
   ON i.instance_id = c.instance_id AND i.run_id = c.run_id
@@ -615,10 +663,10 @@ WITH purged AS (
     WHERE queue = ANY(%(queues)b::text[]) AND cancel_requested
       AND lease_expires_at <= %(now)s
 ), ready AS (
-    SELECT c.task_id, c.rank
+    SELECT c.task_id, c.rank, c.ready_at
     FROM unnest(%(queues)b::text[]) AS q(queue)
     CROSS JOIN LATERAL (
-        SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+        SELECT t.task_id, t.visible_at - t.priority * 60 AS rank, t.visible_at AS ready_at
         FROM {schema}.activity_tasks AS t
         WHERE t.queue = q.queue AND t.lease_expires_at IS NULL
           AND t.visible_at - t.priority * 60 <= %(now)s  -- the walk's bound (priority >= 0)
@@ -635,7 +683,9 @@ WITH purged AS (
     -- once per queue: a test per task made the planner sort the whole backlog).
     WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l WHERE l.queue = q.queue)
 ), expired AS (
-    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    -- ready_at: claimable since a vanished worker's lease ran out (or since visible).
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank,
+           greatest(t.visible_at, t.lease_expires_at) AS ready_at
     FROM {schema}.activity_tasks AS t
     WHERE t.queue = ANY(%(queues)b::text[]) AND t.lease_expires_at <= %(now)s
       AND t.visible_at <= %(now)s AND NOT t.cancel_requested
@@ -648,7 +698,7 @@ WITH purged AS (
     LIMIT %(max_tasks)s
     FOR UPDATE OF t SKIP LOCKED
 ), candidates AS (
-    SELECT task_id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
+    SELECT task_id, ready_at FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
     ORDER BY rank, task_id
     LIMIT %(max_tasks)s
 )
@@ -661,7 +711,8 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
-           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id),
+          c.ready_at
 
 -- ---- queue limits (docs/queues.md) ------------------------------------------------------------
 
@@ -691,7 +742,7 @@ SELECT (SELECT count(*) FROM {schema}.activity_tasks
 -- As claim_activity_tasks, for one limited queue (under its lock): at most max_tasks, the
 -- remaining budget.
 WITH ready AS (
-    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank, t.visible_at AS ready_at
     FROM {schema}.activity_tasks AS t
     WHERE t.queue = %(queue)s AND t.lease_expires_at IS NULL
       AND t.visible_at - t.priority * 60 <= %(now)s  -- the walk's bound (priority >= 0)
@@ -704,7 +755,9 @@ WITH ready AS (
     LIMIT %(max_tasks)s
     FOR UPDATE OF t SKIP LOCKED
 ), expired AS (
-    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank
+    -- ready_at: claimable since a vanished worker's lease ran out (or since visible).
+    SELECT t.task_id, t.visible_at - t.priority * 60 AS rank,
+           greatest(t.visible_at, t.lease_expires_at) AS ready_at
     FROM {schema}.activity_tasks AS t
     WHERE t.queue = %(queue)s AND t.lease_expires_at <= %(now)s
       AND t.visible_at <= %(now)s AND NOT t.cancel_requested
@@ -716,7 +769,7 @@ WITH ready AS (
     LIMIT %(max_tasks)s
     FOR UPDATE OF t SKIP LOCKED
 ), candidates AS (
-    SELECT task_id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
+    SELECT task_id, ready_at FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS c
     ORDER BY rank, task_id
     LIMIT %(max_tasks)s
 )
@@ -729,7 +782,8 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
-           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id),
+          c.ready_at
 
 -- name: record_queue_starts
 INSERT INTO {schema}.queue_starts (queue, started_at)
@@ -766,7 +820,8 @@ WITH keyed AS (
     FROM keyed AS r JOIN {schema}.activity_tasks AS a ON a.task_id = r.task_id
     WHERE NOT r.running AND a.visible_at <= %(now)s AND NOT a.cancel_requested
 ), candidates AS (
-    SELECT a.task_id FROM {schema}.activity_tasks AS a
+    SELECT a.task_id, greatest(a.visible_at, a.lease_expires_at) AS ready_at
+    FROM {schema}.activity_tasks AS a
     JOIN ranked AS r ON r.task_id = a.task_id
     LEFT JOIN in_flight AS f ON f.k = r.k
     WHERE r.k IS NULL OR r.nth + coalesce(f.n, 0) <= %(per_key)s
@@ -783,7 +838,8 @@ RETURNING t.task_id, t.instance_id, t.run_id, t.activity_id, t.name, t.queue, t.
           t.options, t.attempt, t.lease_token, t.scheduled_at, t.deadline,
           t.heartbeat_details, t.visible_at,
           (SELECT r.workflow_name FROM {schema}.runs AS r
-           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id)
+           WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id),
+          c.ready_at
 
 -- name: delete_queue_limits
 WITH starts AS (DELETE FROM {schema}.queue_starts WHERE queue = %(queue)s)

@@ -88,6 +88,18 @@ WHERE r.id = (SELECT latest_run FROM instances WHERE instance_id = ?)
 -- name: run_by_id
 SELECT {run_columns} FROM runs AS r WHERE r.instance_id = ? AND r.run_id = ?
 
+-- name: previous_runs
+-- The runs a run continued from (continue-as-new), newest first: each names the next one in
+-- next_run_id. Parameters: instance_id, run_id, instance_id, limit.
+WITH RECURSIVE back(run_id, depth) AS (
+    SELECT run_id, 1 FROM runs WHERE instance_id = ? AND next_run_id = ?
+    UNION ALL
+    SELECT r.run_id, b.depth + 1 FROM back AS b
+    JOIN runs AS r ON r.instance_id = ? AND r.next_run_id = b.run_id
+    WHERE b.depth < ?
+)
+SELECT run_id FROM back ORDER BY depth
+
 -- name: open_run
 -- The instance's open run, if it has one.
 SELECT {run_columns} FROM instances i JOIN runs r ON r.id = i.latest_run
@@ -144,6 +156,21 @@ UPDATE runs SET status = ?, result = ?, closed_at = ?, updated_at = ?,
     lease_token = NULL, lease_expires_at = NULL, ready_at = NULL
 WHERE id = ?
 
+-- name: keep_closed
+-- A run closed without a workflow task (terminate), kept for claim_closed_runs: a mark in its
+-- inbox visible at 1e13 (_backend_events.CLOSED_MARK_AT), a time no claim or wake-up reaches.
+INSERT INTO inbox (run, queue, visible_at, event) VALUES (?, ?, 1e13, ?)
+
+-- name: closed_marks
+SELECT i.id, r.instance_id, r.run_id, r.workflow_name, r.queue, r.status, r.closed_at,
+       r.result, i.event
+FROM inbox i JOIN runs r ON r.id = i.run
+WHERE i.queue IN ({queues}) AND i.visible_at = 1e13 AND r.status <> 'running'
+ORDER BY i.id LIMIT ?
+
+-- name: delete_closed_mark
+DELETE FROM inbox WHERE id = ?
+
 -- name: run_inbox_events
 SELECT event FROM inbox WHERE run = ? ORDER BY id
 
@@ -197,11 +224,11 @@ GROUP BY i.run ORDER BY MIN(i.visible_at) - r.priority * 60, first LIMIT ?
 UPDATE runs SET lease_token = ?, lease_expires_at = ? WHERE id = ?
 
 -- name: claimed_run
-SELECT instance_id, run_id, workflow_name, queue, history_length, failed_attempts
+SELECT instance_id, run_id, workflow_name, queue, history_length, failed_attempts, ready_at
 FROM runs WHERE id = ?
 
 -- name: visible_inbox
-SELECT id, event FROM inbox WHERE run = ? AND visible_at <= ? ORDER BY id
+SELECT id, event, visible_at FROM inbox WHERE run = ? AND visible_at <= ? ORDER BY id
 
 -- name: consume_inbox
 DELETE FROM inbox WHERE run = ? AND id = ?
@@ -386,7 +413,9 @@ SELECT 1 FROM inbox i JOIN runs r ON r.id = i.run
 WHERE i.queue IN ({queues}) AND {claimable} LIMIT 1
 
 -- name: next_inbox_time
+-- (Below 1e13: a terminated run's mark, see keep_closed, is no work.)
 SELECT MIN(visible_at) FROM inbox WHERE queue IN ({queues}) AND visible_at > ?
+  AND visible_at < 1e13
 
 -- name: next_ready_time
 SELECT MIN(ready_at) FROM runs WHERE queue IN ({queues}) AND ready_at > ? AND status = 'running'
@@ -407,7 +436,7 @@ SELECT MIN(visible_at) FROM activity_tasks
 WHERE queue IN ({queues}) AND visible_at > ? AND cancel_requested = 0
 
 -- name: next_visible_inbox
-SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?
+SELECT MIN(visible_at) FROM inbox WHERE visible_at > ? AND visible_at < 1e13
 
 -- name: next_visible_ready
 SELECT MIN(ready_at) FROM runs WHERE ready_at > ? AND status = 'running'
@@ -471,10 +500,11 @@ SELECT MIN(next_fire_at) FROM schedules WHERE ? IS NOT NULL
 -- ---- stats (dashboards: Backend.stats) ---------------------------------------------------
 
 -- name: stats_runs
--- Latest run of each instance, counted by workflow name, status and blocked-ness.
-SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, COUNT(*)
+-- Latest run of each instance, counted by workflow name, status, blocked- and paused-ness.
+SELECT r.workflow_name, r.status, r.blocked_reason IS NOT NULL, COUNT(*),
+       r.status = 'running' AND r.paused_at IS NOT NULL
 FROM instances i JOIN runs r ON r.id = i.latest_run
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+GROUP BY 1, 2, 3, 5 ORDER BY 1, 2, 3, 5
 
 -- name: stats_workflow_backlog
 -- Runs with claimable work per queue, and since when the oldest has been claimable
