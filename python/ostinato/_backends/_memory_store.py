@@ -114,6 +114,8 @@ class _MemoryStore:
         # Open runs whose inbox is not empty: the only ones a claim has to look at.
         self.pending: set[_Run] = set()
         self.wake: set[Hashable] = set()
+        # The activity tasks the last insert_activities queued (eager dispatch leases some).
+        self.inserted: list[_ActivityTask] = []
         self.hooks = HookTables()
         self._next_pk = 0
         self._next_inbox_id = 0
@@ -200,9 +202,10 @@ class _MemoryStore:
             self.pending.discard(run)
 
     def insert_activities(self, run: _Run, activities: Sequence[NewActivity], now: float) -> None:
+        self.inserted = []
         for activity in activities:
             self._next_task_id += 1
-            self.activities[self._next_task_id] = _ActivityTask(
+            self.activities[self._next_task_id] = task = _ActivityTask(
                 task_id=self._next_task_id,
                 run=run,
                 activity_id=activity.activity_id,
@@ -214,6 +217,7 @@ class _MemoryStore:
                 visible_at=now,
                 deadline=activity.deadline,
             )
+            self.inserted.append(task)
             self.wake.add(("activity", activity.queue))
 
     def cancel_activities(self, run: _Run, activity_ids: Sequence[int], now: float) -> None:

@@ -12,7 +12,8 @@ from ..._errors import (
     LeaseLostError,
 )
 from .._queue_limits import QueueLimits, QueueLimitStore, claim_budget
-from .._types import ActivityState, ActivityTask
+from .._tokens import new_lease_token
+from .._types import ActivityState, ActivityTask, InboxEvent, LocalClaim, WorkflowTask
 from ._core import (
     _Core,
     _Effects,
@@ -176,9 +177,64 @@ class _ActivitySide(_Core, QueueLimitStore):
             f"recording a heartbeat of activity {task.name!r}", body, transaction=False
         )
 
-    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+    async def complete_activity(
+        self, task: ActivityTask, event: bytes, *, claim: LocalClaim | None = None
+    ) -> WorkflowTask | None:
+        if claim is not None:
+            return await self._complete_claiming(task, bytes(event), claim)
         # Group commit: concurrent completions go in the same statement.
         await self._completions.submit((task, bytes(event)))
+        return None
+
+    async def _complete_claiming(
+        self, task: ActivityTask, event: bytes, claim: LocalClaim
+    ) -> WorkflowTask | None:
+        """Continue locally: the completion, and the run's next workflow task for
+        ``claim.worker`` if it has the run cached and nothing else holds it."""
+        token = new_lease_token()
+
+        async def body(conn: Conn, effects: _Effects) -> WorkflowTask | None:
+            row = await self._fetchone(
+                conn,
+                "complete_activity_claiming",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "event": event,
+                    "now": self.clock(),
+                    "channel": self._channels["workflow"],
+                    "new_lease_token": token,
+                    "lease_seconds": claim.lease_seconds,
+                    "worker": claim.worker,
+                },
+            )
+            if row is None or not row[0]:
+                raise self._activity_lease_lost(task)
+            _, queue, _, workflow_name, history_length, failed, ids, events = row
+            if queue is None:
+                return None  # the run is closed
+            if workflow_name is None:
+                self._work(effects, "workflow", queue, sql_notifies=True)
+                return None
+            return WorkflowTask(
+                instance_id=task.instance_id,
+                run_id=task.run_id,
+                workflow_name=workflow_name,
+                queue=queue,
+                lease_token=token,
+                history_length=history_length,
+                inbox=[InboxEvent(i, bytes(e)) for i, e in zip(ids, events, strict=True)],
+                failed_attempts=failed,
+            )
+
+        # One statement: atomic without a transaction block. A retry after a lost COMMIT
+        # finds the task gone and reports LeaseLostError; nothing is written twice (the run,
+        # if it was leased, comes back when the lease expires).
+        return await self._run(
+            f"completing activity {task.name!r} of workflow {task.instance_id!r}",
+            body,
+            transaction=False,
+        )
 
     async def _apply_completions(
         self, items: list[tuple[ActivityTask, bytes]]

@@ -85,6 +85,7 @@ _COMMIT_BATCH_ARRAYS = (
     *("events", "consumed", "a_activity_ids", "a_names", "a_queues", "a_inputs", "a_options"),
     *("a_deadlines", "m_timer_ids", "m_fire_ats", "m_events", "v_names", "v_values"),
     "sticky_workers",
+    *("a_eager_tokens", "a_eager_expires"),
 )
 
 
@@ -180,8 +181,9 @@ class _Core(Backend):
         self._incident = False
         self._last_warning = -_INCIDENT_QUIET
         self._is_closed = False
-        self._commits: _Batcher[tuple[WorkflowTask, WorkflowCommit], bool] = _Batcher(
-            self._apply_commits, lambda item: (item[0].instance_id, item[0].run_id)
+        # Outcome: the eagerly leased activity tasks, or None (to be committed the general way).
+        self._commits: _Batcher[tuple[WorkflowTask, WorkflowCommit], list[ActivityTask] | None] = (
+            _Batcher(self._apply_commits, lambda item: (item[0].instance_id, item[0].run_id))
         )
         self._completions: _Batcher[tuple[ActivityTask, bytes], None] = _Batcher(
             self._apply_completions, lambda item: item[0].task_id
@@ -195,7 +197,7 @@ class _Core(Backend):
     @abc.abstractmethod
     async def _apply_commits(
         self, items: list[tuple[WorkflowTask, WorkflowCommit]]
-    ) -> list[bool | BaseException]: ...
+    ) -> list[list[ActivityTask] | BaseException | None]: ...
 
     @abc.abstractmethod
     async def _apply_completions(
