@@ -460,11 +460,13 @@ class Worker:
                 empty_claims = 0
             for task in tasks:
                 self._start(kind, handle(task), inflight)
-            if not tasks:
-                if getattr(self.backend, "limited_claims", 0) != limited_before:
+            if len(tasks) < free:
+                # Fewer than asked for: nothing more is claimable now, so wait (which looks
+                # with a read first) rather than claim again at once for nothing.
+                if not tasks and getattr(self.backend, "limited_claims", 0) != limited_before:
                     empty_claims = min(empty_claims + 1, 5)
                     await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
-                else:
+                elif not tasks:
                     empty_claims = 0
                 await self.backend.wait_for_work(
                     kind,

@@ -249,7 +249,8 @@ class _MemoryStore:
         run.failed_attempts = 0
         run.updated_at = now
         run.sticky_worker = sticky_worker
-        self.wake.add(("workflow", run.queue))
+        if run.inbox:  # events that arrived during the task: claimable now
+            self.wake.add(("workflow", run.queue))
 
     def mark_closed(self, run: _Run, status: RunStatus, result: bytes | None, now: float) -> None:
         run.status = status

@@ -228,6 +228,9 @@ UPDATE runs SET history_length = ?, updated_at = ?, lease_token = NULL,
     failed_attempts = 0, sticky_worker = ?
 WHERE id = ?
 
+-- name: run_has_inbox
+SELECT 1 FROM inbox WHERE run = ? LIMIT 1
+
 -- name: fail_task
 UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL,
     blocked_reason = ?, ready_at = ?, failed_attempts = failed_attempts + 1, updated_at = ?
