@@ -85,7 +85,7 @@ _COMMIT_BATCH_ARRAYS = (
     *("events", "consumed", "a_activity_ids", "a_names", "a_queues", "a_inputs", "a_options"),
     *("a_deadlines", "m_timer_ids", "m_fire_ats", "m_events", "v_names", "v_values"),
     "sticky_workers",
-    *("a_eager_tokens", "a_eager_expires"),
+    *("a_eager_tokens", "a_eager_expires", "release_payloads"),
 )
 
 

@@ -24,6 +24,7 @@ from .._types import ActivityTask, InboxEvent, ParentRef, WorkflowCommit, Workfl
 from .._validate import validate_commit
 from ._core import (
     _COMMIT_BATCH_ARRAYS,
+    _MAX_PAYLOAD,
     _carries_over,
     _check_text_fields,
     _Core,
@@ -130,6 +131,11 @@ class _WorkflowSide(_Core):
         # Eager dispatch only in the one-statement shapes: here the activities are queued.
         await self._commit_in_general(task, commit)
         return []
+
+    @staticmethod
+    def _queue_payload(queue: str) -> str:
+        """A work notification's payload: the queue (empty, meaning any, if too long)."""
+        return queue if len(queue.encode()) <= _MAX_PAYLOAD else ""
 
     @staticmethod
     def _eager_tokens(commit: WorkflowCommit) -> dict[int, str]:
@@ -448,12 +454,11 @@ class _WorkflowSide(_Core):
                 p["v_values"].append(bytes(value))
             p["var_to"].append(len(p["v_names"]))
             p["sticky_workers"].append(commit.sticky_worker)
+            p["release_payloads"].append(self._queue_payload(task.queue))
 
         async def body(conn: Conn, effects: _Effects) -> list[Any]:
             for (task, commit), eager in zip(items, tokens, strict=True):
                 self._announce_activities(effects, commit, eager)
-                # Released: events that arrived during the task make it claimable.
-                self._work(effects, "workflow", task.queue)
                 if commit.close is not None:
                     self._closed(effects, task.instance_id, task.run_id)
             # The statement sends them itself, once for the batch, if any fence holds.
@@ -467,13 +472,16 @@ class _WorkflowSide(_Core):
                     "now": now,
                     "channels": [channel for channel, _ in notifications],
                     "payloads": [payload for _, payload in notifications],
+                    "release_channel": self._channels["workflow"],
                 },
                 prepare=False,
             )
             outcomes: dict[int, list[ActivityTask] | None] = {}
-            for k, ok, _, task_ids, activity_ids in rows:
+            for k, ok, _, released, task_ids, activity_ids in rows:
                 task, commit = items[k - 1]
                 outcomes[k] = None
+                if released:
+                    self._work(effects, "workflow", task.queue, sql_notifies=True)
                 if ok:
                     outcomes[k] = self._eager_leased(
                         effects, task, commit, tokens[k - 1], task_ids, activity_ids, now
@@ -503,8 +511,6 @@ class _WorkflowSide(_Core):
         async def body(conn: Conn, effects: _Effects) -> list[ActivityTask] | None:
             now = self.clock()
             self._announce_activities(effects, commit, eager)
-            # Released: events that arrived during the task (or timers) make it claimable.
-            self._work(effects, "workflow", task.queue)
             if close is not None:
                 self._closed(effects, task.instance_id, task.run_id)
             # The statement sends them itself, and only when the fence holds.
@@ -544,6 +550,8 @@ class _WorkflowSide(_Core):
                     else bytes(close.result),
                     "channels": [channel for channel, _ in notifications],
                     "payloads": [payload for _, payload in notifications],
+                    "release_channel": self._channels["workflow"],
+                    "release_payload": self._queue_payload(task.queue),
                 },
             )
             if row is None:
@@ -551,6 +559,8 @@ class _WorkflowSide(_Core):
             if not row[0]:
                 effects.keys.clear()
                 return None
+            if row[4]:  # released with events waiting: the statement notified
+                self._work(effects, "workflow", task.queue, sql_notifies=True)
             return self._eager_leased(effects, task, commit, eager, row[2], row[3], now)
 
         # One statement: atomic without a transaction block. A retry after a lost COMMIT

@@ -499,12 +499,25 @@ WITH fence AS (
 ), notified AS (
     SELECT pg_notify(n.channel, n.payload)
     FROM target, unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
+), released AS (
+    -- The released run is claimable now only if events arrived during the task (or it set
+    -- timers): only then are workflow workers told (release_channel), else they would
+    -- only claim nothing. (An event committed between this statement's snapshot and its
+    -- lock sent its own notification; a poller then sees the run at its next poll.)
+    SELECT pg_notify(%(release_channel)s, %(release_payload)s)
+    FROM target AS t
+    WHERE NOT %(closing)s
+      AND (cardinality(%(timer_ids)b::integer[]) > 0
+           OR EXISTS (SELECT 1 FROM {schema}.inbox AS i
+                      WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
+                        AND NOT (i.id = ANY(%(consumed)b::bigint[]))))
 )
 SELECT ok, (SELECT count(*) FROM notified) AS notifications,
        ARRAY(SELECT task_id FROM activities WHERE leased ORDER BY activity_id)
            AS eager_task_ids,
        ARRAY(SELECT activity_id FROM activities WHERE leased ORDER BY activity_id)
-           AS eager_activity_ids
+           AS eager_activity_ids,
+       EXISTS (SELECT 1 FROM released) AS released
 FROM fence
 
 -- name: fail_workflow_task
@@ -988,11 +1001,12 @@ WITH input AS (
                 %(consumed_from)b::integer[], %(consumed_to)b::integer[],
                 %(activity_from)b::integer[], %(activity_to)b::integer[],
                 %(timer_from)b::integer[], %(timer_to)b::integer[],
-                %(var_from)b::integer[], %(var_to)b::integer[], %(sticky_workers)b::text[])
+                %(var_from)b::integer[], %(var_to)b::integer[], %(sticky_workers)b::text[],
+                %(release_payloads)b::text[])
          WITH ORDINALITY AS x(instance_id, run_id, lease_token, history_length, closing,
                               close_status, result, event_from, event_to, consumed_from,
                               consumed_to, activity_from, activity_to, timer_from, timer_to,
-                              var_from, var_to, sticky_worker, k)
+                              var_from, var_to, sticky_worker, release_payload, k)
 ), fence AS (
     SELECT x.*, (r.parent_instance_id IS NULL OR NOT x.closing) AS ok,
            r.paused_at IS NOT NULL AS paused
@@ -1078,8 +1092,20 @@ WITH input AS (
     SELECT pg_notify(n.channel, n.payload)
     FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
     WHERE EXISTS (SELECT 1 FROM target)
+), released AS (
+    -- As in commit_workflow_task: workflow workers are told of a released run only if
+    -- events arrived during its task (or it set timers).
+    SELECT t.k, pg_notify(%(release_channel)s, t.release_payload)
+    FROM target AS t
+    WHERE NOT t.closing
+      AND (t.timer_to >= t.timer_from
+           OR EXISTS (SELECT 1 FROM {schema}.inbox AS i
+                      WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
+                        AND NOT (i.id = ANY((%(consumed)b::bigint[])
+                                             [t.consumed_from:t.consumed_to]))))
 )
 SELECT k, ok, (SELECT count(*) FROM notified) AS notifications,
+       EXISTS (SELECT 1 FROM released AS r WHERE r.k = f.k) AS released,
        ARRAY(SELECT a.task_id FROM activities AS a
              WHERE a.leased AND a.instance_id = f.instance_id AND a.run_id = f.run_id
              ORDER BY a.activity_id) AS eager_task_ids,
