@@ -36,6 +36,7 @@ from .._rows import run_info, tags_json
 from .._types import (
     ActivityTask,
     Clock,
+    LocalClaim,
     NewRun,
     ParentRef,
     RunInfo,
@@ -87,6 +88,10 @@ _COMMIT_BATCH_ARRAYS = (
     "sticky_workers",
     *("a_eager_tokens", "a_eager_expires", "release_payloads"),
 )
+
+
+# An activity task, its outcome event, and whether its run's next task is asked for.
+_Completion = tuple[ActivityTask, bytes, LocalClaim | None]
 
 
 # ---- wake-ups -------------------------------------------------------------------------------
@@ -185,7 +190,8 @@ class _Core(Backend):
         self._commits: _Batcher[tuple[WorkflowTask, WorkflowCommit], list[ActivityTask] | None] = (
             _Batcher(self._apply_commits, lambda item: (item[0].instance_id, item[0].run_id))
         )
-        self._completions: _Batcher[tuple[ActivityTask, bytes], None] = _Batcher(
+        # Outcome: the workflow task leased by continuing locally, if any.
+        self._completions: _Batcher[_Completion, WorkflowTask | None] = _Batcher(
             self._apply_completions, lambda item: item[0].task_id
         )
         self._starts: _Batcher[NewRun, str] = _Batcher(
@@ -201,8 +207,8 @@ class _Core(Backend):
 
     @abc.abstractmethod
     async def _apply_completions(
-        self, items: list[tuple[ActivityTask, bytes]]
-    ) -> list[BaseException | None]: ...
+        self, items: list[_Completion]
+    ) -> list[WorkflowTask | BaseException | None]: ...
 
     @abc.abstractmethod
     async def _apply_starts(self, runs: list[NewRun]) -> list[str | BaseException]: ...

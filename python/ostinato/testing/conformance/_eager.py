@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -244,3 +246,45 @@ class EagerDispatchTests:
             await b.resume("busy")
             resumed = await claim_for(b, "busy")
             assert inbox_kinds(resumed) == ["activity_completed", "activity_completed"]
+
+    async def test_completions_arriving_together_hand_each_run_over_once(
+        self, make_backend: BackendFactory, clock: FakeClock
+    ) -> None:
+        async with opened(make_backend, clock) as b:
+            _needs_eager(b)
+            acts = []
+            for name, ids in (("one", (1,)), ("two", (1,)), ("both", (1, 2))):
+                await start(b, name)
+                task = await claim_for(b, name)
+                commit = full_commit(
+                    task,
+                    *_scheduled(*ids),
+                    activities=[activity(i) for i in ids],
+                    sticky_worker="w1",
+                    eager=EagerActivities(ids, 30),
+                )
+                acts += await b.commit_workflow_task(task, commit)
+            claim = LocalClaim("w1", 30)
+            follows = await asyncio.gather(
+                *(
+                    b.complete_activity(
+                        a, ev("activity_completed", id=a.activity_id, result=0), claim=claim
+                    )
+                    for a in acts
+                )
+            )
+            by_run: dict[str, list[WorkflowTask]] = {}
+            for act, follow in zip(acts, follows, strict=True):
+                if follow is not None:
+                    assert follow.instance_id == act.instance_id
+                    by_run.setdefault(follow.instance_id, []).append(follow)
+            assert sorted(by_run) == ["both", "one", "two"]
+            assert all(len(tasks) == 1 for tasks in by_run.values())
+            assert inbox_kinds(by_run["one"][0]) == ["activity_completed"]
+            # The run completed twice: its task has one or both events; any other waits.
+            [both] = by_run["both"]
+            await b.commit_workflow_task(both, full_commit(both, sticky_worker="w1"))
+            left = 2 - len(both.inbox)
+            if left:
+                again = await claim_for(b, "both")
+                assert inbox_kinds(again) == ["activity_completed"] * left

@@ -1158,19 +1158,27 @@ WITH input AS (
 SELECT k, (SELECT count(*) FROM notified) AS notifications FROM created
 
 -- name: complete_activities
--- complete_activity for several tasks (distinct task ids). Rows: k and the run's queue (NULL
--- when the run is no longer open) for every task whose fence held.
+-- complete_activity for several tasks (distinct task ids), continuing locally where asked
+-- (workers[k] set: as complete_activity_claiming, except that the inbox is read afterwards;
+-- a run completed twice in the batch goes with its first such completion). Rows, for every
+-- task whose fence held: k, the run's queue (NULL when the run is no longer open) and, if
+-- the run was leased to workers[k], its workflow name, history length and failed attempts.
+-- Runs are locked in key order, as commit_workflow_tasks locks them.
 WITH input AS (
     SELECT *
-    FROM unnest(%(task_ids)b::bigint[], %(lease_tokens)b::text[], %(events)b::bytea[])
-         WITH ORDINALITY AS x(task_id, lease_token, event, k)
+    FROM unnest(%(task_ids)b::bigint[], %(lease_tokens)b::text[], %(events)b::bytea[],
+                %(workers)b::text[], %(new_lease_tokens)b::text[], %(lease_seconds)b::float8[])
+         WITH ORDINALITY AS x(task_id, lease_token, event, worker, new_lease_token,
+                              lease_seconds, k)
 ), done AS (
     DELETE FROM {schema}.activity_tasks AS a
     USING input AS x
     WHERE a.task_id = x.task_id AND a.lease_token = x.lease_token
-    RETURNING x.k, x.event, a.instance_id, a.run_id
+    RETURNING x.k, x.event, x.worker, x.new_lease_token, x.lease_seconds, a.instance_id,
+              a.run_id
 ), target AS (
-    SELECT d.k, d.event, r.instance_id, r.run_id, r.queue
+    SELECT d.k, d.event, d.worker, d.new_lease_token, d.lease_seconds, r.instance_id,
+           r.run_id, r.queue
     FROM done AS d
     JOIN LATERAL (
         SELECT r.instance_id, r.run_id, r.queue FROM {schema}.runs AS r
@@ -1180,11 +1188,37 @@ WITH input AS (
 ), delivered AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
     SELECT instance_id, run_id, %(now)s, event FROM target ORDER BY k
+), wanted AS (
+    SELECT DISTINCT ON (instance_id, run_id) k, instance_id, run_id, worker, new_lease_token,
+           lease_seconds
+    FROM target WHERE worker IS NOT NULL
+    ORDER BY instance_id, run_id, k
+), locked AS (
+    SELECT w.k, r.instance_id, r.run_id
+    FROM wanted AS w
+    JOIN {schema}.runs AS r ON r.instance_id = w.instance_id AND r.run_id = w.run_id
+    WHERE r.status = 'running' AND r.sticky_worker = w.worker AND r.paused_at IS NULL
+      AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
+    ORDER BY r.instance_id, r.run_id
+    FOR NO KEY UPDATE OF r
+), claimed AS (
+    UPDATE {schema}.runs AS r
+    SET lease_token = w.new_lease_token,
+        lease_expires_at = %(now)s::float8 + w.lease_seconds, ready_at = NULL
+    FROM locked AS l JOIN wanted AS w USING (k)
+    WHERE r.instance_id = l.instance_id AND r.run_id = l.run_id
+    RETURNING l.k, r.workflow_name, r.history_length, r.failed_attempts
 ), notified AS (
-    SELECT pg_notify(%(channel)s, q.queue) FROM (SELECT DISTINCT queue FROM target) AS q
+    SELECT pg_notify(%(channel)s, q.queue)
+    FROM (SELECT DISTINCT t.queue FROM target AS t
+          WHERE NOT EXISTS (SELECT 1 FROM locked AS l
+                            WHERE l.instance_id = t.instance_id AND l.run_id = t.run_id)
+         ) AS q
 )
-SELECT d.k, t.queue, (SELECT count(*) FROM notified) AS notifications
-FROM done AS d LEFT JOIN target AS t USING (k)
+SELECT d.k, t.queue, (SELECT count(*) FROM notified) AS notifications, c.workflow_name,
+       c.history_length, c.failed_attempts
+FROM done AS d LEFT JOIN target AS t USING (k) LEFT JOIN claimed AS c USING (k)
 
 -- ---- hooks (ostinato.hook; the outbox rows are written by a trigger, migration 0007) -------
 
