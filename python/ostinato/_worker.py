@@ -541,7 +541,7 @@ class Worker:
             self.stats["local_workflow_tasks"] += 1
             self._start("workflow", self._workflow_task(follow), self._inflight_workflow)
 
-    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+    async def _complete_activity(self, task: ActivityTask, event: bytes) -> None:
         """Record an activity's outcome (``ActivityAttempt``), continuing locally if it can."""
         claim = self._local_claim(task)
         follow = None

@@ -47,7 +47,7 @@ def _scheduled(*ids: int) -> list[dict[str, object]]:
 
 async def _cached_by(b: Backend, instance_id: str, worker: str, *acts: int) -> WorkflowTask:
     """Commit the run's first task as ``worker`` (which keeps it cached), scheduling
-    ``acts`` on the default queue; returns nothing leased but the activities, eagerly."""
+    ``acts`` on the default queue, all leased to it eagerly; returns the committed task."""
     task = await claim_for(b, instance_id)
     commit = full_commit(
         task,
