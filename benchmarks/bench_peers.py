@@ -121,6 +121,7 @@ def ostinato_driver(workload: str, url: str, n: int, profile: str | None) -> dic
             activities=[noop, payload],
         )
         out: dict[str, Any]
+        cpu_began = time.process_time()  # this process's CPU: client, worker, driver
         if workload == "backlog":
             handles = [await client.start_workflow(three_steps, i) for i in range(n)]
             async with worker:
@@ -163,6 +164,7 @@ def ostinato_driver(workload: str, url: str, n: int, profile: str | None) -> dic
             out["workflows_per_second"] = n * PER_TREE / elapsed
         else:
             raise SystemExit(f"unknown workload {workload!r}")
+        out["cpu_seconds"] = time.process_time() - cpu_began
         out["worker_stats"] = dict(worker.stats)
         for counter in ("transactions", "operations"):  # SQLite's writer thread
             if hasattr(backend, counter):
@@ -408,16 +410,25 @@ def figure(workload: str, runs: list[dict[str, Any]]) -> tuple[float, str]:
 
 
 def server_counts(runs: list[dict[str, Any]]) -> str:
-    """PostgreSQL's committed transactions and WAL flushes per workflow, if counted."""
+    """Per workflow, where counted: PostgreSQL's committed transactions and WAL flushes,
+    SQLite's transactions (ostinato's writer thread), ostinato's process CPU."""
     commits = [r["pg_commits"] / r["workflows_run"] for r in runs if "pg_commits" in r]
+    if not commits:
+        commits = [
+            r["sqlite_transactions"] / r["workflows_run"]
+            for r in runs
+            if "sqlite_transactions" in r
+        ]
     syncs = [
         r["pg_wal_syncs"] / r["workflows_run"] for r in runs if r.get("pg_wal_syncs") is not None
     ]
-    if not commits:
-        return ""
-    text = f" [{statistics.median(commits):.1f} tx"
-    text += f", {statistics.median(syncs):.1f} WAL flushes" if syncs else ""
-    return text + " per wf]"
+    cpu = [1000 * r["cpu_seconds"] / r["workflows_run"] for r in runs if "cpu_seconds" in r]
+    parts = [f"{statistics.median(commits):.1f} tx"] if commits else []
+    if syncs:
+        parts.append(f"{statistics.median(syncs):.1f} WAL flushes")
+    if cpu:
+        parts.append(f"{statistics.median(cpu):.2f} ms CPU")
+    return f" [{', '.join(parts)} per wf]" if parts else ""
 
 
 def decimals(value: float) -> int:

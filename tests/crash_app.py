@@ -2,7 +2,7 @@
 
 Each activity appends "start"/"end" lines to LOG, so the test can see which ran (and ran
 twice); with ``commit-crash N`` the process SIGKILLs itself while its N-th workflow-task
-commit is in flight.
+commit is in flight. Activity tasks a claim (not a commit) handed out are logged too.
 """
 
 from __future__ import annotations
@@ -49,8 +49,29 @@ async def steps(wf: str, count: int) -> list[str]:
     return out
 
 
+@workflow.defn
+async def chain(wf: str, count: int) -> list[str]:
+    """``steps`` without the sleeps: each activity follows the last at once (eager dispatch
+    and continuing locally carry it, see test_sigkill_after_an_eager_lease)."""
+    return [
+        await workflow.execute_activity(
+            step, wf, n, retry=RetryPolicy(initial_interval=0.05, max_attempts=20)
+        )
+        for n in range(count)
+    ]
+
+
 async def main() -> None:
     backend = ostinato.connect(f"sqlite:///{sys.argv[1]}")
+    claim_activities = backend.claim_activity_tasks
+
+    async def claim_logged(*args, **kwargs):  # type: ignore[no-untyped-def]
+        tasks = await claim_activities(*args, **kwargs)
+        for task in tasks:  # claimed, not handed over by a commit
+            _log(f"claimed activity {task.activity_id} attempt {task.attempt}")
+        return tasks
+
+    backend.claim_activity_tasks = claim_logged  # type: ignore[method-assign]
     if len(sys.argv) > 4 and sys.argv[3] == "commit-crash":
         target = int(sys.argv[4])
         original = backend.commit_workflow_task
@@ -67,7 +88,7 @@ async def main() -> None:
         backend.commit_workflow_task = commit  # type: ignore[method-assign]
     worker = ostinato.Worker(
         backend,
-        workflows=[steps],
+        workflows=[steps, chain],
         activities=[step],
         activity_lease=1.0,
         workflow_lease=1.0,

@@ -63,6 +63,37 @@ async def test_sigkill_mid_activity(tmp_path: Path) -> None:
     await backend.close()
 
 
+async def test_sigkill_after_an_eager_lease(tmp_path: Path) -> None:
+    """The worker dies inside an activity its commit leased to it (eager dispatch): the
+    activity is claimed again when that lease runs out, and recorded once."""
+    db, log = tmp_path / "crash.db", tmp_path / "log.txt"
+    backend = ostinato.connect(f"sqlite:///{db}")
+    client = ostinato.Client(backend)
+    handle = await client.start_workflow("chain", "wf", 3, id="crash-eager")
+    worker = spawn(db, log)
+    try:
+        await wait_for_line(log, "start wf 1")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        before = log.read_text()
+        assert "end wf 1" not in before  # killed inside the second activity ...
+        assert "claimed activity" not in before  # ... which, like the first, no claim took
+        worker = spawn(db, log)
+        result = await handle.result(timeout=30)
+    finally:
+        worker.terminate()
+        worker.wait()
+    assert result == ["wf:0", "wf:1", "wf:2"]
+    lines = log.read_text().splitlines()
+    assert lines.count("start wf 1") == 2
+    assert "claimed activity 2 attempt 2" in lines  # taken over once its lease ran out
+    history = await handle.history()
+    check_history(history, 3)
+    completed = [e for e in history if e["kind"] == "activity_completed"]
+    assert [e["attempt"] for e in completed] == [1, 2, 1]
+    await backend.close()
+
+
 @pytest.mark.parametrize("crash_at", [1, 2, 3, 5])
 async def test_sigkill_mid_commit(tmp_path: Path, crash_at: int) -> None:
     db, log = tmp_path / "crash.db", tmp_path / "log.txt"

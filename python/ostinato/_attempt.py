@@ -246,7 +246,7 @@ class ActivityAttempt:
             await self._fail_for_good(exc, "non_retryable")
             return
         self.outcome = "completed"
-        await self.backend.complete_activity(
+        await self.worker._complete_activity(
             task, _events.activity_completed(task.activity_id, payload, task.attempt)
         )
 
@@ -377,7 +377,7 @@ class ActivityAttempt:
             exc.type if isinstance(exc, ApplicationError) else type(exc).__name__,
             str(exc),
         )
-        await self.backend.complete_activity(
+        await self.worker._complete_activity(
             self.task,
             _events.activity_failed(
                 self.task.activity_id,

@@ -22,7 +22,13 @@ from ._attempt import ActivityAttempt
 from ._backends._contract import Backend
 from ._backends._hook_store import HookStore
 from ._backends._schedule_store import ScheduleStore
-from ._backends._types import ActivityTask, WorkflowTask
+from ._backends._types import (
+    ActivityTask,
+    EagerActivities,
+    LocalClaim,
+    WorkflowCommit,
+    WorkflowTask,
+)
 from ._client import Client
 from ._commit import build_commit
 from ._definition import ActivityDefinition, WorkflowDefinition, build_registry
@@ -69,6 +75,13 @@ class Worker:
     ``sticky_wait`` seconds (that worker died, or is busy). A worker shutting down hands its
     cached runs over at once.
 
+    ``eager_dispatch`` (on by default, where the backend supports it) saves round trips
+    when one worker serves both a run and its activities: a workflow task's commit hands
+    the activities it schedules on this worker's queues straight to this worker, leased in
+    the same transaction, while it has free activity slots; and an activity's completion
+    claims its run's next workflow task for this worker in the same transaction when this
+    worker has the run cached (docs/operations.md, "Eager dispatch").
+
     ``retention`` (a duration, None by default: keep everything) deletes workflows closed
     longer ago than that, in batches; among all workers on the backend one sweeps at a time
     (see docs/retention.md). ``redact_after`` (the same way) redacts closed runs older than
@@ -108,6 +121,7 @@ class Worker:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         prometheus_registry: Any = None,
+        eager_dispatch: bool = True,
     ) -> None:
         if isinstance(queues, str):
             queues = (queues,)
@@ -146,6 +160,14 @@ class Worker:
         if not isinstance(sticky_wait, (int, float)) or not 0 <= sticky_wait < float("inf"):
             raise ValueError(f"sticky_wait must be a finite number >= 0, got {sticky_wait!r}")
         self.sticky_wait = float(sticky_wait)
+        if not isinstance(eager_dispatch, bool):
+            raise ValueError(f"eager_dispatch must be True or False, got {eager_dispatch!r}")
+        # Eager dispatch and continuing locally (see _eager_request, _local_claim).
+        self.eager_dispatch = eager_dispatch and bool(getattr(backend, "eager_dispatch", False))
+        self._queue_set = frozenset(self.queues)
+        # Slots promised to tasks a pending commit or completion may hand over.
+        self._reserved = {"workflow": 0, "activity": 0}
+        self._slot_freed = {"workflow": asyncio.Event(), "activity": asyncio.Event()}
         self.handle_signals = handle_signals
         for option, value in (
             ("history_warn_length", history_warn_length),
@@ -177,7 +199,16 @@ class Worker:
         self._inflight_workflow: set[asyncio.Task[None]] = set()
         self._inflight_activity: set[asyncio.Task[None]] = set()
         self._known_workflows = ", ".join(sorted(self.workflows)) or "none"
-        self.stats = {"workflow_tasks": 0, "activity_tasks": 0, "replays": 0, "evictions": 0}
+        self.stats = {
+            "workflow_tasks": 0,
+            "activity_tasks": 0,
+            "replays": 0,
+            "evictions": 0,
+            # Tasks handed over without a claim: activities leased by a workflow task's
+            # commit, workflow tasks leased by an activity's completion.
+            "eager_activity_tasks": 0,
+            "local_workflow_tasks": 0,
+        }
         # Spans, metrics and /metrics (docs/tracing.md, docs/metrics.md); no-ops when off.
         self._telemetry = WorkerTelemetry(
             self.identity,
@@ -438,13 +469,13 @@ class Worker:
     ) -> None:
         """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
-        slot_freed = asyncio.Event()
+        slot_freed = self._slot_freed[kind]
         # Claims in a row that found nothing because a queue was at its limits
         # (docs/queues.md): its work stays visible, so wait_for_work would return at once;
         # back off briefly instead of asking again and again.
         empty_claims = 0
         while not self._stopping.is_set():
-            free = limit - len(inflight)
+            free = limit - len(inflight) - self._reserved[kind]
             if free <= 0:
                 slot_freed.clear()
                 await slot_freed.wait()
@@ -461,15 +492,14 @@ class Worker:
             if tasks:
                 empty_claims = 0
             for task in tasks:
-                job = asyncio.create_task(handle(task))
-                inflight.add(job)
-                job.add_done_callback(inflight.discard)
-                job.add_done_callback(lambda _: slot_freed.set())
-            if not tasks:
-                if getattr(self.backend, "limited_claims", 0) != limited_before:
+                self._start(kind, handle(task), inflight)
+            if len(tasks) < free:
+                # Fewer than asked for: nothing more is claimable now, so wait (which looks
+                # with a read first) rather than claim again at once for nothing.
+                if not tasks and getattr(self.backend, "limited_claims", 0) != limited_before:
                     empty_claims = min(empty_claims + 1, 5)
                     await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
-                else:
+                elif not tasks:
                     empty_claims = 0
                 await self.backend.wait_for_work(
                     kind,
@@ -478,6 +508,83 @@ class Worker:
                     worker=self.identity,
                     sticky_wait=self.sticky_wait,
                 )
+
+    def _start(
+        self, kind: str, job: Coroutine[Any, Any, None], inflight: set[asyncio.Task[None]]
+    ) -> None:
+        """Run a claimed (or handed over) task in a slot of its kind."""
+        task = asyncio.create_task(job)
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+        slot_freed = self._slot_freed[kind]
+        task.add_done_callback(lambda _: slot_freed.set())
+
+    # ---- eager dispatch and continuing locally ----------------------------------------------
+
+    def _eager_request(self, commit: WorkflowCommit) -> EagerActivities | None:
+        """Eager dispatch: the commit's new activities this worker takes at once (on its
+        queues, registered here, up to its free activity slots), their slots reserved until
+        ``_eager_started``."""
+        if not self.eager_dispatch or not commit.activities or not self.activities:
+            return None
+        if self._stopping is None or self._stopping.is_set():
+            return None
+        free = self.max_activities - len(self._inflight_activity) - self._reserved["activity"]
+        ids = tuple(
+            a.activity_id
+            for a in commit.activities
+            if a.queue in self._queue_set and a.name in self.activities
+        )[: max(free, 0)]
+        if not ids:
+            return None
+        self._reserved["activity"] += len(ids)
+        return EagerActivities(ids, self.activity_lease)
+
+    def _eager_started(self, eager: EagerActivities | None, leased: Sequence[ActivityTask]) -> None:
+        """Run the activity tasks a commit leased to this worker; free the other reserved
+        slots."""
+        if eager is None:
+            return
+        self._reserved["activity"] -= len(eager.activity_ids)
+        self._slot_freed["activity"].set()
+        for task in leased:
+            self.stats["eager_activity_tasks"] += 1
+            self._start("activity", self._activity_task(task), self._inflight_activity)
+
+    def _local_claim(self, task: ActivityTask) -> LocalClaim | None:
+        """Continue locally: ask the completion of ``task`` for its run's next workflow task
+        when this worker has the run cached and a free workflow slot (reserved until
+        ``_local_claim_done``)."""
+        if not self.eager_dispatch or task.run_id not in self.cache:
+            return None
+        if self._stopping is None or self._stopping.is_set():
+            return None
+        free = self.max_workflow_tasks - len(self._inflight_workflow)
+        if free - self._reserved["workflow"] <= 0:
+            return None
+        self._reserved["workflow"] += 1
+        return LocalClaim(self.identity, self.workflow_lease)
+
+    def _local_claim_done(self, claim: LocalClaim | None, follow: WorkflowTask | None) -> None:
+        if claim is None:
+            return
+        self._reserved["workflow"] -= 1
+        self._slot_freed["workflow"].set()
+        if follow is not None:
+            self.stats["local_workflow_tasks"] += 1
+            self._start("workflow", self._workflow_task(follow), self._inflight_workflow)
+
+    async def _complete_activity(self, task: ActivityTask, event: bytes) -> None:
+        """Record an activity's outcome (``ActivityAttempt``), continuing locally if it can."""
+        claim = self._local_claim(task)
+        follow = None
+        try:
+            if claim is None:
+                await self.backend.complete_activity(task, event)
+            else:
+                follow = await self.backend.complete_activity(task, event, claim=claim)
+        finally:
+            self._local_claim_done(claim, follow)
 
     def _poll_workflows(self) -> Coroutine[Any, Any, None]:
         return self._poll(
@@ -590,22 +697,38 @@ class Worker:
             log.exception("workflow task of %s failed inside the engine", task.instance_id)
             await self._workflow_task_failed(task, exc)
             return
+        commit.eager = self._eager_request(commit)
+        leased: list[ActivityTask] = []
         try:
-            await self.backend.commit_workflow_task(task, commit)
+            leased = await self.backend.commit_workflow_task(task, commit) or []
         except LeaseLostError:
+            self._eager_started(commit.eager, leased)
             run.dispose()
             log.warning(
                 "lost the lease on workflow %s before committing; another worker took over",
                 task.instance_id,
             )
             return
-        except Exception as exc:
+        except BaseException as exc:
+            self._eager_started(commit.eager, leased)
+            if not isinstance(exc, Exception):
+                raise
             # The store refused the commit. Whatever the cause (a value it cannot hold, an
             # outage), trying again at once would spin: the run is retried with back-off
             # and shows why it is stuck (describe(), the CLI).
             run.dispose()
             await self._workflow_task_failed(task, _CommitFailed(exc))
             return
+        try:
+            await self._after_commit(task, run, commit, now, began)
+        finally:
+            # Started once the run is back in the cache, so that their completions find it
+            # there and continue locally.
+            self._eager_started(commit.eager, leased)
+
+    async def _after_commit(
+        self, task: WorkflowTask, run: WorkflowRun, commit: WorkflowCommit, now: float, began: float
+    ) -> None:
         await self._telemetry.task_committed(self.backend, task, run, commit, now, began)
         if commit.close is not None and self._schedules is not None and "@" in task.instance_id:
             await self._schedules.run_closed(task.instance_id)

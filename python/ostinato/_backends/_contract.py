@@ -29,6 +29,7 @@ from ._types import (
     BackendStats,
     Clock,
     ClosedRun,
+    LocalClaim,
     NewRun,
     RunInfo,
     RunStatus,
@@ -44,6 +45,10 @@ class Backend(abc.ABC):
     concurrently from many tasks of one event loop."""
 
     clock: Clock
+
+    # Whether the backend honours ``WorkflowCommit.eager`` and ``complete_activity(claim=)``
+    # (docs/backends.md, "Eager dispatch"); a worker asks for neither otherwise.
+    eager_dispatch: bool = False
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -195,9 +200,15 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
+    async def commit_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit
+    ) -> list[ActivityTask]:
         """Apply ``commit`` atomically and release the lease. ``LeaseLostError`` if the lease
-        token no longer matches (nothing is written then)."""
+        token no longer matches (nothing is written then).
+
+        Returns the activity tasks of ``commit.eager`` leased to the caller in the same
+        transaction (attempt 1, as a claim would lease them): none on a queue that has
+        limits or of a paused run; [] without ``commit.eager``."""
 
     @abc.abstractmethod
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
@@ -236,9 +247,17 @@ class Backend(abc.ABC):
         requested. ``LeaseLostError`` if the lease was lost."""
 
     @abc.abstractmethod
-    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+    async def complete_activity(
+        self, task: ActivityTask, event: bytes, *, claim: LocalClaim | None = None
+    ) -> WorkflowTask | None:
         """Delete the task and put ``event`` (activity_completed / activity_failed) into the
-        run's inbox if that run is still open. Fenced: ``LeaseLostError``, nothing written."""
+        run's inbox if that run is still open. Fenced: ``LeaseLostError``, nothing written.
+
+        With ``claim`` (backends with ``eager_dispatch``): if the run is open, not paused,
+        not in back-off, not leased, and its ``sticky_worker`` is ``claim.worker``, it is
+        also leased to that worker in the same transaction and its workflow task (every
+        visible inbox event, this one included) is returned, as ``claim_workflow_tasks``
+        would return it. None otherwise: the run is claimed as usual."""
 
     @abc.abstractmethod
     async def retry_activity(

@@ -119,6 +119,8 @@ class _MemoryStore:
         # Open runs whose inbox is not empty: the only ones a claim has to look at.
         self.pending: set[_Run] = set()
         self.wake: set[Hashable] = set()
+        # The activity tasks the last insert_activities queued (eager dispatch leases some).
+        self.inserted: list[_ActivityTask] = []
         self.hooks = HookTables()
         # Runs closed without a workflow task, not yet claimed (claim_closed_runs), with
         # their marks (_backend_events.closed_mark_event).
@@ -209,9 +211,10 @@ class _MemoryStore:
             self.pending.discard(run)
 
     def insert_activities(self, run: _Run, activities: Sequence[NewActivity], now: float) -> None:
+        self.inserted = []
         for activity in activities:
             self._next_task_id += 1
-            self.activities[self._next_task_id] = _ActivityTask(
+            self.activities[self._next_task_id] = task = _ActivityTask(
                 task_id=self._next_task_id,
                 run=run,
                 activity_id=activity.activity_id,
@@ -224,6 +227,7 @@ class _MemoryStore:
                 deadline=activity.deadline,
                 priority=activity.priority,
             )
+            self.inserted.append(task)
             self.wake.add(("activity", activity.queue))
 
     def cancel_activities(self, run: _Run, activity_ids: Sequence[int], now: float) -> None:
@@ -255,7 +259,8 @@ class _MemoryStore:
         run.failed_attempts = 0
         run.updated_at = now
         run.sticky_worker = sticky_worker
-        self.wake.add(("workflow", run.queue))
+        if run.inbox:  # events that arrived during the task: claimable now
+            self.wake.add(("workflow", run.queue))
 
     def mark_closed(self, run: _Run, status: RunStatus, result: bytes | None, now: float) -> None:
         run.status = status

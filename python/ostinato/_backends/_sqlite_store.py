@@ -209,7 +209,10 @@ class SqliteStore:
         self, run: RunRow, history_length: int, now: float, sticky_worker: str | None
     ) -> None:
         self.conn.execute(Q["finish_task"], (history_length, now, sticky_worker, run.pk))
-        self.wake.add(("workflow", run.queue))
+        if self.conn.execute(Q["run_has_inbox"], (run.pk,)).fetchone() is not None:
+            # Events that arrived during the task: claimable now. (Without any, a poller
+            # woken here would only claim nothing.)
+            self.wake.add(("workflow", run.queue))
 
     def mark_closed(self, run: RunRow, status: RunStatus, result: bytes | None, now: float) -> None:
         self.conn.execute(Q["close_run"], (status.value, result, now, now, run.pk))

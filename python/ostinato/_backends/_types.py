@@ -17,7 +17,9 @@ __all__ = [
     "BackendStats",
     "Clock",
     "ClosedRun",
+    "EagerActivities",
     "InboxEvent",
+    "LocalClaim",
     "NewActivity",
     "NewRun",
     "NewTimer",
@@ -186,6 +188,29 @@ class RunClose:
     next_run: NewRun | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EagerActivities:
+    """Eager dispatch (``WorkflowCommit.eager``): the committing worker takes these of the
+    commit's new activities at once, leased to it for ``lease_seconds`` in the commit's own
+    transaction, as ``claim_activity_tasks`` would lease them (attempt 1), instead of
+    claiming them afterwards. The backend leaves an activity queued as usual (for any
+    worker's claim) when its queue has limits (``set_queue_limits``) or the run is paused."""
+
+    activity_ids: tuple[int, ...]
+    lease_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class LocalClaim:
+    """Continue locally (``complete_activity(..., claim=)``): when the completed activity's
+    run is open, not paused, not in back-off, not leased and kept cached by ``worker``
+    (``sticky_worker``), the completion also leases the run's next workflow task to that
+    worker for ``lease_seconds``, in the same transaction, and returns it."""
+
+    worker: str
+    lease_seconds: float
+
+
 @dataclass(slots=True)
 class WorkflowCommit:
     """Everything one workflow task changes, applied atomically and fenced by the lease."""
@@ -213,6 +238,9 @@ class WorkflowCommit:
     # The worker that keeps the run cached after this task (None: nobody). The run's next
     # task is left to that worker for a while (see claim_workflow_tasks' sticky_wait).
     sticky_worker: str | None = None
+    # Activities of this commit the committing worker runs at once (eager dispatch; None:
+    # all are queued for a claim). ``commit_workflow_task`` returns those it leased.
+    eager: EagerActivities | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,17 @@ def validate_commit(instance_id: str, history_length: int, commit: WorkflowCommi
         if child.parent is None:
             raise ValueError(f"child run {child.instance_id!r} has no parent reference")
         validate_new_run(child)
+    eager = commit.eager
+    if eager is not None:
+        scheduled = {a.activity_id for a in commit.activities}
+        unknown = [i for i in eager.activity_ids if i not in scheduled]
+        if unknown:
+            raise ValueError(f"eager activity ids {unknown} are not among the commit's activities")
+        if len(set(eager.activity_ids)) != len(eager.activity_ids):
+            raise ValueError(f"eager activity ids repeat: {list(eager.activity_ids)}")
+        lease = eager.lease_seconds
+        if not isinstance(lease, (int, float)) or not 0 < lease < float("inf"):
+            raise ValueError(f"eager lease_seconds must be a finite number > 0, got {lease!r}")
     close = commit.close
     if close is not None:
         if close.status.is_open:

@@ -25,6 +25,7 @@ from .._errors import (
 from ._apply import apply_commit, start_run, terminate_run
 from ._backend_events import started_of_mark
 from ._contract import Backend, TimeSkipping
+from ._eager import quiet_eager_queues
 from ._hook_store import pause_delivery_id
 from ._memory_hooks import HookTables, MemoryHooks
 from ._memory_queue_limits import MemoryQueueLimits
@@ -41,6 +42,7 @@ from ._types import (
     Clock,
     ClosedRun,
     InboxEvent,
+    LocalClaim,
     NewRun,
     QueueBacklog,
     RunCount,
@@ -60,6 +62,8 @@ class MemoryBackend(
     MemorySchedules, MemoryHooks, MemoryQueueLimits, MemoryRetention, Backend, TimeSkipping
 ):
     """Stores everything in this process's memory; lost when the process ends."""
+
+    eager_dispatch = True
 
     def __init__(self, clock: Clock = system_clock) -> None:
         self.clock = clock
@@ -485,26 +489,28 @@ class MemoryBackend(
                     candidates.append((claim_rank(ready, run.priority), first, run))
             candidates.sort(key=lambda c: (c[0], c[1]))
             for _, _, run in candidates[:max_tasks]:
-                run.lease_token = new_lease_token()
-                run.lease_expires_at = now + lease_seconds
-                visible = [item for item in run.inbox if item.visible_at <= now]
-                ready_at = min(item.visible_at for item in visible)
-                if run.ready_at is not None:
-                    ready_at = max(ready_at, run.ready_at)
-                tasks.append(
-                    WorkflowTask(
-                        instance_id=run.instance_id,
-                        run_id=run.run_id,
-                        workflow_name=run.workflow_name,
-                        queue=run.queue,
-                        lease_token=run.lease_token,
-                        history_length=len(run.history),
-                        inbox=[InboxEvent(item.id, item.event) for item in visible],
-                        failed_attempts=run.failed_attempts,
-                        ready_at=ready_at,
-                    )
-                )
+                tasks.append(self._lease_run(run, now, lease_seconds))
         return tasks
+
+    @staticmethod
+    def _lease_run(run: _Run, now: float, lease_seconds: float) -> WorkflowTask:
+        run.lease_token = new_lease_token()
+        run.lease_expires_at = now + lease_seconds
+        visible = [item for item in run.inbox if item.visible_at <= now]
+        ready_at = min(item.visible_at for item in visible)
+        if run.ready_at is not None:
+            ready_at = max(ready_at, run.ready_at)
+        return WorkflowTask(
+            instance_id=run.instance_id,
+            run_id=run.run_id,
+            workflow_name=run.workflow_name,
+            queue=run.queue,
+            lease_token=run.lease_token,
+            history_length=len(run.history),
+            inbox=[InboxEvent(item.id, item.event) for item in visible],
+            failed_attempts=run.failed_attempts,
+            ready_at=ready_at,
+        )
 
     def _leased_run(self, task: WorkflowTask) -> _Run:
         run = self._runs.get((task.instance_id, task.run_id))
@@ -515,13 +521,39 @@ class MemoryBackend(
             )
         return run
 
-    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
+    async def commit_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit
+    ) -> list[ActivityTask]:
         with self._lock:
             run = self._leased_run(task)
             validate_commit(run.instance_id, len(run.history), commit)
             wake = self._begin()
-            apply_commit(self._store, run, commit, self.clock())
+            now = self.clock()
+            self._store.inserted = []
+            apply_commit(self._store, run, commit, now)
+            leased = self._lease_eager(run, commit, now, wake)
         self._waiters.notify(wake)
+        return leased
+
+    def _lease_eager(
+        self, run: _Run, commit: WorkflowCommit, now: float, wake: set[Hashable]
+    ) -> list[ActivityTask]:
+        """Eager dispatch: lease the commit's activities the committing worker asked for
+        (``commit.eager``), except on queues with limits or of a paused (or closed) run."""
+        eager = commit.eager
+        if eager is None or not run.status.is_open or run.paused_at is not None:
+            return []
+        wanted = set(eager.activity_ids)
+        leased = []
+        for stored in self._store.inserted:
+            if (
+                stored.activity_id in wanted
+                and stored.queue not in self._queue_limits
+                and self._activities.get(stored.task_id) is stored
+            ):
+                leased.append(self._lease_activity(stored, now, eager.lease_seconds))
+        quiet_eager_queues(commit, leased, wake)
+        return leased
 
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
         with self._lock:
@@ -590,31 +622,33 @@ class MemoryBackend(
                     candidates, self._activities.values(), now, max_tasks
                 )
             for task in candidates[:max_tasks]:
-                # Claimable since its visible time, or since a vanished worker's lease ran out.
-                ready_at = max(task.visible_at, task.lease_expires_at or task.visible_at)
-                task.attempt += 1
-                task.lease_token = new_lease_token()
-                task.lease_expires_at = now + lease_seconds
-                claimed.append(
-                    ActivityTask(
-                        task_id=task.task_id,
-                        instance_id=task.run.instance_id,
-                        run_id=task.run.run_id,
-                        activity_id=task.activity_id,
-                        name=task.name,
-                        queue=task.queue,
-                        input=task.input,
-                        options=task.options,
-                        attempt=task.attempt,
-                        lease_token=task.lease_token,
-                        scheduled_at=task.scheduled_at,
-                        deadline=task.deadline,
-                        heartbeat_details=task.heartbeat_details,
-                        workflow_name=task.run.workflow_name,
-                        ready_at=ready_at,
-                    )
-                )
+                claimed.append(self._lease_activity(task, now, lease_seconds))
         return claimed
+
+    @staticmethod
+    def _lease_activity(task: _ActivityTask, now: float, lease_seconds: float) -> ActivityTask:
+        # Claimable since its visible time, or since a vanished worker's lease ran out.
+        ready_at = max(task.visible_at, task.lease_expires_at or task.visible_at)
+        task.attempt += 1
+        task.lease_token = new_lease_token()
+        task.lease_expires_at = now + lease_seconds
+        return ActivityTask(
+            task_id=task.task_id,
+            instance_id=task.run.instance_id,
+            run_id=task.run.run_id,
+            activity_id=task.activity_id,
+            name=task.name,
+            queue=task.queue,
+            input=task.input,
+            options=task.options,
+            attempt=task.attempt,
+            lease_token=task.lease_token,
+            scheduled_at=task.scheduled_at,
+            deadline=task.deadline,
+            heartbeat_details=task.heartbeat_details,
+            workflow_name=task.run.workflow_name,
+            ready_at=ready_at,
+        )
 
     def _leased_activity(self, task: ActivityTask) -> _ActivityTask:
         stored = self._activities.get(task.task_id)
@@ -636,19 +670,35 @@ class MemoryBackend(
             stored.lease_expires_at = self.clock() + lease_seconds
             return stored.cancel_requested
 
-    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+    async def complete_activity(
+        self, task: ActivityTask, event: bytes, *, claim: LocalClaim | None = None
+    ) -> WorkflowTask | None:
+        follow = None
         with self._lock:
             stored = self._leased_activity(task)
             wake = self._begin()
             del self._activities[stored.task_id]
-            if (
-                stored.run.status.is_open
-                and self._runs.get((stored.run.instance_id, stored.run.run_id)) is stored.run
-            ):
-                self._store.push(stored.run, event, self.clock())
+            run = stored.run
+            if run.status.is_open and self._runs.get((run.instance_id, run.run_id)) is run:
+                now = self.clock()
+                self._store.push(run, event, now)
+                if claim is not None and self._claimable_locally(run, claim.worker, now):
+                    follow = self._lease_run(run, now, claim.lease_seconds)
+                    wake.discard(("workflow", run.queue))  # taken: nothing for pollers
             if stored.queue in self._queue_limits:
                 wake.add(("activity", stored.queue))  # a slot freed: held work may start
         self._waiters.notify(wake)
+        return follow
+
+    @staticmethod
+    def _claimable_locally(run: _Run, worker: str, now: float) -> bool:
+        """Continue locally: the run's next task may go to ``worker`` with its completion."""
+        return (
+            run.sticky_worker == worker
+            and run.paused_at is None
+            and (run.ready_at is None or run.ready_at <= now)
+            and (run.lease_token is None or (run.lease_expires_at or 0.0) <= now)
+        )
 
     async def retry_activity(
         self, task: ActivityTask, visible_at: float, failure: bytes | None = None

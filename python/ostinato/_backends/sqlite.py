@@ -28,6 +28,7 @@ from .._errors import (
 from ._apply import apply_commit, start_run, terminate_run
 from ._backend_events import started_of_mark
 from ._contract import TimeSkipping
+from ._eager import eager_activities, leased_new_activity, quiet_eager_queues
 from ._queue_limits import (
     QueueLimits,
     QueueLimitStore,
@@ -51,6 +52,7 @@ from ._types import (
     BackendStats,
     ClosedRun,
     InboxEvent,
+    LocalClaim,
     NewRun,
     QueueBacklog,
     RunCount,
@@ -81,6 +83,8 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
     ``lock_timeout`` bounds the total retrying before an operation fails.
     ``group_commit=False`` commits every operation on its own (for benchmarks).
     """
+
+    eager_dispatch = True
 
     def __repr__(self) -> str:
         return f"SqliteBackend({self.path!r}, durable={self.durable})"
@@ -421,13 +425,56 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             )
         return run
 
-    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
-        def op(conn: sqlite3.Connection, wake: Wake) -> None:
+    async def commit_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit
+    ) -> list[ActivityTask]:
+        def op(conn: sqlite3.Connection, wake: Wake) -> list[ActivityTask]:
             run = self._leased_run(conn, task)
             validate_commit(run.instance_id, run.history_length, commit)
-            apply_commit(SqliteStore(conn, wake), run, commit, self.clock())
+            now = self.clock()
+            apply_commit(SqliteStore(conn, wake), run, commit, now)
+            if commit.eager is None or commit.close is not None or run.paused_at is not None:
+                return []
+            return self._lease_eager(conn, run, commit, now, wake)
 
-        await self._call(op)
+        return await self._call(op)
+
+    @staticmethod
+    def _lease_eager(
+        conn: sqlite3.Connection, run: RunRow, commit: WorkflowCommit, now: float, wake: Wake
+    ) -> list[ActivityTask]:
+        """Eager dispatch: lease the commit's activities its worker asked for, in the
+        commit's transaction, except on queues with limits."""
+        assert commit.eager is not None
+        wanted = eager_activities(commit)
+        if not wanted:
+            return []
+        queues = sorted({a.queue for a in wanted})
+        limits_of = Q.for_queues("queue_limits_of", len(queues))
+        limited = {row[0] for row in conn.execute(limits_of, queues)}
+        expires = now + commit.eager.lease_seconds
+        leased = []
+        for activity in wanted:
+            if activity.queue in limited:
+                continue
+            token = new_lease_token()
+            row = conn.execute(
+                Q["lease_new_activity"], (token, expires, expires, run.pk, activity.activity_id)
+            ).fetchone()
+            if row is not None:
+                leased.append(
+                    leased_new_activity(
+                        activity,
+                        task_id=row[0],
+                        instance_id=run.instance_id,
+                        run_id=run.run_id,
+                        workflow_name=run.workflow_name,
+                        lease_token=token,
+                        now=now,
+                    )
+                )
+        quiet_eager_queues(commit, leased, wake)
+        return leased
 
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
@@ -628,15 +675,49 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
 
         return await self._call(op)
 
-    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
-        def op(conn: sqlite3.Connection, wake: Wake) -> None:
+    async def complete_activity(
+        self, task: ActivityTask, event: bytes, *, claim: LocalClaim | None = None
+    ) -> WorkflowTask | None:
+        def op(conn: sqlite3.Connection, wake: Wake) -> WorkflowTask | None:
             run_pk, _ = self._leased_activity(conn, task)
             conn.execute(Q["delete_activity"], (task.task_id,))
             row = conn.execute(Q["open_run_queue_by_pk"], (run_pk,)).fetchone()
-            if row is not None:
-                push(conn, run_pk, row[0], event, self.clock(), wake)
+            if row is None:
+                return None
+            now = self.clock()
+            push(conn, run_pk, row[0], event, now, wake)
+            if claim is None:
+                return None
+            return self._claim_locally(conn, run_pk, claim, now, wake)
 
-        await self._call(op)
+        return await self._call(op)
+
+    @staticmethod
+    def _claim_locally(
+        conn: sqlite3.Connection, run_pk: int, claim: LocalClaim, now: float, wake: Wake
+    ) -> WorkflowTask | None:
+        """Continue locally: lease the run to ``claim.worker`` if it has it cached and
+        nothing else holds it."""
+        token = new_lease_token()
+        row = conn.execute(
+            Q["claim_run_locally"],
+            (token, now + claim.lease_seconds, run_pk, claim.worker, now, now),
+        ).fetchone()
+        if row is None:
+            return None
+        wake.discard(("workflow", row[3]))  # taken: nothing for the pollers
+        inbox = conn.execute(Q["visible_inbox"], (run_pk, now)).fetchall()
+        return WorkflowTask(
+            instance_id=row[0],
+            run_id=row[1],
+            workflow_name=row[2],
+            queue=row[3],
+            lease_token=token,
+            history_length=row[4],
+            inbox=[InboxEvent(i, e) for i, e, _ in inbox],
+            failed_attempts=row[5],
+            ready_at=min((visible_at for _, _, visible_at in inbox), default=now),
+        )
 
     async def retry_activity(
         self, task: ActivityTask, visible_at: float, failure: bytes | None = None

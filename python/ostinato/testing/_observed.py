@@ -21,6 +21,7 @@ from .._backends._types import (
     ActivityTask,
     BackendStats,
     Clock,
+    LocalClaim,
     NewRun,
     RunInfo,
     RunStatus,
@@ -39,6 +40,7 @@ class ObservedBackend(ScheduleStore, RetentionStore, QueueLimitStore, Backend):
 
     def __init__(self, inner: Backend, on_change: Callable[[], None] | None = None) -> None:
         self.inner = inner
+        self.eager_dispatch = inner.eager_dispatch
         self.on_change = on_change
         # Changes whenever a call starts or ends: a quiet backend keeps the same number.
         self.ops = 0
@@ -195,8 +197,10 @@ class ObservedBackend(ScheduleStore, RetentionStore, QueueLimitStore, Backend):
             )
         )
 
-    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
-        await self._op(self.inner.commit_workflow_task(task, commit))
+    async def commit_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit
+    ) -> list[ActivityTask]:
+        return await self._op(self.inner.commit_workflow_task(task, commit))
 
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
         await self._op(self.inner.fail_workflow_task(task, reason, retry_at))
@@ -222,8 +226,12 @@ class ObservedBackend(ScheduleStore, RetentionStore, QueueLimitStore, Backend):
     ) -> bool:
         return await self._op(self.inner.heartbeat_activity(task, details, lease_seconds))
 
-    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
-        await self._op(self.inner.complete_activity(task, event))
+    async def complete_activity(
+        self, task: ActivityTask, event: bytes, *, claim: LocalClaim | None = None
+    ) -> WorkflowTask | None:
+        if claim is None:  # a backend without eager dispatch takes no claim
+            return await self._op(self.inner.complete_activity(task, event))
+        return await self._op(self.inner.complete_activity(task, event, claim=claim))
 
     async def retry_activity(
         self, task: ActivityTask, visible_at: float, failure: bytes | None = None

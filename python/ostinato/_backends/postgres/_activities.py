@@ -12,8 +12,10 @@ from ..._errors import (
     LeaseLostError,
 )
 from .._queue_limits import QueueLimits, QueueLimitStore, claim_budget
-from .._types import ActivityState, ActivityTask
+from .._tokens import new_lease_token
+from .._types import ActivityState, ActivityTask, InboxEvent, LocalClaim, WorkflowTask
 from ._core import (
+    _Completion,
     _Core,
     _Effects,
 )
@@ -177,14 +179,69 @@ class _ActivitySide(_Core, QueueLimitStore):
             f"recording a heartbeat of activity {task.name!r}", body, transaction=False
         )
 
-    async def complete_activity(self, task: ActivityTask, event: bytes) -> None:
+    async def complete_activity(
+        self, task: ActivityTask, event: bytes, *, claim: LocalClaim | None = None
+    ) -> WorkflowTask | None:
         # Group commit: concurrent completions go in the same statement.
-        await self._completions.submit((task, bytes(event)))
+        return await self._completions.submit((task, bytes(event), claim))
+
+    async def _complete_claiming(
+        self, task: ActivityTask, event: bytes, claim: LocalClaim
+    ) -> WorkflowTask | None:
+        """Continue locally: the completion, and the run's next workflow task for
+        ``claim.worker`` if it has the run cached and nothing else holds it."""
+        token = new_lease_token()
+        now = self.clock()
+
+        async def body(conn: Conn, effects: _Effects) -> WorkflowTask | None:
+            row = await self._fetchone(
+                conn,
+                "complete_activity_claiming",
+                {
+                    "task_id": task.task_id,
+                    "lease_token": task.lease_token,
+                    "event": event,
+                    "now": now,
+                    "channel": self._channels["workflow"],
+                    "new_lease_token": token,
+                    "lease_seconds": claim.lease_seconds,
+                    "worker": claim.worker,
+                },
+            )
+            if row is None or not row[0]:
+                raise self._activity_lease_lost(task)
+            _, queue, _, workflow_name, history_length, failed, ids, events = row
+            if queue is None:
+                return None  # the run is closed
+            if workflow_name is None:
+                self._work(effects, "workflow", queue, sql_notifies=True)
+                return None
+            return WorkflowTask(
+                instance_id=task.instance_id,
+                run_id=task.run_id,
+                workflow_name=workflow_name,
+                queue=queue,
+                lease_token=token,
+                history_length=history_length,
+                inbox=[InboxEvent(i, bytes(e)) for i, e in zip(ids, events, strict=True)],
+                failed_attempts=failed,
+                ready_at=now,  # made ready by this completion and handed over at once
+            )
+
+        # One statement: atomic without a transaction block. A retry after a lost COMMIT
+        # finds the task gone and reports LeaseLostError; nothing is written twice (the run,
+        # if it was leased, comes back when the lease expires).
+        return await self._run(
+            f"completing activity {task.name!r} of workflow {task.instance_id!r}",
+            body,
+            transaction=False,
+        )
 
     async def _apply_completions(
-        self, items: list[tuple[ActivityTask, bytes]]
-    ) -> list[BaseException | None]:
-        """One batch of ``_completions``: per item None (done) or the caller's exception."""
+        self, items: list[_Completion]
+    ) -> list[WorkflowTask | BaseException | None]:
+        """One batch of ``_completions``: per item the workflow task leased by continuing
+        locally, None (done) or the caller's exception."""
         if len(items) > 1:
             try:
                 return await self._complete_many(items)
@@ -192,45 +249,110 @@ class _ActivitySide(_Core, QueueLimitStore):
                 raise  # outcome unknown: every caller gets the error
             except (psycopg.Error, ValueError):
                 pass  # nothing was written: one by one, each caller gets its own outcome
-        outcomes: list[BaseException | None] = []
-        for task, event in items:
+        outcomes: list[WorkflowTask | BaseException | None] = []
+        for task, event, claim in items:
             try:
-                await self._complete_one(task, event)
+                if claim is None:
+                    await self._complete_one(task, event)
+                    outcomes.append(None)
+                else:
+                    outcomes.append(await self._complete_claiming(task, event, claim))
             except Exception as exc:
                 outcomes.append(exc)
-            else:
-                outcomes.append(None)
         return outcomes
 
     async def _complete_many(
-        self, items: list[tuple[ActivityTask, bytes]]
-    ) -> list[BaseException | None]:
+        self, items: list[_Completion]
+    ) -> list[WorkflowTask | BaseException | None]:
+        tokens = [None if claim is None else new_lease_token() for _, _, claim in items]
+        now = self.clock()
+
         async def body(conn: Conn, effects: _Effects) -> list[Any]:
             rows = await self._fetchall(
                 conn,
                 "complete_activities",
                 {
-                    "task_ids": [task.task_id for task, _ in items],
-                    "lease_tokens": [task.lease_token for task, _ in items],
-                    "events": [event for _, event in items],
-                    "now": self.clock(),
+                    "task_ids": [task.task_id for task, _, _ in items],
+                    "lease_tokens": [task.lease_token for task, _, _ in items],
+                    "events": [event for _, event, _ in items],
+                    "workers": [None if c is None else c.worker for _, _, c in items],
+                    "new_lease_tokens": tokens,
+                    "lease_seconds": [None if c is None else c.lease_seconds for _, _, c in items],
+                    "now": now,
                     "channel": self._channels["workflow"],
                 },
                 prepare=False,
             )
-            for _, queue, _ in rows:
-                if queue is not None:
+            leased_runs = {items[k - 1][0].run_id for k, *_, name, _, _ in rows if name}
+            for k, queue, *_ in rows:
+                if queue is not None and items[k - 1][0].run_id not in leased_runs:
                     self._work(effects, "workflow", queue, sql_notifies=True)
             return rows
 
         # One statement: atomic without a transaction block. A retry after a lost COMMIT
         # finds the tasks gone and reports LeaseLostError; nothing is written twice.
         rows = await self._run(f"completing {len(items)} activities", body, transaction=False)
-        done = {k for k, _, _ in rows}
-        return [
-            None if k in done else self._activity_lease_lost(task)
-            for k, (task, _) in enumerate(items, 1)
-        ]
+        done = {k for k, *_ in rows}
+        leased = {k: (queue, name, length, failed) for k, queue, _, name, length, failed in rows}
+        inboxes, ready_ats = await self._inboxes_of(
+            [items[k - 1][0] for k, (_, name, _, _) in leased.items() if name], now
+        )
+        outcomes: list[WorkflowTask | BaseException | None] = []
+        for k, (task, _, _) in enumerate(items, 1):
+            if k not in done:
+                outcomes.append(self._activity_lease_lost(task))
+                continue
+            queue, name, length, failed = leased[k]
+            token = tokens[k - 1]
+            if name is None or queue is None or token is None:
+                outcomes.append(None)
+                continue
+            outcomes.append(
+                WorkflowTask(
+                    instance_id=task.instance_id,
+                    run_id=task.run_id,
+                    workflow_name=name,
+                    queue=queue,
+                    lease_token=token,
+                    history_length=length,
+                    inbox=inboxes.get((task.instance_id, task.run_id), []),
+                    failed_attempts=failed,
+                    ready_at=ready_ats.get((task.instance_id, task.run_id)),
+                )
+            )
+        return outcomes
+
+    async def _inboxes_of(
+        self, tasks: list[ActivityTask], now: float
+    ) -> tuple[dict[tuple[str, str], list[InboxEvent]], dict[tuple[str, str], float]]:
+        """The visible inbox events of the runs of ``tasks`` (and when the first became
+        visible), leased to this worker by their
+        completions (nobody else consumes them meanwhile), as claim_workflow_tasks reads
+        them."""
+        if not tasks:
+            return {}, {}
+
+        async def body(conn: Conn, effects: _Effects) -> list[Any]:
+            return await self._fetchall(
+                conn,
+                "visible_inbox",
+                {
+                    "instance_ids": [t.instance_id for t in tasks],
+                    "run_ids": [t.run_id for t in tasks],
+                    "now": now,
+                },
+            )
+
+        rows = await self._run(
+            "reading the inboxes of runs continued locally", body, transaction=False
+        )
+        inboxes: dict[tuple[str, str], list[InboxEvent]] = {}
+        ready: dict[tuple[str, str], float] = {}
+        for instance_id, run_id, event_id, event, visible_at in rows:
+            key = (instance_id, run_id)
+            inboxes.setdefault(key, []).append(InboxEvent(event_id, bytes(event)))
+            ready[key] = min(ready.get(key, visible_at), visible_at)
+        return inboxes, ready
 
     async def _complete_one(self, task: ActivityTask, event: bytes) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:

@@ -55,6 +55,8 @@ class PostgresBackend(
     command line). A keyword argument with a non-default value wins over the URL.
     """
 
+    eager_dispatch = True
+
     def __repr__(self) -> str:
         return f"PostgresBackend({self._masked!r}, schema={self._schema!r})"
 

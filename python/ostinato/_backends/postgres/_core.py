@@ -38,6 +38,7 @@ from .._rows import run_info, tags_json
 from .._types import (
     ActivityTask,
     Clock,
+    LocalClaim,
     NewRun,
     ParentRef,
     RunInfo,
@@ -95,7 +96,12 @@ _COMMIT_BATCH_ARRAYS = (
         "v_values",
     ),
     "sticky_workers",
+    *("a_eager_tokens", "a_eager_expires", "release_payloads"),
 )
+
+
+# An activity task, its outcome event, and whether its run's next task is asked for.
+_Completion = tuple[ActivityTask, bytes, LocalClaim | None]
 
 
 # ---- wake-ups -------------------------------------------------------------------------------
@@ -190,10 +196,12 @@ class _Core(Backend):
         self._incident = False
         self._last_warning = -_INCIDENT_QUIET
         self._is_closed = False
-        self._commits: _Batcher[tuple[WorkflowTask, WorkflowCommit], bool] = _Batcher(
-            self._apply_commits, lambda item: (item[0].instance_id, item[0].run_id)
+        # Outcome: the eagerly leased activity tasks, or None (to be committed the general way).
+        self._commits: _Batcher[tuple[WorkflowTask, WorkflowCommit], list[ActivityTask] | None] = (
+            _Batcher(self._apply_commits, lambda item: (item[0].instance_id, item[0].run_id))
         )
-        self._completions: _Batcher[tuple[ActivityTask, bytes], None] = _Batcher(
+        # Outcome: the workflow task leased by continuing locally, if any.
+        self._completions: _Batcher[_Completion, WorkflowTask | None] = _Batcher(
             self._apply_completions, lambda item: item[0].task_id
         )
         self._starts: _Batcher[NewRun, str] = _Batcher(
@@ -205,12 +213,12 @@ class _Core(Backend):
     @abc.abstractmethod
     async def _apply_commits(
         self, items: list[tuple[WorkflowTask, WorkflowCommit]]
-    ) -> list[bool | BaseException]: ...
+    ) -> list[list[ActivityTask] | BaseException | None]: ...
 
     @abc.abstractmethod
     async def _apply_completions(
-        self, items: list[tuple[ActivityTask, bytes]]
-    ) -> list[BaseException | None]: ...
+        self, items: list[_Completion]
+    ) -> list[WorkflowTask | BaseException | None]: ...
 
     @abc.abstractmethod
     async def _apply_starts(self, runs: list[NewRun]) -> list[str | BaseException]: ...

@@ -18,10 +18,13 @@ from .._backend_events import (
     signal_external_completed_event,
     signal_target_missing,
 )
-from .._types import InboxEvent, ParentRef, WorkflowCommit, WorkflowTask
+from .._eager import leased_new_activity
+from .._tokens import new_lease_token
+from .._types import ActivityTask, InboxEvent, ParentRef, WorkflowCommit, WorkflowTask
 from .._validate import validate_commit
 from ._core import (
     _COMMIT_BATCH_ARRAYS,
+    _MAX_PAYLOAD,
     _carries_over,
     _check_text_fields,
     _Core,
@@ -122,15 +125,74 @@ class _WorkflowSide(_Core):
             "another worker took the task over, or the run was closed"
         )
 
-    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
+    async def commit_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit
+    ) -> list[ActivityTask]:
         if _fits_one_statement(commit):
             validate_commit(task.instance_id, task.history_length, commit)
             for act in commit.activities:
                 _no_nul("activity queue", act.queue)
             # Group commit: concurrent commits of other runs go in the same statement.
-            if await self._commits.submit((task, commit)):
-                return
+            leased = await self._commits.submit((task, commit))
+            if leased is not None:
+                return leased
+        # Eager dispatch only in the one-statement shapes: here the activities are queued.
         await self._commit_in_general(task, commit)
+        return []
+
+    @staticmethod
+    def _queue_payload(queue: str) -> str:
+        """A work notification's payload: the queue (empty, meaning any, if too long)."""
+        return queue if len(queue.encode()) <= _MAX_PAYLOAD else ""
+
+    @staticmethod
+    def _eager_tokens(commit: WorkflowCommit) -> dict[int, str]:
+        """activity id -> the lease token of each activity the commit's worker asks for."""
+        if commit.eager is None:
+            return {}
+        return {activity_id: new_lease_token() for activity_id in commit.eager.activity_ids}
+
+    def _announce_activities(
+        self, effects: _Effects, commit: WorkflowCommit, eager: dict[int, str]
+    ) -> None:
+        """Wake activity workers for the commit's new activities, except those asked for
+        eagerly (see ``_eager_leased``)."""
+        for activity in commit.activities:
+            if activity.activity_id not in eager:
+                self._work(effects, "activity", activity.queue)
+
+    def _eager_leased(
+        self,
+        effects: _Effects,
+        task: WorkflowTask,
+        commit: WorkflowCommit,
+        eager: dict[int, str],
+        task_ids: Sequence[int],
+        activity_ids: Sequence[int],
+        now: float,
+    ) -> list[ActivityTask]:
+        """The activity tasks the commit leased to its worker (eager dispatch); those asked
+        for but left queued (a queue with limits, a paused run) get their wake-up now."""
+        if not eager:
+            return []
+        by_id = {a.activity_id: a for a in commit.activities}
+        leased = [
+            leased_new_activity(
+                by_id[activity_id],
+                task_id=task_id,
+                instance_id=task.instance_id,
+                run_id=task.run_id,
+                workflow_name=task.workflow_name,
+                lease_token=eager[activity_id],
+                now=now,
+            )
+            for task_id, activity_id in zip(task_ids, activity_ids, strict=True)
+        ]
+        taken = set(activity_ids)
+        for activity_id in eager:
+            if activity_id not in taken:
+                self._work(effects, "activity", by_id[activity_id].queue)
+        return leased
 
     async def _commit_in_general(self, task: WorkflowTask, commit: WorkflowCommit) -> None:
         """Any commit, statement by statement in one transaction."""
@@ -331,9 +393,10 @@ class _WorkflowSide(_Core):
 
     async def _apply_commits(
         self, items: list[tuple[WorkflowTask, WorkflowCommit]]
-    ) -> list[bool | BaseException]:
-        """One batch of ``_commits``: per item True (done), False (to be done the general
-        way: nothing was written) or the caller's exception."""
+    ) -> list[list[ActivityTask] | BaseException | None]:
+        """One batch of ``_commits``: per item the activity tasks leased eagerly (done),
+        None (to be done the general way: nothing was written) or the caller's
+        exception."""
         if len(items) > 1:
             try:
                 return await self._commit_many(items)
@@ -343,7 +406,7 @@ class _WorkflowSide(_Core):
                 # One item's error failed the statement, which wrote nothing: apply them one
                 # by one, so the error reaches only its own caller.
                 pass
-        outcomes: list[bool | BaseException] = []
+        outcomes: list[list[ActivityTask] | BaseException | None] = []
         for task, commit in items:
             try:
                 outcomes.append(await self._commit_in_one_statement(task, commit))
@@ -353,11 +416,13 @@ class _WorkflowSide(_Core):
 
     async def _commit_many(
         self, items: list[tuple[WorkflowTask, WorkflowCommit]]
-    ) -> list[bool | BaseException]:
+    ) -> list[list[ActivityTask] | BaseException | None]:
         """Several runs' commits (each of the ``_fits_one_statement`` shape) in one
         statement, each fenced on its own."""
         p: dict[str, list[Any]] = {name: [] for name in _COMMIT_BATCH_ARRAYS}
-        for task, commit in items:
+        tokens = [self._eager_tokens(commit) for _, commit in items]
+        now = self.clock()
+        for (task, commit), eager in zip(items, tokens, strict=True):
             close = commit.close
             p["instance_ids"].append(task.instance_id)
             p["run_ids"].append(task.run_id)
@@ -384,6 +449,10 @@ class _WorkflowSide(_Core):
                 p["a_options"].append(bytes(a.options))
                 p["a_deadlines"].append(a.deadline)
                 p["a_priorities"].append(a.priority)
+                token = eager.get(a.activity_id)
+                p["a_eager_tokens"].append(token)
+                lease = None if commit.eager is None else commit.eager.lease_seconds
+                p["a_eager_expires"].append(None if token is None else now + (lease or 0.0))
             p["activity_to"].append(len(p["a_activity_ids"]))
             p["timer_from"].append(len(p["m_timer_ids"]) + 1)
             for t in commit.timers:
@@ -397,53 +466,63 @@ class _WorkflowSide(_Core):
                 p["v_values"].append(bytes(value))
             p["var_to"].append(len(p["v_names"]))
             p["sticky_workers"].append(commit.sticky_worker)
+            p["release_payloads"].append(self._queue_payload(task.queue))
 
         async def body(conn: Conn, effects: _Effects) -> list[Any]:
-            for task, commit in items:
-                for activity in commit.activities:
-                    self._work(effects, "activity", activity.queue)
-                # Released: events that arrived during the task make it claimable.
-                self._work(effects, "workflow", task.queue)
+            for (task, commit), eager in zip(items, tokens, strict=True):
+                self._announce_activities(effects, commit, eager)
                 if commit.close is not None:
                     self._closed(effects, task.instance_id, task.run_id)
             # The statement sends them itself, once for the batch, if any fence holds.
             notifications = sorted(effects.notifications)
             effects.notifications.clear()
-            return await self._fetchall(
+            rows = await self._fetchall(
                 conn,
                 "commit_workflow_tasks",
                 {
                     **p,
-                    "now": self.clock(),
+                    "now": now,
                     "channels": [channel for channel, _ in notifications],
                     "payloads": [payload for _, payload in notifications],
+                    "release_channel": self._channels["workflow"],
                 },
                 prepare=False,
             )
+            outcomes: dict[int, list[ActivityTask] | None] = {}
+            for k, ok, _, released, task_ids, activity_ids in rows:
+                task, commit = items[k - 1]
+                outcomes[k] = None
+                if released:
+                    self._work(effects, "workflow", task.queue, sql_notifies=True)
+                if ok:
+                    outcomes[k] = self._eager_leased(
+                        effects, task, commit, tokens[k - 1], task_ids, activity_ids, now
+                    )
+            return [outcomes] if outcomes else []
 
         # One statement: atomic without a transaction block. A retry after a lost COMMIT
         # finds the leases released and reports LeaseLostError; nothing is written twice.
-        rows = await self._run(f"committing {len(items)} workflow tasks", body, transaction=False)
-        held = {k: ok for k, ok, _ in rows}
-        outcomes: list[bool | BaseException] = []
+        found = await self._run(f"committing {len(items)} workflow tasks", body, transaction=False)
+        held = found[0] if found else {}
+        outcomes: list[list[ActivityTask] | BaseException | None] = []
         for k, (task, _) in enumerate(items, 1):
-            ok = held.get(k)
-            outcomes.append(self._lease_lost(task) if ok is None else bool(ok))
+            outcomes.append(held[k] if k in held else self._lease_lost(task))
         return outcomes
 
-    async def _commit_in_one_statement(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
+    async def _commit_in_one_statement(
+        self, task: WorkflowTask, commit: WorkflowCommit
+    ) -> list[ActivityTask] | None:
         """The common commits (see ``_fits_one_statement``, validated by the caller) as one
-        statement: one round trip instead of about eight. False when it must be done the
-        general way after all (it closes a run that has a parent: nothing was written then)."""
+        statement: one round trip instead of about eight. Returns the activity tasks leased
+        eagerly; None when it must be done the general way after all (it closes a run that
+        has a parent: nothing was written then)."""
         acts, timers, close = commit.activities, commit.timers, commit.close
         names = list(commit.vars)
+        eager = self._eager_tokens(commit)
 
-        async def body(conn: Conn, effects: _Effects) -> bool:
+        async def body(conn: Conn, effects: _Effects) -> list[ActivityTask] | None:
             now = self.clock()
-            for activity in acts:
-                self._work(effects, "activity", activity.queue)
-            # Released: events that arrived during the task (or timers) make it claimable.
-            self._work(effects, "workflow", task.queue)
+            self._announce_activities(effects, commit, eager)
             if close is not None:
                 self._closed(effects, task.instance_id, task.run_id)
             # The statement sends them itself, and only when the fence holds.
@@ -467,6 +546,10 @@ class _WorkflowSide(_Core):
                     "options": [bytes(a.options) for a in acts],
                     "deadlines": [a.deadline for a in acts],
                     "priorities": [a.priority for a in acts],
+                    "eager_tokens": [eager.get(a.activity_id) for a in acts],
+                    "eager_expires": None
+                    if commit.eager is None
+                    else now + commit.eager.lease_seconds,
                     "timer_ids": [t.timer_id for t in timers],
                     "fire_ats": [t.fire_at for t in timers],
                     "timer_events": [bytes(t.event) for t in timers],
@@ -480,14 +563,18 @@ class _WorkflowSide(_Core):
                     else bytes(close.result),
                     "channels": [channel for channel, _ in notifications],
                     "payloads": [payload for _, payload in notifications],
+                    "release_channel": self._channels["workflow"],
+                    "release_payload": self._queue_payload(task.queue),
                 },
             )
             if row is None:
                 raise self._lease_lost(task)
             if not row[0]:
                 effects.keys.clear()
-                return False
-            return True
+                return None
+            if row[4]:  # released with events waiting: the statement notified
+                self._work(effects, "workflow", task.queue, sql_notifies=True)
+            return self._eager_leased(effects, task, commit, eager, row[2], row[3], now)
 
         # One statement: atomic without a transaction block. A retry after a lost COMMIT
         # finds the lease released and reports LeaseLostError; nothing is written twice.

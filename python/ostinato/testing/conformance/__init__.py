@@ -24,7 +24,8 @@ implement ``ostinato.backends.TimeSkipping`` skips the one test of it.
 
 The test groups are also importable alone (``RunTests``, ``WorkflowTaskTests``,
 ``ActivityTaskTests``, ``WakeUpTests``, ``ScheduleTests``, ``HookTests``, ``SearchTests``,
-``PauseTests``, ``QueueLimitTests``, ``PriorityTests``, ``RetentionTests``), as are the
+``PauseTests``, ``QueueLimitTests``, ``PriorityTests``, ``RetentionTests``,
+``EagerDispatchTests``), as are the
 building blocks in ``_support`` re-exported here (``FakeClock``, ``start``, ``claim_one``,
 ``full_commit`` ...) for tests of your own.
 """
@@ -40,6 +41,7 @@ from typing import Any
 import pytest
 
 from ._activity_tasks import ActivityTaskTests
+from ._eager import EagerDispatchTests
 from ._hooks import HookTests
 from ._pausing import PauseTests
 from ._priority import PriorityTests
@@ -79,6 +81,7 @@ __all__ = [
     "ActivityTaskTests",
     "BackendConformance",
     "BackendFactory",
+    "EagerDispatchTests",
     "FakeClock",
     "HookTests",
     "PauseTests",
@@ -139,6 +142,7 @@ class BackendConformance(
     QueueLimitTests,
     PriorityTests,
     RetentionTests,
+    EagerDispatchTests,
 ):
     """Every conformance test; subclass it as ``Test...`` with a ``make_backend`` fixture."""
 

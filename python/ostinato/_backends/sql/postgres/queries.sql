@@ -502,15 +502,18 @@ WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s
 -- go, running ones are asked to cancel). Fenced like lock_leased_run, and by the history
 -- length the task was claimed with. No row: the lease is lost. ok = false: the commit closes
 -- a run that has a parent; nothing was written (the caller commits the general way).
--- Notifications are passed in and sent only when the fence holds.
+-- Notifications are passed in and sent only when the fence holds. Eager dispatch: an
+-- activity with an eager token is leased to the committing worker (attempt 1) unless its
+-- queue has limits or the run is paused; eager_task_ids / eager_activity_ids say which were.
 WITH fence AS (
-    SELECT instance_id, run_id, (parent_instance_id IS NULL OR NOT %(closing)s) AS ok
+    SELECT instance_id, run_id, (parent_instance_id IS NULL OR NOT %(closing)s) AS ok,
+           paused_at IS NOT NULL AS paused
     FROM {schema}.runs
     WHERE instance_id = %(instance_id)s AND run_id = %(run_id)s AND status = 'running'
       AND lease_token = %(lease_token)s AND history_length = %(history_length)s
     FOR NO KEY UPDATE
 ), target AS (
-    SELECT instance_id, run_id FROM fence WHERE ok
+    SELECT instance_id, run_id, paused FROM fence WHERE ok
 ), appended AS (
     INSERT INTO {schema}.history (instance_id, run_id, seq, event)
     SELECT t.instance_id, t.run_id, %(history_length)s::integer + e.ord::integer, e.event
@@ -523,16 +526,22 @@ WITH fence AS (
 ), activities AS (
     INSERT INTO {schema}.activity_tasks (
         instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
-        visible_at, priority)
+        visible_at, attempt, lease_token, lease_expires_at, priority)
     SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
-           a.deadline, %(now)s, %(now)s, a.priority
+           a.deadline, %(now)s, %(now)s, CASE WHEN e.leased THEN 1 ELSE 0 END,
+           CASE WHEN e.leased THEN a.eager_token END,
+           CASE WHEN e.leased THEN %(eager_expires)s::float8 END, a.priority
     FROM target AS t,
          unnest(%(activity_ids)b::integer[], %(names)b::bytea[], %(queues)b::text[],
                 %(inputs)b::bytea[], %(options)b::bytea[], %(deadlines)b::float8[],
-                %(priorities)b::integer[])
-         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, priority,
-                              ord)
+                %(eager_tokens)b::text[], %(priorities)b::integer[])
+         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, eager_token,
+                              priority, ord),
+         LATERAL (SELECT a.eager_token IS NOT NULL AND NOT t.paused
+                         AND NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l
+                                         WHERE l.queue = a.queue) AS leased) AS e
     ORDER BY a.ord
+    RETURNING task_id, activity_id, lease_token IS NOT NULL AS leased
 ), timers AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
     SELECT t.instance_id, t.run_id, m.fire_at, m.timer_id, m.event
@@ -568,8 +577,26 @@ WITH fence AS (
 ), notified AS (
     SELECT pg_notify(n.channel, n.payload)
     FROM target, unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
+), released AS (
+    -- The released run is claimable now only if events arrived during the task (or it set
+    -- timers): only then are workflow workers told (release_channel), else they would
+    -- only claim nothing. (An event committed between this statement's snapshot and its
+    -- lock sent its own notification; a poller then sees the run at its next poll.)
+    SELECT pg_notify(%(release_channel)s, %(release_payload)s)
+    FROM target AS t
+    WHERE NOT %(closing)s
+      AND (cardinality(%(timer_ids)b::integer[]) > 0
+           OR EXISTS (SELECT 1 FROM {schema}.inbox AS i
+                      WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
+                        AND NOT (i.id = ANY(%(consumed)b::bigint[]))))
 )
-SELECT ok, (SELECT count(*) FROM notified) AS notifications FROM fence
+SELECT ok, (SELECT count(*) FROM notified) AS notifications,
+       ARRAY(SELECT task_id FROM activities WHERE leased ORDER BY activity_id)
+           AS eager_task_ids,
+       ARRAY(SELECT activity_id FROM activities WHERE leased ORDER BY activity_id)
+           AS eager_activity_ids,
+       EXISTS (SELECT 1 FROM released) AS released
+FROM fence
 
 -- name: fail_workflow_task
 WITH failed AS (
@@ -880,6 +907,53 @@ SELECT EXISTS (SELECT 1 FROM done) AS deleted,
        (SELECT queue FROM target) AS queue,
        (SELECT count(*) FROM notified) AS notifications
 
+-- name: complete_activity_claiming
+-- complete_activity, continuing locally: the run is also leased (lease_token) to the worker
+-- that has it cached (sticky_worker = worker), when it is open, not paused, not in back-off
+-- and not leased. Then no notification is sent (nobody else could claim it) and the row
+-- carries the task: the run's visible inbox events, this completion included.
+WITH done AS (
+    DELETE FROM {schema}.activity_tasks
+    WHERE task_id = %(task_id)s AND lease_token = %(lease_token)s
+    RETURNING instance_id, run_id
+), target AS (
+    SELECT r.instance_id, r.run_id, r.queue
+    FROM done AS d
+    JOIN LATERAL (
+        SELECT r.instance_id, r.run_id, r.queue FROM {schema}.runs AS r
+        WHERE r.instance_id = d.instance_id AND r.run_id = d.run_id AND r.status = 'running'
+        OFFSET 0
+    ) AS r ON true
+), delivered AS (
+    INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
+    SELECT instance_id, run_id, %(now)s, %(event)s FROM target
+    RETURNING id, event
+), claimed AS (
+    UPDATE {schema}.runs AS r
+    SET lease_token = %(new_lease_token)s,
+        lease_expires_at = %(now)s::float8 + %(lease_seconds)s::float8, ready_at = NULL
+    FROM target AS t
+    WHERE r.instance_id = t.instance_id AND r.run_id = t.run_id AND r.status = 'running'
+      AND r.sticky_worker = %(worker)s AND r.paused_at IS NULL
+      AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
+    RETURNING r.instance_id, r.run_id, r.workflow_name, r.history_length, r.failed_attempts
+), visible AS (
+    SELECT i.id, i.event FROM {schema}.inbox AS i, claimed AS c
+    WHERE i.instance_id = c.instance_id AND i.run_id = c.run_id AND i.visible_at <= %(now)s
+    UNION ALL
+    SELECT id, event FROM delivered WHERE EXISTS (SELECT 1 FROM claimed)
+), notified AS (
+    SELECT pg_notify(%(channel)s, queue) FROM target WHERE NOT EXISTS (SELECT 1 FROM claimed)
+)
+SELECT EXISTS (SELECT 1 FROM done) AS deleted,
+       (SELECT queue FROM target) AS queue,
+       (SELECT count(*) FROM notified) AS notifications,
+       c.workflow_name, c.history_length, c.failed_attempts,
+       ARRAY(SELECT id FROM visible ORDER BY id) AS inbox_ids,
+       ARRAY(SELECT event FROM visible ORDER BY id) AS inbox_events
+FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
+
 -- name: retry_activity
 WITH released AS (
     UPDATE {schema}.activity_tasks
@@ -1069,6 +1143,7 @@ DELETE FROM {schema}.sweeps WHERE name = %(name)s AND holder = %(holder)s
 -- consumed inbox ids, activities (a_*), timers (m_*) and variables (v_*). Rows: k and ok for
 -- every run whose fence held (ok = false: a close of a run with a parent, nothing written).
 -- Runs are locked in key order, so two batches never wait for each other in a cycle.
+-- Eager dispatch as in commit_workflow_task (a_eager_tokens, a_eager_expires per activity).
 WITH input AS (
     SELECT *
     FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(lease_tokens)b::text[],
@@ -1078,13 +1153,15 @@ WITH input AS (
                 %(consumed_from)b::integer[], %(consumed_to)b::integer[],
                 %(activity_from)b::integer[], %(activity_to)b::integer[],
                 %(timer_from)b::integer[], %(timer_to)b::integer[],
-                %(var_from)b::integer[], %(var_to)b::integer[], %(sticky_workers)b::text[])
+                %(var_from)b::integer[], %(var_to)b::integer[], %(sticky_workers)b::text[],
+                %(release_payloads)b::text[])
          WITH ORDINALITY AS x(instance_id, run_id, lease_token, history_length, closing,
                               close_status, result, event_from, event_to, consumed_from,
                               consumed_to, activity_from, activity_to, timer_from, timer_to,
-                              var_from, var_to, sticky_worker, k)
+                              var_from, var_to, sticky_worker, release_payload, k)
 ), fence AS (
-    SELECT x.*, (r.parent_instance_id IS NULL OR NOT x.closing) AS ok
+    SELECT x.*, (r.parent_instance_id IS NULL OR NOT x.closing) AS ok,
+           r.paused_at IS NOT NULL AS paused
     FROM input AS x
     JOIN {schema}.runs AS r ON r.instance_id = x.instance_id AND r.run_id = x.run_id
     WHERE r.status = 'running' AND r.lease_token = x.lease_token
@@ -1106,9 +1183,11 @@ WITH input AS (
 ), activities AS (
     INSERT INTO {schema}.activity_tasks (
         instance_id, run_id, activity_id, name, queue, input, options, deadline, scheduled_at,
-        visible_at, priority)
+        visible_at, attempt, lease_token, lease_expires_at, priority)
     SELECT t.instance_id, t.run_id, a.activity_id, a.name, a.queue, a.input, a.options,
-           a.deadline, %(now)s, %(now)s, a.priority
+           a.deadline, %(now)s, %(now)s, CASE WHEN e.leased THEN 1 ELSE 0 END,
+           CASE WHEN e.leased THEN a.eager_token END,
+           CASE WHEN e.leased THEN a.eager_expires END, a.priority
     FROM target AS t,
          unnest((%(a_activity_ids)b::integer[])[t.activity_from:t.activity_to],
                 (%(a_names)b::bytea[])[t.activity_from:t.activity_to],
@@ -1116,10 +1195,16 @@ WITH input AS (
                 (%(a_inputs)b::bytea[])[t.activity_from:t.activity_to],
                 (%(a_options)b::bytea[])[t.activity_from:t.activity_to],
                 (%(a_deadlines)b::float8[])[t.activity_from:t.activity_to],
+                (%(a_eager_tokens)b::text[])[t.activity_from:t.activity_to],
+                (%(a_eager_expires)b::float8[])[t.activity_from:t.activity_to],
                 (%(a_priorities)b::integer[])[t.activity_from:t.activity_to])
-         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, priority,
-                              ord)
+         WITH ORDINALITY AS a(activity_id, name, queue, input, options, deadline, eager_token,
+                              eager_expires, priority, ord),
+         LATERAL (SELECT a.eager_token IS NOT NULL AND NOT t.paused
+                         AND NOT EXISTS (SELECT 1 FROM {schema}.queue_limits AS l
+                                         WHERE l.queue = a.queue) AS leased) AS e
     ORDER BY t.k, a.ord
+    RETURNING instance_id, run_id, task_id, activity_id, lease_token IS NOT NULL AS leased
 ), timers AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, timer_id, event)
     SELECT t.instance_id, t.run_id, m.fire_at, m.timer_id, m.event
@@ -1160,8 +1245,27 @@ WITH input AS (
     SELECT pg_notify(n.channel, n.payload)
     FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
     WHERE EXISTS (SELECT 1 FROM target)
+), released AS (
+    -- As in commit_workflow_task: workflow workers are told of a released run only if
+    -- events arrived during its task (or it set timers).
+    SELECT t.k, pg_notify(%(release_channel)s, t.release_payload)
+    FROM target AS t
+    WHERE NOT t.closing
+      AND (t.timer_to >= t.timer_from
+           OR EXISTS (SELECT 1 FROM {schema}.inbox AS i
+                      WHERE i.instance_id = t.instance_id AND i.run_id = t.run_id
+                        AND NOT (i.id = ANY((%(consumed)b::bigint[])
+                                             [t.consumed_from:t.consumed_to]))))
 )
-SELECT k, ok, (SELECT count(*) FROM notified) AS notifications FROM fence
+SELECT k, ok, (SELECT count(*) FROM notified) AS notifications,
+       EXISTS (SELECT 1 FROM released AS r WHERE r.k = f.k) AS released,
+       ARRAY(SELECT a.task_id FROM activities AS a
+             WHERE a.leased AND a.instance_id = f.instance_id AND a.run_id = f.run_id
+             ORDER BY a.activity_id) AS eager_task_ids,
+       ARRAY(SELECT a.activity_id FROM activities AS a
+             WHERE a.leased AND a.instance_id = f.instance_id AND a.run_id = f.run_id
+             ORDER BY a.activity_id) AS eager_activity_ids
+FROM fence AS f
 
 -- name: create_runs
 -- create_run for several new workflow ids (distinct, without a parent). A run is created
@@ -1210,19 +1314,27 @@ WITH input AS (
 SELECT k, (SELECT count(*) FROM notified) AS notifications FROM created
 
 -- name: complete_activities
--- complete_activity for several tasks (distinct task ids). Rows: k and the run's queue (NULL
--- when the run is no longer open) for every task whose fence held.
+-- complete_activity for several tasks (distinct task ids), continuing locally where asked
+-- (workers[k] set: as complete_activity_claiming, except that the inbox is read afterwards;
+-- a run completed twice in the batch goes with its first such completion). Rows, for every
+-- task whose fence held: k, the run's queue (NULL when the run is no longer open) and, if
+-- the run was leased to workers[k], its workflow name, history length and failed attempts.
+-- Runs are locked in key order, as commit_workflow_tasks locks them.
 WITH input AS (
     SELECT *
-    FROM unnest(%(task_ids)b::bigint[], %(lease_tokens)b::text[], %(events)b::bytea[])
-         WITH ORDINALITY AS x(task_id, lease_token, event, k)
+    FROM unnest(%(task_ids)b::bigint[], %(lease_tokens)b::text[], %(events)b::bytea[],
+                %(workers)b::text[], %(new_lease_tokens)b::text[], %(lease_seconds)b::float8[])
+         WITH ORDINALITY AS x(task_id, lease_token, event, worker, new_lease_token,
+                              lease_seconds, k)
 ), done AS (
     DELETE FROM {schema}.activity_tasks AS a
     USING input AS x
     WHERE a.task_id = x.task_id AND a.lease_token = x.lease_token
-    RETURNING x.k, x.event, a.instance_id, a.run_id
+    RETURNING x.k, x.event, x.worker, x.new_lease_token, x.lease_seconds, a.instance_id,
+              a.run_id
 ), target AS (
-    SELECT d.k, d.event, r.instance_id, r.run_id, r.queue
+    SELECT d.k, d.event, d.worker, d.new_lease_token, d.lease_seconds, r.instance_id,
+           r.run_id, r.queue
     FROM done AS d
     JOIN LATERAL (
         SELECT r.instance_id, r.run_id, r.queue FROM {schema}.runs AS r
@@ -1232,11 +1344,37 @@ WITH input AS (
 ), delivered AS (
     INSERT INTO {schema}.inbox (instance_id, run_id, visible_at, event)
     SELECT instance_id, run_id, %(now)s, event FROM target ORDER BY k
+), wanted AS (
+    SELECT DISTINCT ON (instance_id, run_id) k, instance_id, run_id, worker, new_lease_token,
+           lease_seconds
+    FROM target WHERE worker IS NOT NULL
+    ORDER BY instance_id, run_id, k
+), locked AS (
+    SELECT w.k, r.instance_id, r.run_id
+    FROM wanted AS w
+    JOIN {schema}.runs AS r ON r.instance_id = w.instance_id AND r.run_id = w.run_id
+    WHERE r.status = 'running' AND r.sticky_worker = w.worker AND r.paused_at IS NULL
+      AND (r.ready_at IS NULL OR r.ready_at <= %(now)s)
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)
+    ORDER BY r.instance_id, r.run_id
+    FOR NO KEY UPDATE OF r
+), claimed AS (
+    UPDATE {schema}.runs AS r
+    SET lease_token = w.new_lease_token,
+        lease_expires_at = %(now)s::float8 + w.lease_seconds, ready_at = NULL
+    FROM locked AS l JOIN wanted AS w USING (k)
+    WHERE r.instance_id = l.instance_id AND r.run_id = l.run_id
+    RETURNING l.k, r.workflow_name, r.history_length, r.failed_attempts
 ), notified AS (
-    SELECT pg_notify(%(channel)s, q.queue) FROM (SELECT DISTINCT queue FROM target) AS q
+    SELECT pg_notify(%(channel)s, q.queue)
+    FROM (SELECT DISTINCT t.queue FROM target AS t
+          WHERE NOT EXISTS (SELECT 1 FROM locked AS l
+                            WHERE l.instance_id = t.instance_id AND l.run_id = t.run_id)
+         ) AS q
 )
-SELECT d.k, t.queue, (SELECT count(*) FROM notified) AS notifications
-FROM done AS d LEFT JOIN target AS t USING (k)
+SELECT d.k, t.queue, (SELECT count(*) FROM notified) AS notifications, c.workflow_name,
+       c.history_length, c.failed_attempts
+FROM done AS d LEFT JOIN target AS t USING (k) LEFT JOIN claimed AS c USING (k)
 
 -- ---- hooks (ostinato.hook; the outbox rows are written by a trigger, migration 0007) -------
 

@@ -258,6 +258,9 @@ UPDATE runs SET history_length = ?, updated_at = ?, lease_token = NULL,
     failed_attempts = 0, sticky_worker = ?
 WHERE id = ?
 
+-- name: run_has_inbox
+SELECT 1 FROM inbox WHERE run = ? LIMIT 1
+
 -- name: fail_task
 UPDATE runs SET lease_token = NULL, lease_expires_at = NULL, sticky_worker = NULL,
     blocked_reason = ?, ready_at = ?, failed_attempts = failed_attempts + 1, updated_at = ?
@@ -381,6 +384,21 @@ INSERT INTO queue_starts (queue, started_at) VALUES (?, ?)
 UPDATE activity_tasks SET attempt = attempt + 1, lease_token = ?, lease_expires_at = ?,
     visible_at = ?
 WHERE id = ?
+
+-- name: lease_new_activity
+-- Eager dispatch: the committing worker takes a task its commit just queued (attempt 1).
+UPDATE activity_tasks SET attempt = 1, lease_token = ?, lease_expires_at = ?, visible_at = ?
+WHERE run = ? AND activity_id = ? AND lease_token IS NULL AND cancel_requested = 0
+RETURNING id
+
+-- name: claim_run_locally
+-- Continue locally: an activity's completion leases its run to the worker that has it cached,
+-- when nothing else holds it (see claim_workflow_tasks' conditions).
+UPDATE runs SET lease_token = ?, lease_expires_at = ?
+WHERE id = ? AND status = 'running' AND sticky_worker = ? AND paused_at IS NULL
+  AND (ready_at IS NULL OR ready_at <= ?)
+  AND (lease_token IS NULL OR lease_expires_at <= ?)
+RETURNING instance_id, run_id, workflow_name, queue, history_length, failed_attempts
 
 -- name: leased_activity
 SELECT run, cancel_requested FROM activity_tasks WHERE id = ? AND lease_token = ?
