@@ -121,6 +121,7 @@ def ostinato_driver(workload: str, url: str, n: int, profile: str | None) -> dic
             activities=[noop, payload],
         )
         out: dict[str, Any]
+        cpu_start = time.process_time()
         if workload == "backlog":
             handles = [await client.start_workflow(three_steps, i) for i in range(n)]
             async with worker:
@@ -163,6 +164,10 @@ def ostinato_driver(workload: str, url: str, n: int, profile: str | None) -> dic
             out["workflows_per_second"] = n * PER_TREE / elapsed
         else:
             raise SystemExit(f"unknown workload {workload!r}")
+        # The process's CPU time (client and worker; not the database server's) per
+        # workflow carried out, warm-up runs and the backlog's starts included.
+        ran = n * PER_TREE if workload == "tree" else n + min(20, n) if "latency" in workload else n
+        out["cpu_ms_per_wf"] = (time.process_time() - cpu_start) * 1000 / ran
         out["worker_stats"] = dict(worker.stats)
         for counter in ("transactions", "operations"):  # SQLite's writer thread
             if hasattr(backend, counter):
@@ -408,6 +413,14 @@ def figure(workload: str, runs: list[dict[str, Any]]) -> tuple[float, str]:
 
 
 def server_counts(runs: list[dict[str, Any]]) -> str:
+    """ostinato's CPU time and PostgreSQL's committed transactions and WAL flushes per
+    workflow, if counted."""
+    cpu = [r["cpu_ms_per_wf"] for r in runs if "cpu_ms_per_wf" in r]
+    text = f" [{statistics.median(cpu):.2f} ms CPU per wf]" if cpu else ""
+    return text + pg_counts(runs)
+
+
+def pg_counts(runs: list[dict[str, Any]]) -> str:
     """PostgreSQL's committed transactions and WAL flushes per workflow, if counted."""
     commits = [r["pg_commits"] / r["workflows_run"] for r in runs if "pg_commits" in r]
     syncs = [
