@@ -77,6 +77,9 @@ _MAX_PAYLOAD = 7000
 # Outcomes of a start in a batch: created, or to be started the single way (the id is known;
 # after a retry, possibly because the first try created this very run).
 _CREATED, _KNOWN, _KNOWN_AFTER_RETRY = "created", "known", "known after a retry"
+# A transaction that writes only leases does not wait for its WAL flush (see
+# ``_Core._fetchall_unflushed`` and docs/backends.md, "Claims without a flush").
+_NO_FLUSH = b"SELECT set_config('synchronous_commit', 'off', true)"
 # The array parameters of the commit_workflow_tasks statement.
 _COMMIT_BATCH_ARRAYS = (
     *("instance_ids", "run_ids", "lease_tokens", "history_lengths", "closings"),
@@ -167,6 +170,9 @@ class _Core(Backend):
         self._auto_migrate = auto_migrate
         self._prepare_threshold = prepare_threshold
         self._conn_kwargs = _connection_options(dsn, connect_timeout)
+        # Lease-only writes skip the WAL flush in a pipeline (libpq 14+; without it they
+        # are flushed like any other write).
+        self._pipelined = psycopg.Pipeline.is_supported()
         self._q = Queries(schema)
         self._channels = {
             kind: f"ostinato:{kind}:{schema}"[:63] for kind in ("workflow", "activity", "closed")
@@ -433,6 +439,41 @@ class _Core(Backend):
 
     async def _execute(self, conn: Conn, query: str, params: dict[str, Any]) -> None:
         await conn.execute(self._q[query], params)
+
+    async def _fetchall_unflushed(
+        self, conn: Conn, query: str, params: dict[str, Any]
+    ) -> list[Any]:
+        """Run one statement that writes nothing but leases in a transaction whose commit
+        does not wait for its WAL flush (``synchronous_commit = off``), in one round trip.
+
+        Losing such a commit in a server crash is harmless. PostgreSQL flushes the WAL in
+        order, so any later commit that is flushed (a workflow-task commit, an activity
+        completion, a start) makes this one durable with it: after a crash the database is
+        a prefix of the commit order, missing at most some trailing lease writes that no
+        durable write came after. A lost claim leaves the task claimable (by anyone, at
+        once); the worker that held the lost lease runs on, but its writes are fenced by a
+        lease token (random, never reissued) that the database no longer knows, so they are
+        refused (``LeaseLostError``) and nothing is recorded twice. A lost lease extension
+        only makes the lease end sooner, as a stalled worker's does. Other sessions see the
+        commit at once, as any other; only the wait for the disk is skipped.
+        """
+        if not self._pipelined:
+            return await self._fetchall(conn, query, params)  # flushed, as any other
+        # In a pipeline, the statements up to its sync are one implicit transaction (no
+        # BEGIN/COMMIT round trips), and set_config(..., true) lasts until its end.
+        failed: psycopg.Error | None = None
+        async with conn.pipeline():
+            try:
+                await conn.execute(_NO_FLUSH)
+                cur = await conn.execute(self._q[query], params)
+            except psycopg.Error as exc:
+                # Raised after the pipeline's exit, which then raises its own error if it
+                # has one (a lost connection): raised inside, psycopg would log that one as
+                # a warning of its own besides ours.
+                failed = exc
+        if failed is not None:
+            raise failed
+        return await cur.fetchall()
 
     # ---- notifications --------------------------------------------------------------------
 
