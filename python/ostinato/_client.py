@@ -180,6 +180,9 @@ class WorkflowHandle(Generic[T]):
         self.id = instance_id
         self.run_id = run_id
         self._decode = result_decoder
+        # The run that start_workflow created: result() waits for it (and the runs it
+        # continues as) without first reading which run is the latest.
+        self._started_run_id: str | None = None
 
     def __repr__(self) -> str:
         return f"WorkflowHandle(id={self.id!r}, run_id={self.run_id!r})"
@@ -216,7 +219,7 @@ class WorkflowHandle(Generic[T]):
         backend = self.client.backend
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + seconds
-        run_id = self.run_id
+        run_id = self.run_id or self._started_run_id
         while True:
             remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
             try:
@@ -564,7 +567,7 @@ class Client:
         instance_id = id if id is not None else uuid.uuid4().hex
         # The run records the StartWorkflow span's context: the whole run nests under it.
         with start_span(self._tracing, call.name, instance_id, queue or "default") as trace:
-            await self._create_run(
+            run_id = await self._create_run(
                 call.name,
                 call.payload,
                 instance_id=instance_id,
@@ -576,7 +579,10 @@ class Client:
                 tags=run_tags,
                 trace=trace,
             )
-        return WorkflowHandle(self, instance_id, None, call.decode)
+        handle: WorkflowHandle[Any] = WorkflowHandle(self, instance_id, None, call.decode)
+        if id_conflict != "use_existing":  # else the open run may be another one
+            handle._started_run_id = run_id
+        return handle
 
     async def _create_run(
         self,
@@ -591,8 +597,9 @@ class Client:
         id_conflict: str = "fail",
         tags: dict[str, str] | None = None,
         trace: tuple[str | None, str | None] = (None, None),
-    ) -> None:
-        """Store a new run of ``name``, its arguments already checked and encoded."""
+    ) -> str:
+        """Store a new run of ``name``, its arguments already checked and encoded; its run
+        id."""
         run_id = uuid.uuid4().hex
         await self.backend.open()
         now = self.backend.clock()
@@ -623,6 +630,7 @@ class Client:
                 tags=tags or {},
             )
         )
+        return run_id
 
     def get_handle(
         self, id: str, *, run_id: str | None = None, workflow: Any = None
