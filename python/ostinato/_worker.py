@@ -432,19 +432,23 @@ class Worker:
                 inflight.add(job)
                 job.add_done_callback(inflight.discard)
                 job.add_done_callback(lambda _: slot_freed.set())
+            if len(tasks) >= free:
+                continue  # there may be more: claim again for the slots still free
+            # Fewer than asked: nothing more to claim now. Wait (wait_for_work looks first
+            # and returns at once if work came meanwhile) rather than claim again in vain.
             if not tasks:
                 if getattr(self.backend, "limited_claims", 0) != limited_before:
                     empty_claims = min(empty_claims + 1, 5)
                     await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
                 else:
                     empty_claims = 0
-                await self.backend.wait_for_work(
-                    kind,
-                    self.queues,
-                    self.poll_interval,
-                    worker=self.identity,
-                    sticky_wait=self.sticky_wait,
-                )
+            await self.backend.wait_for_work(
+                kind,
+                self.queues,
+                self.poll_interval,
+                worker=self.identity,
+                sticky_wait=self.sticky_wait,
+            )
 
     def _poll_workflows(self) -> Coroutine[Any, Any, None]:
         return self._poll(

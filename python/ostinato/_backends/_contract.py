@@ -263,10 +263,10 @@ class Backend(abc.ABC):
         sticky_wait: float = 0.0,
     ) -> None:
         """Return when work of ``kind`` ("workflow" or "activity") may be available: at once
-        after an in-process write that made some, when a timer or delayed task becomes
-        visible, or after ``timeout`` seconds at most. ``worker`` and ``sticky_wait`` are
-        those of ``claim_workflow_tasks``: work left to another worker counts as available
-        only once ``claim_workflow_tasks`` would take it."""
+        when some is available already or after an in-process write that made some, when a
+        timer or delayed task becomes visible, or after ``timeout`` seconds at most.
+        ``worker`` and ``sticky_wait`` are those of ``claim_workflow_tasks``: work left to
+        another worker counts as available only once ``claim_workflow_tasks`` would take it."""
 
 
 @runtime_checkable

@@ -46,7 +46,14 @@ from .._types import (
 )
 from .._wakeups import Waiters, wait_on, work_keys
 from ._batch import _Batcher
-from ._pool import _POOL_NAME, Conn, _pool_filter, _pool_log, _track_pool_connection
+from ._pool import (
+    _POOL_NAME,
+    Conn,
+    OwnConnections,
+    _pool_filter,
+    _pool_log,
+    fetch_unflushed,
+)
 from ._sql import Queries, _apply_migrations, _schema_version, load_migrations
 from ._url import (
     DEFAULT_SCHEMA,
@@ -77,9 +84,6 @@ _MAX_PAYLOAD = 7000
 # Outcomes of a start in a batch: created, or to be started the single way (the id is known;
 # after a retry, possibly because the first try created this very run).
 _CREATED, _KNOWN, _KNOWN_AFTER_RETRY = "created", "known", "known after a retry"
-# A transaction that writes only leases does not wait for its WAL flush (see
-# ``_Core._fetchall_unflushed`` and docs/backends.md, "Claims without a flush").
-_NO_FLUSH = b"SELECT set_config('synchronous_commit', 'off', true)"
 # The array parameters of the commit_workflow_tasks statement.
 _COMMIT_BATCH_ARRAYS = (
     *("instance_ids", "run_ids", "lease_tokens", "history_lengths", "closings"),
@@ -179,6 +183,7 @@ class _Core(Backend):
         }
         self._kind_of_channel = {channel: kind for kind, channel in self._channels.items()}
         self._waiters = Waiters()
+        self._own = OwnConnections()
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._open_lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
@@ -231,7 +236,7 @@ class _Core(Backend):
                 open=False,
                 name=_POOL_NAME,
                 timeout=self._connect_timeout,
-                configure=_track_pool_connection,
+                configure=self._own.track,
             )
             if _pool_filter not in _pool_log.filters:
                 _pool_log.addFilter(_pool_filter)
@@ -370,6 +375,8 @@ class _Core(Backend):
                 await asyncio.sleep(min(0.001 * 2 ** min(contended, 6), 0.05) * random.random())
                 continue
             except psycopg.OperationalError as exc:
+                if maybe_written and effects.keys:  # its notifications may have gone out
+                    self._waiters.notify(effects.keys)
                 retry = (
                     attempt < len(_RETRY_DELAYS)
                     and (retry_ambiguous or not maybe_written)
@@ -443,37 +450,9 @@ class _Core(Backend):
     async def _fetchall_unflushed(
         self, conn: Conn, query: str, params: dict[str, Any]
     ) -> list[Any]:
-        """Run one statement that writes nothing but leases in a transaction whose commit
-        does not wait for its WAL flush (``synchronous_commit = off``), in one round trip.
-
-        Losing such a commit in a server crash is harmless. PostgreSQL flushes the WAL in
-        order, so any later commit that is flushed (a workflow-task commit, an activity
-        completion, a start) makes this one durable with it: after a crash the database is
-        a prefix of the commit order, missing at most some trailing lease writes that no
-        durable write came after. A lost claim leaves the task claimable (by anyone, at
-        once); the worker that held the lost lease runs on, but its writes are fenced by a
-        lease token (random, never reissued) that the database no longer knows, so they are
-        refused (``LeaseLostError``) and nothing is recorded twice. A lost lease extension
-        only makes the lease end sooner, as a stalled worker's does. Other sessions see the
-        commit at once, as any other; only the wait for the disk is skipped.
-        """
-        if not self._pipelined:
-            return await self._fetchall(conn, query, params)  # flushed, as any other
-        # In a pipeline, the statements up to its sync are one implicit transaction (no
-        # BEGIN/COMMIT round trips), and set_config(..., true) lasts until its end.
-        failed: psycopg.Error | None = None
-        async with conn.pipeline():
-            try:
-                await conn.execute(_NO_FLUSH)
-                cur = await conn.execute(self._q[query], params)
-            except psycopg.Error as exc:
-                # Raised after the pipeline's exit, which then raises its own error if it
-                # has one (a lost connection): raised inside, psycopg would log that one as
-                # a warning of its own besides ours.
-                failed = exc
-        if failed is not None:
-            raise failed
-        return await cur.fetchall()
+        """One statement that writes nothing but leases, committed without waiting for its
+        WAL flush (``fetch_unflushed``; why that is safe: docs/backends.md)."""
+        return await fetch_unflushed(conn, self._q[query], params, pipelined=self._pipelined)
 
     # ---- notifications --------------------------------------------------------------------
 
@@ -492,10 +471,10 @@ class _Core(Backend):
             payload = ""
         effects.notifications.add((self._channels["closed"], payload))
 
-    def _on_notification(self, channel: str, payload: str) -> None:
+    def _on_notification(self, channel: str, payload: str, pid: int | None = None) -> None:
         kind = self._kind_of_channel.get(channel)
-        if kind is None:
-            return
+        if kind is None or (pid is not None and self._own.sent(pid)):
+            return  # (our own write's: its waiters were woken when it committed, in _run)
         if not payload:
             self._waiters.notify_all()
         elif kind == "closed":
@@ -531,7 +510,7 @@ class _Core(Backend):
                 delay = 0.1
                 while True:
                     async for notify in conn.notifies(timeout=_LISTENER_PING):
-                        self._on_notification(notify.channel, notify.payload)
+                        self._on_notification(notify.channel, notify.payload, notify.pid)
                     # Is the connection still alive? (A dead peer may not say so.)
                     await asyncio.wait_for(conn.execute("SELECT 1"), _LISTENER_PING / 3)
             except asyncio.CancelledError:
