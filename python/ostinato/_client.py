@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _core, _events, _queues, _retention, _schedules
+from . import _core, _eager, _events, _queues, _retention, _schedules
 from ._backends._contract import Backend
 from ._backends._hook_store import HookFailureRecord, HookStore
 from ._backends._retention_store import still_running
@@ -473,7 +473,11 @@ def _describe(
 
 
 class Client:
-    """Starts and manages workflows in ``backend`` (``tracer_provider``: docs/tracing.md)."""
+    """Starts and manages workflows in ``backend`` (``tracer_provider``: docs/tracing.md).
+
+    ``eager_start`` (default True): a workflow started while a ``Worker`` of this process
+    runs on the same backend object and can take it has its first task leased to that worker
+    at the start and run there without a claim (docs/start-options.md, "Eager start")."""
 
     def __init__(
         self,
@@ -481,9 +485,13 @@ class Client:
         *,
         converter: PayloadConverter | None = None,
         tracer_provider: Any = None,
+        eager_start: bool = True,
     ) -> None:
+        if not isinstance(eager_start, bool):
+            raise TypeError(f"eager_start must be True or False, not {eager_start!r:.80}")
         self.backend = backend
         self.converter = converter or default_converter()
+        self.eager_start = eager_start
         self._tracing = build_tracing(tracer_provider)
 
     @overload
@@ -616,20 +624,23 @@ class Client:
             traceparent=trace[0],
             tracestate=trace[1],
         )
-        await self.backend.create_run(
-            NewRun(
-                instance_id=instance_id,
-                run_id=run_id,
-                workflow_name=name,
-                queue=queue,
-                started_event=started,
-                visible_at=start_at if delay else None,
-                id_reuse=id_reuse_policy,
-                id_conflict=id_conflict,
-                execution_deadline=deadline,
-                tags=tags or {},
-            )
+        run = NewRun(
+            instance_id=instance_id,
+            run_id=run_id,
+            workflow_name=name,
+            queue=queue,
+            started_event=started,
+            visible_at=start_at if delay else None,
+            id_reuse=id_reuse_policy,
+            id_conflict=id_conflict,
+            execution_deadline=deadline,
+            tags=tags or {},
         )
+        worker = _eager.find(self.backend, name, queue) if self.eager_start else None
+        if worker is not None and not delay:
+            await _eager.start(worker, run)
+        else:
+            await self.backend.create_run(run)
         return run_id
 
     def get_handle(

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from . import _events, _logcontext
+from . import _eager, _events, _logcontext
 from ._attempt import ActivityAttempt
 from ._backends._contract import Backend
 from ._backends._hook_store import HookStore
@@ -168,6 +168,8 @@ class Worker:
         self._runner: asyncio.Task[None] | None = None
         self._schedules: ScheduleDriver | None = None  # set by run() if the backend has them
         self._inflight_workflow: set[asyncio.Task[None]] = set()
+        self._slot_freed: dict[str, asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight_activity: set[asyncio.Task[None]] = set()
         self._known_workflows = ", ".join(sorted(self.workflows)) or "none"
         self.stats = {"workflow_tasks": 0, "activity_tasks": 0, "replays": 0, "evictions": 0}
@@ -268,7 +270,7 @@ class Worker:
         if self._stop_requested:  # shutdown() was called before this run() got going
             self._stopping.set()
         self._telemetry.serve()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
@@ -296,9 +298,12 @@ class Worker:
         if self.retention is not None:
             self._sweeper = RetentionSweeper(self.backend, self.identity, self.retention)
             pollers.append(asyncio.create_task(self._sweeper.run(self._stopping)))
+        if self.workflows:
+            _eager.register(self)
         try:
             await self._stopping.wait()
         finally:
+            _eager.unregister(self)
             self._stopping.set()
             for poller in pollers:
                 poller.cancel()
@@ -405,7 +410,7 @@ class Worker:
     ) -> None:
         """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
-        slot_freed = asyncio.Event()
+        slot_freed = self._slot_freed[kind] = asyncio.Event()
         # Claims in a row that found nothing because a queue was at its limits
         # (docs/queues.md): its work stays visible, so wait_for_work would return at once;
         # back off briefly instead of asking again and again.
@@ -473,6 +478,33 @@ class Worker:
             self._inflight_activity,
             self.max_activities,
         )
+
+    # ---- eager start (_eager.py) ---------------------------------------------------------
+
+    def takes_start(self, workflow_name: str, queue: str) -> bool:
+        """Whether this worker runs the first task of a run started in its process now (it
+        is running in this event loop, serves the queue, knows the workflow, and has a free
+        workflow task slot)."""
+        return (
+            self._stopping is not None
+            and not self._stopping.is_set()
+            and queue in self.queues
+            and workflow_name in self.workflows
+            and len(self._inflight_workflow) < self.max_workflow_tasks
+            and self._loop is asyncio.get_running_loop()
+        )
+
+    def accept_start(self, task: WorkflowTask) -> bool:
+        """Run the first task of a run started in this process, leased at its start."""
+        if self._stopping is None or self._stopping.is_set():
+            return False
+        job = asyncio.create_task(self._workflow_task(task))
+        self._inflight_workflow.add(job)
+        job.add_done_callback(self._inflight_workflow.discard)
+        freed = self._slot_freed.get("workflow")
+        if freed is not None:
+            job.add_done_callback(lambda _: freed.set())
+        return True
 
     def _new_run(self, task: WorkflowTask) -> WorkflowRun:
         run = WorkflowRun(

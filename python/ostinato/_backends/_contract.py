@@ -69,6 +69,18 @@ class Backend(abc.ABC):
         ``run.id_reuse == "refuse"``.
         """
 
+    async def create_run_leased(self, run: NewRun, lease_seconds: float) -> WorkflowTask | None:
+        """``create_run``, and, in the same transaction, the new run's first workflow task
+        leased as ``claim_workflow_tasks`` would lease it (eager start: a worker of the
+        starting process runs it without a claim, see docs/start-options.md).
+
+        Returns None, with the run created (or the error raised) as by ``create_run``, when
+        it leased nothing: ``id_conflict="use_existing"`` found an open run, the run starts
+        later (``visible_at``), or the backend does not lease at start (this default). The
+        task is then claimed the usual way."""
+        await self.create_run(run)
+        return None
+
     @abc.abstractmethod
     async def signal(self, instance_id: str, event: bytes) -> None:
         """Put a ``signal_received`` event in the open run's inbox.

@@ -200,6 +200,9 @@ class _Core(Backend):
         self._starts: _Batcher[NewRun, str] = _Batcher(
             self._apply_starts, lambda run: run.instance_id
         )
+        # Eager starts in a batch, by run id: lease token and seconds, then the started
+        # event's inbox id once created (see _ClientSide.create_run_leased).
+        self._start_leases: dict[str, tuple[str, float, list[int]]] = {}
 
     # Group commit: each side applies its own batches (see ``_Batcher``).
 
