@@ -636,8 +636,9 @@ class Client:
             execution_deadline=deadline,
             tags=tags or {},
         )
-        worker = _eager.find(self.backend, name, queue) if self.eager_start else None
-        if worker is not None and not delay:
+        eager = self.eager_start and not delay
+        worker = _eager.find(self.backend, name, queue) if eager else None
+        if worker is not None:
             await _eager.start(worker, run)
         else:
             await self.backend.create_run(run)
