@@ -26,20 +26,35 @@ async def main() -> None:
     backend = ostinato.connect(f"sqlite:///{sys.argv[1]}")
     if len(sys.argv) > 4:
         mode, target = sys.argv[3], int(sys.argv[4])
-        original = backend.create_run
+        original, original_leased = backend.create_run, backend.create_run_leased
         starts = 0
 
-        async def create_run(run):  # type: ignore[no-untyped-def]
+        def before(run):  # type: ignore[no-untyped-def]
             nonlocal starts
             if "@" in run.instance_id:
                 starts += 1
                 if starts == target and mode == "kill-before-start":
                     os.kill(os.getpid(), signal.SIGKILL)
-            await original(run)
+
+        def after() -> None:
             if starts == target and mode == "kill-after-start":
                 os.kill(os.getpid(), signal.SIGKILL)
 
+        async def create_run(run):  # type: ignore[no-untyped-def]
+            before(run)
+            await original(run)
+            after()
+
+        # The worker fires its schedules' runs with eager start (docs/start-options.md):
+        # killed after such a start, the run's first task waits for its lease to expire.
+        async def create_run_leased(run, lease_seconds):  # type: ignore[no-untyped-def]
+            before(run)
+            task = await original_leased(run, lease_seconds)
+            after()
+            return task
+
         backend.create_run = create_run  # type: ignore[method-assign]
+        backend.create_run_leased = create_run_leased  # type: ignore[method-assign]
     async with ostinato.Worker(backend, workflows=[tick], workflow_lease=1.0, poll_interval=0.1):
         await asyncio.sleep(float(sys.argv[2]))
 

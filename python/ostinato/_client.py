@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-from . import _core, _events, _queues, _retention, _schedules
+from . import _core, _eager_start, _events, _queues, _retention, _schedules
 from ._backends._contract import Backend
 from ._backends._hook_store import HookFailureRecord, HookStore
 from ._backends._schedule_store import ScheduleStore
@@ -180,6 +180,9 @@ class WorkflowHandle(Generic[T]):
         self.id = instance_id
         self.run_id = run_id
         self._decode = result_decoder
+        # The run that start_workflow created: result() waits for it (and the runs it
+        # continues as) without first reading which run is the latest.
+        self._started_run_id: str | None = None
 
     def __repr__(self) -> str:
         return f"WorkflowHandle(id={self.id!r}, run_id={self.run_id!r})"
@@ -216,7 +219,7 @@ class WorkflowHandle(Generic[T]):
         backend = self.client.backend
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + seconds
-        run_id = self.run_id
+        run_id = self.run_id or self._started_run_id
         while True:
             remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
             try:
@@ -458,7 +461,11 @@ def _describe(
 
 
 class Client:
-    """Starts and manages workflows in ``backend`` (``tracer_provider``: docs/tracing.md)."""
+    """Starts and manages workflows in ``backend`` (``tracer_provider``: docs/tracing.md).
+
+    ``eager_start`` (default True): a workflow started while a ``Worker`` of this process
+    runs on the same backend object and can take it has its first task leased to that worker
+    at the start and run there without a claim (docs/start-options.md, "Eager start")."""
 
     def __init__(
         self,
@@ -466,9 +473,13 @@ class Client:
         *,
         converter: PayloadConverter | None = None,
         tracer_provider: Any = None,
+        eager_start: bool = True,
     ) -> None:
+        if not isinstance(eager_start, bool):
+            raise TypeError(f"eager_start must be True or False, not {eager_start!r:.80}")
         self.backend = backend
         self.converter = converter or default_converter()
+        self.eager_start = eager_start
         self._tracing = build_tracing(tracer_provider)
 
     @overload
@@ -558,7 +569,7 @@ class Client:
         instance_id = id if id is not None else uuid.uuid4().hex
         # The run records the StartWorkflow span's context: the whole run nests under it.
         with start_span(self._tracing, call.name, instance_id, queue or "default") as trace:
-            await self._create_run(
+            run_id = await self._create_run(
                 call.name,
                 call.payload,
                 instance_id=instance_id,
@@ -571,7 +582,10 @@ class Client:
                 priority=priority,
                 trace=trace,
             )
-        return WorkflowHandle(self, instance_id, None, call.decode)
+        handle: WorkflowHandle[Any] = WorkflowHandle(self, instance_id, None, call.decode)
+        if id_conflict != "use_existing":  # else the open run may be another one
+            handle._started_run_id = run_id
+        return handle
 
     async def _create_run(
         self,
@@ -587,8 +601,9 @@ class Client:
         tags: dict[str, str] | None = None,
         priority: int = 0,
         trace: tuple[str | None, str | None] = (None, None),
-    ) -> None:
-        """Store a new run of ``name``, its arguments already checked and encoded."""
+    ) -> str:
+        """Store a new run of ``name``, its arguments already checked and encoded; its run
+        id."""
         run_id = uuid.uuid4().hex
         await self.backend.open()
         now = self.backend.clock()
@@ -605,21 +620,26 @@ class Client:
             traceparent=trace[0],
             tracestate=trace[1],
         )
-        await self.backend.create_run(
-            NewRun(
-                instance_id=instance_id,
-                run_id=run_id,
-                workflow_name=name,
-                queue=queue,
-                started_event=started,
-                visible_at=start_at if delay else None,
-                id_reuse=id_reuse_policy,
-                id_conflict=id_conflict,
-                execution_deadline=deadline,
-                tags=tags or {},
-                priority=priority,
-            )
+        run = NewRun(
+            instance_id=instance_id,
+            run_id=run_id,
+            workflow_name=name,
+            queue=queue,
+            started_event=started,
+            visible_at=start_at if delay else None,
+            id_reuse=id_reuse_policy,
+            id_conflict=id_conflict,
+            execution_deadline=deadline,
+            tags=tags or {},
+            priority=priority,
         )
+        eager = self.eager_start and not delay
+        worker = _eager_start.find(self.backend, name, queue) if eager else None
+        if worker is not None:
+            await _eager_start.start(worker, run)
+        else:
+            await self.backend.create_run(run)
+        return run_id
 
     def get_handle(
         self, id: str, *, run_id: str | None = None, workflow: Any = None

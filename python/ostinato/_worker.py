@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from . import _events, _logcontext
+from . import _eager_start, _events, _logcontext
 from ._attempt import ActivityAttempt
 from ._backends._contract import Backend
 from ._backends._hook_store import HookStore
@@ -197,6 +197,7 @@ class Worker:
         self._runner: asyncio.Task[None] | None = None
         self._schedules: ScheduleDriver | None = None  # set by run() if the backend has them
         self._inflight_workflow: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight_activity: set[asyncio.Task[None]] = set()
         self._known_workflows = ", ".join(sorted(self.workflows)) or "none"
         self.stats = {
@@ -306,7 +307,7 @@ class Worker:
         if self._stop_requested:  # shutdown() was called before this run() got going
             self._stopping.set()
         self._telemetry.serve()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
@@ -339,9 +340,12 @@ class Worker:
         if self.redact_after is not None:
             self._redactor = RedactionSweeper(self.backend, self.identity, self.redact_after)
             pollers.append(asyncio.create_task(self._redactor.run(self._stopping)))
+        if self.workflows:
+            _eager_start.register(self)
         try:
             await self._stopping.wait()
         finally:
+            _eager_start.unregister(self)
             self._stopping.set()
             for poller in pollers:
                 poller.cancel()
@@ -501,13 +505,13 @@ class Worker:
                     await asyncio.sleep(min(0.002 * 2**empty_claims, _LIMITED_BACKOFF))
                 elif not tasks:
                     empty_claims = 0
-                await self.backend.wait_for_work(
-                    kind,
-                    self.queues,
-                    self.poll_interval,
-                    worker=self.identity,
-                    sticky_wait=self.sticky_wait,
-                )
+            await self.backend.wait_for_work(
+                kind,
+                self.queues,
+                self.poll_interval,
+                worker=self.identity,
+                sticky_wait=self.sticky_wait,
+            )
 
     def _start(
         self, kind: str, job: Coroutine[Any, Any, None], inflight: set[asyncio.Task[None]]
@@ -609,6 +613,28 @@ class Worker:
             self._inflight_activity,
             self.max_activities,
         )
+
+    # ---- eager start (_eager_start.py) ---------------------------------------------------------
+
+    def takes_start(self, workflow_name: str, queue: str) -> bool:
+        """Whether this worker runs the first task of a run started in its process now (it
+        is running in this event loop, serves the queue, knows the workflow, and has a free
+        workflow task slot)."""
+        return (
+            self._stopping is not None
+            and not self._stopping.is_set()
+            and queue in self.queues
+            and workflow_name in self.workflows
+            and len(self._inflight_workflow) + self._reserved["workflow"] < self.max_workflow_tasks
+            and self._loop is asyncio.get_running_loop()
+        )
+
+    def accept_start(self, task: WorkflowTask) -> bool:
+        """Run the first task of a run started in this process, leased at its start."""
+        if self._stopping is None or self._stopping.is_set():
+            return False
+        self._start("workflow", self._workflow_task(task), self._inflight_workflow)
+        return True
 
     def _new_run(self, task: WorkflowTask) -> WorkflowRun:
         run = WorkflowRun(

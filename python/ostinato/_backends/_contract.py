@@ -76,6 +76,18 @@ class Backend(abc.ABC):
         ``run.id_reuse == "refuse"``.
         """
 
+    async def create_run_leased(self, run: NewRun, lease_seconds: float) -> WorkflowTask | None:
+        """``create_run``, and, in the same transaction, the new run's first workflow task
+        leased as ``claim_workflow_tasks`` would lease it (eager start: a worker of the
+        starting process runs it without a claim, see docs/start-options.md).
+
+        Returns None, with the run created (or the error raised) as by ``create_run``, when
+        it leased nothing: ``id_conflict="use_existing"`` found an open run, the run starts
+        later (``visible_at``), or the backend does not lease at start (this default). The
+        task is then claimed the usual way."""
+        await self.create_run(run)
+        return None
+
     @abc.abstractmethod
     async def signal(self, instance_id: str, event: bytes) -> None:
         """Put a ``signal_received`` event in the open run's inbox.
@@ -312,10 +324,10 @@ class Backend(abc.ABC):
         sticky_wait: float = 0.0,
     ) -> None:
         """Return when work of ``kind`` ("workflow" or "activity") may be available: at once
-        after an in-process write that made some, when a timer or delayed task becomes
-        visible, or after ``timeout`` seconds at most. ``worker`` and ``sticky_wait`` are
-        those of ``claim_workflow_tasks``: work left to another worker counts as available
-        only once ``claim_workflow_tasks`` would take it."""
+        when some is available already or after an in-process write that made some, when a
+        timer or delayed task becomes visible, or after ``timeout`` seconds at most.
+        ``worker`` and ``sticky_wait`` are those of ``claim_workflow_tasks``: work left to
+        another worker counts as available only once ``claim_workflow_tasks`` would take it."""
 
 
 @runtime_checkable

@@ -156,6 +156,36 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
 
         await self._call(op)
 
+    async def create_run_leased(self, run: NewRun, lease_seconds: float) -> WorkflowTask | None:
+        if run.visible_at is not None:
+            await self.create_run(run)
+            return None
+        validate_new_run(run)
+
+        def op(conn: sqlite3.Connection, wake: Wake) -> WorkflowTask | None:
+            now = self.clock()
+            start_run(SqliteStore(conn, wake), run, now)
+            row = conn.execute(Q["run_by_id"], (run.instance_id, run.run_id)).fetchone()
+            new = None if row is None else RunRow.from_row(row)
+            if new is None or not new.status.is_open or new.lease_token is not None:
+                return None  # id_conflict="use_existing": the open run is another one
+            token = new_lease_token()
+            conn.execute(Q["lease_run"], (token, now + lease_seconds, new.pk))
+            if run.id_conflict != "terminate_existing":  # (its parent may need the wake)
+                wake.discard(("workflow", run.queue))  # nobody else may claim it
+            inbox = conn.execute(Q["visible_inbox"], (new.pk, now))
+            return WorkflowTask(
+                instance_id=run.instance_id,
+                run_id=run.run_id,
+                workflow_name=run.workflow_name,
+                queue=run.queue,
+                lease_token=token,
+                history_length=new.history_length,
+                inbox=[InboxEvent(i, e) for i, e in inbox],
+            )
+
+        return await self._call(op)
+
     async def signal(self, instance_id: str, event: bytes) -> None:
         await self._deliver(instance_id, event)
 

@@ -100,9 +100,13 @@ def _args_what(kind: CallKind, name: str) -> str:
     return f"arguments of {kind} {name!r}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _signature_view(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``Shop.charge`` passed from a workflow is the plain function behind a method: check
-    arguments against the signature without ``self`` (the worker calls it bound)."""
+    arguments against the signature without ``self`` (the worker calls it bound).
+
+    Cached: reading a signature costs more than the rest of a call's preparation, and the
+    same partial each time lets ``check_call`` find its plan for it in its own cache."""
     if inspect.isfunction(fn) and "." in fn.__qualname__:
         params = list(inspect.signature(fn).parameters)
         if params and params[0] == "self":

@@ -33,7 +33,7 @@ class _ActivitySide(_Core, QueueLimitStore):
 
         async def body(conn: Conn, effects: _Effects) -> list[ActivityTask]:
             now = self.clock()
-            rows = await self._fetchall(
+            rows = await self._fetchall_unflushed(
                 conn,
                 "claim_activity_tasks",
                 {
@@ -160,20 +160,20 @@ class _ActivitySide(_Core, QueueLimitStore):
         self, task: ActivityTask, details: bytes | None, lease_seconds: float
     ) -> bool:
         async def body(conn: Conn, effects: _Effects) -> bool:
-            row = await self._fetchone(
-                conn,
-                "heartbeat_activity",
-                {
-                    "task_id": task.task_id,
-                    "lease_token": task.lease_token,
-                    "details": None if details is None else bytes(details),
-                    "lease_seconds": lease_seconds,
-                    "now": self.clock(),
-                },
-            )
-            if row is None:
+            params = {
+                "task_id": task.task_id,
+                "lease_token": task.lease_token,
+                "details": None if details is None else bytes(details),
+                "lease_seconds": lease_seconds,
+                "now": self.clock(),
+            }
+            if details is None:  # a lease tick only: no need to wait for the disk
+                rows = await self._fetchall_unflushed(conn, "heartbeat_activity", params)
+            else:  # the details an attempt resumes from are kept durably
+                rows = await self._fetchall(conn, "heartbeat_activity", params)
+            if not rows:
                 raise self._activity_lease_lost(task)
-            return bool(row[0])
+            return bool(rows[0][0])
 
         return await self._run(
             f"recording a heartbeat of activity {task.name!r}", body, transaction=False

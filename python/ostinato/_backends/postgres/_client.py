@@ -17,8 +17,18 @@ from ..._errors import (
 from .._backend_events import started_of_mark, timed_out_event
 from .._queue_limits import QueueLimits, held_by_limits
 from .._rows import check_history_length, tags_json
-from .._tokens import decode_cursor, encode_cursor
-from .._types import BackendStats, ClosedRun, NewRun, QueueBacklog, RunCount, RunInfo, RunStatus
+from .._tokens import decode_cursor, encode_cursor, new_lease_token
+from .._types import (
+    BackendStats,
+    ClosedRun,
+    InboxEvent,
+    NewRun,
+    QueueBacklog,
+    RunCount,
+    RunInfo,
+    RunStatus,
+    WorkflowTask,
+)
 from .._validate import validate_new_run
 from .._wakeups import wait_on
 from ._core import (
@@ -49,6 +59,33 @@ class _ClientSide(_Core):
                 return
             retried = outcome == _KNOWN_AFTER_RETRY
         await self._create_run_alone(run, retried)
+
+    async def create_run_leased(self, run: NewRun, lease_seconds: float) -> WorkflowTask | None:
+        if run.parent is not None or run.visible_at is not None:
+            await self.create_run(run)
+            return None
+        validate_new_run(run)
+        _check_text_fields(run)
+        token, created = new_lease_token(), list[int]()
+        self._start_leases[run.run_id] = (token, lease_seconds, created)
+        try:
+            outcome = await self._starts.submit(run)
+        finally:
+            del self._start_leases[run.run_id]
+        if outcome != _CREATED:
+            # A known id: started the single way, unleased. (After a lost COMMIT whose
+            # first try did create it, the run waits for that try's lease to expire.)
+            await self._create_run_alone(run, outcome == _KNOWN_AFTER_RETRY)
+            return None
+        return WorkflowTask(
+            instance_id=run.instance_id,
+            run_id=run.run_id,
+            workflow_name=run.workflow_name,
+            queue=run.queue,
+            lease_token=token,
+            history_length=0,
+            inbox=[InboxEvent(created[0], bytes(run.started_event))],
+        )
 
     async def _create_run_alone(self, run: NewRun, retried: bool) -> None:
         """Start ``run`` in a transaction of its own. ``retried``: a batch statement that may
@@ -95,14 +132,18 @@ class _ClientSide(_Core):
             "tags": [tags_json(r.tags) for r in runs],
             "priorities": [r.priority for r in runs],
         }
+        leases = [self._start_leases.get(r.run_id) for r in runs]
+        p["lease_tokens"] = [None if lease is None else lease[0] for lease in leases]
+        p["lease_seconds"] = [None if lease is None else lease[1] for lease in leases]
         attempts = 0
 
         async def body(conn: Conn, effects: _Effects) -> list[Any]:
             nonlocal attempts
             attempts = effects.attempt + 1
             now = self.clock()
-            for run in runs:
-                self._work(effects, "workflow", run.queue)
+            for run, lease in zip(runs, leases, strict=True):
+                if lease is None:  # (a run leased at its start is claimable by nobody)
+                    self._work(effects, "workflow", run.queue)
             # The statement sends them itself, once for the batch, if it creates a run.
             notifications = sorted(effects.notifications)
             effects.notifications.clear()
@@ -124,7 +165,11 @@ class _ClientSide(_Core):
         # finds the ids taken: those callers look again the single way, where finding their
         # own run id means the first try did commit.
         rows = await self._run(f"starting {len(runs)} workflows", body, transaction=False)
-        created = {k for k, _ in rows}
+        created = {k for k, _, _ in rows}
+        for k, _, first_event in rows:
+            lease = leases[k - 1]
+            if lease is not None:
+                lease[2].append(first_event)
         known = _KNOWN_AFTER_RETRY if attempts > 1 else _KNOWN
         return [_CREATED if k in created else known for k in range(1, len(runs) + 1)]
 

@@ -49,7 +49,14 @@ from .._types import (
 )
 from .._wakeups import Waiters, wait_on, work_keys
 from ._batch import _Batcher
-from ._pool import _POOL_NAME, Conn, _pool_filter, _pool_log, _track_pool_connection
+from ._pool import (
+    _POOL_NAME,
+    Conn,
+    OwnConnections,
+    _pool_filter,
+    _pool_log,
+    fetch_unflushed,
+)
 from ._sql import Queries, _apply_migrations, _schema_version, load_migrations
 from ._url import (
     DEFAULT_SCHEMA,
@@ -183,12 +190,16 @@ class _Core(Backend):
         self._auto_migrate = auto_migrate
         self._prepare_threshold = prepare_threshold
         self._conn_kwargs = _connection_options(dsn, connect_timeout)
+        # Lease-only writes skip the WAL flush in a pipeline (libpq 14+; without it they
+        # are flushed like any other write).
+        self._pipelined = psycopg.Pipeline.is_supported()
         self._q = Queries(schema)
         self._channels = {
             kind: f"ostinato:{kind}:{schema}"[:63] for kind in ("workflow", "activity", "closed")
         }
         self._kind_of_channel = {channel: kind for kind, channel in self._channels.items()}
         self._waiters = Waiters()
+        self._own = OwnConnections()
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._open_lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
@@ -207,6 +218,9 @@ class _Core(Backend):
         self._starts: _Batcher[NewRun, str] = _Batcher(
             self._apply_starts, lambda run: run.instance_id
         )
+        # Eager starts in a batch, by run id: lease token and seconds, then the started
+        # event's inbox id once created (see _ClientSide.create_run_leased).
+        self._start_leases: dict[str, tuple[str, float, list[int]]] = {}
 
     # Group commit: each side applies its own batches (see ``_Batcher``).
 
@@ -243,7 +257,7 @@ class _Core(Backend):
                 open=False,
                 name=_POOL_NAME,
                 timeout=self._connect_timeout,
-                configure=_track_pool_connection,
+                configure=self._own.track,
             )
             if _pool_filter not in _pool_log.filters:
                 _pool_log.addFilter(_pool_filter)
@@ -382,6 +396,8 @@ class _Core(Backend):
                 await asyncio.sleep(min(0.001 * 2 ** min(contended, 6), 0.05) * random.random())
                 continue
             except psycopg.OperationalError as exc:
+                if maybe_written and effects.keys:  # its notifications may have gone out
+                    self._waiters.notify(effects.keys)
                 retry = (
                     attempt < len(_RETRY_DELAYS)
                     and (retry_ambiguous or not maybe_written)
@@ -452,6 +468,13 @@ class _Core(Backend):
     async def _execute(self, conn: Conn, query: str, params: dict[str, Any]) -> None:
         await conn.execute(self._q[query], params)
 
+    async def _fetchall_unflushed(
+        self, conn: Conn, query: str, params: dict[str, Any]
+    ) -> list[Any]:
+        """One statement that writes nothing but leases, committed without waiting for its
+        WAL flush (``fetch_unflushed``; why that is safe: docs/backends.md)."""
+        return await fetch_unflushed(conn, self._q[query], params, pipelined=self._pipelined)
+
     # ---- notifications --------------------------------------------------------------------
 
     def _work(
@@ -469,10 +492,10 @@ class _Core(Backend):
             payload = ""
         effects.notifications.add((self._channels["closed"], payload))
 
-    def _on_notification(self, channel: str, payload: str) -> None:
+    def _on_notification(self, channel: str, payload: str, pid: int | None = None) -> None:
         kind = self._kind_of_channel.get(channel)
-        if kind is None:
-            return
+        if kind is None or (pid is not None and self._own.sent(pid)):
+            return  # (our own write's: its waiters were woken when it committed, in _run)
         if not payload:
             self._waiters.notify_all()
         elif kind == "closed":
@@ -508,7 +531,7 @@ class _Core(Backend):
                 delay = 0.1
                 while True:
                     async for notify in conn.notifies(timeout=_LISTENER_PING):
-                        self._on_notification(notify.channel, notify.payload)
+                        self._on_notification(notify.channel, notify.payload, notify.pid)
                     # Is the connection still alive? (A dead peer may not say so.)
                     await asyncio.wait_for(conn.execute("SELECT 1"), _LISTENER_PING / 3)
             except asyncio.CancelledError:

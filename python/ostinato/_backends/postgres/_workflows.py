@@ -53,7 +53,7 @@ class _WorkflowSide(_Core):
 
         async def body(conn: Conn, effects: _Effects) -> list[WorkflowTask]:
             now = self.clock()
-            rows = await self._fetchall(
+            rows = await self._fetchall_unflushed(
                 conn,
                 "claim_workflow_tasks",
                 {
@@ -639,7 +639,7 @@ class _WorkflowSide(_Core):
 
     async def extend_workflow_lease(self, task: WorkflowTask, lease_seconds: float) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:
-            row = await self._fetchone(
+            rows = await self._fetchall_unflushed(
                 conn,
                 "extend_workflow_lease",
                 {
@@ -650,7 +650,7 @@ class _WorkflowSide(_Core):
                     "now": self.clock(),
                 },
             )
-            if row is None:
+            if not rows:
                 raise self._lease_lost(task)
 
         await self._run(

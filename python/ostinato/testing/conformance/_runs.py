@@ -176,6 +176,30 @@ class RunTests:
             task = await claim_one(b)
             assert inbox_kinds(task) == ["workflow_started", "signal_received"]
 
+    async def test_create_run_leased(self, make_backend: BackendFactory, clock: FakeClock) -> None:
+        """Eager start: the new run's first task comes back leased (or None, and the run is
+        claimed the usual way, from a backend that does not lease at start)."""
+        async with opened(make_backend, clock) as b:
+            task = await b.create_run_leased(new_run("eager"), 30)
+            if task is None:
+                task = await claim_one(b)
+            else:
+                assert await b.claim_workflow_tasks(["default"], 30, 10) == []  # leased
+            assert (task.instance_id, task.history_length) == ("eager", 0)
+            assert inbox_kinds(task) == ["workflow_started"]
+            await b.commit_workflow_task(task, full_commit(task))
+            assert (await b.describe("eager")).history_length == len(full_commit(task).new_events)
+            # An open run to use: nothing started, nothing leased.
+            assert (
+                await b.create_run_leased(new_run("eager", id_conflict="use_existing"), 30) is None
+            )
+            with pytest.raises(WorkflowAlreadyStartedError):
+                await b.create_run_leased(new_run("eager"), 30)
+            # Started later: leased by nobody, claimable at its start time.
+            assert await b.create_run_leased(new_run("later", visible_at=T0 + 60), 30) is None
+            clock.advance(60)
+            assert (await claim_one(b)).instance_id == "later"
+
     async def test_execution_deadline_delivers_timed_out(
         self, make_backend: BackendFactory, clock: FakeClock
     ) -> None:

@@ -1274,15 +1274,16 @@ FROM fence AS f
 -- which decides between reusing the id and WorkflowAlreadyStartedError. Per run k its first
 -- inbox events: workflow_started at visible_ats[k] and, with a deadline, timed_out at
 -- deadlines[k]. Rows: k of every run created. Ids are inserted in key order, so two batches
--- never wait for each other in a cycle.
+-- never wait for each other in a cycle. Eager starts (lease_tokens[k] not NULL) are created
+-- leased for lease_seconds[k]; rows also give the started event's inbox id.
 WITH input AS (
     SELECT *
     FROM unnest(%(instance_ids)b::text[], %(run_ids)b::text[], %(workflow_names)b::text[],
                 %(queues)b::text[], %(ready_ats)b::float8[], %(visible_ats)b::float8[],
                 %(events)b::bytea[], %(deadlines)b::float8[], %(tags)b::text[],
-                %(priorities)b::integer[])
+                %(priorities)b::integer[], %(lease_tokens)b::text[], %(lease_seconds)b::float8[])
          WITH ORDINALITY AS x(instance_id, run_id, workflow_name, queue, ready_at, visible_at,
-                              event, deadline, tags, priority, k)
+                              event, deadline, tags, priority, lease_token, lease_seconds, k)
 ), new_instances AS (
     INSERT INTO {schema}.instances (instance_id, latest_run_id)
     SELECT instance_id, run_id FROM input ORDER BY instance_id
@@ -1293,9 +1294,9 @@ WITH input AS (
 ), new_runs AS (
     INSERT INTO {schema}.runs (
         instance_id, run_id, workflow_name, queue, created_at, updated_at, ready_at, tags,
-        priority)
+        priority, lease_token, lease_expires_at)
     SELECT instance_id, run_id, workflow_name, queue, %(now)s, %(now)s, ready_at, tags::jsonb,
-           priority
+           priority, lease_token, %(now)s::float8 + lease_seconds
     FROM created
     ORDER BY k
 ), started AS (
@@ -1306,12 +1307,15 @@ WITH input AS (
                                (2, x.deadline, %(timed_out)s::bytea)) AS e(ord, visible_at, event)
     WHERE e.visible_at IS NOT NULL
     ORDER BY x.k, e.ord
+    RETURNING instance_id, id
 ), notified AS (
     SELECT pg_notify(n.channel, n.payload)
     FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload)
     WHERE EXISTS (SELECT 1 FROM created)
 )
-SELECT k, (SELECT count(*) FROM notified) AS notifications FROM created
+SELECT k, (SELECT count(*) FROM notified) AS notifications,
+       (SELECT min(s.id) FROM started AS s WHERE s.instance_id = c.instance_id) AS first_event
+FROM created AS c
 
 -- name: complete_activities
 -- complete_activity for several tasks (distinct task ids), continuing locally where asked
