@@ -209,6 +209,8 @@ class Worker:
             # commit, workflow tasks leased by an activity's completion.
             "eager_activity_tasks": 0,
             "local_workflow_tasks": 0,
+            # First workflow tasks handed over by a start in this process (eager start).
+            "eager_starts": 0,
         }
         # Spans, metrics and /metrics (docs/tracing.md, docs/metrics.md); no-ops when off.
         self._telemetry = WorkerTelemetry(
@@ -633,6 +635,7 @@ class Worker:
         """Run the first task of a run started in this process, leased at its start."""
         if self._stopping is None or self._stopping.is_set():
             return False
+        self.stats["eager_starts"] += 1
         self._start("workflow", self._workflow_task(task), self._inflight_workflow)
         return True
 

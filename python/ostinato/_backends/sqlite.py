@@ -28,7 +28,6 @@ from .._errors import (
 from ._apply import apply_commit, start_run, terminate_run
 from ._backend_events import started_of_mark
 from ._contract import TimeSkipping
-from ._eager import eager_activities, leased_new_activity, quiet_eager_queues
 from ._queue_limits import (
     QueueLimits,
     QueueLimitStore,
@@ -38,6 +37,7 @@ from ._queue_limits import (
 )
 from ._rows import check_history_length
 from ._sqlite_core import SAFETY_NET
+from ._sqlite_eager import claim_locally, lease_eager
 from ._sqlite_hooks import SqliteHooks
 from ._sqlite_queue_limits import LIMITED_RECHECK, limits_state
 from ._sqlite_retention import SqliteRetention, delete_instance_rows
@@ -181,7 +181,8 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 queue=run.queue,
                 lease_token=token,
                 history_length=new.history_length,
-                inbox=[InboxEvent(i, e) for i, e in inbox],
+                inbox=[InboxEvent(i, e) for i, e, _ in inbox],
+                ready_at=now,  # handed over by its start: no time in a queue
             )
 
         return await self._call(op)
@@ -465,46 +466,9 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             apply_commit(SqliteStore(conn, wake), run, commit, now)
             if commit.eager is None or commit.close is not None or run.paused_at is not None:
                 return []
-            return self._lease_eager(conn, run, commit, now, wake)
+            return lease_eager(conn, run, commit, now, wake)
 
         return await self._call(op)
-
-    @staticmethod
-    def _lease_eager(
-        conn: sqlite3.Connection, run: RunRow, commit: WorkflowCommit, now: float, wake: Wake
-    ) -> list[ActivityTask]:
-        """Eager dispatch: lease the commit's activities its worker asked for, in the
-        commit's transaction, except on queues with limits."""
-        assert commit.eager is not None
-        wanted = eager_activities(commit)
-        if not wanted:
-            return []
-        queues = sorted({a.queue for a in wanted})
-        limits_of = Q.for_queues("queue_limits_of", len(queues))
-        limited = {row[0] for row in conn.execute(limits_of, queues)}
-        expires = now + commit.eager.lease_seconds
-        leased = []
-        for activity in wanted:
-            if activity.queue in limited:
-                continue
-            token = new_lease_token()
-            row = conn.execute(
-                Q["lease_new_activity"], (token, expires, expires, run.pk, activity.activity_id)
-            ).fetchone()
-            if row is not None:
-                leased.append(
-                    leased_new_activity(
-                        activity,
-                        task_id=row[0],
-                        instance_id=run.instance_id,
-                        run_id=run.run_id,
-                        workflow_name=run.workflow_name,
-                        lease_token=token,
-                        now=now,
-                    )
-                )
-        quiet_eager_queues(commit, leased, wake)
-        return leased
 
     async def fail_workflow_task(self, task: WorkflowTask, reason: str, retry_at: float) -> None:
         def op(conn: sqlite3.Connection, wake: Wake) -> None:
@@ -718,36 +682,9 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             push(conn, run_pk, row[0], event, now, wake)
             if claim is None:
                 return None
-            return self._claim_locally(conn, run_pk, claim, now, wake)
+            return claim_locally(conn, run_pk, claim, now, wake)
 
         return await self._call(op)
-
-    @staticmethod
-    def _claim_locally(
-        conn: sqlite3.Connection, run_pk: int, claim: LocalClaim, now: float, wake: Wake
-    ) -> WorkflowTask | None:
-        """Continue locally: lease the run to ``claim.worker`` if it has it cached and
-        nothing else holds it."""
-        token = new_lease_token()
-        row = conn.execute(
-            Q["claim_run_locally"],
-            (token, now + claim.lease_seconds, run_pk, claim.worker, now, now),
-        ).fetchone()
-        if row is None:
-            return None
-        wake.discard(("workflow", row[3]))  # taken: nothing for the pollers
-        inbox = conn.execute(Q["visible_inbox"], (run_pk, now)).fetchall()
-        return WorkflowTask(
-            instance_id=row[0],
-            run_id=row[1],
-            workflow_name=row[2],
-            queue=row[3],
-            lease_token=token,
-            history_length=row[4],
-            inbox=[InboxEvent(i, e) for i, e, _ in inbox],
-            failed_attempts=row[5],
-            ready_at=min((visible_at for _, _, visible_at in inbox), default=now),
-        )
 
     async def retry_activity(
         self, task: ActivityTask, visible_at: float, failure: bytes | None = None

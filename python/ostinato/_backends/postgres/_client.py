@@ -67,6 +67,7 @@ class _ClientSide(_Core):
         validate_new_run(run)
         _check_text_fields(run)
         token, created = new_lease_token(), list[int]()
+        ready_at = self.clock()  # handed over by its start: no time in a queue
         self._start_leases[run.run_id] = (token, lease_seconds, created)
         try:
             outcome = await self._starts.submit(run)
@@ -85,6 +86,7 @@ class _ClientSide(_Core):
             lease_token=token,
             history_length=0,
             inbox=[InboxEvent(created[0], bytes(run.started_event))],
+            ready_at=ready_at,
         )
 
     async def _create_run_alone(self, run: NewRun, retried: bool) -> None:
