@@ -470,8 +470,6 @@ class Worker:
         kind: str,
         claim: Callable[[int], Awaitable[Sequence[Any]]],
         handle: Callable[[Any], Coroutine[Any, Any, None]],
-        inflight: set[asyncio.Task[None]],
-        limit: int,
     ) -> None:
         """Claim up to the free capacity, run each task, and wait for work when idle."""
         assert self._stopping is not None
@@ -481,7 +479,7 @@ class Worker:
         # back off briefly instead of asking again and again.
         empty_claims = 0
         while not self._stopping.is_set():
-            free = limit - len(inflight) - self._reserved[kind]
+            free = self._free_slots(kind)
             if free <= 0:
                 slot_freed.clear()
                 await slot_freed.wait()
@@ -498,7 +496,7 @@ class Worker:
             if tasks:
                 empty_claims = 0
             for task in tasks:
-                self._start(kind, handle(task), inflight)
+                self._start(kind, handle(task))
             if len(tasks) < free:
                 # Fewer than asked for: nothing more is claimable now, so wait (which looks
                 # with a read first) rather than claim again at once for nothing.
@@ -515,10 +513,17 @@ class Worker:
                 sticky_wait=self.sticky_wait,
             )
 
-    def _start(
-        self, kind: str, job: Coroutine[Any, Any, None], inflight: set[asyncio.Task[None]]
-    ) -> None:
+    def _inflight(self, kind: str) -> set[asyncio.Task[None]]:
+        return self._inflight_workflow if kind == "workflow" else self._inflight_activity
+
+    def _free_slots(self, kind: str) -> int:
+        """Slots of ``kind`` neither running a task nor reserved for one being handed over."""
+        limit = self.max_workflow_tasks if kind == "workflow" else self.max_activities
+        return limit - len(self._inflight(kind)) - self._reserved[kind]
+
+    def _start(self, kind: str, job: Coroutine[Any, Any, None]) -> None:
         """Run a claimed (or handed over) task in a slot of its kind."""
+        inflight = self._inflight(kind)
         task = asyncio.create_task(job)
         inflight.add(task)
         task.add_done_callback(inflight.discard)
@@ -535,7 +540,7 @@ class Worker:
             return None
         if self._stopping is None or self._stopping.is_set():
             return None
-        free = self.max_activities - len(self._inflight_activity) - self._reserved["activity"]
+        free = self._free_slots("activity")
         ids = tuple(
             a.activity_id
             for a in commit.activities
@@ -555,7 +560,7 @@ class Worker:
         self._slot_freed["activity"].set()
         for task in leased:
             self.stats["eager_activity_tasks"] += 1
-            self._start("activity", self._activity_task(task), self._inflight_activity)
+            self._start("activity", self._activity_task(task))
 
     def _local_claim(self, task: ActivityTask) -> LocalClaim | None:
         """Continue locally: ask the completion of ``task`` for its run's next workflow task
@@ -565,8 +570,7 @@ class Worker:
             return None
         if self._stopping is None or self._stopping.is_set():
             return None
-        free = self.max_workflow_tasks - len(self._inflight_workflow)
-        if free - self._reserved["workflow"] <= 0:
+        if self._free_slots("workflow") <= 0:
             return None
         self._reserved["workflow"] += 1
         return LocalClaim(self.identity, self.workflow_lease)
@@ -578,7 +582,7 @@ class Worker:
         self._slot_freed["workflow"].set()
         if follow is not None:
             self.stats["local_workflow_tasks"] += 1
-            self._start("workflow", self._workflow_task(follow), self._inflight_workflow)
+            self._start("workflow", self._workflow_task(follow))
 
     async def _complete_activity(self, task: ActivityTask, event: bytes) -> None:
         """Record an activity's outcome (``ActivityAttempt``), continuing locally if it can."""
@@ -603,8 +607,6 @@ class Worker:
                 sticky_wait=self.sticky_wait,
             ),
             self._workflow_task,
-            self._inflight_workflow,
-            self.max_workflow_tasks,
         )
 
     def _poll_activities(self) -> Coroutine[Any, Any, None]:
@@ -612,8 +614,6 @@ class Worker:
             "activity",
             lambda n: self.backend.claim_activity_tasks(self.queues, self.activity_lease, n),
             self._activity_task,
-            self._inflight_activity,
-            self.max_activities,
         )
 
     # ---- eager start (_eager_start.py) ---------------------------------------------------------
@@ -627,7 +627,7 @@ class Worker:
             and not self._stopping.is_set()
             and queue in self.queues
             and workflow_name in self.workflows
-            and len(self._inflight_workflow) + self._reserved["workflow"] < self.max_workflow_tasks
+            and self._free_slots("workflow") > 0
             and self._loop is asyncio.get_running_loop()
         )
 
@@ -636,7 +636,7 @@ class Worker:
         if self._stopping is None or self._stopping.is_set():
             return False
         self.stats["eager_starts"] += 1
-        self._start("workflow", self._workflow_task(task), self._inflight_workflow)
+        self._start("workflow", self._workflow_task(task))
         return True
 
     def _new_run(self, task: WorkflowTask) -> WorkflowRun:
