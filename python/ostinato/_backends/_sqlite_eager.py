@@ -9,9 +9,9 @@ import sqlite3
 
 from ._eager import eager_activities, leased_new_activity, quiet_eager_queues
 from ._sqlite_sql import QUERIES as Q
-from ._sqlite_store import RunRow, Wake
+from ._sqlite_store import RunRow, Wake, leased_task
 from ._tokens import new_lease_token
-from ._types import ActivityTask, InboxEvent, LocalClaim, WorkflowCommit, WorkflowTask
+from ._types import ActivityTask, LocalClaim, WorkflowCommit, WorkflowTask
 
 __all__ = ["claim_locally", "lease_eager"]
 
@@ -66,15 +66,4 @@ def claim_locally(
     if row is None:
         return None
     wake.discard(("workflow", row[3]))  # taken: nothing for the pollers
-    inbox = conn.execute(Q["visible_inbox"], (run_pk, now)).fetchall()
-    return WorkflowTask(
-        instance_id=row[0],
-        run_id=row[1],
-        workflow_name=row[2],
-        queue=row[3],
-        lease_token=token,
-        history_length=row[4],
-        inbox=[InboxEvent(i, e) for i, e, _ in inbox],
-        failed_attempts=row[5],
-        ready_at=min((visible_at for _, _, visible_at in inbox), default=now),
-    )
+    return leased_task(conn, run_pk, row, token, now)

@@ -14,9 +14,9 @@ from typing import Any
 
 from ._rows import run_info, tags_json
 from ._sqlite_sql import QUERIES as Q
-from ._types import NewActivity, NewRun, ParentRef, RunInfo, RunStatus
+from ._types import InboxEvent, NewActivity, NewRun, ParentRef, RunInfo, RunStatus, WorkflowTask
 
-__all__ = ["RunRow", "SqliteStore", "push"]
+__all__ = ["RunRow", "SqliteStore", "leased_task", "push"]
 
 Wake = set[Hashable]
 
@@ -90,6 +90,30 @@ def push(
     """Put ``event`` in the inbox of the run with primary key ``run``."""
     conn.execute(Q["push_inbox"], (run, queue, visible_at, timer_id, bytes(event)))
     wake.add(("workflow", queue))
+
+
+def leased_task(
+    conn: sqlite3.Connection, pk: int, run: Sequence[Any], token: str, now: float
+) -> WorkflowTask:
+    """The workflow task of run ``pk``, just leased under ``token``, with its visible inbox.
+    ``run`` is (instance_id, run_id, workflow_name, queue, history_length, failed_attempts)
+    and optionally the run's ``ready_at`` (a start delay or back-off that ended after its
+    first visible event); the task is ready since the later of the two."""
+    inbox = conn.execute(Q["visible_inbox"], (pk, now)).fetchall()
+    ready_at = min((visible_at for _, _, visible_at in inbox), default=now)
+    if len(run) > 6 and run[6] is not None:
+        ready_at = max(ready_at, run[6])
+    return WorkflowTask(
+        instance_id=run[0],
+        run_id=run[1],
+        workflow_name=run[2],
+        queue=run[3],
+        lease_token=token,
+        history_length=run[4],
+        inbox=[InboxEvent(i, e) for i, e, _ in inbox],
+        failed_attempts=run[5],
+        ready_at=ready_at,
+    )
 
 
 def _row(row: tuple[Any, ...] | None) -> RunRow | None:

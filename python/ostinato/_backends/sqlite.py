@@ -44,14 +44,13 @@ from ._sqlite_retention import SqliteRetention, delete_instance_rows
 from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_sql import QUERIES as Q
 from ._sqlite_sql import load_migrations
-from ._sqlite_store import RunRow, SqliteStore, Wake, push
+from ._sqlite_store import RunRow, SqliteStore, Wake, leased_task, push
 from ._tokens import decode_cursor, encode_cursor, new_lease_token
 from ._types import (
     ActivityState,
     ActivityTask,
     BackendStats,
     ClosedRun,
-    InboxEvent,
     LocalClaim,
     NewRun,
     QueueBacklog,
@@ -173,17 +172,9 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
             conn.execute(Q["lease_run"], (token, now + lease_seconds, new.pk))
             if run.id_conflict != "terminate_existing":  # (its parent may need the wake)
                 wake.discard(("workflow", run.queue))  # nobody else may claim it
-            inbox = conn.execute(Q["visible_inbox"], (new.pk, now))
-            return WorkflowTask(
-                instance_id=run.instance_id,
-                run_id=run.run_id,
-                workflow_name=run.workflow_name,
-                queue=run.queue,
-                lease_token=token,
-                history_length=new.history_length,
-                inbox=[InboxEvent(i, e) for i, e, _ in inbox],
-                ready_at=now,  # handed over by its start: no time in a queue
-            )
+            # Ready since its start (the started event, visible now): no time in a queue.
+            fields = (run.instance_id, run.run_id, run.workflow_name, run.queue)
+            return leased_task(conn, new.pk, (*fields, new.history_length, 0), token, now)
 
         return await self._call(op)
 
@@ -425,23 +416,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
                 token = new_lease_token()
                 conn.execute(Q["lease_run"], (token, now + lease_seconds, pk))
                 row = conn.execute(Q["claimed_run"], (pk,)).fetchone()
-                inbox = conn.execute(Q["visible_inbox"], (pk, now)).fetchall()
-                ready_at = min(visible_at for _, _, visible_at in inbox)
-                if row[6] is not None:  # a start delay or back-off that ended later
-                    ready_at = max(ready_at, row[6])
-                tasks.append(
-                    WorkflowTask(
-                        instance_id=row[0],
-                        run_id=row[1],
-                        workflow_name=row[2],
-                        queue=row[3],
-                        lease_token=token,
-                        history_length=row[4],
-                        inbox=[InboxEvent(i, e) for i, e, _ in inbox],
-                        failed_attempts=row[5],
-                        ready_at=ready_at,
-                    )
-                )
+                tasks.append(leased_task(conn, pk, row, token, now))
             return tasks
 
         return await self._call(op)
