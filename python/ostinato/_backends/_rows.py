@@ -9,9 +9,41 @@ from typing import Any
 import orjson
 
 from .._errors import HistoryCorruptError
-from ._types import ParentRef, RunInfo, RunStatus
+from ._backend_events import started_of_mark
+from ._types import ClosedRun, InboxEvent, ParentRef, RunInfo, RunStatus
 
-__all__ = ["check_history_length", "run_info", "tags_json"]
+__all__ = ["check_history_length", "closed_run", "inboxes_by_run", "run_info", "tags_json"]
+
+RunKey = tuple[str, str]  # (instance_id, run_id)
+
+
+def inboxes_by_run(
+    rows: Sequence[Sequence[Any]],
+) -> tuple[dict[RunKey, list[InboxEvent]], dict[RunKey, float]]:
+    """Visible inbox rows (instance_id, run_id, id, event, visible_at), in id order, as each
+    run's inbox and the time its first event became visible (its task's ready time)."""
+    inboxes: dict[RunKey, list[InboxEvent]] = {}
+    first_visible: dict[RunKey, float] = {}
+    for instance_id, run_id, event_id, event, visible_at in rows:
+        key = (instance_id, run_id)
+        inboxes.setdefault(key, []).append(InboxEvent(event_id, bytes(event)))
+        first_visible[key] = min(first_visible.get(key, visible_at), visible_at)
+    return inboxes, first_visible
+
+
+def closed_run(row: Sequence[Any]) -> ClosedRun:
+    """A ``ClosedRun`` from (instance_id, run_id, workflow_name, queue, status, closed_at,
+    result, marked workflow_started event)."""
+    return ClosedRun(
+        instance_id=row[0],
+        run_id=row[1],
+        workflow_name=row[2],
+        queue=row[3],
+        status=RunStatus(row[4]),
+        closed_at=float(row[5]),
+        result=None if row[6] is None else bytes(row[6]),
+        started_event=started_of_mark(bytes(row[7])),
+    )
 
 
 def run_info(row: tuple[Any, ...] | Sequence[Any]) -> RunInfo:

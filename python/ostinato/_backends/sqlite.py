@@ -26,7 +26,6 @@ from .._errors import (
     WorkflowNotRunningError,
 )
 from ._apply import apply_commit, start_run, terminate_run
-from ._backend_events import started_of_mark
 from ._contract import TimeSkipping
 from ._queue_limits import (
     QueueLimits,
@@ -35,7 +34,7 @@ from ._queue_limits import (
     claim_rank,
     concurrency_key,
 )
-from ._rows import check_history_length
+from ._rows import check_history_length, closed_run
 from ._sqlite_core import SAFETY_NET
 from ._sqlite_eager import claim_locally, lease_eager
 from ._sqlite_hooks import SqliteHooks
@@ -683,19 +682,7 @@ class SqliteBackend(SqliteSchedules, SqliteHooks, SqliteRetention, QueueLimitSto
         def op(conn: sqlite3.Connection, wake: Wake) -> list[ClosedRun]:
             rows = conn.execute(find, (*queues, limit)).fetchall()
             conn.executemany(Q["delete_closed_mark"], [(row[0],) for row in rows])
-            return [
-                ClosedRun(
-                    instance_id=row[1],
-                    run_id=row[2],
-                    workflow_name=row[3],
-                    queue=row[4],
-                    status=RunStatus(row[5]),
-                    closed_at=float(row[6]),
-                    result=row[7],
-                    started_event=started_of_mark(bytes(row[8])),
-                )
-                for row in rows
-            ]
+            return [closed_run(row[1:]) for row in rows]  # row[0]: the mark's id
 
         return await self._call(op)
 

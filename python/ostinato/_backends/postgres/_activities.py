@@ -12,6 +12,7 @@ from ..._errors import (
     LeaseLostError,
 )
 from .._queue_limits import QueueLimits, QueueLimitStore, claim_budget
+from .._rows import inboxes_by_run
 from .._tokens import new_lease_token
 from .._types import ActivityState, ActivityTask, InboxEvent, LocalClaim, WorkflowTask
 from ._core import (
@@ -346,13 +347,7 @@ class _ActivitySide(_Core, QueueLimitStore):
         rows = await self._run(
             "reading the inboxes of runs continued locally", body, transaction=False
         )
-        inboxes: dict[tuple[str, str], list[InboxEvent]] = {}
-        ready: dict[tuple[str, str], float] = {}
-        for instance_id, run_id, event_id, event, visible_at in rows:
-            key = (instance_id, run_id)
-            inboxes.setdefault(key, []).append(InboxEvent(event_id, bytes(event)))
-            ready[key] = min(ready.get(key, visible_at), visible_at)
-        return inboxes, ready
+        return inboxes_by_run(rows)
 
     async def _complete_one(self, task: ActivityTask, event: bytes) -> None:
         async def body(conn: Conn, effects: _Effects) -> None:

@@ -14,9 +14,9 @@ from ..._errors import (
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
-from .._backend_events import started_of_mark, timed_out_event
+from .._backend_events import timed_out_event
 from .._queue_limits import QueueLimits, held_by_limits
-from .._rows import check_history_length, tags_json
+from .._rows import check_history_length, closed_run, tags_json
 from .._tokens import decode_cursor, encode_cursor, new_lease_token
 from .._types import (
     BackendStats,
@@ -217,19 +217,7 @@ class _ClientSide(_Core):
             rows = await self._fetchall(
                 conn, "claim_closed_runs", {"queues": list(queues), "limit": limit}
             )
-            return [
-                ClosedRun(
-                    instance_id=row[0],
-                    run_id=row[1],
-                    workflow_name=row[2],
-                    queue=row[3],
-                    status=RunStatus(row[4]),
-                    closed_at=float(row[5]),
-                    result=None if row[6] is None else bytes(row[6]),
-                    started_event=started_of_mark(bytes(row[7])),
-                )
-                for row in rows
-            ]
+            return [closed_run(row) for row in rows]
 
         # Not retried once COMMIT may have happened: the marks would be lost, not doubled.
         return await self._run("claiming closed runs", body, retry_ambiguous=False)

@@ -19,8 +19,9 @@ from .._backend_events import (
     signal_target_missing,
 )
 from .._eager import leased_new_activity
+from .._rows import inboxes_by_run
 from .._tokens import new_lease_token
-from .._types import ActivityTask, InboxEvent, ParentRef, WorkflowCommit, WorkflowTask
+from .._types import ActivityTask, ParentRef, WorkflowCommit, WorkflowTask
 from .._validate import validate_commit
 from ._core import (
     _COMMIT_BATCH_ARRAYS,
@@ -77,12 +78,7 @@ class _WorkflowSide(_Core):
                     "now": now,
                 },
             )
-            inboxes: dict[tuple[str, str], list[InboxEvent]] = {}
-            first_visible: dict[tuple[str, str], float] = {}
-            for instance_id, run_id, event_id, event, visible_at in inbox_rows:
-                key = (instance_id, run_id)
-                inboxes.setdefault(key, []).append(InboxEvent(event_id, bytes(event)))
-                first_visible[key] = min(first_visible.get(key, visible_at), visible_at)
+            inboxes, first_visible = inboxes_by_run(inbox_rows)
             return [
                 WorkflowTask(
                     instance_id=instance_id,
